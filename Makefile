@@ -1,0 +1,82 @@
+# agaobs — see README.md. `make run` starts the demo, `make test` runs every test.
+SHELL    := /bin/bash
+GO       ?= go
+PYTHON   ?= python3
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 10s
+DEMO_DIR ?= /dev/shm/agaobs-demo
+
+# Fuzz targets: package:target.
+FUZZ_TARGETS := \
+	./internal/shm:FuzzParseHeader \
+	./internal/shm:FuzzPoll \
+	./internal/shm:FuzzDecodeRetrieval \
+	./internal/pipeline:FuzzDecode \
+	./internal/config:FuzzLoadFile
+
+.PHONY: all build run test test-go test-python test-python-install test-c test-fuzz vet fmt-check bench bench-go bench-agent bench-python bench-c clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/agaobs-agent ./cmd/agaobs-agent
+	$(GO) build -o bin/agaobs-bench ./cmd/agaobs-bench
+
+# The agent in demo mode with synthetic producers (real child processes).
+run: build
+	bin/agaobs-agent demo --ring-dir $(DEMO_DIR) --state-path .demo/agaobs_state.db
+
+# Every part prints its wall time; the README's development section keeps the table.
+test: fmt-check vet
+	@t=$$(date +%s); $(MAKE) --no-print-directory test-go && echo "== test-go: $$(( $$(date +%s) - t ))s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory test-python && echo "== test-python: $$(( $$(date +%s) - t ))s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory test-c && echo "== test-c: $$(( $$(date +%s) - t ))s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory test-fuzz && echo "== test-fuzz: $$(( $$(date +%s) - t ))s"
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+test-go:
+	$(GO) test -race -count=1 ./...
+
+# The Python suite includes an offline `pip install` into a venv of the machine's Python.
+test-python:
+	cd clients/python && $(PYTHON) -m unittest discover -s tests -t .
+
+test-c:
+	$(MAKE) -C clients/c test
+
+test-fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/agaobs-fuzz.log 2>&1 || { cat /tmp/agaobs-fuzz.log; exit 1; }; \
+	done
+
+bench: build bench-go bench-agent bench-python bench-c
+
+bench-go:
+	$(GO) test -run '^$$' -bench 'Drain|Emit' -benchmem -benchtime 2s ./internal/shm
+
+bench-agent: build
+	bin/agaobs-bench --duration 10s --scenarios idle,10k,100k,1m
+
+# Python emit cost with a running agent draining the ring.
+bench-python: build
+	@dir=$$(mktemp -d /dev/shm/agaobs-pybench-XXXX); \
+	bin/agaobs-agent run --ring-dir $$dir --state-path '' --admin-listen-address '' --agent-log-level error & ag=$$!; \
+	sleep 0.5; \
+	PYTHONPATH=clients/python AGAOBS_RING_DIR=$$dir $(PYTHON) clients/python/bench/emit_bench.py --events 200000 --ring-dir $$dir; \
+	kill $$ag; wait $$ag; rm -rf $$dir
+
+bench-c:
+	$(MAKE) -C clients/c bench
+
+clean:
+	rm -rf bin .demo
+	$(MAKE) -C clients/c clean

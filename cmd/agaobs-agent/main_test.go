@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/agent"
+	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/testutil"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestConfigErrorsExit2(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("ring_dir: /tmp/x\n\nprometheus_prot: 9090\n"), 0o600)
+	badValue := filepath.Join(dir, "badvalue.yaml")
+	os.WriteFile(badValue, []byte("ring_poll_interval: fast\n"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown file key", []string{"config", "print", "--config", bad}, []string{`line 3`, `"prometheus_prot"`}},
+		{"bad file value", []string{"run", "--config", badValue}, []string{`line 1`, `"ring_poll_interval"`}},
+		{"bad flag value", []string{"rings", "--ring-hot-bytes", "1000"}, []string{`"ring_hot_bytes"`, "power of two"}},
+		{"unknown flag", []string{"demo", "--no-such-flag"}, []string{"unknown flag: --no-such-flag"}},
+		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{"config without print", []string{"config"}, []string{"usage: agaobs-agent config print"}},
+		{"bad format", []string{"rings", "--format", "xml"}, []string{"--format"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tc.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q does not contain %q", stderr, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvPrecedenceAndConfigPrint(t *testing.T) {
+	t.Setenv("AGAOBS_RING_DIR", "/from/env")
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("ring_dir: /from/file\nprometheus_port: 9191\n"), 0o600)
+	code, out, _ := runCLI(t, "config", "print", "--config", cfgFile)
+	if code != 0 || !strings.Contains(out, "ring_dir: /from/env") || !strings.Contains(out, "prometheus_port: 9191") {
+		t.Fatalf("env over file: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "config", "print", "--config", cfgFile, "--ring-dir", "/from/flag")
+	if code != 0 || !strings.Contains(out, "ring_dir: /from/flag") {
+		t.Fatalf("flag over env: exit %d\n%s", code, out)
+	}
+}
+
+func TestListenerBindFailureNamesAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	code, _, stderr := runCLI(t, "run", "--ring-dir", t.TempDir(), "--state-path", "", "--admin-listen-address", addr)
+	if code != 1 || !strings.Contains(stderr, "cannot bind "+addr) {
+		t.Fatalf("exit %d stderr %q", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"run", "--version"}} {
+		code, out, _ := runCLI(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "agaobs-agent ") {
+			t.Errorf("%v: exit %d %q", args, code, out)
+		}
+	}
+}
+
+func TestRingsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	w, err := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Identity: shm.Identity{Producer: "cli-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := shm.Forward{}
+	for i := 0; i < 200; i++ {
+		w.EmitForward(1, &f) // overflows the 4 KiB ring: drops
+	}
+	closed, _ := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassAudit, Capacity: 4096, Instance: 1, Identity: shm.Identity{Producer: "cli-closed"}})
+	closed.Close()
+	os.WriteFile(filepath.Join(dir, "broken.ring"), []byte("x"), 0o600)
+	code, out, stderr := runCLI(t, "rings", "--ring-dir", dir, "--admin-listen-address", "")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"# source: files in " + dir, "cli-test", "hot", "live", "cli-closed", "closed", "rejected"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI(t, "rings", "--ring-dir", dir, "--admin-listen-address", "", "--format", "json")
+	var resp agent.RingsResponse
+	if code != 0 || json.Unmarshal([]byte(out), &resp) != nil || len(resp.Rings) != 3 {
+		t.Fatalf("json: exit %d %s", code, out)
+	}
+	for _, r := range resp.Rings {
+		if r.Producer == "cli-test" && (r.Dropped == 0 || r.Written+r.Dropped != 201) {
+			t.Errorf("cli-test counters %+v", r)
+		}
+	}
+	w.Close()
+}
+
+// buildAgent builds the binary once for the process-level tests.
+var buildOnce sync.Once
+var builtBin string
+
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, _ := os.MkdirTemp("", "agaobs-bin-")
+		builtBin = filepath.Join(dir, "agaobs-agent")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+	})
+	return builtBin
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// logWatcher collects an agent's stderr lines.
+type logWatcher struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logWatcher) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func startAgent(t *testing.T, args ...string) (*exec.Cmd, *logWatcher) {
+	t.Helper()
+	cmd := exec.Command(agentBinary(t), args...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lw := &logWatcher{}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lw.mu.Lock()
+			lw.lines = append(lw.lines, sc.Text())
+			lw.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, lw
+}
+
+func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	admin := freeAddr(t)
+	cfgFile := filepath.Join(tmp, "agent.yaml")
+	os.WriteFile(cfgFile, []byte("producer_retention: 5m\n"), 0o600)
+	cmd, logs := startAgent(t, "run", "--config", cfgFile, "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin)
+	testutil.Eventually(t, 5*time.Second, func() bool { return logs.has("agaobs-agent started") }, "agent did not start")
+
+	w, _ := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Identity: shm.Identity{Producer: "via-agent"}})
+	defer w.Close()
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		_, out, _ := runCLI(t, "rings", "--ring-dir", dir, "--admin-listen-address", admin)
+		return strings.Contains(out, "# source: agent at "+admin) && strings.Contains(out, "via-agent")
+	}, "rings did not come from the running agent")
+
+	os.WriteFile(cfgFile, []byte("producer_retention: 1m\nprometheus_port: 9999\n"), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return logs.has("config reloaded") && logs.has("producer_retention") && logs.has("take effect only after a restart")
+	}, "reload not logged: %v", logs.lines)
+	os.WriteFile(cfgFile, []byte("producer_retention: never\n"), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	testutil.Eventually(t, 5*time.Second, func() bool { return logs.has("config reload rejected") && logs.has(`never`) }, "bad reload not rejected")
+	if cmd.ProcessState != nil {
+		t.Fatal("agent exited on a bad reload")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent exit after SIGTERM: %v", err)
+	}
+	if !logs.has("agent stopped") {
+		t.Error("no clean shutdown log")
+	}
+	_ = fmt.Sprint()
+}
+
+// The demo: two producer processes, drops on the overloaded rank that equal
+// its sequence gaps, and a SIGKILLed rank that is detected and restarted
+// under its old name.
+func TestDemoProcess(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	admin := freeAddr(t)
+	cmd, logs := startAgent(t, "demo", "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin,
+		"--kill-first", "3s", "--speed", "10")
+	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		return logs.has("producer died without closing") && logs.has("taken over by a new producer")
+	}, "victim not killed and taken over: %v", logs.lines)
+	var rr agent.RingsResponse
+	testutil.Eventually(t, 15*time.Second, func() bool {
+		_, out, _ := runCLI(t, "rings", "--ring-dir", dir, "--admin-listen-address", admin, "--format", "json")
+		if json.Unmarshal([]byte(out), &rr) != nil {
+			return false
+		}
+		live, dropped := 0, false
+		for _, r := range rr.Rings {
+			if r.State == "live" {
+				live++
+			}
+			if r.Producer == "demo-worker-tp1" && r.Class == "hot" && r.Dropped > 0 && r.Lost == r.Dropped {
+				dropped = true
+			}
+		}
+		return live == 4 && dropped
+	}, "demo rings: %+v", rr.Rings)
+}

@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/rings"
+)
+
+// RingsResponse is the body of GET /api/v1/rings; `agaobs-agent rings`
+// reads it when an agent serves the same ring directory.
+type RingsResponse struct {
+	RingDir string           `json:"ring_dir"`
+	Rings   []rings.RingInfo `json:"rings"`
+}
+
+// StatusResponse is the body of GET /api/v1/status.
+type StatusResponse struct {
+	Version       string                       `json:"version"`
+	RingDir       string                       `json:"ring_dir"`
+	StartedAt     time.Time                    `json:"started_at"`
+	LastPass      time.Time                    `json:"last_pass"`
+	Sinks         []pipeline.SinkStats         `json:"sinks"`
+	EventCounts   map[string]map[string]uint64 `json:"event_counts"`
+	ForwardP50Sec float64                      `json:"event_to_sink_p50_seconds"`
+	ForwardP99Sec float64                      `json:"event_to_sink_p99_seconds"`
+}
+
+func (a *Agent) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/rings", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, RingsResponse{RingDir: a.Config().RingDir, Rings: a.consumer.Rings()})
+	})
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		lat := a.counter.Latency()
+		writeJSON(w, StatusResponse{
+			Version: a.opts.Version, RingDir: a.Config().RingDir, StartedAt: a.started,
+			LastPass: a.consumer.LastPass(), Sinks: a.disp.Stats(), EventCounts: a.counter.Counts(),
+			ForwardP50Sec: lat.Quantile(0.5).Seconds(), ForwardP99Sec: lat.Quantile(0.99).Seconds(),
+		})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

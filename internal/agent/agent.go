@@ -1,0 +1,301 @@
+// Package agent wires agaobs-agent together: it owns the lifecycle of the
+// state file, the pipeline dispatcher and its sinks, the ring consumer, the
+// HTTP listeners and configuration reloads, and it shuts them down in a
+// written order (see Run).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/agaobs/agaobs/internal/config"
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/state"
+	"github.com/agaobs/agaobs/internal/web"
+)
+
+// Options are the parts of an Agent that do not come from the config.
+type Options struct {
+	Logger *slog.Logger
+	// Level, if set, is the level variable of Logger; reloads update it.
+	Level *slog.LevelVar
+	// Loader reloads the config on SIGHUP (Reload); nil disables reloads.
+	Loader *config.Loader
+	Env    []string
+	// Sinks are extra sinks (the demo summary, benchmarks).
+	Sinks []pipeline.Sink
+	// Version is reported by the admin API.
+	Version string
+}
+
+// Agent is one running agaobs-agent.
+type Agent struct {
+	opts     Options
+	log      *slog.Logger
+	mu       sync.Mutex
+	cfg      config.Config
+	state    *state.Store
+	disp     *pipeline.Dispatcher
+	consumer *rings.Consumer
+	counter  *pipeline.Counter
+	servers  []*web.Server
+	started  time.Time
+}
+
+// New validates the config against the machine (group names, listeners,
+// the state file) and builds every component without starting goroutines.
+// Errors name what failed; the caller exits 1 (config syntax errors were
+// already reported by the loader with exit 2).
+func New(cfg config.Config, opts Options) (_ *Agent, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AgentGOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(cfg.AgentGOMAXPROCS)
+	}
+	a := &Agent{opts: opts, log: opts.Logger, cfg: cfg, counter: pipeline.NewCounter()}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	// Listeners bound by New are released when a later step fails.
+	defer func() {
+		if err != nil {
+			for _, s := range a.servers {
+				s.Close()
+			}
+		}
+	}()
+	gid, err := resolveGroup(cfg.RingGroup)
+	if err != nil {
+		return nil, &config.Error{Key: "ring_group", Source: "config", Msg: err.Error()}
+	}
+	a.state, err = state.Open(cfg.StatePath, nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.state == nil {
+		a.log.Warn("state_path is empty: ring verifications and producer names do not survive restarts")
+	}
+	a.disp = pipeline.NewDispatcher(a.log.With("component", "pipeline"))
+	a.disp.Register(a.counter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	// Until a durable audit store exists, audit ring space is released as
+	// soon as records are queued.
+	a.disp.Register(pipeline.AckSink{}, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
+	for _, s := range opts.Sinks {
+		a.disp.Register(s, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	}
+	a.consumer, err = rings.New(rings.Options{
+		Dir: cfg.RingDir, Group: gid, Tunables: tunables(cfg), Dispatcher: a.disp, State: a.state,
+		Logger: a.log.With("component", "rings"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AdminListenAddress != "" {
+		s, err := web.Listen("admin", cfg.AdminListenAddress, a.adminHandler(), cfg.WebConfigFile, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.servers = append(a.servers, s)
+	}
+	return a, nil
+}
+
+func tunables(cfg config.Config) rings.Tunables {
+	t := rings.Tunables{
+		RescanInterval: time.Duration(cfg.RingRescanInterval),
+		PollInterval:   time.Duration(cfg.RingPollInterval),
+		IdleSleep:      time.Duration(cfg.RingIdleSleep),
+		MaxPerPass:     cfg.RingMaxRecordsPerPass,
+		Retention:      time.Duration(cfg.ProducerRetention),
+		StaleAfter:     time.Duration(cfg.ProducerHeartbeatStale * float64(time.Second)),
+		RemoveDead:     cfg.RingRemoveDead,
+	}
+	for _, u := range cfg.RingAllowedUIDs {
+		t.AllowedUIDs = append(t.AllowedUIDs, uint32(u))
+	}
+	return t
+}
+
+// resolveGroup maps ring_group (a name or a numeric gid) to a gid; empty
+// gives -1.
+func resolveGroup(g string) (int, error) {
+	if g == "" {
+		return -1, nil
+	}
+	if n, err := strconv.Atoi(g); err == nil && n >= 0 {
+		return n, nil
+	}
+	gr, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, fmt.Errorf("unknown group %q", g)
+	}
+	return strconv.Atoi(gr.Gid)
+}
+
+// Counter is the built-in event counter sink.
+func (a *Agent) Counter() *pipeline.Counter { return a.counter }
+
+// Consumer returns the ring consumer.
+func (a *Agent) Consumer() *rings.Consumer { return a.consumer }
+
+// Dispatcher returns the pipeline dispatcher.
+func (a *Agent) Dispatcher() *pipeline.Dispatcher { return a.disp }
+
+// Config returns the current config.
+func (a *Agent) Config() config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// AdminAddr returns the admin listener's address, or "".
+func (a *Agent) AdminAddr() string {
+	for _, s := range a.servers {
+		if s.Name == "admin" {
+			return s.Addr()
+		}
+	}
+	return ""
+}
+
+// Run runs the agent until ctx ends. Shutdown order: the consumer stops and
+// drains what producers committed; the dispatcher delivers every queued
+// event and flushes the sinks (the audit store acknowledges); the consumer
+// then releases acknowledged audit space, stores the heads and unmaps the
+// rings; the HTTP listeners stop; the state file closes last.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	a.disp.Start()
+	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: time.Now().UnixNano(),
+		Lifecycle: &pipeline.Lifecycle{Type: pipeline.ConfigLoaded, Keys: config.Diff(config.Default(), a.Config())}})
+
+	consumerCtx, stopConsumer := context.WithCancel(context.Background())
+	defer stopConsumer()
+	consumerDone := make(chan error, 1)
+	go func() { consumerDone <- a.consumer.Run(consumerCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	serveCtx, stopServers := context.WithCancel(context.Background())
+	defer stopServers()
+	for _, s := range a.servers {
+		g.Go(func() error { return s.Run(serveCtx) })
+	}
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case err := <-consumerDone:
+			consumerDone <- err
+			return fmt.Errorf("ring consumer stopped: %w", err)
+		}
+	})
+	// Wait for the signal (ctx) or a component failure (gctx).
+	<-gctx.Done()
+	stopConsumer()
+	cerr := <-consumerDone
+	a.disp.Close()
+	a.consumer.Close()
+	stopServers()
+	err := g.Wait()
+	a.closeAll()
+	a.log.Info("agent stopped")
+	return errors.Join(err, cerr)
+}
+
+func (a *Agent) closeAll() {
+	if a.state != nil {
+		if err := a.state.Close(); err != nil {
+			a.log.Warn("closing state file", "err", err)
+		}
+		a.state = nil
+	}
+}
+
+// Reload re-reads the configuration (SIGHUP). An invalid new config is
+// rejected and the old one kept. Settings that need a restart are named in
+// the log.
+func (a *Agent) Reload() error {
+	if a.opts.Loader == nil {
+		return errors.New("reload: agent has no config loader")
+	}
+	next, warns, err := a.opts.Loader.Load(a.opts.Env)
+	if err != nil {
+		a.log.Error("config reload rejected; keeping the previous config", "err", err)
+		return err
+	}
+	for _, w := range warns {
+		a.log.Warn("config", "warning", w)
+	}
+	if _, err := resolveGroup(next.RingGroup); err != nil {
+		err = &config.Error{Key: "ring_group", Source: "config", Msg: err.Error()}
+		a.log.Error("config reload rejected; keeping the previous config", "err", err)
+		return err
+	}
+	a.mu.Lock()
+	changed := config.Diff(a.cfg, next)
+	a.cfg = next
+	a.mu.Unlock()
+	var restart []string
+	for _, k := range changed {
+		if !hotReloadable(k) {
+			restart = append(restart, k)
+		}
+	}
+	a.consumer.SetTunables(tunables(next))
+	if a.opts.Level != nil {
+		a.opts.Level.Set(parseLevel(next.AgentLogLevel))
+	}
+	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: time.Now().UnixNano(),
+		Lifecycle: &pipeline.Lifecycle{Type: pipeline.ConfigReloaded, Keys: changed}})
+	a.log.Info("config reloaded", "changed", strings.Join(changed, ","))
+	if len(restart) > 0 {
+		a.log.Warn("some changed settings take effect only after a restart", "keys", strings.Join(restart, ","))
+	}
+	return nil
+}
+
+// hotReloadable reports whether a reload applies key at once.
+func hotReloadable(key string) bool {
+	switch key {
+	case "ring_allowed_uids", "ring_rescan_interval", "ring_poll_interval", "ring_idle_sleep",
+		"ring_max_records_per_pass", "ring_remove_dead", "producer_retention",
+		"producer_heartbeat_stale_seconds", "agent_log_level":
+		return true
+	}
+	return false
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}
+
+// NewLogger builds the agent's own logger (agent_log_level,
+// agent_log_format) on stderr.
+func NewLogger(cfg config.Config) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.Set(parseLevel(cfg.AgentLogLevel))
+	hopts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if cfg.AgentLogFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	return slog.New(h), lv
+}
+

@@ -1,0 +1,196 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Duration is a time.Duration that is written in files, flags and environment
+// variables as a Prometheus-style duration string: a sequence of decimal
+// integers with units y, w, d, h, m, s, ms, largest unit first ("30s", "5m",
+// "30d", "2ms", "1h30m"), or "0". Its resolution is one millisecond.
+type Duration time.Duration
+
+// parseDuration parses a Prometheus-style duration string (see Duration).
+func parseDuration(s string) (Duration, error) {
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("parse duration: %w", err)
+	}
+	return Duration(d), nil
+}
+
+// String renders d as a Prometheus-style duration string ("0s", "2ms", "5m",
+// "30d", "1h30m") that the file, flag and environment parsers accept back.
+// Sub-millisecond parts are dropped.
+func (d Duration) String() string { return model.Duration(d).String() }
+
+// Config is the configuration of agaobs-agent. Every field is one key of the
+// configuration file (its yaml tag); scalar, list and map keys are also a flag
+// and an environment variable (see Keys). Fields tagged flag:"-" are file-only.
+//
+// The first group of keys carries the names of the Python package
+// aga_observability's ObservabilityConfig; the second group is agent-specific.
+type Config struct {
+	// Reference keys (aga_observability ObservabilityConfig).
+
+	Enabled bool `yaml:"enabled" help:"Compatibility key of the Python package aga_observability; accepted and ignored by the agent."`
+
+	PrometheusEnabled bool              `yaml:"prometheus_enabled" help:"Serve Prometheus metrics. Used by the Prometheus exporter."`
+	PrometheusHost    string            `yaml:"prometheus_host" help:"Address the Prometheus exporter listens on; empty means all interfaces. Used by the Prometheus exporter."`
+	PrometheusPort    int               `yaml:"prometheus_port" help:"TCP port of the Prometheus exporter (1-65535). Used by the Prometheus exporter."`
+	PrometheusPrefix  string            `yaml:"prometheus_prefix" help:"Prefix of every metric name; must match ^[a-zA-Z_][a-zA-Z0-9_]*$. Used by the Prometheus exporter."`
+	PrometheusLabels  map[string]string `yaml:"prometheus_labels" help:"Constant labels added to every metric; names must be valid Prometheus label names not starting with __. Used by the Prometheus exporter."`
+
+	LogEnabled     bool   `yaml:"log_enabled" help:"Write observed events to the event log. Used by the event log sink."`
+	LogFormat      string `yaml:"log_format" help:"Event log format: json or text. Used by the event log sink."`
+	LogLevel       string `yaml:"log_level" help:"Lowest level written to the event log: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive, stored upper case). Used by the event log sink."`
+	LogFile        string `yaml:"log_file" help:"Event log file path; empty selects the event log sink's default output. Used by the event log sink."`
+	LogMaxBytes    int64  `yaml:"log_max_bytes" help:"Size in bytes at which the event log file is rotated (>= 0). Used by the event log sink."`
+	LogBackupCount int    `yaml:"log_backup_count" help:"Number of rotated event log files kept (>= 0). Used by the event log sink."`
+
+	AuditStorageBackend string  `yaml:"audit_storage_backend" help:"Audit store backend: bbolt, file or memory (sqlite is a deprecated alias of bbolt). Used by the audit store."`
+	AuditStoragePath    string  `yaml:"audit_storage_path" help:"Path of the audit store. Used by the audit store."`
+	AuditRetentionDays  int     `yaml:"audit_retention_days" help:"Days audit records are kept (>= 0). Used by the audit store."`
+	AuditFlushInterval  float64 `yaml:"audit_flush_interval" help:"Seconds between audit store flushes (> 0). Used by the audit store."`
+	AuditBatchSize      int     `yaml:"audit_batch_size" help:"Maximum number of audit records written per flush (>= 1). Used by the audit store."`
+
+	AlertEnabled    bool        `yaml:"alert_enabled" help:"Evaluate alert rules. Used by the alert engine."`
+	AlertRules      []AlertRule `yaml:"alert_rules" flag:"-" help:"Alert rules (file only; see Alert rules). Used by the alert engine."`
+	AlertWebhookURL string      `yaml:"alert_webhook_url" help:"Absolute http or https URL that alerts are posted to; empty means no webhook. Used by the alert engine."`
+	AlertLogLevel   string      `yaml:"alert_log_level" help:"Level at which alerts are logged: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive, stored upper case). Used by the alert engine."`
+
+	HealthEnabled bool   `yaml:"health_enabled" help:"Serve the health endpoint. Used by the health endpoint."`
+	HealthHost    string `yaml:"health_host" help:"Address the health endpoint listens on; empty means all interfaces. Used by the health endpoint."`
+	HealthPort    int    `yaml:"health_port" help:"TCP port of the health endpoint (1-65535). Used by the health endpoint."`
+	HealthPath    string `yaml:"health_path" help:"URL path of the health endpoint; must start with /. Used by the health endpoint."`
+
+	// Agent keys.
+
+	RingDir                string          `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
+	RingGroup              string          `yaml:"ring_group" help:"Group (name or numeric gid) owning the ring directory; empty means a sticky world-writable directory. Used by the ring consumer."`
+	RingHotBytes           int64           `yaml:"ring_hot_bytes" help:"Data capacity in bytes of a hot ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
+	RingAuditBytes         int64           `yaml:"ring_audit_bytes" help:"Data capacity in bytes of an audit ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
+	RingAuditWaitUs        int             `yaml:"ring_audit_wait_us" help:"Microseconds a producer waits for room in a full audit ring before dropping (>= 0). Producer-side."`
+	RingAllowedUIDs        []int           `yaml:"ring_allowed_uids" help:"Uids whose rings are accepted; empty means any uid (each >= 0). Used by the ring consumer."`
+	RingRescanInterval     Duration        `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0). Used by the ring consumer."`
+	RingPollInterval       Duration        `yaml:"ring_poll_interval" help:"Interval between polls of the rings while data flows (> 0, <= 1s). Used by the ring consumer."`
+	RingIdleSleep          Duration        `yaml:"ring_idle_sleep" help:"How long the idle consumer waits on the doorbell before housekeeping (> 0). Used by the ring consumer."`
+	RingMaxRecordsPerPass  int             `yaml:"ring_max_records_per_pass" help:"Maximum records read from one ring in one pass (>= 1). Used by the ring consumer."`
+	RingRemoveDead         bool            `yaml:"ring_remove_dead" help:"Remove the ring files of dead producers once drained. Used by the ring consumer."`
+	ProducerRetention      Duration        `yaml:"producer_retention" help:"How long a dead or closed producer stays listed after it is drained (>= 0). Used by the ring consumer."`
+	ProducerHeartbeatStale float64         `yaml:"producer_heartbeat_stale_seconds" help:"Seconds after which a producer heartbeat counts as stale (> 0). Used by the ring consumer."`
+	SinkQueueSize          int             `yaml:"sink_queue_size" help:"Events per sink queue (>= 16). Used by the event sinks."`
+	StatePath              string          `yaml:"state_path" help:"Path of the agent state store; empty disables persistence (Load warns). Used by the state store."`
+	AgentLogLevel          string          `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
+	AgentLogFormat         string          `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
+	AgentGOMAXPROCS        int             `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
+	AdminListenAddress     string          `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
+	WebConfigFile          string          `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
+	StatusIntervalSeconds  float64         `yaml:"status_interval_seconds" help:"Producer-side snapshot interval in seconds (> 0). Used by the demo producers."`
+	StatusGateCheckSeconds float64         `yaml:"status_gate_check_seconds" help:"Producer-side interval in seconds of the gate parameter check (>= 0). Used by the demo producers."`
+	SLOs                   []SLO           `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
+	BPFProbes              map[string]bool `yaml:"bpf_probes" flag:"-" help:"BPF probes to enable or disable by name (file only): offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch, cuda_launch, gil_wait, forward_marker."`
+}
+
+// AlertRule is one element of alert_rules. Call SetDefaults before filling a
+// rule by hand; the decoder applies the defaults before it reads each element
+// from the file, so keys a rule leaves out keep their defaults.
+type AlertRule struct {
+	Name            string            `yaml:"name" required:"true" help:"Rule name, unique across alert_rules (required)."`
+	Metric          string            `yaml:"metric" required:"true" help:"Metric the rule watches (required)."`
+	Operator        string            `yaml:"operator" help:"Comparison: >, <, >=, <=, == or != (default >)."`
+	Threshold       float64           `yaml:"threshold" help:"Value compared against the metric (default 0)."`
+	WindowSeconds   float64           `yaml:"window_seconds" help:"Evaluation window in seconds (> 0, default 60)."`
+	Severity        string            `yaml:"severity" help:"info, warning or critical (default warning)."`
+	Message         string            `yaml:"message" help:"Alert message (default empty)."`
+	CooldownSeconds float64           `yaml:"cooldown_seconds" help:"Seconds before the rule may fire again (>= 0, default 300)."`
+	For             Duration          `yaml:"for" help:"How long the condition must hold before the alert fires (default 0s)."`
+	KeepFiringFor   Duration          `yaml:"keep_firing_for" help:"How long the alert keeps firing after the condition clears (default 0s)."`
+	Labels          map[string]string `yaml:"labels" help:"Labels attached to the alert (valid label names)."`
+	Annotations     map[string]string `yaml:"annotations" help:"Annotations attached to the alert (valid label names)."`
+	PerProducer     bool              `yaml:"per_producer" help:"Evaluate the rule for every producer separately (default true)."`
+}
+
+// SetDefaults sets every field of r to its default value.
+func (r *AlertRule) SetDefaults() {
+	*r = AlertRule{
+		Operator:        ">",
+		WindowSeconds:   60,
+		Severity:        "warning",
+		CooldownSeconds: 300,
+		PerProducer:     true,
+	}
+}
+
+// SLO is one element of slos.
+type SLO struct {
+	Name      string   `yaml:"name" required:"true" help:"SLO name, unique across slos (required)."`
+	Objective float64  `yaml:"objective" required:"true" help:"Target fraction of good events, 0 < objective < 1 (required)."`
+	Period    Duration `yaml:"period" help:"Period the objective is measured over (> 0, default 30d)."`
+	SLI       SLI      `yaml:"sli" required:"true" help:"Service level indicator (required)."`
+}
+
+// SetDefaults sets every field of s to its default value.
+func (s *SLO) SetDefaults() {
+	*s = SLO{Period: Duration(30 * 24 * time.Hour)}
+}
+
+// SLI is the service level indicator of an SLO.
+type SLI struct {
+	Type        string  `yaml:"type" required:"true" help:"latency or availability (required)."`
+	ThresholdUs float64 `yaml:"threshold_us" help:"Latency threshold in microseconds (> 0, required when type is latency)."`
+}
+
+// Default returns the configuration with every key at its default value.
+func Default() Config {
+	return Config{
+		Enabled: true,
+
+		PrometheusEnabled: true,
+		PrometheusHost:    "",
+		PrometheusPort:    9090,
+		PrometheusPrefix:  "aga",
+
+		LogEnabled:     true,
+		LogFormat:      "json",
+		LogLevel:       "INFO",
+		LogMaxBytes:    104857600,
+		LogBackupCount: 5,
+
+		AuditStorageBackend: "bbolt",
+		AuditStoragePath:    "aga_audit.db",
+		AuditRetentionDays:  90,
+		AuditFlushInterval:  0.05,
+		AuditBatchSize:      1000,
+
+		AlertEnabled:  true,
+		AlertLogLevel: "WARNING",
+
+		HealthEnabled: true,
+		HealthPort:    8080,
+		HealthPath:    "/health",
+
+		RingDir:                "/dev/shm/agaobs",
+		RingHotBytes:           4194304,
+		RingAuditBytes:         1048576,
+		RingAuditWaitUs:        200,
+		RingRescanInterval:     Duration(2 * time.Second),
+		RingPollInterval:       Duration(3 * time.Millisecond),
+		RingIdleSleep:          Duration(250 * time.Millisecond),
+		RingMaxRecordsPerPass:  4096,
+		RingRemoveDead:         true,
+		ProducerRetention:      Duration(5 * time.Minute),
+		ProducerHeartbeatStale: 5,
+		SinkQueueSize:          65536,
+		StatePath:              "agaobs_state.db",
+		AgentLogLevel:          "info",
+		AgentLogFormat:         "text",
+		AgentGOMAXPROCS:        1,
+		AdminListenAddress:     "127.0.0.1:8081",
+		StatusIntervalSeconds:  2,
+		StatusGateCheckSeconds: 0,
+	}
+}

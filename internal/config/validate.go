@@ -1,0 +1,291 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Value sets of the enumerated keys, in the order error messages list them.
+const (
+	levels          = "DEBUG INFO WARNING ERROR CRITICAL"
+	agentLevels     = "debug info warn error"
+	logFormats      = "json text"
+	agentLogFormats = "text json"
+	auditBackends   = "bbolt file memory sqlite"
+	operators       = "> < >= <= == !="
+	severities      = "info warning critical"
+	sliTypes        = "latency availability"
+	bpfProbes       = "offcpu runqueue python_gc cuda_sync cuda_graph_launch cuda_launch gil_wait forward_marker"
+)
+
+// checker collects the first validation error.
+type checker struct{ err *Error }
+
+func (ch *checker) fail(key, msg string) {
+	if ch.err == nil {
+		ch.err = &Error{Key: key, Msg: msg}
+	}
+}
+
+func (ch *checker) oneOf(key, value, set string) {
+	for _, s := range strings.Fields(set) {
+		if value == s {
+			return
+		}
+	}
+	ch.fail(key, invalid(value, "must be one of "+set))
+}
+
+// oneOfFold is oneOf ignoring case.
+func (ch *checker) oneOfFold(key, value, set string) {
+	for _, s := range strings.Fields(set) {
+		if strings.EqualFold(value, s) {
+			return
+		}
+	}
+	ch.fail(key, invalid(value, "must be one of "+set+" (any case)"))
+}
+
+func (ch *checker) finite(key string, value float64) {
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		ch.fail(key, invalid(formatFloat(value), "must be a finite number"))
+	}
+}
+
+func (ch *checker) intRange(key string, value, lo, hi int64) {
+	if value < lo || value > hi {
+		ch.fail(key, invalid(strconv.FormatInt(value, 10), fmt.Sprintf("must be between %d and %d", lo, hi)))
+	}
+}
+
+func (ch *checker) intMin(key string, value, lo int64) {
+	if value < lo {
+		ch.fail(key, invalid(strconv.FormatInt(value, 10), fmt.Sprintf("must be >= %d", lo)))
+	}
+}
+
+// floatMin checks value > 0 (strict) or value >= 0, and that it is finite.
+func (ch *checker) floatMin(key string, value float64, strict bool) {
+	switch {
+	case math.IsNaN(value) || math.IsInf(value, 0):
+		ch.fail(key, invalid(formatFloat(value), "must be a finite number"))
+	case strict && value <= 0:
+		ch.fail(key, invalid(formatFloat(value), "must be > 0"))
+	case !strict && value < 0:
+		ch.fail(key, invalid(formatFloat(value), "must be >= 0"))
+	}
+}
+
+// durMin checks value > 0 (strict) or value >= 0.
+func (ch *checker) durMin(key string, value Duration, strict bool) {
+	switch {
+	case strict && value <= 0:
+		ch.fail(key, invalid(value.String(), "must be > 0"))
+	case !strict && value < 0:
+		ch.fail(key, invalid(value.String(), "must be >= 0"))
+	}
+}
+
+func (ch *checker) powerOfTwo(key string, value, lo int64) {
+	if value < lo || value&(value-1) != 0 {
+		ch.fail(key, invalid(strconv.FormatInt(value, 10), fmt.Sprintf("must be a power of two >= %d", lo)))
+	}
+}
+
+func (ch *checker) notEmpty(key, value string) {
+	if value == "" {
+		ch.fail(key, "must not be empty")
+	}
+}
+
+// labelNames checks that every key of m is a valid Prometheus label name not
+// starting with "__".
+func (ch *checker) labelNames(key string, m map[string]string) {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !isIdent(k) || strings.HasPrefix(k, "__") {
+			ch.fail(key+"."+k, "invalid label name: must match ^[a-zA-Z_][a-zA-Z0-9_]*$ and not start with __")
+		}
+	}
+}
+
+// isIdent reports whether s matches ^[a-zA-Z_][a-zA-Z0-9_]*$.
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		letter := b == '_' || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')
+		if !letter && (i == 0 || b < '0' || b > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks every key of c and returns the first problem as an *Error
+// with Key and Msg set (Source and Line are filled in by Load). Level keys
+// are compared case-insensitively.
+func (c Config) Validate() error {
+	ch := &checker{}
+
+	ch.intRange("prometheus_port", int64(c.PrometheusPort), 1, 65535)
+	if !isIdent(c.PrometheusPrefix) {
+		ch.fail("prometheus_prefix", invalid(c.PrometheusPrefix, "must match ^[a-zA-Z_][a-zA-Z0-9_]*$"))
+	}
+	ch.labelNames("prometheus_labels", c.PrometheusLabels)
+
+	ch.oneOf("log_format", c.LogFormat, logFormats)
+	ch.oneOfFold("log_level", c.LogLevel, levels)
+	ch.intMin("log_max_bytes", c.LogMaxBytes, 0)
+	ch.intMin("log_backup_count", int64(c.LogBackupCount), 0)
+
+	ch.oneOf("audit_storage_backend", c.AuditStorageBackend, auditBackends)
+	ch.intMin("audit_retention_days", int64(c.AuditRetentionDays), 0)
+	ch.floatMin("audit_flush_interval", c.AuditFlushInterval, true)
+	ch.intMin("audit_batch_size", int64(c.AuditBatchSize), 1)
+
+	c.validateAlertRules(ch)
+	if c.AlertWebhookURL != "" {
+		u, err := url.Parse(c.AlertWebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ch.fail("alert_webhook_url", invalid(c.AlertWebhookURL, "must be an absolute http or https URL"))
+		}
+	}
+	ch.oneOfFold("alert_log_level", c.AlertLogLevel, levels)
+
+	ch.intRange("health_port", int64(c.HealthPort), 1, 65535)
+	if !strings.HasPrefix(c.HealthPath, "/") {
+		ch.fail("health_path", invalid(c.HealthPath, `must start with "/"`))
+	}
+
+	ch.notEmpty("ring_dir", c.RingDir)
+	validateGroup(ch, c.RingGroup)
+	ch.powerOfTwo("ring_hot_bytes", c.RingHotBytes, 4096)
+	ch.powerOfTwo("ring_audit_bytes", c.RingAuditBytes, 4096)
+	ch.intMin("ring_audit_wait_us", int64(c.RingAuditWaitUs), 0)
+	for i, uid := range c.RingAllowedUIDs {
+		ch.intRange(fmt.Sprintf("ring_allowed_uids[%d]", i), int64(uid), 0, math.MaxUint32)
+	}
+	ch.durMin("ring_rescan_interval", c.RingRescanInterval, true)
+	ch.durMin("ring_poll_interval", c.RingPollInterval, true)
+	if c.RingPollInterval > Duration(time.Second) {
+		ch.fail("ring_poll_interval", invalid(c.RingPollInterval.String(), "must be <= 1s"))
+	}
+	ch.durMin("ring_idle_sleep", c.RingIdleSleep, true)
+	ch.intMin("ring_max_records_per_pass", int64(c.RingMaxRecordsPerPass), 1)
+	ch.durMin("producer_retention", c.ProducerRetention, false)
+	ch.floatMin("producer_heartbeat_stale_seconds", c.ProducerHeartbeatStale, true)
+	ch.intMin("sink_queue_size", int64(c.SinkQueueSize), 16)
+	ch.oneOfFold("agent_log_level", c.AgentLogLevel, agentLevels)
+	ch.oneOf("agent_log_format", c.AgentLogFormat, agentLogFormats)
+	ch.intMin("agent_gomaxprocs", int64(c.AgentGOMAXPROCS), 0)
+	if c.AdminListenAddress != "" {
+		validateHostPort(ch, "admin_listen_address", c.AdminListenAddress)
+	}
+	ch.floatMin("status_interval_seconds", c.StatusIntervalSeconds, true)
+	ch.floatMin("status_gate_check_seconds", c.StatusGateCheckSeconds, false)
+
+	c.validateSLOs(ch)
+	probes := make([]string, 0, len(c.BPFProbes))
+	for p := range c.BPFProbes {
+		probes = append(probes, p)
+	}
+	sort.Strings(probes)
+	for _, p := range probes {
+		if !strings.Contains(" "+bpfProbes+" ", " "+p+" ") {
+			ch.fail("bpf_probes."+p, "unknown probe: must be one of "+bpfProbes)
+		}
+	}
+
+	if ch.err != nil {
+		return ch.err
+	}
+	return nil
+}
+
+func (c Config) validateAlertRules(ch *checker) {
+	first := make(map[string]int)
+	for i, r := range c.AlertRules {
+		p := fmt.Sprintf("alert_rules[%d].", i)
+		ch.notEmpty(p+"name", r.Name)
+		if j, dup := first[r.Name]; dup && r.Name != "" {
+			ch.fail(p+"name", invalid(r.Name, fmt.Sprintf("duplicate rule name (also alert_rules[%d])", j)))
+		} else {
+			first[r.Name] = i
+		}
+		ch.notEmpty(p+"metric", r.Metric)
+		ch.oneOf(p+"operator", r.Operator, operators)
+		ch.finite(p+"threshold", r.Threshold)
+		ch.floatMin(p+"window_seconds", r.WindowSeconds, true)
+		ch.oneOf(p+"severity", r.Severity, severities)
+		ch.floatMin(p+"cooldown_seconds", r.CooldownSeconds, false)
+		ch.durMin(p+"for", r.For, false)
+		ch.durMin(p+"keep_firing_for", r.KeepFiringFor, false)
+		ch.labelNames(p+"labels", r.Labels)
+		ch.labelNames(p+"annotations", r.Annotations)
+	}
+}
+
+func (c Config) validateSLOs(ch *checker) {
+	first := make(map[string]int)
+	for i, s := range c.SLOs {
+		p := fmt.Sprintf("slos[%d].", i)
+		ch.notEmpty(p+"name", s.Name)
+		if j, dup := first[s.Name]; dup && s.Name != "" {
+			ch.fail(p+"name", invalid(s.Name, fmt.Sprintf("duplicate SLO name (also slos[%d])", j)))
+		} else {
+			first[s.Name] = i
+		}
+		if !(s.Objective > 0 && s.Objective < 1) {
+			ch.fail(p+"objective", invalid(formatFloat(s.Objective), "must be > 0 and < 1 (e.g. 0.999)"))
+		}
+		ch.durMin(p+"period", s.Period, true)
+		ch.oneOf(p+"sli.type", s.SLI.Type, sliTypes)
+		if s.SLI.Type == "latency" && s.SLI.ThresholdUs == 0 {
+			ch.fail(p+"sli.threshold_us", "required when sli.type is latency (> 0)")
+		} else if s.SLI.Type == "latency" && !(s.SLI.ThresholdUs > 0) {
+			ch.fail(p+"sli.threshold_us", invalid(formatFloat(s.SLI.ThresholdUs), "must be > 0 when sli.type is latency"))
+		}
+		ch.floatMin(p+"sli.threshold_us", s.SLI.ThresholdUs, false)
+	}
+}
+
+// validateGroup checks ring_group: empty, a numeric gid or a group name.
+func validateGroup(ch *checker, g string) {
+	if g == "" {
+		return
+	}
+	if g[0] >= '0' && g[0] <= '9' {
+		if _, err := strconv.ParseUint(g, 10, 32); err != nil {
+			ch.fail("ring_group", invalid(g, "must be a group name or a numeric gid"))
+		}
+		return
+	}
+	if strings.ContainsAny(g, ": \t\n/") {
+		ch.fail("ring_group", invalid(g, "must be a group name or a numeric gid"))
+	}
+}
+
+// validateHostPort checks a host:port listen address with a numeric port.
+func validateHostPort(ch *checker, key, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ch.fail(key, invalid(addr, "expected host:port"))
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
+		ch.fail(key, invalid(addr, "expected host:port with a port between 0 and 65535"))
+	}
+}

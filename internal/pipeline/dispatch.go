@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sink consumes batches of events on its own goroutine. Write must not keep
+// the batch or its slice after returning; the pointer fields of events may
+// be kept (they are immutable).
+type Sink interface {
+	Name() string
+	Kinds() KindMask
+	Write(ctx context.Context, batch []Event) error
+}
+
+// Flusher is implemented by sinks that buffer; Flush runs once at shutdown
+// after the queue has drained.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// SinkOptions configures a sink's queue.
+type SinkOptions struct {
+	// QueueSize is the queue capacity in events (default 65536).
+	QueueSize int
+	// Lossless sinks are never dropped from: the producer of events must
+	// check Room first (audit).
+	Lossless bool
+}
+
+// SinkStats are a sink's counters.
+type SinkStats struct {
+	Name                     string
+	Depth, Capacity          int
+	Written, Dropped, Errors uint64
+	Lossless                 bool
+}
+
+type queue struct {
+	sink     Sink
+	kinds    KindMask
+	capacity int
+	lossless bool
+	mu       sync.Mutex
+	buf      []Event
+	spare    []Event
+	notify   chan struct{}
+	written  atomic.Uint64
+	dropped  atomic.Uint64
+	errors   atomic.Uint64
+	lastLog  time.Time
+}
+
+// Dispatcher fans decoded events out to sinks. Add and Flush belong to the
+// one consumer goroutine; Stats may be called from anywhere.
+type Dispatcher struct {
+	log     *slog.Logger
+	queues  []*queue
+	pending []Event
+	done    chan struct{}
+	wg      sync.WaitGroup
+	started bool
+}
+
+// NewDispatcher returns a dispatcher with no sinks. A nil logger discards.
+func NewDispatcher(log *slog.Logger) *Dispatcher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{log: log, done: make(chan struct{})}
+}
+
+// Register adds a sink. It must be called before Start.
+func (d *Dispatcher) Register(s Sink, opts SinkOptions) {
+	if d.started {
+		panic("pipeline: Register after Start")
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 65536
+	}
+	d.queues = append(d.queues, &queue{
+		sink: s, kinds: s.Kinds(), capacity: opts.QueueSize, lossless: opts.Lossless,
+		buf: make([]Event, 0, opts.QueueSize), spare: make([]Event, 0, opts.QueueSize),
+		notify: make(chan struct{}, 1),
+	})
+}
+
+// Start starts one goroutine per sink. Close stops and waits for them.
+func (d *Dispatcher) Start() {
+	d.started = true
+	for _, q := range d.queues {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.run(q)
+		}()
+	}
+}
+
+// Add queues an event for the next Flush.
+func (d *Dispatcher) Add(ev Event) { d.pending = append(d.pending, ev) }
+
+// Flush hands the events added since the last Flush to every sink's queue.
+// A full non-lossless queue drops the excess and counts it; Flush never
+// blocks on a sink.
+func (d *Dispatcher) Flush() {
+	if len(d.pending) == 0 {
+		return
+	}
+	for _, q := range d.queues {
+		q.push(d.pending)
+	}
+	clear(d.pending) // drop references so the GC can reclaim bodies
+	d.pending = d.pending[:0]
+}
+
+// Room returns how many events of kind k can be queued without any
+// lossless sink that wants k dropping one. It counts events already added
+// but not yet flushed.
+func (d *Dispatcher) Room(k Kind) int {
+	room := int(^uint(0) >> 1)
+	for _, q := range d.queues {
+		if !q.lossless || !q.kinds.Has(k) {
+			continue
+		}
+		q.mu.Lock()
+		free := q.capacity - len(q.buf)
+		q.mu.Unlock()
+		room = min(room, free)
+	}
+	return max(0, room-len(d.pending))
+}
+
+func (q *queue) push(evs []Event) {
+	q.mu.Lock()
+	n := 0
+	for i := range evs {
+		if !q.kinds.Has(evs[i].Kind) {
+			continue
+		}
+		if len(q.buf) == q.capacity {
+			n++
+			continue
+		}
+		q.buf = append(q.buf, evs[i])
+	}
+	added := len(q.buf) > 0
+	q.mu.Unlock()
+	if n > 0 {
+		q.dropped.Add(uint64(n))
+	}
+	if !added {
+		return // nothing for this sink: do not wake its goroutine
+	}
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dispatcher) run(q *queue) {
+	for {
+		select {
+		case <-q.notify:
+			d.drainOnce(q)
+		case <-d.done:
+			// Final drain: everything pushed before Close is delivered.
+			for d.drainOnce(q) {
+			}
+			if f, ok := q.sink.(Flusher); ok {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := d.call(q, func() error { return f.Flush(ctx) }); err != nil {
+					d.log.Warn("sink flush failed", "sink", q.sink.Name(), "err", err)
+				}
+				cancel()
+			}
+			return
+		}
+	}
+}
+
+// drainOnce swaps the queue out and writes it; it reports whether there was
+// anything to write.
+func (d *Dispatcher) drainOnce(q *queue) bool {
+	q.mu.Lock()
+	work := q.buf
+	q.buf = q.spare
+	q.mu.Unlock()
+	if len(work) == 0 {
+		q.spare = work
+		return false
+	}
+	err := d.call(q, func() error { return q.sink.Write(context.Background(), work) })
+	if err != nil {
+		q.errors.Add(1)
+		if time.Since(q.lastLog) > 10*time.Second {
+			q.lastLog = time.Now()
+			d.log.Warn("sink write failed", "sink", q.sink.Name(), "err", err, "errors_total", q.errors.Load())
+		}
+	}
+	q.written.Add(uint64(len(work)))
+	clear(work)
+	q.spare = work[:0]
+	return true
+}
+
+// call runs a sink method, turning a panic into an error: a buggy sink must
+// not take the agent (and the audit trail with it) down.
+func (d *Dispatcher) call(q *queue, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sink %s panicked: %v\n%s", q.sink.Name(), r, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+// Close delivers everything already flushed, flushes the sinks and waits for
+// their goroutines. Events added but not flushed are flushed first.
+func (d *Dispatcher) Close() {
+	d.Flush()
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	close(d.done)
+	d.wg.Wait()
+}
+
+// Stats returns per-sink counters.
+func (d *Dispatcher) Stats() []SinkStats {
+	out := make([]SinkStats, 0, len(d.queues))
+	for _, q := range d.queues {
+		q.mu.Lock()
+		depth := len(q.buf)
+		q.mu.Unlock()
+		out = append(out, SinkStats{
+			Name: q.sink.Name(), Depth: depth, Capacity: q.capacity, Lossless: q.lossless,
+			Written: q.written.Load(), Dropped: q.dropped.Load(), Errors: q.errors.Load(),
+		})
+	}
+	return out
+}

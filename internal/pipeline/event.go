@@ -1,0 +1,216 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/agaobs/agaobs/internal/shm"
+)
+
+// Kind classifies events.
+type Kind uint8
+
+// Event kinds.
+const (
+	KindForward Kind = iota
+	KindRetrieval
+	KindAudit
+	KindEvent
+	KindStatus
+	KindHello
+	KindLifecycle
+	numKinds
+)
+
+var kindNames = [numKinds]string{"forward", "retrieval", "audit", "event", "status", "hello", "lifecycle"}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// KindMask selects kinds; a sink receives the kinds in its mask.
+type KindMask uint32
+
+// Mask returns the mask with only k set.
+func (k Kind) Mask() KindMask { return 1 << k }
+
+// AllKinds selects every kind.
+const AllKinds = KindMask(1<<numKinds - 1)
+
+// Has reports whether k is in m.
+func (m KindMask) Has(k Kind) bool { return m&k.Mask() != 0 }
+
+// Producer is one producing process instance (a hot and an audit ring). Name
+// is the stable label value; it never changes for a Producer value. Identity
+// fields other than the name follow the newest HELLO record.
+type Producer struct {
+	Name    string
+	Key     string // host pid / start time / instance: unique per incarnation
+	HostPID int
+	PID     uint32 // pid in the producer's own namespace
+	info    atomic.Pointer[shm.Identity]
+}
+
+// NewProducer returns a Producer with its initial identity.
+func NewProducer(name, key string, hostPID int, pid uint32, id shm.Identity) *Producer {
+	p := &Producer{Name: name, Key: key, HostPID: hostPID, PID: pid}
+	p.info.Store(&id)
+	return p
+}
+
+// Identity returns the newest identity. Callers must not modify it.
+func (p *Producer) Identity() *shm.Identity { return p.info.Load() }
+
+// SetIdentity replaces the descriptive identity (the name stays).
+func (p *Producer) SetIdentity(id shm.Identity) { p.info.Store(&id) }
+
+// Retrieval is a decoded retrieval event with its own copies of scores and
+// ids.
+type Retrieval struct {
+	shm.Retrieval
+	Scores []float64
+	IDs    []string
+}
+
+// Audit is a decoded aga-core audit event.
+type Audit struct {
+	Operation string          `json:"operation"`
+	Details   json.RawMessage `json:"details"`
+	Success   bool            `json:"success"`
+	Error     *string         `json:"error"`
+	Timestamp float64         `json:"timestamp"`
+	// LostBefore is the number of audit records the producer dropped right
+	// before this one (a gap the audit trail records explicitly).
+	LostBefore uint64 `json:"-"`
+	// Raw is the JSON object as the producer wrote it.
+	Raw json.RawMessage `json:"-"`
+}
+
+// Other is any other EventBus event, kept by name.
+type Other struct {
+	Name string
+	Data json.RawMessage
+}
+
+// Status is a producer's status snapshot (docs/ring-format.md §4.4). Absent
+// values are nil.
+type Status struct {
+	Bound          *bool            `json:"bound,omitempty"`
+	KVStore        *KVStoreStatus   `json:"kv_store,omitempty"`
+	SlotChangeRate *float64         `json:"slot_change_rate,omitempty"`
+	Attachment     *Attachment      `json:"attachment,omitempty"`
+	GateSystem     *GateSystem      `json:"gate_system,omitempty"`
+	Retriever      *RetrieverStatus `json:"retriever,omitempty"`
+	EventBus       json.RawMessage  `json:"event_bus,omitempty"`
+	Build          *Build           `json:"build,omitempty"`
+}
+
+// KVStoreStatus mirrors KVStore.get_stats() fields the agent uses.
+type KVStoreStatus struct {
+	Count       *float64 `json:"count,omitempty"`
+	MaxSlots    *float64 `json:"max_slots,omitempty"`
+	Utilization *float64 `json:"utilization,omitempty"`
+	Pinned      *float64 `json:"pinned,omitempty"`
+}
+
+// Attachment is the plugin's attach state.
+type Attachment struct {
+	Attached  *bool   `json:"attached,omitempty"`
+	ModelType *string `json:"model_type,omitempty"`
+	Hooks     *int    `json:"hooks,omitempty"`
+}
+
+// GateSystem reports the gate parameter check; Finite is nil when skipped.
+type GateSystem struct {
+	Finite     *bool `json:"finite"`
+	ParamCount *int  `json:"param_count,omitempty"`
+}
+
+// RetrieverStatus is the retriever type and its get_stats().
+type RetrieverStatus struct {
+	Type  string          `json:"type,omitempty"`
+	Stats json.RawMessage `json:"stats,omitempty"`
+}
+
+// Build holds the aga_build_info fields.
+type Build struct {
+	Version       string `json:"version,omitempty"`
+	HiddenDim     *int   `json:"hidden_dim,omitempty"`
+	BottleneckDim *int   `json:"bottleneck_dim,omitempty"`
+	MaxSlots      *int   `json:"max_slots,omitempty"`
+	Device        string `json:"device,omitempty"`
+}
+
+// LifecycleType names agent-observed producer and ring transitions.
+type LifecycleType string
+
+// Lifecycle types.
+const (
+	ProducerAppeared  LifecycleType = "producer_appeared"
+	ProducerClosed    LifecycleType = "producer_closed"
+	ProducerDied      LifecycleType = "producer_died"
+	ProducerForgotten LifecycleType = "producer_forgotten"
+	RingRejected      LifecycleType = "ring_rejected"
+	RingQuarantined   LifecycleType = "ring_quarantined"
+	// ConfigLoaded and ConfigReloaded carry the changed keys (agent
+	// events for the audit trail).
+	ConfigLoaded   LifecycleType = "config_loaded"
+	ConfigReloaded LifecycleType = "config_reloaded"
+	// AuditGap reports audit records lost at the end of an audit ring
+	// (dropped after the last committed record, so no lost_before carries
+	// them).
+	AuditGap LifecycleType = "audit_gap"
+)
+
+// Lifecycle is an agent-generated event.
+type Lifecycle struct {
+	Type   LifecycleType
+	Ring   string // ring path, when about one ring
+	Class  shm.Class
+	Reason string
+	Lost   uint64   // AuditGap: records lost
+	Keys   []string // ConfigLoaded/ConfigReloaded: changed keys
+}
+
+// AckRef lets a lossless sink acknowledge a record back to its ring.
+type AckRef struct {
+	Ring       *shm.Ring
+	Checkpoint shm.Checkpoint
+	// Notify, if set, wakes the consumer so it releases the space soon.
+	Notify func()
+}
+
+// Ack reports the record durable.
+func (a *AckRef) Ack() {
+	a.Ring.Ack(a.Checkpoint)
+	if a.Notify != nil {
+		a.Notify()
+	}
+}
+
+// Event is one decoded record or agent observation. Events are passed by
+// value; pointer fields are immutable once the event is dispatched and are
+// shared by all sinks.
+type Event struct {
+	Kind     Kind
+	Flags    uint16 // record flags (shm.FlagTruncated)
+	Producer *Producer
+	Seq      uint64
+	TimeNs   int64 // the event's own time (wall clock ns)
+	RecvNs   int64 // when the agent decoded it (wall clock ns)
+	Forward  shm.Forward
+
+	Retrieval *Retrieval
+	Audit     *Audit
+	Other     *Other
+	Status    *Status
+	Hello     *shm.Identity
+	Lifecycle *Lifecycle
+	// Ack is set for records of audit rings; the audit store calls it once
+	// the record is durable.
+	Ack *AckRef
+}

@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"sort"
+	"sync"
+	"time"
+)
+
+// AckSink acknowledges audit records as soon as it receives them. It is the
+// audit store stand-in: until a durable store is configured, audit ring space
+// is released once the records are decoded and queued.
+type AckSink struct{}
+
+// Name implements Sink.
+func (AckSink) Name() string { return "audit-ack" }
+
+// Kinds implements Sink.
+func (AckSink) Kinds() KindMask { return KindAudit.Mask() }
+
+// Write implements Sink.
+func (AckSink) Write(_ context.Context, batch []Event) error {
+	for i := range batch {
+		if batch[i].Ack != nil {
+			batch[i].Ack.Ack()
+		}
+	}
+	return nil
+}
+
+// Counter counts events per producer and kind and records event → sink
+// latency (the event's own timestamp to the moment this sink sees it). The
+// demo summary and the benchmarks read it.
+type Counter struct {
+	mu     sync.Mutex
+	counts map[string]*[numKinds]uint64
+	lat    LatencyHistogram
+	now    func() time.Time
+}
+
+// NewCounter returns an empty Counter.
+func NewCounter() *Counter {
+	return &Counter{counts: map[string]*[numKinds]uint64{}, now: time.Now}
+}
+
+// Name implements Sink.
+func (c *Counter) Name() string { return "counter" }
+
+// Kinds implements Sink.
+func (c *Counter) Kinds() KindMask { return AllKinds }
+
+// Write implements Sink.
+func (c *Counter) Write(_ context.Context, batch []Event) error {
+	now := c.now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range batch {
+		ev := &batch[i]
+		name := ""
+		if ev.Producer != nil {
+			name = ev.Producer.Name
+		}
+		k := c.counts[name]
+		if k == nil {
+			k = new([numKinds]uint64)
+			c.counts[name] = k
+		}
+		k[ev.Kind]++
+		if ev.Kind == KindForward && ev.TimeNs > 0 {
+			c.lat.Observe(time.Duration(now - ev.TimeNs))
+		}
+	}
+	return nil
+}
+
+// Counts returns per-producer counts by kind name.
+func (c *Counter) Counts() map[string]map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]map[string]uint64, len(c.counts))
+	for p, k := range c.counts {
+		m := map[string]uint64{}
+		for i, n := range k {
+			if n > 0 {
+				m[Kind(i).String()] = n
+			}
+		}
+		out[p] = m
+	}
+	return out
+}
+
+// Producers returns the producer names seen, sorted.
+func (c *Counter) Producers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.counts))
+	for p := range c.counts {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Latency returns a copy of the forward-event latency histogram.
+func (c *Counter) Latency() LatencyHistogram {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lat
+}
+
+// LatencyHistogram is a fixed log-scale histogram: 4 buckets per power of
+// two from 1 µs to about 68 s, enough to read p50/p99 within 19 %.
+type LatencyHistogram struct {
+	Buckets [105]uint64
+	Count   uint64
+	Max     time.Duration
+}
+
+func latBucket(d time.Duration) int {
+	us := float64(d) / float64(time.Microsecond)
+	if us <= 1 {
+		return 0
+	}
+	// log2(us)*4, computed without math.Log2 in the hot path.
+	b := 0
+	for v := us; v >= 2; v /= 2 {
+		b += 4
+	}
+	frac := us / float64(uint64(1)<<(b/4))
+	switch {
+	case frac >= 1.6818:
+		b += 3
+	case frac >= 1.4142:
+		b += 2
+	case frac >= 1.1892:
+		b++
+	}
+	return min(b+1, 104)
+}
+
+// Observe adds one duration.
+func (h *LatencyHistogram) Observe(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	h.Buckets[latBucket(d)]++
+	h.Count++
+	h.Max = max(h.Max, d)
+}
+
+// Quantile returns the upper bound of the bucket holding quantile q.
+func (h *LatencyHistogram) Quantile(q float64) time.Duration {
+	if h.Count == 0 {
+		return 0
+	}
+	// Nearest rank: the ceil(q·n)-th smallest observation.
+	rank := uint64(math.Ceil(q*float64(h.Count))) - 1
+	if q <= 0 {
+		rank = 0
+	}
+	rank = min(rank, h.Count-1)
+	var seen uint64
+	for i, n := range h.Buckets {
+		seen += n
+		if seen > rank {
+			if i == 0 {
+				return time.Microsecond
+			}
+			// Upper bound of bucket i: 2^(i/4) µs.
+			return min(h.Max, time.Duration(float64(time.Microsecond)*pow2quarter(i)))
+		}
+	}
+	return h.Max
+}
+
+func pow2quarter(i int) float64 {
+	v := float64(uint64(1) << (i / 4))
+	for range i % 4 {
+		v *= 1.189207115
+	}
+	return v
+}

@@ -1,0 +1,598 @@
+package rings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/state"
+)
+
+// Tunables are the settings that a config reload may change while the
+// consumer runs.
+type Tunables struct {
+	AllowedUIDs     []uint32
+	RescanInterval  time.Duration // default 2s
+	PollInterval    time.Duration // default 3ms
+	IdleSleep       time.Duration // default 250ms
+	MaxPerPass      int           // default 4096
+	Retention       time.Duration // 0 forgets at once
+	StaleAfter      time.Duration // default 5s
+	RemoveDead      bool
+	InitialiseLimit time.Duration // how long a ring may stay initialising; default 10s
+}
+
+func (t *Tunables) fill() {
+	if t.RescanInterval <= 0 {
+		t.RescanInterval = 2 * time.Second
+	}
+	if t.PollInterval <= 0 {
+		t.PollInterval = 3 * time.Millisecond
+	}
+	if t.IdleSleep <= 0 {
+		t.IdleSleep = 250 * time.Millisecond
+	}
+	if t.MaxPerPass <= 0 {
+		t.MaxPerPass = 4096
+	}
+	if t.StaleAfter <= 0 {
+		t.StaleAfter = 5 * time.Second
+	}
+	if t.InitialiseLimit <= 0 {
+		t.InitialiseLimit = 10 * time.Second
+	}
+}
+
+// Options configures a Consumer.
+type Options struct {
+	Dir string
+	// Group is the gid that owns the ring directory (ring_group), or -1.
+	Group      int
+	Tunables   Tunables
+	Dispatcher *pipeline.Dispatcher
+	// State persists ring verifications and producer names; nil is fine.
+	State *state.Store
+	// ProcRoot is the procfs mount (default /proc).
+	ProcRoot string
+	Logger   *slog.Logger
+}
+
+// idleToSleep is how long the consumer polls without seeing data before it
+// arms the doorbell and sleeps: long enough that a steady producer never
+// pays for pokes, short enough that an idle agent stops waking up.
+const idleToSleep = 20 * time.Millisecond
+
+// housekeepingEvery paces liveness checks, heartbeats and retention; with it
+// a dead producer is reported within about 2 s.
+const housekeepingEvery = time.Second
+
+// Consumer discovers and drains the rings of one directory. Run, Close and
+// the record callbacks belong to one goroutine; Rings, Ready and SetTunables
+// are safe from any goroutine.
+type Consumer struct {
+	dir   string
+	group int
+	disp  *pipeline.Dispatcher
+	state *state.Store
+	proc  *procResolver
+	log   *slog.Logger
+	pid   uint32
+
+	tun atomic.Pointer[Tunables]
+
+	// mu guards the registry against concurrent readers (Rings); only the
+	// consumer goroutine mutates it.
+	mu        sync.RWMutex
+	byFile    map[fileKey]*ringEntry
+	producers map[string]*producer
+	names     map[string]*producer
+	active    []*ringEntry
+	retiring  []*ringEntry
+
+	wake      signal
+	dirty     atomic.Bool
+	rr        int
+	more      bool
+	passNow   int64
+	sleepGen  uint32
+	nextHouse time.Time
+	nextScan  time.Time
+	lastPass  atomic.Int64 // unix ns of the last pass: the liveness probe
+	passes    atomic.Uint64
+	dirErr    atomic.Pointer[string]
+	injectMu  sync.Mutex
+	injected  []pipeline.Event
+	doorbell  *reader
+	watch     *reader
+	ackNotify func()
+}
+
+// New returns a Consumer. It touches nothing on disk until Run.
+func New(opts Options) (*Consumer, error) {
+	if opts.Dispatcher == nil {
+		return nil, errors.New("rings: no dispatcher")
+	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	proc, err := newProcResolver(opts.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		dir: opts.Dir, group: opts.Group, disp: opts.Dispatcher, state: opts.State, proc: proc,
+		log: opts.Logger, pid: uint32(os.Getpid()),
+		byFile: map[fileKey]*ringEntry{}, producers: map[string]*producer{}, names: map[string]*producer{},
+		wake: newSignal(),
+	}
+	c.ackNotify = c.wake.notify
+	c.SetTunables(opts.Tunables)
+	return c, nil
+}
+
+// SetTunables applies reloadable settings; the consumer picks them up at its
+// next housekeeping tick.
+func (c *Consumer) SetTunables(t Tunables) {
+	t.fill()
+	c.tun.Store(&t)
+	c.wake.notify()
+}
+
+// LastPass returns when the consumer last completed a pass (for liveness).
+func (c *Consumer) LastPass() time.Time { return time.Unix(0, c.lastPass.Load()) }
+
+// Passes returns the number of passes so far (an idle consumer makes few).
+func (c *Consumer) Passes() uint64 { return c.passes.Load() }
+
+// DirError returns the last error reading the ring directory, or nil.
+func (c *Consumer) DirError() error {
+	if s := c.dirErr.Load(); s != nil && *s != "" {
+		return errors.New(*s)
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, then drains what is left (bounded) and
+// returns. Call Close after the dispatcher has been closed.
+func (c *Consumer) Run(ctx context.Context) error {
+	if err := shm.EnsureDir(c.dir, c.group); err != nil {
+		c.log.Error("ring directory unusable; retrying at each rescan", "dir", c.dir, "err", err)
+	}
+	c.startReaders()
+	defer c.stopReaders()
+	c.housekeeping(time.Now(), true)
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	lastData := time.Now()
+	for {
+		if ctx.Err() != nil {
+			c.finalDrain()
+			return nil
+		}
+		now := time.Now()
+		if !now.Before(c.nextHouse) || c.dirty.Load() {
+			c.housekeeping(now, false)
+		}
+		t := c.tun.Load()
+		n := c.pass()
+		if c.more {
+			continue // a ring has more than one pass's worth: keep draining
+		}
+		if n > 0 {
+			// Everything published was read; wait for the next batch
+			// rather than spinning on an empty pass.
+			lastData = now
+		}
+		wait := t.PollInterval
+		sleeping := now.Sub(lastData) >= idleToSleep
+		if sleeping {
+			if !c.armDoorbell() {
+				continue // a tail moved between the pass and the flags
+			}
+			wait = min(t.IdleSleep, max(0, time.Until(c.nextHouse)))
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-c.wake:
+		}
+		timer.Stop()
+		if sleeping {
+			c.disarmDoorbell()
+		}
+	}
+}
+
+// armDoorbell stores a new sleep generation in every active ring, then
+// re-reads the tails (format §5.3). Go atomics are sequentially consistent,
+// so a producer that published before our flag store is seen here.
+func (c *Consumer) armDoorbell() bool {
+	if c.sleepGen++; c.sleepGen == 0 {
+		c.sleepGen = 1
+	}
+	for _, e := range c.active {
+		e.ring.SetSleeping(c.sleepGen)
+	}
+	for _, e := range c.active {
+		if !e.ring.Caught() {
+			c.disarmDoorbell()
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Consumer) disarmDoorbell() {
+	for _, e := range c.active {
+		e.ring.SetSleeping(0)
+	}
+}
+
+func (c *Consumer) startReaders() {
+	if f, err := openDoorbell(c.dir, c.group >= 0); err != nil {
+		c.log.Warn("doorbell unavailable; polling only (idle latency up to ring_idle_sleep)", "err", err)
+	} else {
+		c.doorbell = startReader(f, c.wake, nil)
+	}
+	if f, err := openWatch(c.dir); err != nil {
+		c.log.Warn("inotify unavailable; discovering rings by rescan only", "err", err)
+	} else {
+		c.watch = startReader(f, c.wake, func([]byte) { c.dirty.Store(true) })
+	}
+}
+
+func (c *Consumer) stopReaders() {
+	if c.doorbell != nil {
+		c.doorbell.Close()
+		c.doorbell = nil
+	}
+	if c.watch != nil {
+		c.watch.Close()
+		c.watch = nil
+	}
+}
+
+// Inject queues an agent-generated event (config reload, health
+// transition) for the sinks, in order with ring events. Safe from any
+// goroutine.
+func (c *Consumer) Inject(ev pipeline.Event) {
+	c.injectMu.Lock()
+	c.injected = append(c.injected, ev)
+	c.injectMu.Unlock()
+	c.wake.notify()
+}
+
+func (c *Consumer) takeInjected() {
+	c.injectMu.Lock()
+	evs := c.injected
+	c.injected = nil
+	c.injectMu.Unlock()
+	for _, ev := range evs {
+		c.disp.Add(ev)
+	}
+}
+
+// pass polls every active ring once, round-robin from a rotating start so
+// no ring is always first, and hands the decoded events to the dispatcher.
+func (c *Consumer) pass() int {
+	c.passNow = time.Now().UnixNano()
+	c.more = false
+	t := c.tun.Load()
+	total := 0
+	n := len(c.active)
+	for i := 0; i < n; i++ {
+		e := c.active[(c.rr+i)%n]
+		limit := t.MaxPerPass
+		if e.class == shm.ClassAudit {
+			// The audit store is lossless: read no more than it can queue.
+			limit = min(limit, c.disp.Room(pipeline.KindAudit))
+		}
+		if limit > 0 {
+			res, err := e.ring.Poll(limit, e.onRecord)
+			if err != nil {
+				c.quarantine(e, err)
+				continue
+			}
+			total += res.Records
+			c.more = c.more || res.More
+		} else if !e.ring.Caught() {
+			c.more = true
+		}
+		// Hot: release what was decoded. Audit: release what is durable.
+		e.ring.Commit()
+	}
+	c.rr++
+	c.takeInjected()
+	c.disp.Flush()
+	c.lastPass.Store(c.passNow)
+	c.passes.Add(1)
+	return total
+}
+
+// recordFunc builds the Poll callback of one ring once, so passes do not
+// allocate.
+func (c *Consumer) recordFunc(e *ringEntry) func(*shm.Record) shm.Disposition {
+	return func(rec *shm.Record) shm.Disposition {
+		ev := &e.ev
+		*ev = pipeline.Event{}
+		if err := pipeline.Decode(rec, ev); err != nil {
+			return shm.Corrupt
+		}
+		ev.Producer, ev.RecvNs = e.prod.p, c.passNow
+		if ev.Kind == pipeline.KindHello {
+			id := *ev.Hello
+			id.Producer = e.prod.p.Identity().Producer // the header's name is authoritative
+			e.prod.p.SetIdentity(id)
+		}
+		if e.class == shm.ClassAudit && ev.Kind == pipeline.KindAudit {
+			ev.Ack = &pipeline.AckRef{Ring: e.ring, Checkpoint: rec.Checkpoint, Notify: c.ackNotify}
+			c.disp.Add(*ev)
+			return shm.Pending
+		}
+		c.disp.Add(*ev)
+		return shm.Done
+	}
+}
+
+func (c *Consumer) quarantine(e *ringEntry, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.state, e.reason = ringQuarantined, e.ring.Quarantined()
+	c.removeActive(e)
+	c.log.Error("ring quarantined", "path", e.key.path, "producer", e.prod.p.Name, "err", err)
+	c.lifecycle(e.prod, pipeline.Lifecycle{Type: pipeline.RingQuarantined, Ring: e.key.path, Class: e.class, Reason: e.reason})
+}
+
+// finalDrain reads what producers committed before shutdown, for at most
+// two seconds.
+func (c *Consumer) finalDrain() {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.pass() == 0 && !c.more {
+			break
+		}
+	}
+	c.disp.Flush()
+}
+
+// Close releases acknowledged audit space, stores every ring's head and
+// unmaps the rings. Call it after the dispatcher is closed.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.byFile {
+		if e.ring != nil {
+			e.ring.Commit()
+			_ = e.ring.Close()
+			e.ring = nil
+		}
+	}
+	c.active = nil
+	return nil
+}
+
+func (c *Consumer) lifecycle(p *producer, l pipeline.Lifecycle) {
+	ev := pipeline.Event{Kind: pipeline.KindLifecycle, Lifecycle: &l, TimeNs: time.Now().UnixNano()}
+	ev.RecvNs = ev.TimeNs
+	if p != nil {
+		ev.Producer = p.p
+	}
+	c.disp.Add(ev)
+}
+
+// housekeeping rescans the directory when due, opens new rings, checks
+// producer liveness, writes consumer heartbeats and applies retention.
+func (c *Consumer) housekeeping(now time.Time, first bool) {
+	t := c.tun.Load()
+	c.nextHouse = now.Add(housekeepingEvery)
+	if c.dirty.Swap(false) || !now.Before(c.nextScan) || first {
+		c.nextScan = now.Add(t.RescanInterval)
+		c.scan(now)
+	}
+	mono := shm.MonoNow()
+	c.mu.Lock()
+	defer c.disp.Flush()
+	defer c.mu.Unlock()
+
+	// New and initialising rings, in creation order so that name conflicts
+	// resolve the same way after every restart.
+	var opened []*ringEntry
+	for _, e := range c.byFile {
+		if e.state == ringPending {
+			if c.open(e, now, t) {
+				opened = append(opened, e)
+			}
+		}
+	}
+	sort.Slice(opened, func(i, j int) bool {
+		a, b := opened[i].ring.Header(), opened[j].ring.Header()
+		if a.CreateTimeNs != b.CreateTimeNs {
+			return a.CreateTimeNs < b.CreateTimeNs
+		}
+		return opened[i].key.path < opened[j].key.path
+	})
+	for _, e := range opened {
+		id, reason := c.accept(e, t)
+		if reason != "" {
+			c.reject(e, reason)
+			continue
+		}
+		c.register(e, id, now)
+	}
+
+	for _, p := range c.producers {
+		c.checkProducer(p, now, mono, t)
+	}
+	c.retire(t.RemoveDead)
+}
+
+// scan lists the directory and adds entries for new ring files.
+func (c *Consumer) scan(now time.Time) {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		msg := err.Error()
+		c.dirErr.Store(&msg)
+		if errors.Is(err, os.ErrNotExist) {
+			_ = shm.EnsureDir(c.dir, c.group)
+		}
+		return
+	}
+	empty := ""
+	c.dirErr.Store(&empty)
+	seen := make(map[fileKey]bool, len(entries))
+	var fresh []*ringEntry
+	for _, de := range entries {
+		if !shm.IsRingFileName(de.Name()) {
+			continue
+		}
+		path := filepath.Join(c.dir, de.Name())
+		fi, err := shm.StatRing(path)
+		if err != nil {
+			continue
+		}
+		k := fileKey{path, fi.Inode}
+		seen[k] = true
+		c.mu.RLock()
+		_, known := c.byFile[k]
+		c.mu.RUnlock()
+		if !known {
+			fresh = append(fresh, &ringEntry{key: k, fi: fi, firstSeen: now, state: ringPending})
+		}
+	}
+	c.mu.Lock()
+	for _, e := range fresh {
+		c.byFile[e.key] = e
+	}
+	for k, e := range c.byFile {
+		if !seen[k] {
+			e.gone = true
+			if e.state == ringRejected || e.state == ringPending {
+				delete(c.byFile, k)
+			}
+		}
+	}
+	c.mu.Unlock()
+}
+
+// open maps a pending ring; it reports whether the ring is ready for
+// acceptance. Called with c.mu held.
+func (c *Consumer) open(e *ringEntry, now time.Time, t *Tunables) bool {
+	if e.fi.Mode&0o002 != 0 {
+		c.reject(e, fmt.Sprintf("writable by others (mode %04o)", e.fi.Mode))
+		return false
+	}
+	r, fi, err := shm.OpenRing(e.key.path)
+	var he *shm.HeaderError
+	switch {
+	case errors.As(err, &he) && he.Initialising:
+		if now.Sub(e.firstSeen) > t.InitialiseLimit {
+			c.reject(e, "header never finished initialising")
+		}
+		return false
+	case err != nil:
+		c.reject(e, err.Error())
+		return false
+	case fi.Inode != e.key.inode:
+		// Replaced between the scan and the open: the next scan sees it.
+		r.Close()
+		e.gone = true
+		c.dirty.Store(true)
+		return false
+	}
+	e.fi, e.ring, e.class = fi, r, r.Header().Class
+	return true
+}
+
+func (c *Consumer) reject(e *ringEntry, reason string) {
+	if e.ring != nil {
+		_ = e.ring.Close()
+		e.ring = nil
+	}
+	e.state, e.reason = ringRejected, reason
+	c.log.Warn("ring rejected", "path", e.key.path, "reason", reason)
+	c.lifecycle(nil, pipeline.Lifecycle{Type: pipeline.RingRejected, Ring: e.key.path, Reason: reason})
+}
+
+// checkProducer advances one producer's lifecycle. Called with c.mu held.
+func (c *Consumer) checkProducer(p *producer, now time.Time, mono int64, t *Tunables) {
+	switch p.state {
+	case prodClosed, prodDead:
+		if now.Sub(p.endedAt) >= t.Retention {
+			c.forget(p, "retention")
+		}
+		return
+	}
+	var newest int64
+	allClosed := true
+	for _, e := range p.rings {
+		if e.ring == nil {
+			continue
+		}
+		e.ring.SetConsumer(c.pid, mono)
+		st := e.ring.Stats()
+		newest = max(newest, st.HeartbeatMonoNs)
+		if st.State != shm.StateClosed {
+			allClosed = false
+		}
+	}
+	if p.ending == prodLive {
+		switch {
+		case allClosed:
+			p.ending = prodClosed
+		case !c.proc.alive(p.p.HostPID, p.start):
+			p.ending = prodDead
+		default:
+			stale := newest > 0 && time.Duration(mono-newest) > t.StaleAfter
+			if stale != p.stale {
+				p.stale = stale
+				c.log.Warn("producer heartbeat", "producer", p.p.Name, "stale", stale, "age", time.Duration(mono-newest).Round(time.Millisecond))
+			}
+			return
+		}
+	}
+	// Ending: finish each ring once everything up to its tail was read.
+	done := true
+	for _, e := range p.rings {
+		if e.state != ringActive {
+			continue
+		}
+		if !e.ring.Caught() {
+			done = false
+			continue
+		}
+		before := e.ring.Stats().Lost
+		e.ring.Finish()
+		e.ring.Commit()
+		if lost := e.ring.Stats().Lost - before; lost > 0 && e.class == shm.ClassAudit {
+			c.lifecycle(p, pipeline.Lifecycle{Type: pipeline.AuditGap, Ring: e.key.path, Class: e.class, Lost: lost})
+		}
+		e.state = ringDrained
+		c.removeActive(e)
+	}
+	if !done {
+		return
+	}
+	p.state, p.endedAt = p.ending, now
+	typ := pipeline.ProducerClosed
+	if p.state == prodDead {
+		typ = pipeline.ProducerDied
+		c.log.Warn("producer died without closing its rings", "producer", p.p.Name, "host_pid", p.p.HostPID)
+	} else {
+		c.log.Info("producer closed", "producer", p.p.Name)
+	}
+	c.lifecycle(p, pipeline.Lifecycle{Type: typ})
+}

@@ -1,0 +1,30 @@
+// Package shm owns agaobs ring format v1 (docs/ring-format.md): the header
+// layout, record framing and bodies, the single-producer writer used by Go
+// producers, tests and the demo, and the consumer side used by the agent.
+//
+// # Layout
+//
+// format.go and record.go are pure encoding over byte slices; ring.go is the
+// consumer protocol over a mapped []byte plus atomics; writer.go is the
+// producer protocol; mmap_linux.go and file.go do the system calls. Nothing
+// here logs: errors are returned, wrapped with the ring path.
+//
+// # Lifetime and concurrency
+//
+// A [Ring] is owned by one consumer goroutine; only [Ring.Ack] and the
+// read-only stat accessors may be called from other goroutines. Record bodies
+// passed to [Ring.Poll]'s callback alias the shared mapping and are valid only
+// until the callback returns: copy what must outlive it.
+//
+// A [Writer] serialises its callers with a mutex; it never blocks on a full
+// hot ring (the record is dropped and counted) and waits at most
+// WriterOptions.AuditWait on a full audit ring.
+//
+// # Caveats
+//
+// The producer owns lines A and B of the header and the dropped-by-type
+// table; the consumer owns the consumer block. Header fields are validated
+// once when a ring is opened and cached: later changes to them in shared
+// memory are ignored, so a corrupted header cannot make the reader index
+// outside the mapping.
+package shm

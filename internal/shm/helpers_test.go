@@ -1,0 +1,5 @@
+package shm
+
+import "unsafe"
+
+func ptr(b []byte, off int) unsafe.Pointer { return unsafe.Pointer(&b[off]) }
