@@ -165,6 +165,12 @@ type logWatcher struct {
 	lines []string
 }
 
+func (l *logWatcher) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
 func (l *logWatcher) has(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -215,7 +221,7 @@ func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGHUP)
 	testutil.Eventually(t, 5*time.Second, func() bool {
 		return logs.has("config reloaded") && logs.has("producer_retention") && logs.has("take effect only after a restart")
-	}, "reload not logged: %v", logs.lines)
+	}, "reload not logged: %v", logs.snapshot())
 	os.WriteFile(cfgFile, []byte("producer_retention: never\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
 	testutil.Eventually(t, 5*time.Second, func() bool { return logs.has("config reload rejected") && logs.has(`never`) }, "bad reload not rejected")
@@ -243,7 +249,7 @@ func TestDemoProcess(t *testing.T) {
 	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		return logs.has("producer died without closing") && logs.has("taken over by a new producer")
-	}, "victim not killed and taken over: %v", logs.lines)
+	}, "victim not killed and taken over: %v", logs.snapshot())
 	var rr agent.RingsResponse
 	testutil.Eventually(t, 15*time.Second, func() bool {
 		_, out, _ := runCLI(t, "rings", "--ring-dir", dir, "--admin-listen-address", admin, "--format", "json")

@@ -298,4 +298,3 @@ func NewLogger(cfg config.Config) (*slog.Logger, *slog.LevelVar) {
 	}
 	return slog.New(h), lv
 }
-

@@ -203,7 +203,9 @@ type scripted struct {
 // auditScript emits every aga-core audit operation within the first 25 s,
 // in the order aga-core would.
 func auditScript() []scripted {
-	at := func(s float64, f func(*producer)) scripted { return scripted{time.Duration(s * float64(time.Second)), f} }
+	at := func(s float64, f func(*producer)) scripted {
+		return scripted{time.Duration(s * float64(time.Second)), f}
+	}
 	return []scripted{
 		at(0.5, func(p *producer) {
 			p.attached = true

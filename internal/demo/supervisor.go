@@ -31,10 +31,10 @@ type Options struct {
 	SummaryEvery                       time.Duration
 	// BurstEvery is the victim rank's overload burst interval (default 30s).
 	BurstEvery time.Duration
-	Out                                io.Writer
-	Logger                             *slog.Logger
-	Rings                              func() []rings.RingInfo
-	Counter                            *pipeline.Counter
+	Out        io.Writer
+	Logger     *slog.Logger
+	Rings      func() []rings.RingInfo
+	Counter    *pipeline.Counter
 }
 
 func (o *Options) fill() {

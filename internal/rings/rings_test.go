@@ -300,9 +300,9 @@ func TestRejections(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "garbage.ring"), []byte("nope"), 0o600)
 	h := startConsumer(t, dir, Tunables{InitialiseLimit: 200 * time.Millisecond}, nil, true)
 	want := map[string]string{
-		foreign:                             "file owner uid 4242 is not the real uid 0",
-		open:                                "writable by others",
-		bad:                                 "never finished initialising",
+		foreign:                            "file owner uid 4242 is not the real uid 0",
+		open:                               "writable by others",
+		bad:                                "never finished initialising",
 		filepath.Join(dir, "garbage.ring"): "file size",
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool {
@@ -491,7 +491,10 @@ func TestKillMidStreamNoTornRecords(t *testing.T) {
 		testutil.Eventually(t, 5*time.Second, func() bool { return rec.lifecycle(pipeline.ProducerDied, name) != nil }, "%s: death not detected within 5s", name)
 		t.Logf("%s: death detected after %v", name, time.Since(killed).Round(time.Millisecond))
 		ri, _ := ringInfo(&harness{c: c}, name, "hot")
-		if ri.Corrupt != 0 || ri.Lost != ri.Dropped || ri.Consumed == 0 {
+		// A producer killed inside a write loses the record it was
+		// writing (it never reached the ring): lost may exceed the
+		// producer's drop count by that one record, never more.
+		if ri.Corrupt != 0 || ri.Lost < ri.Dropped || ri.Lost > ri.Dropped+1 || ri.Consumed == 0 {
 			t.Errorf("%s: %+v", name, ri)
 		}
 	}

@@ -1,0 +1,302 @@
+"""PEP 517 / PEP 660 build backend for aga-observability, standard library only.
+
+pyproject.toml names it with ``backend-path = ["_build"]`` and
+``requires = []``, so ``pip install --no-index ./clients/python`` needs no
+index and no setuptools. It builds:
+
+* a py3-none-any wheel of the ``aga_observability`` package (METADATA,
+  WHEEL, RECORD with sha256 digests);
+* an sdist with everything needed to rebuild that wheel;
+* an editable wheel (PEP 660) whose import hook maps ``aga_observability``
+  onto the source tree, and nothing else.
+
+Optional native extensions plug in at :func:`native_extensions`: every
+``native/*.c`` is compiled into ``aga_observability`` when a C compiler
+works; any failure (no compiler, no headers) leaves a pure-Python wheel, so
+installation never depends on a compiler. Disable it with
+``AGAOBS_BUILD_NATIVE=0`` or ``--config-settings native=0``. There are no
+native sources today.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "aga_observability"
+# What an sdist carries (relative to ROOT), besides PKG-INFO.
+SDIST_ITEMS = ("pyproject.toml", "README.md", "_build", PACKAGE, "tests", "bench", "native")
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: reproducible wheels
+
+
+# -- project metadata ---------------------------------------------------------------
+
+def _read_project(root: str = ROOT) -> dict:
+    """The [project] table of pyproject.toml. tomllib is 3.11+; older
+    interpreters get a parser for the simple ``key = "string"`` lines this
+    project uses."""
+    path = os.path.join(root, "pyproject.toml")
+    try:
+        import tomllib  # type: ignore
+        with open(path, "rb") as f:
+            return tomllib.load(f)["project"]
+    except ImportError:
+        pass
+    project, section = {}, None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]").strip()
+                continue
+            m = re.match(r'^([A-Za-z0-9_-]+)\s*=\s*"([^"]*)"\s*(#.*)?$', line)
+            if section == "project" and m:
+                project[m.group(1)] = m.group(2)
+    return project
+
+
+def _metadata(root: str = ROOT):
+    p = _read_project(root)
+    name, version = p["name"], p["version"]
+    with open(os.path.join(root, PACKAGE, "_version.py"), encoding="utf-8") as f:
+        m = re.search(r'__version__\s*=\s*"([^"]+)"', f.read())
+    if not m or m.group(1) != version:
+        raise RuntimeError(f"pyproject version {version} != {PACKAGE}/_version.py")
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if p.get("description"):
+        lines.append(f"Summary: {p['description']}")
+    if p.get("requires-python"):
+        lines.append(f"Requires-Python: {p['requires-python']}")
+    body = ""
+    readme = p.get("readme")
+    if isinstance(readme, str) and os.path.exists(os.path.join(root, readme)):
+        lines.append("Description-Content-Type: text/markdown")
+        with open(os.path.join(root, readme), encoding="utf-8") as f:
+            body = "\n" + f.read()
+    return name, version, "\n".join(lines) + "\n" + body
+
+
+def _safe(name: str) -> str:
+    """Distribution name as wheel and sdist file names spell it."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _wheel_text(tag: str, purelib: bool) -> str:
+    return ("Wheel-Version: 1.0\nGenerator: agaobs_build\n"
+            f"Root-Is-Purelib: {'true' if purelib else 'false'}\nTag: {tag}\n")
+
+
+def _package_files(root: str = ROOT):
+    """(archive name, path) of every package file, sorted."""
+    out = []
+    base = os.path.join(root, PACKAGE)
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for fn in sorted(filenames):
+            if fn.endswith((".pyc", ".pyo")):
+                continue
+            path = os.path.join(dirpath, fn)
+            out.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
+    return out
+
+
+# -- optional native step -----------------------------------------------------------
+
+def native_extensions(root: str, build_dir: str, config_settings=None):
+    """(archive name, path) of compiled native extensions, or [] when there
+    are none or they cannot be built. Never raises: the package is complete
+    without them."""
+    settings = config_settings or {}
+    if os.environ.get("AGAOBS_BUILD_NATIVE", "1") == "0" or str(settings.get("native", "1")) == "0":
+        return []
+    src_dir = os.path.join(root, "native")
+    if not os.path.isdir(src_dir):
+        return []
+    sources = sorted(f for f in os.listdir(src_dir) if f.endswith(".c"))
+    if not sources:
+        return []
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    include = sysconfig.get_paths()["include"]
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    out = []
+    for src in sources:
+        target = os.path.join(build_dir, src[:-2] + suffix)
+        cmd = cc + ["-shared", "-fPIC", "-O2", "-I", include, os.path.join(src_dir, src), "-o", target]
+        try:
+            subprocess.run(cmd, check=True, timeout=300, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except (OSError, subprocess.SubprocessError) as e:
+            print(f"agaobs_build: native extension {src} not built ({e}); "
+                  "building the pure-Python wheel", file=sys.stderr)
+            return []
+        out.append((f"{PACKAGE}/{src[:-2]}{suffix}", target))
+    return out
+
+
+def _platform_tag() -> str:
+    impl = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    plat = re.sub(r"[-.]", "_", sysconfig.get_platform())
+    return f"{impl}-{impl}-{plat}"
+
+
+# -- wheel writing -------------------------------------------------------------------
+
+class _Wheel:
+    """A wheel archive that records every member in RECORD."""
+
+    def __init__(self, path: str):
+        self.zf = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED)
+        self.records = []
+
+    def add(self, arcname: str, data: bytes, executable: bool = False) -> None:
+        info = zipfile.ZipInfo(arcname, date_time=_EPOCH)
+        info.external_attr = (0o755 if executable else 0o644) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        self.zf.writestr(info, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        self.records.append(f"{arcname},sha256={digest},{len(data)}")
+
+    def close(self, record_name: str) -> None:
+        self.records.append(f"{record_name},,")
+        info = zipfile.ZipInfo(record_name, date_time=_EPOCH)
+        info.external_attr = 0o644 << 16
+        self.zf.writestr(info, "\n".join(self.records) + "\n")
+        self.zf.close()
+
+
+def _build(wheel_directory: str, files, tag: str = "py3-none-any", purelib: bool = True) -> str:
+    name, version, metadata = _metadata()
+    dist = f"{_safe(name)}-{version}"
+    filename = f"{dist}-{tag}.whl"
+    info = f"{dist}.dist-info"
+    os.makedirs(wheel_directory, exist_ok=True)
+    path = os.path.join(wheel_directory, filename)
+    w = _Wheel(path)
+    try:
+        for arcname, data, executable in files:
+            w.add(arcname, data, executable)
+        w.add(f"{info}/METADATA", metadata.encode("utf-8"))
+        w.add(f"{info}/WHEEL", _wheel_text(tag, purelib).encode())
+        w.add(f"{info}/top_level.txt", (PACKAGE + "\n").encode())
+        w.close(f"{info}/RECORD")
+    except BaseException:
+        w.zf.close()
+        os.unlink(path)
+        raise
+    return filename
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# -- PEP 517 hooks --------------------------------------------------------------------
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def get_requires_for_build_sdist(config_settings=None):
+    return []
+
+
+def get_requires_for_build_editable(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    name, version, metadata = _metadata()
+    info = f"{_safe(name)}-{version}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, info), exist_ok=True)
+    for fn, text in (("METADATA", metadata), ("WHEEL", _wheel_text("py3-none-any", True)),
+                     ("top_level.txt", PACKAGE + "\n")):
+        with open(os.path.join(metadata_directory, info, fn), "w", encoding="utf-8") as f:
+            f.write(text)
+    return info
+
+
+prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    files = [(arc, _read(path), False) for arc, path in _package_files()]
+    with tempfile.TemporaryDirectory() as build_dir:
+        native = native_extensions(ROOT, build_dir, config_settings)
+        if native:
+            files += [(arc, _read(path), True) for arc, path in native]
+            return _build(wheel_directory, files, _platform_tag(), purelib=False)
+    return _build(wheel_directory, files)
+
+
+_FINDER = '''"""Editable install of {pkg}: import it from {src}."""
+import importlib.util
+import sys
+
+_SRC = {src!r}
+
+
+class _Finder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != {pkg!r}:
+            return None
+        return importlib.util.spec_from_file_location(
+            name, _SRC + "/__init__.py", submodule_search_locations=[_SRC])
+
+
+def install():
+    if _Finder not in sys.meta_path:
+        sys.meta_path.append(_Finder)
+'''
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    """PEP 660: an import hook for the package alone (a plain path entry
+    would also expose tests/, bench/ and _build/ as top-level names)."""
+    mod = f"__editable___{PACKAGE}_finder"
+    src = os.path.join(ROOT, PACKAGE)
+    files = [(f"{mod}.py", _FINDER.format(pkg=PACKAGE, src=src).encode(), False),
+             (f"__editable__.{PACKAGE}.pth", f"import {mod}; {mod}.install()\n".encode(), False)]
+    return _build(wheel_directory, files)
+
+
+def build_sdist(sdist_directory, config_settings=None):
+    name, version, metadata = _metadata()
+    base = f"{_safe(name)}-{version}"
+    os.makedirs(sdist_directory, exist_ok=True)
+    filename = f"{base}.tar.gz"
+    path = os.path.join(sdist_directory, filename)
+
+    def add(tf, arcname, data, mode=0o644):
+        ti = tarfile.TarInfo(f"{base}/{arcname}")
+        ti.size, ti.mode, ti.mtime = len(data), mode, 0
+        ti.uname = ti.gname = ""
+        tf.addfile(ti, io.BytesIO(data))
+
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        add(tf, "PKG-INFO", metadata.encode("utf-8"))
+        for item in SDIST_ITEMS:
+            top = os.path.join(ROOT, item)
+            if os.path.isfile(top):
+                add(tf, item, _read(top))
+                continue
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+                for fn in sorted(filenames):
+                    if fn.endswith((".pyc", ".pyo")):
+                        continue
+                    p = os.path.join(dirpath, fn)
+                    mode = 0o755 if os.access(p, os.X_OK) else 0o644
+                    add(tf, os.path.relpath(p, ROOT).replace(os.sep, "/"), _read(p), mode)
+    return filename
