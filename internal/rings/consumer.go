@@ -431,7 +431,7 @@ func (c *Consumer) housekeeping(now time.Time, first bool) {
 			c.reject(e, reason)
 			continue
 		}
-		c.register(e, id, now)
+		c.register(e, id)
 	}
 
 	for _, p := range c.producers {

@@ -120,7 +120,7 @@ func containsUID(list []uint32, uid uint32) bool {
 
 // register attaches an accepted ring to its producer, creating the producer
 // (and choosing its name) on its first ring. Called with c.mu held.
-func (c *Consumer) register(e *ringEntry, id procIdentity, now time.Time) {
+func (c *Consumer) register(e *ringEntry, id procIdentity) {
 	h := e.ring.Header()
 	key := fmt.Sprintf("%d/%d/%d", id.HostPID, h.StartTimeTicks, h.Instance)
 	p := c.producers[key]
