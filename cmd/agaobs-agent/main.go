@@ -198,13 +198,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, withDe
 		}
 	})
 	g.Go(func() error { return a.Run(gctx) })
-	log.Info("agaobs-agent started", "version", version, "ring_dir", cfg.RingDir, "admin", a.AdminAddr())
+	log.Info("agaobs-agent started", "version", version, "ring_dir", cfg.RingDir, "metrics", a.MetricsAddr(), "admin", a.AdminAddr())
 	if withDemo {
 		exe, err := os.Executable()
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "agaobs demo: agent consuming %s; synthetic producers starting.\n", cfg.RingDir)
+		if addr := a.MetricsAddr(); addr != "" {
+			fmt.Fprintf(stdout, "  metrics: curl -s http://%s/metrics | grep ^%s_\n", addr, cfg.PrometheusPrefix)
+		}
 		if addr := a.AdminAddr(); addr != "" {
 			fmt.Fprintf(stdout, "  rings:   agaobs-agent rings --ring-dir %s   (or curl http://%s/api/v1/rings)\n", cfg.RingDir, addr)
 		}

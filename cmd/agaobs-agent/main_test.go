@@ -83,7 +83,7 @@ func TestListenerBindFailureNamesAddress(t *testing.T) {
 	}
 	defer l.Close()
 	addr := l.Addr().String()
-	code, _, stderr := runCLI(t, "run", "--ring-dir", t.TempDir(), "--state-path", "", "--admin-listen-address", addr)
+	code, _, stderr := runCLI(t, "run", "--ring-dir", t.TempDir(), "--state-path", "", "--prometheus-enabled=false", "--admin-listen-address", addr)
 	if code != 1 || !strings.Contains(stderr, "cannot bind "+addr) {
 		t.Fatalf("exit %d stderr %q", code, stderr)
 	}
@@ -133,20 +133,38 @@ func TestRingsFromFiles(t *testing.T) {
 	w.Close()
 }
 
-// buildAgent builds the binary once for the process-level tests.
-var buildOnce sync.Once
-var builtBin string
+// The process-level tests share one binary, built on first use and removed
+// by TestMain.
+var (
+	buildOnce sync.Once
+	binDir    string
+	builtBin  string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 func agentBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, _ := os.MkdirTemp("", "agaobs-bin-")
-		builtBin = filepath.Join(dir, "agaobs-agent")
-		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
+		binDir, buildErr = os.MkdirTemp("", "agaobs-bin-")
+		if buildErr != nil {
+			return
+		}
+		builtBin = filepath.Join(binDir, "agaobs-agent")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
 	return builtBin
 }
 
@@ -157,6 +175,14 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func port(t *testing.T, addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // logWatcher collects an agent's stderr lines.
@@ -207,7 +233,8 @@ func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 	admin := freeAddr(t)
 	cfgFile := filepath.Join(tmp, "agent.yaml")
 	os.WriteFile(cfgFile, []byte("producer_retention: 5m\n"), 0o600)
-	cmd, logs := startAgent(t, "run", "--config", cfgFile, "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin)
+	cmd, logs := startAgent(t, "run", "--config", cfgFile, "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin,
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, freeAddr(t)))
 	testutil.Eventually(t, 5*time.Second, func() bool { return logs.has("agaobs-agent started") }, "agent did not start")
 
 	w, _ := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Identity: shm.Identity{Producer: "via-agent"}})
@@ -217,7 +244,7 @@ func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 		return strings.Contains(out, "# source: agent at "+admin) && strings.Contains(out, "via-agent")
 	}, "rings did not come from the running agent")
 
-	os.WriteFile(cfgFile, []byte("producer_retention: 1m\nprometheus_port: 9999\n"), 0o600)
+	os.WriteFile(cfgFile, []byte("producer_retention: 1m\nhealth_port: 9999\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
 	testutil.Eventually(t, 5*time.Second, func() bool {
 		return logs.has("config reloaded") && logs.has("producer_retention") && logs.has("take effect only after a restart")
@@ -245,7 +272,7 @@ func TestDemoProcess(t *testing.T) {
 	dir, tmp := t.TempDir(), t.TempDir()
 	admin := freeAddr(t)
 	cmd, logs := startAgent(t, "demo", "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin,
-		"--kill-first", "3s", "--speed", "10")
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, freeAddr(t)), "--kill-first", "3s", "--speed", "10")
 	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		return logs.has("producer died without closing") && logs.has("taken over by a new producer")

@@ -13,11 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,8 +107,8 @@ func bench(args []string) error {
 		"100k": {"100 k events/s (1 producer)", 1, 100_000},
 		"1m":   {"1 M events/s (1 producer, 4 MiB ring)", 1, 1_000_000},
 	}
-	fmt.Println("| scenario | agent CPU (% of one core) | agent RSS (MiB) | events consumed | dropped | event → sink p50 / p99 |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| scenario | agent CPU (% of one core) | agent RSS (MiB) | events consumed | dropped | event → sink p50 / p99 | event → metric p99 (batch upper bound) | /metrics scrape |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, key := range strings.Split(*which, ",") {
 		sc, ok := all[key]
 		if !ok {
@@ -126,8 +129,9 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	admin := "127.0.0.1:18181"
-	ag := exec.Command(agentBin, append([]string{"run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin, "--agent-log-level", "error"}, agentArgs...)...)
+	admin, prom := "127.0.0.1:18181", "18182"
+	ag := exec.Command(agentBin, append([]string{"run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin, "--agent-log-level", "error",
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom}, agentArgs...)...)
 	ag.Stderr = os.Stderr
 	if err := ag.Start(); err != nil {
 		return "", err
@@ -158,6 +162,10 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	cpu1, _ := procCPU(ag.Process.Pid)
 	el := time.Since(t0)
 	rss := procRSS(ag.Process.Pid)
+	scrape, metricP99, err := scrapeStats("http://127.0.0.1:" + prom + "/metrics")
+	if err != nil {
+		return "", err
+	}
 	for _, c := range loads {
 		c.Wait()
 	}
@@ -181,7 +189,61 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		p99 = fmt.Sprintf("%.2f ms", st.ForwardP99Sec*1e3)
 	}
 	cpuPct := 100 * (cpu1 - cpu0).Seconds() / el.Seconds()
-	return fmt.Sprintf("| %s | %.2f | %.1f | %d | %d | %s / %s |", sc.name, cpuPct, rss, consumed, dropped, p50, p99), nil
+	mp99 := "-"
+	if sc.rate > 0 {
+		mp99 = fmt.Sprintf("≤ %.1f ms", metricP99*1e3)
+	}
+	return fmt.Sprintf("| %s | %.2f | %.1f | %d | %d | %s / %s | %s | %.1f ms |", sc.name, cpuPct, rss, consumed, dropped, p50, p99, mp99, scrape.Seconds()*1e3), nil
+}
+
+// scrapeStats times five scrapes (median) and reads the metrics sink's
+// event → sink latency histogram: its p99 bucket's upper bound.
+func scrapeStats(url string) (time.Duration, float64, error) {
+	var times []time.Duration
+	var body []byte
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, 0, err
+		}
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		times = append(times, time.Since(start))
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	type bucket struct{ le, cum float64 }
+	var buckets []bucket
+	var count float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.Contains(line, `sink="metrics"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+		switch {
+		case strings.HasPrefix(line, "agaobs_sink_event_latency_seconds_bucket"):
+			i := strings.Index(line, `le="`)
+			le, _ := strconv.ParseFloat(strings.Trim(line[i+4:strings.Index(line[i+4:], `"`)+i+4], `"`), 64)
+			if strings.Contains(line, `le="+Inf"`) {
+				le = math.Inf(1)
+			}
+			buckets = append(buckets, bucket{le, v})
+		case strings.HasPrefix(line, "agaobs_sink_event_latency_seconds_count"):
+			count = v
+		}
+	}
+	p99 := math.NaN()
+	for _, b := range buckets {
+		if b.cum >= 0.99*count {
+			p99 = b.le
+			break
+		}
+	}
+	return times[len(times)/2], p99, nil
 }
 
 // procCPU returns utime+stime of a process.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"runtime"
@@ -20,6 +21,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/agaobs/agaobs/internal/config"
+	"github.com/agaobs/agaobs/internal/eventlog"
+	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/state"
@@ -50,6 +53,8 @@ type Agent struct {
 	disp     *pipeline.Dispatcher
 	consumer *rings.Consumer
 	counter  *pipeline.Counter
+	exporter *metrics.Exporter
+	registry *metrics.Registry
 	servers  []*web.Server
 	started  time.Time
 }
@@ -95,6 +100,20 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	// Until a durable audit store exists, audit ring space is released as
 	// soon as records are queued.
 	a.disp.Register(pipeline.AckSink{}, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
+	if cfg.PrometheusEnabled {
+		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
+			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms})
+		a.disp.Register(a.exporter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	}
+	var logSink *eventlog.Sink
+	if cfg.LogEnabled {
+		logSink, err = eventlog.New(eventlog.Options{Format: cfg.LogFormat, Level: cfg.LogLevel, File: cfg.LogFile,
+			MaxBytes: cfg.LogMaxBytes, Backups: cfg.LogBackupCount, Stderr: cfg.LogStderr, ForwardSampleRate: cfg.LogForwardSampleRate})
+		if err != nil {
+			return nil, &config.Error{Key: "log_level", Source: "config", Msg: err.Error()}
+		}
+		a.disp.Register(logSink, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	}
 	for _, s := range opts.Sinks {
 		a.disp.Register(s, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
 	}
@@ -104,6 +123,20 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PrometheusEnabled {
+		a.registry = metrics.NewRegistry(cfg.PrometheusLabels, a.exporter)
+		a.registry.Self.Add("rings", metrics.NewRingsCollector(a.consumer.Rings))
+		a.registry.Self.Add("pipeline", metrics.NewPipelineCollector(a.disp.Stats))
+		if logSink != nil {
+			logSink.Register(a.registry)
+		}
+		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
+		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.servers = append(a.servers, s)
 	}
 	if cfg.AdminListenAddress != "" {
 		s, err := web.Listen("admin", cfg.AdminListenAddress, a.adminHandler(), cfg.WebConfigFile, a.log)
@@ -164,14 +197,22 @@ func (a *Agent) Config() config.Config {
 }
 
 // AdminAddr returns the admin listener's address, or "".
-func (a *Agent) AdminAddr() string {
+func (a *Agent) AdminAddr() string { return a.listenerAddr("admin") }
+
+// MetricsAddr returns the metrics listener's address, or "".
+func (a *Agent) MetricsAddr() string { return a.listenerAddr("metrics") }
+
+func (a *Agent) listenerAddr(name string) string {
 	for _, s := range a.servers {
-		if s.Name == "admin" {
+		if s.Name == name {
 			return s.Addr()
 		}
 	}
 	return ""
 }
+
+// Registry returns the metrics registry (nil when Prometheus is off).
+func (a *Agent) Registry() *metrics.Registry { return a.registry }
 
 // Run runs the agent until ctx ends. Shutdown order: the consumer stops and
 // drains what producers committed; the dispatcher delivers every queued

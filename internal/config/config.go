@@ -38,18 +38,22 @@ type Config struct {
 
 	Enabled bool `yaml:"enabled" help:"Compatibility key of the Python package aga_observability; accepted and ignored by the agent."`
 
-	PrometheusEnabled bool              `yaml:"prometheus_enabled" help:"Serve Prometheus metrics. Used by the Prometheus exporter."`
-	PrometheusHost    string            `yaml:"prometheus_host" help:"Address the Prometheus exporter listens on; empty means all interfaces. Used by the Prometheus exporter."`
-	PrometheusPort    int               `yaml:"prometheus_port" help:"TCP port of the Prometheus exporter (1-65535). Used by the Prometheus exporter."`
-	PrometheusPrefix  string            `yaml:"prometheus_prefix" help:"Prefix of every metric name; must match ^[a-zA-Z_][a-zA-Z0-9_]*$. Used by the Prometheus exporter."`
-	PrometheusLabels  map[string]string `yaml:"prometheus_labels" help:"Constant labels added to every metric; names must be valid Prometheus label names not starting with __. Used by the Prometheus exporter."`
+	PrometheusEnabled          bool              `yaml:"prometheus_enabled" help:"Serve Prometheus metrics. Used by the Prometheus exporter."`
+	PrometheusHost             string            `yaml:"prometheus_host" help:"Address the Prometheus exporter listens on; empty means all interfaces. Used by the Prometheus exporter."`
+	PrometheusPort             int               `yaml:"prometheus_port" help:"TCP port of the Prometheus exporter (1-65535). Used by the Prometheus exporter."`
+	PrometheusPrefix           string            `yaml:"prometheus_prefix" help:"Prefix of every metric name; must match ^[a-zA-Z_][a-zA-Z0-9_]*$. Used by the Prometheus exporter."`
+	PrometheusLabels           map[string]string `yaml:"prometheus_labels" help:"Constant labels added to every metric; names must be valid Prometheus label names not starting with __, and not producer, instance or job. Used by the Prometheus exporter."`
+	PrometheusNaming           string            `yaml:"prometheus_naming" help:"Metric naming: compat (the seed's names, e.g. aga_forward_latency_us) or conventional (base units, lint-clean: aga_forward_latency_seconds, aga_knowledge_items, aga_knowledge_pinned_items). Used by the Prometheus exporter."`
+	PrometheusNativeHistograms bool              `yaml:"prometheus_native_histograms" help:"Also expose native histograms (schema 3) beside the classic buckets; Prometheus reads them over the protobuf format. Used by the Prometheus exporter."`
 
-	LogEnabled     bool   `yaml:"log_enabled" help:"Write observed events to the event log. Used by the event log sink."`
-	LogFormat      string `yaml:"log_format" help:"Event log format: json or text. Used by the event log sink."`
-	LogLevel       string `yaml:"log_level" help:"Lowest level written to the event log: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive, stored upper case). Used by the event log sink."`
-	LogFile        string `yaml:"log_file" help:"Event log file path; empty selects the event log sink's default output. Used by the event log sink."`
-	LogMaxBytes    int64  `yaml:"log_max_bytes" help:"Size in bytes at which the event log file is rotated (>= 0). Used by the event log sink."`
-	LogBackupCount int    `yaml:"log_backup_count" help:"Number of rotated event log files kept (>= 0). Used by the event log sink."`
+	LogEnabled           bool   `yaml:"log_enabled" help:"Write observed events to the event log. Used by the event log sink."`
+	LogFormat            string `yaml:"log_format" help:"Event log format: json or text. Used by the event log sink."`
+	LogLevel             string `yaml:"log_level" help:"Lowest level written to the event log: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive, stored upper case). Used by the event log sink."`
+	LogFile              string `yaml:"log_file" help:"Event log file path; empty selects the event log sink's default output. Used by the event log sink."`
+	LogMaxBytes          int64  `yaml:"log_max_bytes" help:"Size in bytes at which the event log file is rotated (>= 0). Used by the event log sink."`
+	LogBackupCount       int    `yaml:"log_backup_count" help:"Number of rotated event log files kept (>= 0). Used by the event log sink."`
+	LogStderr            bool   `yaml:"log_stderr" help:"Also write event log lines to stderr (the reference always did); with no log_file they go to stderr regardless. Used by the event log sink."`
+	LogForwardSampleRate int    `yaml:"log_forward_sample_rate" help:"Log 1 in N forward events (>= 1); the others are counted in agaobs_log_sampled_out_total. Used by the event log sink."`
 
 	AuditStorageBackend string  `yaml:"audit_storage_backend" help:"Audit store backend: bbolt, file or memory (sqlite is a deprecated alias of bbolt). Used by the audit store."`
 	AuditStoragePath    string  `yaml:"audit_storage_path" help:"Path of the audit store. Used by the audit store."`
@@ -153,12 +157,14 @@ func Default() Config {
 		PrometheusHost:    "",
 		PrometheusPort:    9090,
 		PrometheusPrefix:  "aga",
+		PrometheusNaming:  "compat",
 
-		LogEnabled:     true,
-		LogFormat:      "json",
-		LogLevel:       "INFO",
-		LogMaxBytes:    104857600,
-		LogBackupCount: 5,
+		LogEnabled:           true,
+		LogFormat:            "json",
+		LogLevel:             "INFO",
+		LogMaxBytes:          104857600,
+		LogBackupCount:       5,
+		LogForwardSampleRate: 1,
 
 		AuditStorageBackend: "bbolt",
 		AuditStoragePath:    "aga_audit.db",

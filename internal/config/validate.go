@@ -145,11 +145,21 @@ func (c Config) Validate() error {
 		ch.fail("prometheus_prefix", invalid(c.PrometheusPrefix, "must match ^[a-zA-Z_][a-zA-Z0-9_]*$"))
 	}
 	ch.labelNames("prometheus_labels", c.PrometheusLabels)
+	for _, reserved := range []string{"producer", "instance", "job"} {
+		if _, ok := c.PrometheusLabels[reserved]; ok {
+			ch.fail("prometheus_labels", invalid(reserved, "is reserved: the agent sets producer, Prometheus rewrites instance and job"))
+		}
+	}
+	ch.oneOf("prometheus_naming", c.PrometheusNaming, "compat conventional")
+	if c.PrometheusPrefix == "agaobs" {
+		ch.fail("prometheus_prefix", invalid(c.PrometheusPrefix, "is the agent's own namespace"))
+	}
 
 	ch.oneOf("log_format", c.LogFormat, logFormats)
 	ch.oneOfFold("log_level", c.LogLevel, levels)
 	ch.intMin("log_max_bytes", c.LogMaxBytes, 0)
 	ch.intMin("log_backup_count", int64(c.LogBackupCount), 0)
+	ch.intMin("log_forward_sample_rate", int64(c.LogForwardSampleRate), 1)
 
 	ch.oneOf("audit_storage_backend", c.AuditStorageBackend, auditBackends)
 	ch.intMin("audit_retention_days", int64(c.AuditRetentionDays), 0)

@@ -40,6 +40,52 @@ type SinkStats struct {
 	Depth, Capacity          int
 	Written, Dropped, Errors uint64
 	Lossless                 bool
+	// Latency is the event → sink latency of the oldest event of every
+	// batch (an upper bound for the batch), in LatencyBounds buckets.
+	Latency LatencyCounts
+}
+
+// LatencyBounds are the upper bounds (seconds) of the dispatcher's
+// event → sink latency buckets.
+func LatencyBounds() []float64 {
+	return []float64{0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+}
+
+const numLatencyBounds = 18
+
+// LatencyCounts is a classic histogram over LatencyBounds: non-cumulative
+// bucket counts (the last one is +Inf), count and sum in seconds.
+type LatencyCounts struct {
+	Buckets [numLatencyBounds + 1]uint64
+	Count   uint64
+	Sum     float64
+}
+
+type latencyAtomic struct {
+	buckets [numLatencyBounds + 1]atomic.Uint64
+	count   atomic.Uint64
+	sumNs   atomic.Int64
+}
+
+func (l *latencyAtomic) observe(d time.Duration, bounds []float64) {
+	s := d.Seconds()
+	i := 0
+	for i < len(bounds) && s > bounds[i] {
+		i++
+	}
+	l.buckets[i].Add(1)
+	l.count.Add(1)
+	l.sumNs.Add(int64(d))
+}
+
+func (l *latencyAtomic) load() LatencyCounts {
+	var c LatencyCounts
+	for i := range c.Buckets {
+		c.Buckets[i] = l.buckets[i].Load()
+	}
+	c.Count = l.count.Load()
+	c.Sum = time.Duration(l.sumNs.Load()).Seconds()
+	return c
 }
 
 type queue struct {
@@ -54,6 +100,8 @@ type queue struct {
 	written  atomic.Uint64
 	dropped  atomic.Uint64
 	errors   atomic.Uint64
+	latency  latencyAtomic
+	bounds   []float64
 	lastLog  time.Time
 }
 
@@ -87,7 +135,7 @@ func (d *Dispatcher) Register(s Sink, opts SinkOptions) {
 	d.queues = append(d.queues, &queue{
 		sink: s, kinds: s.Kinds(), capacity: opts.QueueSize, lossless: opts.Lossless,
 		buf: make([]Event, 0, opts.QueueSize), spare: make([]Event, 0, opts.QueueSize),
-		notify: make(chan struct{}, 1),
+		notify: make(chan struct{}, 1), bounds: LatencyBounds(),
 	})
 }
 
@@ -135,6 +183,19 @@ func (d *Dispatcher) Room(k Kind) int {
 		room = min(room, free)
 	}
 	return max(0, room-len(d.pending))
+}
+
+// Pressure is the fullest queue's fill ratio (0..1). The consumer yields
+// to sinks while it is high, which paces a backlog without ever waiting on
+// a sink that makes no progress.
+func (d *Dispatcher) Pressure() float64 {
+	p := 0.0
+	for _, q := range d.queues {
+		q.mu.Lock()
+		p = max(p, float64(len(q.buf))/float64(q.capacity))
+		q.mu.Unlock()
+	}
+	return p
 }
 
 func (q *queue) push(evs []Event) {
@@ -196,6 +257,9 @@ func (d *Dispatcher) drainOnce(q *queue) bool {
 		q.spare = work
 		return false
 	}
+	if ts := work[0].TimeNs; ts > 0 {
+		q.latency.observe(time.Duration(time.Now().UnixNano()-ts), q.bounds)
+	}
 	err := d.call(q, func() error { return q.sink.Write(context.Background(), work) })
 	if err != nil {
 		q.errors.Add(1)
@@ -244,6 +308,7 @@ func (d *Dispatcher) Stats() []SinkStats {
 		out = append(out, SinkStats{
 			Name: q.sink.Name(), Depth: depth, Capacity: q.capacity, Lossless: q.lossless,
 			Written: q.written.Load(), Dropped: q.dropped.Load(), Errors: q.errors.Load(),
+			Latency: q.latency.load(),
 		})
 	}
 	return out

@@ -52,12 +52,15 @@ type Producer struct {
 	Key     string // host pid / start time / instance: unique per incarnation
 	HostPID int
 	PID     uint32 // pid in the producer's own namespace
-	info    atomic.Pointer[shm.Identity]
+	// Ring is the common stem of its ring files
+	// ("agaobs-<pid>-<pidns>-<instance>").
+	Ring string
+	info atomic.Pointer[shm.Identity]
 }
 
 // NewProducer returns a Producer with its initial identity.
-func NewProducer(name, key string, hostPID int, pid uint32, id shm.Identity) *Producer {
-	p := &Producer{Name: name, Key: key, HostPID: hostPID, PID: pid}
+func NewProducer(name, key string, hostPID int, pid uint32, ring string, id shm.Identity) *Producer {
+	p := &Producer{Name: name, Key: key, HostPID: hostPID, PID: pid, Ring: ring}
 	p.info.Store(&id)
 	return p
 }

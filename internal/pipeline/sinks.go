@@ -55,16 +55,20 @@ func (c *Counter) Write(_ context.Context, batch []Event) error {
 	now := c.now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var lastP *Producer
+	var k *[numKinds]uint64
 	for i := range batch {
 		ev := &batch[i]
-		name := ""
-		if ev.Producer != nil {
-			name = ev.Producer.Name
-		}
-		k := c.counts[name]
-		if k == nil {
-			k = new([numKinds]uint64)
-			c.counts[name] = k
+		if k == nil || ev.Producer != lastP {
+			lastP = ev.Producer
+			name := ""
+			if lastP != nil {
+				name = lastP.Name
+			}
+			if k = c.counts[name]; k == nil {
+				k = new([numKinds]uint64)
+				c.counts[name] = k
+			}
 		}
 		k[ev.Kind]++
 		if ev.Kind == KindForward && ev.TimeNs > 0 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -189,7 +190,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		t := c.tun.Load()
 		n := c.pass()
 		if c.more {
-			continue // a ring has more than one pass's worth: keep draining
+			// A ring has more than one pass's worth. Let the sink
+			// goroutines take their batches before the next pass: with
+			// GOMAXPROCS=1 they otherwise run only when the consumer
+			// sleeps, and a backlog would overflow their queues. A sink
+			// that makes no progress gets a few yields, never a wait.
+			runtime.Gosched()
+			for i := 0; i < 16 && c.disp.Pressure() > 0.5; i++ {
+				runtime.Gosched()
+			}
+			continue
 		}
 		if n > 0 {
 			// Everything published was read; wait for the next batch

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
@@ -109,6 +111,17 @@ func (c *Consumer) accept(e *ringEntry, t *Tunables) (procIdentity, string) {
 	return id, ""
 }
 
+// ringStem strips the directory and the class suffix from a ring path.
+func ringStem(path string) string {
+	base := filepath.Base(path)
+	for _, suffix := range []string{"-hot.ring", "-audit.ring", ".ring"} {
+		if strings.HasSuffix(base, suffix) {
+			return strings.TrimSuffix(base, suffix)
+		}
+	}
+	return base
+}
+
 func containsUID(list []uint32, uid uint32) bool {
 	for _, u := range list {
 		if u == uid {
@@ -127,7 +140,7 @@ func (c *Consumer) register(e *ringEntry, id procIdentity) {
 	if p == nil {
 		name := c.chooseName(h.Identity.Producer, key, id.HostPID, h.Instance)
 		p = &producer{
-			p:     pipeline.NewProducer(name, key, id.HostPID, h.PID, h.Identity),
+			p:     pipeline.NewProducer(name, key, id.HostPID, h.PID, ringStem(e.key.path), h.Identity),
 			start: h.StartTimeTicks, uid: id.RealUID, createNs: h.CreateTimeNs,
 		}
 		c.producers[key] = p

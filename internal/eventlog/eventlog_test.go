@@ -1,0 +1,151 @@
+package eventlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/shm"
+)
+
+var fixed = time.Date(2026, 11, 27, 14, 3, 57, 135_000_000, time.FixedZone("CET", 3600))
+
+func newSink(t *testing.T, opts Options) (*Sink, *bytes.Buffer) {
+	t.Helper()
+	var out bytes.Buffer
+	opts.Out = &out
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return fixed }
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &out
+}
+
+var prod = pipeline.NewProducer("worker-tp0", "k", 1, 1, "r", shm.Identity{Producer: "worker-tp0"})
+
+func events() []pipeline.Event {
+	errMsg := "disk full"
+	return []pipeline.Event{
+		{Kind: pipeline.KindForward, Producer: prod, TimeNs: 1764252237135000000, Forward: shm.Forward{GateMean: 0.12345, EntropyMean: 2, LatencyUs: 123.45, Layer: 31, Fields: 31}},
+		{Kind: pipeline.KindRetrieval, Producer: prod, TimeNs: 1764252237500000000, Retrieval: &pipeline.Retrieval{
+			Retrieval: shm.Retrieval{Layer: 29, ResultsCount: 5, InjectedCount: 3, BudgetRemaining: 2, Fields: 15}, IDs: []string{"a", "b"}, Scores: []float64{0.9, 1}}},
+		{Kind: pipeline.KindAudit, Producer: prod, TimeNs: 1764252238000000000, Audit: &pipeline.Audit{Operation: "register", Success: true,
+			Details: json.RawMessage(`{"id":"k1","pinned":false,"metadata":{"source":"it's"},"ns":null,"r":0.9,"n":1,"big":1e22}`),
+			Raw:     json.RawMessage(`{"operation":"register","details":{"id":"k1"},"success":true,"error":null,"timestamp":1764252238.0}`)}},
+		{Kind: pipeline.KindAudit, Producer: prod, TimeNs: 1764252239000000000, Audit: &pipeline.Audit{Operation: "clear", Success: false, Error: &errMsg,
+			Details: json.RawMessage(`{"namespace":"x"}`), Raw: json.RawMessage(`{"operation":"clear","success":false}`)}},
+		{Kind: pipeline.KindEvent, Producer: prod, TimeNs: 1764252240000000000, Other: &pipeline.Other{Name: "custom", Data: json.RawMessage(`{"x":[1,2.5,"y"]}`)}},
+	}
+}
+
+func TestJSONLines(t *testing.T) {
+	s, out := newSink(t, Options{Level: "DEBUG"})
+	if err := s.Write(context.Background(), events()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	want := []string{
+		`{"timestamp":"2026-11-27T14:03:57.135+01:00","level":"DEBUG","logger":"aga.observability","message":"layer=31 applied=✓ gate=0.123 entropy=2.000 latency=123.5μs","event_type":"forward","event_source":"aga-core","event_timestamp":1764252237.135,"data":{"aga_applied":true,"gate_mean":0.12345,"entropy_mean":2.0,"layer_idx":31,"latency_us":123.45},"producer":"worker-tp0"}`,
+		`{"timestamp":"2026-11-27T14:03:57.135+01:00","level":"INFO","logger":"aga.observability","message":"layer=29 results=5 injected=3 budget_left=2","event_type":"retrieval","event_source":"aga-core","event_timestamp":1764252237.5,"data":{"layer_idx":29,"results_count":5,"injected_count":3,"budget_remaining":2,"ids":["a","b"],"scores":[0.9,1.0]},"producer":"worker-tp0"}`,
+		`{"timestamp":"2026-11-27T14:03:57.135+01:00","level":"INFO","logger":"aga.observability","message":"[OK] register: {'id': 'k1', 'pinned': False, 'metadata': {'source': \"it's\"}, 'ns': None, 'r': 0.9, 'n': 1, 'big': 1e+22}","event_type":"audit","event_source":"aga-core","event_timestamp":1764252238.0,"data":{"operation":"register","details":{"id":"k1"},"success":true,"error":null,"timestamp":1764252238.0},"producer":"worker-tp0"}`,
+		`{"timestamp":"2026-11-27T14:03:57.135+01:00","level":"WARNING","logger":"aga.observability","message":"[FAIL] clear: {'namespace': 'x'}","event_type":"audit","event_source":"aga-core","event_timestamp":1764252239.0,"data":{"operation":"clear","success":false},"producer":"worker-tp0"}`,
+		`{"timestamp":"2026-11-27T14:03:57.135+01:00","level":"INFO","logger":"aga.observability","message":"{'x': [1, 2.5, 'y']}","event_type":"custom","event_source":"aga-core","event_timestamp":1764252240.0,"data":{"x":[1,2.5,"y"]},"producer":"worker-tp0"}`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines:\n%s", len(lines), out)
+	}
+	for i := range want {
+		if lines[i] != want[i] {
+			t.Errorf("line %d:\n got %s\nwant %s", i, lines[i], want[i])
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Errorf("line %d is not JSON: %v", i, err)
+		}
+	}
+}
+
+func TestTextLinesAndLevels(t *testing.T) {
+	now := 0
+	s, out := newSink(t, Options{Format: "text", Level: "WARNING", Now: func() time.Time { now++; return fixed }})
+	s.Write(context.Background(), events())
+	want := "2026-11-27T14:03:57.135+01:00 [WARNING] audit: [FAIL] clear: {'namespace': 'x'} producer=worker-tp0\n"
+	if out.String() != want {
+		t.Fatalf("got %q\nwant %q", out.String(), want)
+	}
+	// Lines below the level are never formatted: the clock is read once
+	// per formatted line only.
+	if now != 1 {
+		t.Errorf("clock read %d times for 1 line", now)
+	}
+}
+
+func TestForwardSampling(t *testing.T) {
+	s, out := newSink(t, Options{Level: "DEBUG", ForwardSampleRate: 10})
+	evs := make([]pipeline.Event, 100)
+	for i := range evs {
+		evs[i] = pipeline.Event{Kind: pipeline.KindForward, Producer: prod, Forward: shm.Forward{Fields: shm.FwdHasLayer, Layer: int32(i)}}
+	}
+	s.Write(context.Background(), evs)
+	if n := strings.Count(out.String(), "\n"); n != 10 || s.sampledOut.Load() != 90 {
+		t.Fatalf("%d lines, %d sampled out", n, s.sampledOut.Load())
+	}
+	if !strings.Contains(out.String(), `"layer_idx":0`) || !strings.Contains(out.String(), `"layer_idx":90`) {
+		t.Errorf("sampled the wrong events:\n%s", out)
+	}
+}
+
+func TestFileRotation(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "events.log")
+	s, out := newSink(t, Options{File: file, MaxBytes: 1 << 20, Backups: 2, Level: "INFO"})
+	big := pipeline.Event{Kind: pipeline.KindEvent, Producer: prod, Other: &pipeline.Other{Name: "blob", Data: json.RawMessage(`{"pad":"` + strings.Repeat("x", 4000) + `"}`)}}
+	batch := make([]pipeline.Event, 100)
+	for i := range batch {
+		batch[i] = big
+	}
+	for i := 0; i < 10; i++ { // ~8 MiB of lines through a 1 MiB file
+		if err := s.Write(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 3 {
+		t.Errorf("%d files, want the active one and 2 backups: %v", len(entries), entries)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() > 1<<20 {
+		t.Errorf("active file %v %v", st, err)
+	}
+	if out.Len() != 0 {
+		t.Error("wrote to stderr although a file is set and log_stderr is off")
+	}
+}
+
+func TestMaxSizeRounding(t *testing.T) {
+	for _, tc := range []struct {
+		bytes int64
+		mib   int
+	}{{1, 1}, {1 << 20, 1}, {1<<20 + 1, 2}, {104857600, 100}, {0, 100}} {
+		if got := MaxSizeMiB(tc.bytes); got != tc.mib {
+			t.Errorf("MaxSizeMiB(%d) = %d, want %d", tc.bytes, got, tc.mib)
+		}
+	}
+}
+
+func TestPyFloat(t *testing.T) {
+	for v, want := range map[float64]string{1: "1.0", 0.1: "0.1", 1e-5: "1e-05", 1e16: "1e+16", 123456.75: "123456.75", 1e22: "1e+22", -2.5e-7: "-2.5e-07", 1e15: "1000000000000000.0"} {
+		if got := pyFloat(v); got != want {
+			t.Errorf("pyFloat(%v) = %s, want %s", v, got, want)
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package metrics
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/rings"
+)
+
+// Collector is one source of agent self-metrics. A failing Update is
+// reported as agaobs_collector_success{collector} 0 and never fails the
+// scrape (node_exporter's pattern).
+type Collector interface {
+	Update(ch chan<- prometheus.Metric) error
+}
+
+// Collectors runs named Collectors on every scrape.
+type Collectors struct {
+	names    []string
+	cols     map[string]Collector
+	success  *prometheus.Desc
+	duration *prometheus.Desc
+}
+
+// NewCollectors returns an empty set.
+func NewCollectors() *Collectors {
+	return &Collectors{
+		cols: map[string]Collector{},
+		success: prometheus.NewDesc("agaobs_collector_success", "Whether the collector's last scrape succeeded (1) or failed (0).",
+			[]string{"collector"}, nil),
+		duration: prometheus.NewDesc("agaobs_collector_duration_seconds", "Duration of the collector's last scrape.",
+			[]string{"collector"}, nil),
+	}
+}
+
+// Add registers a collector under name.
+func (c *Collectors) Add(name string, col Collector) {
+	c.names = append(c.names, name)
+	sort.Strings(c.names)
+	c.cols[name] = col
+}
+
+// Describe sends nothing: the set is an unchecked collector, its series
+// depend on what the agent sees.
+func (c *Collectors) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector.
+func (c *Collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range c.names {
+		start := time.Now()
+		err := c.cols[name].Update(ch)
+		ok := 1.0
+		if err != nil && !errors.Is(err, ErrNoData) {
+			ok = 0
+		}
+		ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, time.Since(start).Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, ok, name)
+	}
+}
+
+// RingsCollector exports per-ring and per-producer counters from the ring
+// consumer. Series exist (at 0) from the moment a ring is accepted and go
+// away when its producer is forgotten.
+type RingsCollector struct {
+	Rings                                func() []rings.RingInfo
+	events, dropped, lost, corrupt, fill *prometheus.Desc
+	up, heartbeat, states, unknownDesc   *prometheus.Desc
+}
+
+// NewRingsCollector returns a collector over rings().
+func NewRingsCollector(ringsFn func() []rings.RingInfo) *RingsCollector {
+	l := []string{"producer", "class"}
+	return &RingsCollector{
+		Rings:     ringsFn,
+		events:    prometheus.NewDesc("agaobs_ring_events_total", "Records consumed from the ring by this agent process.", l, nil),
+		dropped:   prometheus.NewDesc("agaobs_ring_dropped_total", "Records the producer dropped because the ring was full (its own count, since the ring was created).", l, nil),
+		lost:      prometheus.NewDesc("agaobs_ring_lost_total", "Sequence gaps the consumer saw (equals dropped once the producer commits again or closes).", l, nil),
+		corrupt:   prometheus.NewDesc("agaobs_ring_corrupt_total", "Corrupt frames or bodies counted and skipped.", l, nil),
+		fill:      prometheus.NewDesc("agaobs_ring_fill_ratio", "Share of the ring's data area holding unreleased records.", l, nil),
+		up:        prometheus.NewDesc("agaobs_producer_up", "1 while the producer process is live, 0 once it closed or died (until producer_retention forgets it).", []string{"producer"}, nil),
+		heartbeat: prometheus.NewDesc("agaobs_producer_heartbeat_age_seconds", "Age of the producer's newest ring heartbeat.", []string{"producer"}, nil),
+		states:    prometheus.NewDesc("agaobs_rings", "Rings in the ring directory by state (live, closed, dead, rejected, quarantined, initialising).", []string{"state"}, nil),
+	}
+}
+
+// Update implements Collector.
+func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
+	list := c.Rings()
+	states := map[string]int{"live": 0, "closed": 0, "dead": 0, "rejected": 0, "quarantined": 0, "initialising": 0}
+	type prod struct {
+		up  bool
+		age float64
+		set bool
+	}
+	prods := map[string]*prod{}
+	for _, r := range list {
+		states[r.State]++
+		if r.Producer == "" || r.Class == "" {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Consumed), r.Producer, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(r.Dropped), r.Producer, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(r.Lost), r.Producer, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(r.Corrupt), r.Producer, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, r.Fill, r.Producer, r.Class)
+		p := prods[r.Producer]
+		if p == nil {
+			p = &prod{}
+			prods[r.Producer] = p
+		}
+		p.up = p.up || r.State == "live"
+		if !p.set || r.HeartbeatAgeSeconds < p.age {
+			p.age, p.set = r.HeartbeatAgeSeconds, true
+		}
+	}
+	for name, p := range prods {
+		up := 0.0
+		if p.up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
+		ch <- prometheus.MustNewConstMetric(c.heartbeat, prometheus.GaugeValue, p.age, name)
+	}
+	for s, n := range states {
+		ch <- prometheus.MustNewConstMetric(c.states, prometheus.GaugeValue, float64(n), s)
+	}
+	return nil
+}
+
+// PipelineCollector exports the sinks' queue counters and event → sink
+// latency.
+type PipelineCollector struct {
+	Stats                                    func() []pipeline.SinkStats
+	depth, capacity, written, drop, err, lat *prometheus.Desc
+}
+
+// NewPipelineCollector returns a collector over stats().
+func NewPipelineCollector(stats func() []pipeline.SinkStats) *PipelineCollector {
+	l := []string{"sink"}
+	return &PipelineCollector{
+		Stats:    stats,
+		depth:    prometheus.NewDesc("agaobs_sink_queue_depth", "Events waiting in the sink's queue.", l, nil),
+		capacity: prometheus.NewDesc("agaobs_sink_queue_capacity", "Capacity of the sink's queue in events (sink_queue_size).", l, nil),
+		written:  prometheus.NewDesc("agaobs_sink_events_total", "Events handed to the sink.", l, nil),
+		drop:     prometheus.NewDesc("agaobs_sink_dropped_total", "Events dropped because the sink's queue was full (the ring consumer never waits for a sink).", l, nil),
+		err:      prometheus.NewDesc("agaobs_sink_errors_total", "Failed sink writes.", l, nil),
+		lat: prometheus.NewDesc("agaobs_sink_event_latency_seconds",
+			"Event → sink latency of the oldest event of each batch the sink received (an upper bound for the batch).", l, nil),
+	}
+}
+
+// Update implements Collector.
+func (c *PipelineCollector) Update(ch chan<- prometheus.Metric) error {
+	bounds := pipeline.LatencyBounds()
+	for _, s := range c.Stats() {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Depth), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(s.Capacity), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.written, prometheus.CounterValue, float64(s.Written), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(s.Dropped), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.err, prometheus.CounterValue, float64(s.Errors), s.Name)
+		buckets := make(map[float64]uint64, len(bounds))
+		var cum uint64
+		for i, b := range bounds {
+			cum += s.Latency.Buckets[i]
+			buckets[b] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(c.lat, s.Latency.Count, s.Latency.Sum, buckets, s.Name)
+	}
+	return nil
+}
+
+// FuncCollector adapts a function to Collector.
+type FuncCollector func(ch chan<- prometheus.Metric) error
+
+// Update implements Collector.
+func (f FuncCollector) Update(ch chan<- prometheus.Metric) error { return f(ch) }
+
+// ErrNoData marks a collector with nothing to report; it is not a failure.
+var ErrNoData = errors.New("collector has no data")

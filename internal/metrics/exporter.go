@@ -1,0 +1,337 @@
+package metrics
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strconv"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/shm"
+)
+
+// maxAuditOperations bounds the operation label of one producer: the
+// operation name comes from user code (AuditLog.record); beyond this many
+// distinct names, the rest are counted as "other".
+const maxAuditOperations = 64
+
+// Options configure an Exporter.
+type Options struct {
+	Prefix string // default "aga"
+	Naming Naming // default Compat
+	// ConstLabels are prometheus_labels, added to every series.
+	ConstLabels map[string]string
+	// Native adds native histograms (schema 3) beside the classic buckets.
+	Native bool
+}
+
+// Exporter is the Prometheus sink for AGA-domain families: a pipeline.Sink
+// that folds events into compact per-producer state, and a
+// prometheus.Gatherer that renders that state at scrape time. Write runs
+// on the sink's goroutine; Gather on scrape goroutines; a mutex separates
+// them (held per batch, not per event).
+type Exporter struct {
+	mu        sync.Mutex
+	opts      Options
+	fams      map[string]*famRender
+	order     []*famRender
+	constLP   []*dto.LabelPair
+	producers map[*pipeline.Producer]*prodState
+	last      *prodState
+}
+
+// famRender is a family with its rendering parameters resolved.
+type famRender struct {
+	Family
+	name    string
+	bounds  []float64 // classic bounds in exposition units
+	div     float64   // compat → exposition units
+	help    *string
+	typ     *dto.MetricType
+	nameptr *string
+}
+
+// New returns an Exporter.
+func New(opts Options) *Exporter {
+	if opts.Prefix == "" {
+		opts.Prefix = "aga"
+	}
+	if opts.Naming == "" {
+		opts.Naming = Compat
+	}
+	e := &Exporter{opts: opts, fams: map[string]*famRender{}, producers: map[*pipeline.Producer]*prodState{}}
+	for _, f := range Families() {
+		fr := &famRender{Family: f, name: f.Name(opts.Prefix, opts.Naming), div: 1}
+		if opts.Naming == Conventional && f.Divisor != 0 {
+			fr.div = f.Divisor
+		}
+		for _, b := range f.Buckets {
+			fr.bounds = append(fr.bounds, b/fr.div)
+		}
+		fr.help, fr.typ, fr.nameptr = &fr.Family.Help, &fr.Family.Type, &fr.name
+		e.fams[f.Key] = fr
+		e.order = append(e.order, fr)
+	}
+	for k, v := range opts.ConstLabels {
+		e.constLP = append(e.constLP, lp(k, v))
+	}
+	return e
+}
+
+// Name implements pipeline.Sink.
+func (e *Exporter) Name() string { return "metrics" }
+
+// Kinds implements pipeline.Sink.
+func (e *Exporter) Kinds() pipeline.KindMask {
+	return pipeline.KindForward.Mask() | pipeline.KindRetrieval.Mask() | pipeline.KindAudit.Mask() |
+		pipeline.KindStatus.Mask() | pipeline.KindLifecycle.Mask()
+}
+
+// hist is a histogram in compat units: non-cumulative classic bucket
+// counts (the last is +Inf) and, when enabled, native buckets.
+type hist struct {
+	counts []uint64
+	count  uint64
+	sum    float64
+	native map[int32]uint64
+	zero   uint64
+}
+
+// nativeSchema 3: bucket growth factor 2^(1/8) ≈ 1.09, client_golang's
+// default resolution.
+const (
+	nativeSchema    = 3
+	nativeZeroLimit = 1e-128
+)
+
+// observe adds v (compat units). nativeDiv converts v to exposition units
+// for the native buckets, whose boundaries do not scale.
+func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float64) {
+	if math.IsNaN(v) {
+		return
+	}
+	i := 0
+	for i < len(bounds) && v > bounds[i] {
+		i++
+	}
+	h.counts[i]++
+	h.count++
+	h.sum += v
+	if native {
+		v /= nativeDiv
+		if v <= nativeZeroLimit {
+			h.zero++
+			return
+		}
+		if h.native == nil {
+			h.native = map[int32]uint64{}
+		}
+		h.native[nativeIndex(v)]++
+	}
+}
+
+// nativeIndex is the schema-3 bucket of v > 0: the bucket i holds
+// (2^((i-1)/8), 2^(i/8)].
+func nativeIndex(v float64) int32 {
+	frac, exp := math.Frexp(v) // v = frac · 2^exp, frac in [0.5, 1)
+	// log2(v) = exp + log2(frac); bucket = ceil(log2(v) · 8).
+	idx := math.Ceil((float64(exp) + math.Log2(frac)) * (1 << nativeSchema))
+	return int32(idx)
+}
+
+type layerState struct {
+	layer     int32
+	fwd       [2]uint64 // bypassed, applied
+	retrieval uint64
+	injected  uint64
+	hasRet    bool
+	lat       hist
+	gate      hist
+	entropy   hist
+	lpFwd     [2][]*dto.LabelPair
+	lpLayer   []*dto.LabelPair
+}
+
+type auditKey struct {
+	op      string
+	success bool
+}
+
+type prodState struct {
+	p       *pipeline.Producer
+	byLayer map[int32]*layerState
+	small   [64]*layerState // layers 0–63 without a map lookup
+	score   hist
+	audit   map[auditKey]uint64
+	gauges  [4]float64 // knowledge count, utilization, pinned, slot change rate
+	hasG    [4]bool
+	win     [activationWindowLen]bool
+	winPos  int
+	winLen  int
+	winOn   int
+	build   *pipeline.Build
+	lpProd  []*dto.LabelPair
+}
+
+const (
+	gKnowledgeCount = iota
+	gKnowledgeUtil
+	gKnowledgePinned
+	gSlotChange
+)
+
+func (e *Exporter) state(p *pipeline.Producer) *prodState {
+	if e.last != nil && e.last.p == p {
+		return e.last
+	}
+	s := e.producers[p]
+	if s == nil {
+		s = &prodState{p: p, byLayer: map[int32]*layerState{}, audit: map[auditKey]uint64{}}
+		s.score.counts = make([]uint64, len(e.fams[famScore].bounds)+1)
+		s.lpProd = e.labels("producer", p.Name)
+		e.producers[p] = s
+	}
+	e.last = s
+	return s
+}
+
+func (e *Exporter) layer(s *prodState, layer int32) *layerState {
+	if layer >= 0 && layer < int32(len(s.small)) && s.small[layer] != nil {
+		return s.small[layer]
+	}
+	l := s.byLayer[layer]
+	if l == nil {
+		ls := strconv.Itoa(int(layer))
+		l = &layerState{layer: layer,
+			lat:     hist{counts: make([]uint64, len(e.fams[famLatency].bounds)+1)},
+			gate:    hist{counts: make([]uint64, len(e.fams[famGate].bounds)+1)},
+			entropy: hist{counts: make([]uint64, len(e.fams[famEntropy].bounds)+1)},
+		}
+		l.lpFwd[0] = e.labels("producer", s.p.Name, "layer", ls, "applied", "false")
+		l.lpFwd[1] = e.labels("producer", s.p.Name, "layer", ls, "applied", "true")
+		l.lpLayer = e.labels("producer", s.p.Name, "layer", ls)
+		s.byLayer[layer] = l
+		if layer >= 0 && layer < int32(len(s.small)) {
+			s.small[layer] = l
+		}
+	}
+	return l
+}
+
+// Write implements pipeline.Sink. Observation rules follow the seed
+// (python-reference.md §2.4): latency only when > 0, entropy only when
+// > 0, a missing layer counts as layer 0. Deviation: a gate value the event
+// did not carry is not observed (the seed observed it as 0).
+func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	native := e.opts.Native
+	lat, gate, ent, score := e.fams[famLatency].Buckets, e.fams[famGate].Buckets, e.fams[famEntropy].Buckets, e.fams[famScore].Buckets
+	latDiv := e.fams[famLatency].div
+	for i := range batch {
+		ev := &batch[i]
+		if ev.Producer == nil {
+			continue
+		}
+		switch ev.Kind {
+		case pipeline.KindForward:
+			s := e.state(ev.Producer)
+			f := &ev.Forward
+			l := e.layer(s, f.Layer) // 0 when the event had no layer
+			applied := 0
+			if f.Applied() {
+				applied = 1
+			}
+			l.fwd[applied]++
+			if f.Has(shm.FwdHasLatency) && f.LatencyUs > 0 {
+				l.lat.observe(f.LatencyUs, lat, native, latDiv)
+			}
+			if f.Has(shm.FwdHasGate) {
+				l.gate.observe(f.GateMean, gate, native, 1)
+			}
+			if f.Has(shm.FwdHasEntropy) && f.EntropyMean > 0 {
+				l.entropy.observe(f.EntropyMean, ent, native, 1)
+			}
+			if s.winLen == activationWindowLen {
+				if s.win[s.winPos] {
+					s.winOn--
+				}
+			} else {
+				s.winLen++
+			}
+			s.win[s.winPos] = applied == 1
+			s.winOn += applied
+			s.winPos = (s.winPos + 1) % activationWindowLen
+		case pipeline.KindRetrieval:
+			s := e.state(ev.Producer)
+			r := ev.Retrieval
+			l := e.layer(s, r.Layer)
+			l.hasRet = true
+			l.retrieval++
+			if r.InjectedCount > 0 {
+				l.injected += uint64(r.InjectedCount)
+			}
+			for _, v := range r.Scores {
+				s.score.observe(v, score, native, 1)
+			}
+		case pipeline.KindAudit:
+			s := e.state(ev.Producer)
+			k := auditKey{ev.Audit.Operation, ev.Audit.Success}
+			if _, ok := s.audit[k]; !ok && len(s.audit) >= maxAuditOperations {
+				k.op = "other"
+			}
+			s.audit[k]++
+		case pipeline.KindStatus:
+			e.status(e.state(ev.Producer), ev.Status)
+		case pipeline.KindLifecycle:
+			switch ev.Lifecycle.Type {
+			case pipeline.ProducerAppeared:
+				e.state(ev.Producer)
+			case pipeline.ProducerForgotten:
+				// Its series disappear; a producer taking the name over
+				// starts from zero.
+				delete(e.producers, ev.Producer)
+				e.last = nil
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Exporter) status(s *prodState, st *pipeline.Status) {
+	set := func(i int, v *float64) {
+		if v != nil {
+			s.gauges[i], s.hasG[i] = *v, true
+		}
+	}
+	if kv := st.KVStore; kv != nil {
+		set(gKnowledgeCount, kv.Count)
+		set(gKnowledgeUtil, kv.Utilization)
+		set(gKnowledgePinned, kv.Pinned)
+		if kv.Utilization == nil && kv.Count != nil && kv.MaxSlots != nil && *kv.MaxSlots > 0 {
+			u := *kv.Count / *kv.MaxSlots
+			set(gKnowledgeUtil, &u)
+		}
+	}
+	set(gSlotChange, st.SlotChangeRate)
+	if st.Build != nil {
+		s.build = st.Build
+	}
+}
+
+// labels builds sorted label pairs (with the const labels) from name/value
+// pairs. The result is shared read-only by every gather.
+func (e *Exporter) labels(kv ...string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, 0, len(kv)/2+len(e.constLP))
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, lp(kv[i], kv[i+1]))
+	}
+	out = append(out, e.constLP...)
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+func lp(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }
