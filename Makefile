@@ -3,7 +3,10 @@ SHELL    := /bin/bash
 GO       ?= go
 PYTHON   ?= python3
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+PV       := github.com/prometheus/common/version
+LDFLAGS  := -X main.version=$(VERSION) -X $(PV).Version=$(VERSION) -X $(PV).Revision=$(REVISION) -X $(PV).Branch=$(BRANCH)
 FUZZTIME ?= 10s
 DEMO_DIR ?= /dev/shm/agaobs-demo
 
@@ -62,6 +65,9 @@ bench: build bench-go bench-agent bench-python bench-c
 
 bench-go:
 	$(GO) test -run '^$$' -bench 'Drain|Emit' -benchmem -benchtime 2s ./internal/shm
+	$(GO) test -run '^$$' -bench 'Pipeline' -benchtime 6000000x ./internal/agent
+	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 20x ./internal/metrics
+	$(GO) test -run '^$$' -bench 'ExporterWrite' -benchtime 2s ./internal/metrics
 
 bench-agent: build
 	bin/agaobs-bench --duration 10s --scenarios idle,10k,100k,1m

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
@@ -46,4 +45,3 @@ func MetricsReference() string {
 	}
 	return b.String()
 }
-

@@ -2,11 +2,11 @@ package metrics
 
 import (
 	"bytes"
-	"log/slog"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
