@@ -133,40 +133,16 @@ func TestRingsFromFiles(t *testing.T) {
 	w.Close()
 }
 
-// The process-level tests share one binary, built on first use and removed
-// by TestMain.
-var (
-	buildOnce sync.Once
-	binDir    string
-	builtBin  string
-	buildErr  error
-)
+// The process-level tests share one binary, built on first use.
+var agentBin testutil.Binary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	agentBin.Remove()
 	os.Exit(code)
 }
 
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "agaobs-bin-")
-		if buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(binDir, "agaobs-agent")
-		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
+func agentBinary(t *testing.T) string { return agentBin.Path(t, ".", "agaobs-agent") }
 
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -24,6 +24,7 @@ import (
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/shm"
+	agatest "github.com/agaobs/agaobs/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden exposition files")
@@ -119,28 +120,11 @@ func TestKnownValues(t *testing.T) {
 	e := newLoaded(t, Compat, false)
 	mfs, _ := e.Gather()
 	get := func(name string, labels map[string]string) *dto.Metric {
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-		next:
-			for _, m := range mf.Metric {
-				for k, v := range labels {
-					found := false
-					for _, l := range m.Label {
-						if l.GetName() == k && l.GetValue() == v {
-							found = true
-						}
-					}
-					if !found {
-						continue next
-					}
-				}
-				return m
-			}
+		m := agatest.FindSeries(mfs, name, labels)
+		if m == nil {
+			t.Fatalf("no series %s%v", name, labels)
 		}
-		t.Fatalf("no series %s%v", name, labels)
-		return nil
+		return m
 	}
 	tp0 := map[string]string{"producer": "worker-tp0", "cluster": "test"}
 	with := func(kv ...string) map[string]string {

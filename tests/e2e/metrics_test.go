@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,36 +26,15 @@ import (
 
 const root = "../.."
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+var agentBin testutil.Binary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	agentBin.Remove()
 	os.Exit(code)
 }
 
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "agaobs-e2e-"); buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "agaobs-agent"), "../../cmd/agaobs-agent").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "agaobs-agent")
-}
+func agentBinary(t *testing.T) string { return agentBin.Path(t, "../../cmd/agaobs-agent", "agaobs-agent") }
 
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -109,24 +87,8 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 
 // series finds the metric of family name whose labels include want.
 func series(mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
-	mf := mfs[name]
-	if mf == nil {
-		return nil
-	}
-next:
-	for _, m := range mf.Metric {
-		for k, v := range want {
-			found := false
-			for _, l := range m.Label {
-				if l.GetName() == k && l.GetValue() == v {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
-		return m
+	if mf := mfs[name]; mf != nil {
+		return testutil.FindSeries([]*dto.MetricFamily{mf}, name, want)
 	}
 	return nil
 }
