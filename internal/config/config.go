@@ -61,10 +61,19 @@ type Config struct {
 	AuditFlushInterval  float64 `yaml:"audit_flush_interval" help:"Seconds between audit store flushes (> 0). Used by the audit store."`
 	AuditBatchSize      int     `yaml:"audit_batch_size" help:"Maximum number of audit records written per flush (>= 1). Used by the audit store."`
 
-	AlertEnabled    bool        `yaml:"alert_enabled" help:"Evaluate alert rules. Used by the alert engine."`
-	AlertRules      []AlertRule `yaml:"alert_rules" flag:"-" help:"Alert rules (file only; see Alert rules). Used by the alert engine."`
-	AlertWebhookURL string      `yaml:"alert_webhook_url" help:"Absolute http or https URL that alerts are posted to; empty means no webhook. Used by the alert engine."`
-	AlertLogLevel   string      `yaml:"alert_log_level" help:"Level at which alerts are logged: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive, stored upper case). Used by the alert engine."`
+	AlertEnabled             bool        `yaml:"alert_enabled" help:"Evaluate alert rules. Used by the alert engine."`
+	AlertRules               []AlertRule `yaml:"alert_rules" flag:"-" help:"Alert rules (file only; see Alert rules). Used by the alert engine."`
+	AlertWebhookURL          string      `yaml:"alert_webhook_url" help:"Absolute http or https URL that alerts are posted to; empty means no webhook. Used by the alert engine."`
+	AlertLogLevel            string      `yaml:"alert_log_level" help:"Level at which alerts are logged: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive, stored upper case). Used by the alert engine."`
+	AlertUseDefaultRules     bool        `yaml:"alert_use_default_rules" help:"Load the four seed rules (slo_latency_p99, slo_latency_critical, high_utilization, slot_thrashing); a custom rule with the same name replaces one. Used by the alert engine."`
+	AlertEvalInterval        Duration    `yaml:"alert_eval_interval" help:"How often rules are evaluated (> 0); retrieval events also trigger an evaluation. Used by the alert engine."`
+	AlertWebhookFormat       string      `yaml:"alert_webhook_format" help:"Body posted to alert_webhook_url: reference (the seed's JSON plus status) or alertmanager (Alertmanager webhook v4). Used by the alert engine."`
+	AlertWebhookSecretFile   string      `yaml:"alert_webhook_secret_file" help:"File whose content keys an HMAC-SHA256 signature of each webhook body (header X-Agaobs-Signature: sha256=<hex>); empty: unsigned. Used by the alert engine."`
+	AlertmanagerURLs         []string    `yaml:"alertmanager_urls" help:"Alertmanager base URLs alerts are pushed to (POST <url>/api/v2/alerts). Used by the alert engine."`
+	AlertExecCommand         string      `yaml:"alert_exec_command" help:"Command run (through /bin/sh -c) for each notification with the alert as JSON on stdin; empty: none. Used by the alert engine."`
+	AlertNotificationTimeout Duration    `yaml:"alert_notification_timeout" help:"Timeout of one notification attempt (> 0). Used by the alert engine."`
+	AlertResendInterval      Duration    `yaml:"alert_resend_interval" help:"How often firing alerts are re-sent to Alertmanager before their endsAt (> 0; Prometheus's resend delay). Used by the alert engine."`
+	AlertExternalURL         string      `yaml:"alert_external_url" help:"Base URL of this agent as seen from Alertmanager, for generatorURL (e.g. http://node-1:8081); empty: no generatorURL. Used by the alert engine."`
 
 	HealthEnabled bool   `yaml:"health_enabled" help:"Serve the health endpoint. Used by the health endpoint."`
 	HealthHost    string `yaml:"health_host" help:"Address the health endpoint listens on; empty means all interfaces. Used by the health endpoint."`
@@ -172,8 +181,13 @@ func Default() Config {
 		AuditFlushInterval:  0.05,
 		AuditBatchSize:      1000,
 
-		AlertEnabled:  true,
-		AlertLogLevel: "WARNING",
+		AlertEnabled:             true,
+		AlertLogLevel:            "WARNING",
+		AlertUseDefaultRules:     true,
+		AlertEvalInterval:        Duration(time.Second),
+		AlertWebhookFormat:       "reference",
+		AlertNotificationTimeout: Duration(10 * time.Second),
+		AlertResendInterval:      Duration(time.Minute),
 
 		HealthEnabled: true,
 		HealthPort:    8080,

@@ -123,7 +123,7 @@ producer_heartbeat_stale_seconds: 2.5
 agent_log_level: WARN
 alert_rules:
   - name: high_latency
-    metric: latency_us
+    metric: latency_p99
     threshold: 5000
     per_producer: false
     for: 30s
@@ -135,7 +135,7 @@ alert_rules:
 slos:
   - name: latency
     objective: 0.999
-    sli: {type: latency, threshold_us: 2000}
+    sli: {type: latency, threshold_us: 2500}
   - name: up
     objective: 0.99
     period: 7d
@@ -163,7 +163,7 @@ bpf_probes:
 	want.AgentLogLevel = "warn"
 	r1, r2 := AlertRule{}, AlertRule{}
 	r1.SetDefaults()
-	r1.Name, r1.Metric, r1.Threshold, r1.PerProducer = "high_latency", "latency_us", 5000, false
+	r1.Name, r1.Metric, r1.Threshold, r1.PerProducer = "high_latency", "latency_p99", 5000, false
 	r1.For = Duration(30 * time.Second)
 	r1.Labels = map[string]string{"team": "ml"}
 	r2.SetDefaults()
@@ -171,7 +171,7 @@ bpf_probes:
 	want.AlertRules = []AlertRule{r1, r2}
 	s1, s2 := SLO{}, SLO{}
 	s1.SetDefaults()
-	s1.Name, s1.Objective, s1.SLI = "latency", 0.999, SLI{Type: "latency", ThresholdUs: 2000}
+	s1.Name, s1.Objective, s1.SLI = "latency", 0.999, SLI{Type: "latency", ThresholdUs: 2500}
 	s2.SetDefaults()
 	s2.Name, s2.Objective, s2.Period, s2.SLI = "up", 0.99, Duration(7*24*time.Hour), SLI{Type: "availability"}
 	want.SLOs = []SLO{s1, s2}
@@ -256,7 +256,7 @@ func TestScalarKinds(t *testing.T) {
 		{"level normalised", "log_level: warning\nalert_log_level: Error\nagent_log_level: DEBUG\n", nil, nil, func(c Config) bool {
 			return c.LogLevel == "WARNING" && c.AlertLogLevel == "ERROR" && c.AgentLogLevel == "debug"
 		}},
-		{"anchors and aliases", "alert_rules:\n  - {name: a, metric: m, labels: &l {team: ml}}\n  - {name: b, metric: m, labels: *l}\n", nil, nil, func(c Config) bool {
+		{"anchors and aliases", "alert_rules:\n  - {name: a, metric: forward_rate, labels: &l {team: ml}}\n  - {name: b, metric: forward_rate, labels: *l}\n", nil, nil, func(c Config) bool {
 			return len(c.AlertRules) == 2 && c.AlertRules[1].Labels["team"] == "ml"
 		}},
 		{"hex int in file", "ring_audit_bytes: 0x10000\n", nil, nil, func(c Config) bool { return c.RingAuditBytes == 65536 }},
@@ -405,25 +405,25 @@ func TestErrors(t *testing.T) {
 			"health_port", "flag --health-port", 0, "must be between 1 and 65535"},
 		{"validation names env", "", []string{"AGAOBS_LOG_FORMAT=xml"}, nil,
 			"log_format", "env AGAOBS_LOG_FORMAT", 0, `env AGAOBS_LOG_FORMAT: key "log_format": invalid value "xml": must be one of json text`},
-		{"nested operator", "alert_rules:\n  - name: a\n    metric: m\n  - name: b\n    metric: m\n    operator: \"=>\"\n", nil, nil,
+		{"nested operator", "alert_rules:\n  - name: a\n    metric: forward_rate\n  - name: b\n    metric: forward_rate\n    operator: \"=>\"\n", nil, nil,
 			"alert_rules[1].operator", fileSrc, 6, `key "alert_rules[1].operator": invalid value "=>": must be one of > < >= <= == !=`},
-		{"nested unknown key", "alert_rules:\n  - name: a\n    metric: m\n    treshold: 1\n", nil, nil,
+		{"nested unknown key", "alert_rules:\n  - name: a\n    metric: forward_rate\n    treshold: 1\n", nil, nil,
 			"alert_rules[0].treshold", fileSrc, 4, `unknown key (did you mean "threshold"?)`},
-		{"nested wrong type", "alert_rules:\n  - name: a\n    metric: m\n    window_seconds: [1]\n", nil, nil,
+		{"nested wrong type", "alert_rules:\n  - name: a\n    metric: forward_rate\n    window_seconds: [1]\n", nil, nil,
 			"alert_rules[0].window_seconds", fileSrc, 4, "expected a number (seconds), got a list"},
-		{"nested missing required", "alert_rules:\n  - name: a\n  - metric: m\n", nil, nil,
+		{"nested missing required", "alert_rules:\n  - name: a\n  - metric: forward_rate\n", nil, nil,
 			"alert_rules[0].metric", fileSrc, 2, "missing required key"},
-		{"nested validation", "alert_rules:\n  - name: a\n    metric: m\n    window_seconds: 0\n", nil, nil,
+		{"nested validation", "alert_rules:\n  - name: a\n    metric: forward_rate\n    window_seconds: 0\n", nil, nil,
 			"alert_rules[0].window_seconds", fileSrc, 4, "must be > 0"},
-		{"nested empty name", "alert_rules:\n  - name: \"\"\n    metric: m\n", nil, nil,
+		{"nested empty name", "alert_rules:\n  - name: \"\"\n    metric: forward_rate\n", nil, nil,
 			"alert_rules[0].name", fileSrc, 2, "must not be empty"},
 		{"rule not a mapping", "alert_rules:\n  - high\n", nil, nil,
 			"alert_rules[0]", fileSrc, 2, `invalid value "high": expected a mapping`},
-		{"duplicate rule names", "alert_rules:\n  - {name: a, metric: m}\n  - {name: b, metric: m}\n  - {name: a, metric: n}\n", nil, nil,
+		{"duplicate rule names", "alert_rules:\n  - {name: a, metric: forward_rate}\n  - {name: b, metric: forward_rate}\n  - {name: a, metric: drop_rate}\n", nil, nil,
 			"alert_rules[2].name", fileSrc, 4, `invalid value "a": duplicate rule name (also alert_rules[0])`},
-		{"rule label name", "alert_rules:\n  - name: a\n    metric: m\n    labels:\n      __x: y\n", nil, nil,
+		{"rule label name", "alert_rules:\n  - name: a\n    metric: forward_rate\n    labels:\n      __x: y\n", nil, nil,
 			"alert_rules[0].labels.__x", fileSrc, 5, "invalid label name"},
-		{"rule severity", "alert_rules:\n  - {name: a, metric: m, severity: fatal}\n", nil, nil,
+		{"rule severity", "alert_rules:\n  - {name: a, metric: forward_rate, severity: fatal}\n", nil, nil,
 			"alert_rules[0].severity", fileSrc, 2, "must be one of info warning critical"},
 		{"duplicate slo names", "slos:\n  - {name: a, objective: 0.9, sli: {type: availability}}\n  - {name: a, objective: 0.9, sli: {type: availability}}\n", nil, nil,
 			"slos[1].name", fileSrc, 3, "duplicate SLO name"},
@@ -711,13 +711,13 @@ func TestRenderRoundTrip(t *testing.T) {
 	custom.WebConfigFile = "null"
 	r := AlertRule{}
 	r.SetDefaults()
-	r.Name, r.Metric, r.Threshold, r.PerProducer = "hot", "latency_us", -1.5, false
+	r.Name, r.Metric, r.Threshold, r.PerProducer = "hot", "latency_p99", -1.5, false
 	r.For, r.KeepFiringFor = Duration(time.Minute), Duration(2*time.Millisecond)
 	r.Labels = map[string]string{"team": "ml"}
 	r.Annotations = map[string]string{"summary": "it is: hot"}
 	r2 := AlertRule{}
 	r2.SetDefaults()
-	r2.Name, r2.Metric, r2.Message = "yes", "no", "~"
+	r2.Name, r2.Metric, r2.Message = "yes", "drop_rate", "~"
 	custom.AlertRules = []AlertRule{r, r2}
 	s := SLO{}
 	s.SetDefaults()
@@ -820,8 +820,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 53 {
-		t.Errorf("%d keys, want 53", len(keys))
+	if len(keys) != 62 {
+		t.Errorf("%d keys, want 62", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)
@@ -848,7 +848,7 @@ func TestKeys(t *testing.T) {
 }
 
 func TestAlertRuleDefaultsPerElement(t *testing.T) {
-	file := "alert_rules:\n  - name: a\n    metric: m\n    per_producer: false\n    cooldown_seconds: 0\n  - name: b\n    metric: m\n    window_seconds: ~\n"
+	file := "alert_rules:\n  - name: a\n    metric: forward_rate\n    per_producer: false\n    cooldown_seconds: 0\n  - name: b\n    metric: forward_rate\n    window_seconds: ~\n"
 	c, _ := mustLoad(t, file, nil)
 	if len(c.AlertRules) != 2 {
 		t.Fatalf("rules: %+v", c.AlertRules)

@@ -19,9 +19,15 @@ const (
 	agentLogFormats = "text json"
 	auditBackends   = "bbolt file memory sqlite"
 	operators       = "> < >= <= == !="
-	severities      = "info warning critical"
-	sliTypes        = "latency availability"
-	bpfProbes       = "offcpu runqueue python_gc cuda_sync cuda_graph_launch cuda_launch gil_wait forward_marker"
+	// RuleMetrics are the metrics alert rules can watch (docs/alerting.md).
+	RuleMetrics = "latency_p50 latency_p95 latency_p99 gate_mean entropy_mean activation_rate retrieval_failure_rate knowledge_utilization slot_change_rate forward_rate drop_rate producer_heartbeat_age_seconds"
+	// sloLatencyBounds are the forward latency histogram bounds (µs): a
+	// latency SLI threshold must be one, so Prometheus can compute the same
+	// SLI from the exported buckets.
+	sloLatencyBounds = "5 10 25 50 100 250 500 1000 2500 5000"
+	severities       = "info warning critical"
+	sliTypes         = "latency availability"
+	bpfProbes        = "offcpu runqueue python_gc cuda_sync cuda_graph_launch cuda_launch gil_wait forward_marker"
 )
 
 // checker collects the first validation error.
@@ -174,6 +180,20 @@ func (c Config) Validate() error {
 		}
 	}
 	ch.oneOfFold("alert_log_level", c.AlertLogLevel, levels)
+	ch.durMin("alert_eval_interval", c.AlertEvalInterval, true)
+	ch.oneOf("alert_webhook_format", c.AlertWebhookFormat, "reference alertmanager")
+	for i, u := range c.AlertmanagerURLs {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			ch.fail(fmt.Sprintf("alertmanager_urls[%d]", i), invalid(u, "must be an absolute http or https URL"))
+		}
+	}
+	ch.durMin("alert_notification_timeout", c.AlertNotificationTimeout, true)
+	ch.durMin("alert_resend_interval", c.AlertResendInterval, true)
+	if c.AlertExternalURL != "" {
+		if pu, err := url.Parse(c.AlertExternalURL); err != nil || pu.Scheme == "" || pu.Host == "" {
+			ch.fail("alert_external_url", invalid(c.AlertExternalURL, "must be an absolute URL"))
+		}
+	}
 
 	ch.intRange("health_port", int64(c.HealthPort), 1, 65535)
 	if !strings.HasPrefix(c.HealthPath, "/") {
@@ -236,6 +256,9 @@ func (c Config) validateAlertRules(ch *checker) {
 			first[r.Name] = i
 		}
 		ch.notEmpty(p+"metric", r.Metric)
+		if r.Metric != "" && !strings.Contains(" "+RuleMetrics+" ", " "+r.Metric+" ") {
+			ch.fail(p+"metric", invalid(r.Metric, "unknown rule metric: must be one of "+RuleMetrics))
+		}
 		ch.oneOf(p+"operator", r.Operator, operators)
 		ch.finite(p+"threshold", r.Threshold)
 		ch.floatMin(p+"window_seconds", r.WindowSeconds, true)
@@ -267,6 +290,11 @@ func (c Config) validateSLOs(ch *checker) {
 			ch.fail(p+"sli.threshold_us", "required when sli.type is latency (> 0)")
 		} else if s.SLI.Type == "latency" && !(s.SLI.ThresholdUs > 0) {
 			ch.fail(p+"sli.threshold_us", invalid(formatFloat(s.SLI.ThresholdUs), "must be > 0 when sli.type is latency"))
+		} else if s.SLI.Type == "latency" && !strings.Contains(" "+sloLatencyBounds+" ", " "+formatFloat(s.SLI.ThresholdUs)+" ") {
+			ch.fail(p+"sli.threshold_us", invalid(formatFloat(s.SLI.ThresholdUs), "must be a forward latency bucket bound ("+sloLatencyBounds+") so Prometheus can compute the same SLI"))
+		}
+		if s.Name != "" && !isIdent(s.Name) {
+			ch.fail(p+"name", invalid(s.Name, "must match ^[a-zA-Z_][a-zA-Z0-9_]*$ (it names alerts and recording rules)"))
 		}
 		ch.floatMin(p+"sli.threshold_us", s.SLI.ThresholdUs, false)
 	}
