@@ -20,6 +20,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/pyfmt"
 	"github.com/agaobs/agaobs/internal/shm"
 )
 
@@ -244,7 +245,7 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 	b = append(b, `,"event_type":`...)
 	b = appendJSONString(b, []byte(eventType(ev)))
 	b = append(b, `,"event_source":"aga-core","event_timestamp":`...)
-	b = appendPyFloat(b, float64(ev.TimeNs)/1e9)
+	b = pyfmt.AppendFloat(b, float64(ev.TimeNs)/1e9)
 	b = append(b, `,"data":`...)
 	b = appendData(b, ev)
 	b = append(b, `,"producer":`...)
@@ -342,7 +343,7 @@ func appendJSONFloat(b []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(b, "null"...)
 	}
-	return appendPyFloat(b, v)
+	return pyfmt.AppendFloat(b, v)
 }
 
 // Register exports the sink's counters.

@@ -141,11 +141,3 @@ func TestMaxSizeRounding(t *testing.T) {
 		}
 	}
 }
-
-func TestPyFloat(t *testing.T) {
-	for v, want := range map[float64]string{1: "1.0", 0.1: "0.1", 1e-5: "1e-05", 1e16: "1e+16", 123456.75: "123456.75", 1e22: "1e+22", -2.5e-7: "-2.5e-07", 1e15: "1000000000000000.0"} {
-		if got := pyFloat(v); got != want {
-			t.Errorf("pyFloat(%v) = %s, want %s", v, got, want)
-		}
-	}
-}
