@@ -25,8 +25,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/agaobs/agaobs/internal/agent"
+	"github.com/agaobs/agaobs/internal/alerting/promrules"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/demo"
+	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/rings"
 )
 
@@ -40,6 +42,8 @@ Usage:
   agaobs-agent demo [flags]           the agent plus synthetic AGA producers
   agaobs-agent rings [--format table|json] [flags]
                                       list rings (asks a running agent, else reads the files)
+  agaobs-agent rules [--out FILE] [flags]
+                                      Prometheus rule file for the configured alert rules and SLOs
   agaobs-agent config print [flags]   print the effective configuration
   agaobs-agent version                print the version
 
@@ -77,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemoProducer(ctx, args, stderr)
 	case "rings":
 		err = cmdRings(args, stdout, stderr)
+	case "rules":
+		err = cmdRules(args, stdout, stderr)
 	case "config":
 		if len(args) == 0 || args[0] != "print" {
 			err = fail(2, errors.New("usage: agaobs-agent config print [flags]"))
@@ -174,6 +180,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, withDe
 	cfg, loader, err := parse(name, args, stdout, stderr, extra)
 	if err != nil {
 		return err
+	}
+	if withDemo && len(cfg.SLOs) == 0 {
+		// The demo shows one SLO: 99 % of forwards within 1 ms.
+		cfg.SLOs = []config.SLO{{Name: "demo_latency", Objective: 0.99, Period: config.Duration(30 * 24 * time.Hour),
+			SLI: config.SLI{Type: "latency", ThresholdUs: 1000}}}
 	}
 	log, level := agent.NewLogger(cfg)
 	a, err := agent.New(cfg, agent.Options{Logger: log, Level: level, Loader: loader, Env: os.Environ(), Version: version})
@@ -333,4 +344,27 @@ func cmdConfigPrint(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(b)
 	return err
+}
+
+func cmdRules(args []string, stdout, stderr io.Writer) error {
+	var out string
+	cfg, _, err := parse("rules", args, stdout, stderr, func(fs *pflag.FlagSet) {
+		fs.StringVar(&out, "out", "", "write the rule file here instead of stdout")
+	})
+	if err != nil {
+		return err
+	}
+	b, skipped, err := promrules.Generate(promrules.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
+		Rules: promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules), SLOs: cfg.SLOs})
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(stderr, "agaobs-agent: rule %s not expressible in PromQL: %s\n", s.Rule, s.Reason)
+	}
+	if out == "" {
+		_, err = stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(out, b, 0o644)
 }

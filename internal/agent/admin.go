@@ -3,8 +3,10 @@ package agent
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/agaobs/agaobs/internal/alerting"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
 )
@@ -41,7 +43,48 @@ func (a *Agent) adminHandler() http.Handler {
 			ForwardP50Sec: lat.Quantile(0.5).Seconds(), ForwardP99Sec: lat.Quantile(0.99).Seconds(),
 		})
 	})
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		if a.alerts == nil {
+			http.Error(w, "alerting is disabled (alert_enabled: false)", http.StatusNotFound)
+			return
+		}
+		q := r.URL.Query()
+		limit, since := 100, 0.0
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				http.Error(w, "limit: not a non-negative integer", http.StatusBadRequest)
+				return
+			}
+			limit = n
+		}
+		if v := q.Get("since"); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				http.Error(w, "since: not epoch seconds", http.StatusBadRequest)
+				return
+			}
+			since = f
+		}
+		active, history := a.alerts.Alerts(q.Get("severity"), limit, since)
+		writeJSON(w, AlertsResponse{Active: active, History: history})
+	})
+	mux.HandleFunc("GET /api/v1/rules", func(w http.ResponseWriter, r *http.Request) {
+		if a.alerts == nil {
+			http.Error(w, "alerting is disabled (alert_enabled: false)", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, map[string]any{"rules": a.alerts.Rules()})
+	})
 	return mux
+}
+
+// AlertsResponse is the body of GET /api/v1/alerts: active and recently
+// resolved alerts, and the notification history (filters: severity,
+// limit (default 100, 0 = all), since (epoch seconds, inclusive)).
+type AlertsResponse struct {
+	Active  []alerting.AlertView    `json:"active"`
+	History []alerting.HistoryEntry `json:"history"`
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

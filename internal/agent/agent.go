@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/agaobs/agaobs/internal/alerting"
+	"github.com/agaobs/agaobs/internal/alerting/notify"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/metrics"
@@ -55,6 +57,8 @@ type Agent struct {
 	counter  *pipeline.Counter
 	exporter *metrics.Exporter
 	registry *metrics.Registry
+	alerts   *alerting.Engine
+	notifier *notify.Dispatcher
 	servers  []*web.Server
 	started  time.Time
 }
@@ -114,6 +118,12 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		}
 		a.disp.Register(logSink, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
 	}
+	if cfg.AlertEnabled {
+		if err := a.newAlerting(cfg); err != nil {
+			return nil, err
+		}
+		a.disp.Register(a.alerts, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	}
 	for _, s := range opts.Sinks {
 		a.disp.Register(s, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
 	}
@@ -130,6 +140,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		a.registry.Self.Add("pipeline", metrics.NewPipelineCollector(a.disp.Stats))
 		if logSink != nil {
 			logSink.Register(a.registry)
+		}
+		if a.alerts != nil {
+			a.registry.MustRegister(a.alerts.Collector(cfg.PrometheusPrefix), a.notifier.Collector())
 		}
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
 		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.log)
@@ -179,6 +192,48 @@ func resolveGroup(g string) (int, error) {
 	}
 	return strconv.Atoi(gr.Gid)
 }
+
+// newAlerting builds the notifier and the alert engine.
+func (a *Agent) newAlerting(cfg config.Config) error {
+	var secret []byte
+	if cfg.AlertWebhookSecretFile != "" {
+		b, err := os.ReadFile(cfg.AlertWebhookSecretFile)
+		if err != nil {
+			return &config.Error{Key: "alert_webhook_secret_file", Source: "config", Msg: err.Error()}
+		}
+		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	var err error
+	a.notifier, err = notify.New(notify.Options{
+		Logger: a.log.With("component", "alerts"), Timeout: time.Duration(cfg.AlertNotificationTimeout),
+		WebhookURL: cfg.AlertWebhookURL, WebhookFormat: cfg.AlertWebhookFormat, WebhookSecret: secret,
+		AlertmanagerURLs: cfg.AlertmanagerURLs, ResendInterval: time.Duration(cfg.AlertResendInterval),
+		EvalInterval: time.Duration(cfg.AlertEvalInterval), ExecCommand: cfg.AlertExecCommand, LogLevel: cfg.AlertLogLevel,
+	})
+	if err != nil {
+		return fmt.Errorf("alert notifications: %w", err)
+	}
+	a.alerts, err = alerting.New(alerting.Options{
+		Config: cfg, State: a.state, Notifier: a.notifier, Logger: a.log.With("component", "alerts"), Node: NodeName(),
+		// The consumer is built after the sinks; the engine asks it at
+		// evaluation time.
+		Rings: func() []rings.RingInfo { return a.consumer.Rings() },
+	})
+	return err
+}
+
+// NodeName is the node label: NODE_NAME (Kubernetes downward API) or the
+// hostname.
+func NodeName() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// Alerts returns the alert engine (nil when alerting is off).
+func (a *Agent) Alerts() *alerting.Engine { return a.alerts }
 
 // Counter is the built-in event counter sink.
 func (a *Agent) Counter() *pipeline.Counter { return a.counter }
@@ -230,6 +285,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	consumerDone := make(chan error, 1)
 	go func() { consumerDone <- a.consumer.Run(consumerCtx) }()
 
+	// The alert engine and the notifier stop after the pipeline has
+	// delivered its last events, so a final evaluation can still notify.
+	alertCtx, stopAlerts := context.WithCancel(context.Background())
+	defer stopAlerts()
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	var alertWG sync.WaitGroup
+	if a.alerts != nil {
+		alertWG.Add(2)
+		go func() { defer alertWG.Done(); _ = a.notifier.Run(notifyCtx) }()
+		go func() { defer alertWG.Done(); _ = a.alerts.Run(alertCtx) }()
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	serveCtx, stopServers := context.WithCancel(context.Background())
 	defer stopServers()
@@ -251,6 +319,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	cerr := <-consumerDone
 	a.disp.Close()
 	a.consumer.Close()
+	stopAlerts() // saves alert and SLO state
+	stopNotify() // drains queued notifications (bounded by the timeout)
+	alertWG.Wait()
 	stopServers()
 	err := g.Wait()
 	a.closeAll()
@@ -298,6 +369,9 @@ func (a *Agent) Reload() error {
 		}
 	}
 	a.consumer.SetTunables(tunables(next))
+	if a.alerts != nil {
+		a.alerts.Reload(next)
+	}
 	if a.opts.Level != nil {
 		a.opts.Level.Set(parseLevel(next.AgentLogLevel))
 	}
@@ -315,7 +389,8 @@ func hotReloadable(key string) bool {
 	switch key {
 	case "ring_allowed_uids", "ring_rescan_interval", "ring_poll_interval", "ring_idle_sleep",
 		"ring_max_records_per_pass", "ring_remove_dead", "producer_retention",
-		"producer_heartbeat_stale_seconds", "agent_log_level":
+		"producer_heartbeat_stale_seconds", "agent_log_level",
+		"alert_rules", "slos", "alert_use_default_rules":
 		return true
 	}
 	return false

@@ -108,6 +108,39 @@ func (s *Store) Get(bucket, key string, v any) (bool, error) {
 	return found, nil
 }
 
+// Replace makes bucket hold exactly kv (values JSON-encoded), in one
+// transaction: a crash leaves either the old or the new contents.
+func (s *Store) Replace(bucket string, kv map[string]any) error {
+	if s == nil {
+		return nil
+	}
+	enc := make(map[string][]byte, len(kv))
+	for k, v := range kv {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("state replace %s/%s: %w", bucket, k, err)
+		}
+		enc[k] = b
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte(bucket)) != nil {
+			if err := tx.DeleteBucket([]byte(bucket)); err != nil {
+				return fmt.Errorf("state replace %s: %w", bucket, err)
+			}
+		}
+		bk, err := tx.CreateBucket([]byte(bucket))
+		if err != nil {
+			return fmt.Errorf("state replace %s: %w", bucket, err)
+		}
+		for k, b := range enc {
+			if err := bk.Put([]byte(k), b); err != nil {
+				return fmt.Errorf("state replace %s/%s: %w", bucket, k, err)
+			}
+		}
+		return nil
+	})
+}
+
 // Delete removes bucket/key; a missing key is not an error.
 func (s *Store) Delete(bucket, key string) error {
 	if s == nil {

@@ -72,3 +72,20 @@ func TestNilStoreIsNoOp(t *testing.T) {
 		t.Fatal("nil close/path")
 	}
 }
+
+func TestReplace(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Put("b", "old", 1)
+	if err := s.Replace("b", map[string]any{"x": 1, "y": 2}); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	s.ForEach("b", func(k string, _ []byte) error { keys = append(keys, k); return nil })
+	if len(keys) != 2 || keys[0] != "x" || keys[1] != "y" {
+		t.Fatalf("keys %v", keys)
+	}
+}

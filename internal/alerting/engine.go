@@ -1,0 +1,622 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/alerting/notify"
+	"github.com/agaobs/agaobs/internal/alerting/promrules"
+	"github.com/agaobs/agaobs/internal/config"
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/state"
+)
+
+// Notifier delivers notifications (notify.Dispatcher in the agent).
+type Notifier interface{ Notify([]notify.Alert) }
+
+// Options configure an Engine.
+type Options struct {
+	Config config.Config
+	// Rings lists the producers' rings (drops, heartbeats, liveness).
+	Rings    func() []rings.RingInfo
+	State    *state.Store // persists alert and SLO state; nil is fine
+	Notifier Notifier     // nil: transitions are only recorded
+	Logger   *slog.Logger
+	Node     string // the node label (NODE_NAME or the hostname)
+}
+
+// historyLen bounds the notification history served by the API.
+const historyLen = 1000
+
+// HistoryEntry is one notification, in the seed's get_alerts shape plus
+// status and producer.
+type HistoryEntry struct {
+	RuleName  string  `json:"rule_name"`
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	Severity  string  `json:"severity"`
+	Message   string  `json:"message"`
+	Timestamp float64 `json:"timestamp"`
+	Status    string  `json:"status"`
+	Producer  string  `json:"producer,omitempty"`
+}
+
+// target is what the engine knows about one producer (or the node).
+type target struct {
+	win          *window
+	lastConsumed uint64
+	lastDropped  uint64
+	sampled      bool
+	available    bool
+	lastAvailSec int64
+}
+
+// Engine evaluates alert rules and SLOs. As a pipeline sink it folds
+// events into per-producer windows; Eval (driven by Run) computes the rule
+// metrics, advances the state machines and notifies. All state is behind
+// one mutex; Eval takes the time as an argument.
+type Engine struct {
+	opts        Options
+	log         *slog.Logger
+	mu          sync.Mutex
+	rules       []*Rule
+	slos        []*slo
+	longest     time.Duration
+	active      map[string]map[string]*Alert // rule → target → alert
+	targets     map[string]*target
+	node        *target
+	history     []HistoryEntry
+	histNext    int
+	failures    map[string]uint64 // rule → template/evaluation failures
+	evals       evalStats
+	lastEvalSec int64
+	heart       map[string]float64 // producer → heartbeat age (s), per Eval
+	trigger     chan struct{}
+	dirty       bool
+	lastSave    time.Time
+}
+
+type evalStats struct {
+	count   uint64
+	sum     float64
+	buckets [len(evalBounds) + 1]uint64
+}
+
+var evalBounds = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}
+
+// New builds an Engine from the config and restores persisted state.
+func New(opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Rings == nil {
+		opts.Rings = func() []rings.RingInfo { return nil }
+	}
+	e := &Engine{
+		opts: opts, log: opts.Logger, active: map[string]map[string]*Alert{}, targets: map[string]*target{},
+		failures: map[string]uint64{}, heart: map[string]float64{}, trigger: make(chan struct{}, 1),
+		history: make([]HistoryEntry, 0, historyLen),
+	}
+	e.apply(opts.Config)
+	if err := e.restore(); err != nil {
+		e.log.Warn("alert state not restored", "err", err)
+	}
+	return e, nil
+}
+
+// apply compiles rules and SLOs from cfg, keeping the state of rules whose
+// definition did not change. Called with e.mu held (or before sharing).
+func (e *Engine) apply(cfg config.Config) {
+	prevRules := map[string]string{}
+	for _, r := range e.rules {
+		prevRules[r.Name] = r.Fingerprint
+	}
+	prevSLOs := map[string]*slo{}
+	for _, s := range e.slos {
+		prevSLOs[s.key()] = s
+	}
+	e.opts.Config = cfg
+	e.rules, e.slos = nil, nil
+	longest := time.Minute
+	for _, rc := range promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules) {
+		r := &Rule{AlertRule: rc, Fingerprint: ruleFingerprint(rc)}
+		r.Cond = e.ruleCond(r)
+		e.rules = append(e.rules, r)
+		longest = max(longest, time.Duration(rc.WindowSeconds*float64(time.Second)))
+	}
+	for _, sc := range cfg.SLOs {
+		s := &slo{SLO: sc, budget: 1 - sc.Objective, series: map[string]*sloSeries{}}
+		if old := prevSLOs[s.key()]; old != nil {
+			s.series = old.series
+		}
+		e.slos = append(e.slos, s)
+		e.rules = append(e.rules, sloRules(s)...)
+	}
+	keep := map[string]bool{}
+	for _, r := range e.rules {
+		keep[r.Name] = prevRules[r.Name] == r.Fingerprint
+	}
+	for name := range e.active {
+		if !keep[name] {
+			delete(e.active, name)
+		}
+	}
+	if longest != e.longest {
+		// Windows of a different length start empty.
+		e.longest = longest
+		for _, t := range e.targets {
+			t.win = newWindow(longest)
+		}
+		e.node = &target{win: newWindow(longest)}
+	}
+	if e.node == nil {
+		e.node = &target{win: newWindow(longest)}
+	}
+}
+
+func ruleFingerprint(r config.AlertRule) string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// Reload applies a new config (SIGHUP). Unchanged rules keep their state,
+// pending `for` progress included.
+func (e *Engine) Reload(cfg config.Config) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.apply(cfg)
+	e.dirty = true
+}
+
+func (e *Engine) targetFor(producer string) *target {
+	t := e.targets[producer]
+	if t == nil {
+		t = &target{win: newWindow(e.longest)}
+		e.targets[producer] = t
+	}
+	return t
+}
+
+// Name implements pipeline.Sink.
+func (e *Engine) Name() string { return "alerting" }
+
+// Kinds implements pipeline.Sink.
+func (e *Engine) Kinds() pipeline.KindMask {
+	return pipeline.KindForward.Mask() | pipeline.KindRetrieval.Mask() | pipeline.KindStatus.Mask() | pipeline.KindLifecycle.Mask()
+}
+
+// Write implements pipeline.Sink. Events land in the slice of the second
+// the agent received them (RecvNs), so windows are true time windows on
+// the agent's clock whatever the producers' clocks say.
+func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	retrieval := false
+	var lastName string
+	var t *target
+	for i := range batch {
+		ev := &batch[i]
+		if ev.Producer == nil {
+			continue
+		}
+		name := ev.Producer.Name
+		if ev.Kind == pipeline.KindLifecycle {
+			if ev.Lifecycle.Type == pipeline.ProducerForgotten {
+				delete(e.targets, name)
+				for _, s := range e.slos {
+					delete(s.series, name)
+				}
+				lastName, t = "", nil
+			}
+			continue
+		}
+		if t == nil || name != lastName {
+			t, lastName = e.targetFor(name), name
+		}
+		sec := ev.RecvNs / 1e9
+		s, ns := t.win.at(sec), e.node.win.at(sec)
+		switch ev.Kind {
+		case pipeline.KindForward:
+			f := &ev.Forward
+			for _, x := range [2]*slice{s, ns} {
+				x.forwards++
+				if f.Applied() {
+					x.applied++
+				}
+				// The exporter's observation rules, so the agent and a
+				// Prometheus evaluating `agaobs-agent rules` agree.
+				if f.Has(shm.FwdHasLatency) && f.LatencyUs > 0 {
+					x.lat[latencyBucket(f.LatencyUs)]++
+				}
+				if f.Has(shm.FwdHasGate) {
+					x.gateSum += f.GateMean
+					x.gateN++
+				}
+				if f.Has(shm.FwdHasEntropy) && f.EntropyMean > 0 {
+					x.entSum += f.EntropyMean
+					x.entN++
+				}
+			}
+			for _, so := range e.slos {
+				if so.SLI.Type == "latency" && f.Has(shm.FwdHasLatency) && f.LatencyUs > 0 {
+					good := 0.0
+					if f.LatencyUs <= so.SLI.ThresholdUs {
+						good = 1
+					}
+					so.seriesFor(name).add(sec, good, 1)
+				}
+			}
+		case pipeline.KindRetrieval:
+			r := ev.Retrieval
+			if r.Fields&shm.RetHasResults != 0 && r.ResultsCount > 0 {
+				for _, x := range [2]*slice{s, ns} {
+					x.results += int64(r.ResultsCount)
+					x.injected += int64(max(r.InjectedCount, 0))
+				}
+			}
+			retrieval = true
+		case pipeline.KindStatus:
+			st := ev.Status
+			if st.KVStore != nil && st.KVStore.Utilization != nil {
+				s.util, s.hasUtil = *st.KVStore.Utilization, true
+			} else if kv := st.KVStore; kv != nil && kv.Count != nil && kv.MaxSlots != nil && *kv.MaxSlots > 0 {
+				s.util, s.hasUtil = *kv.Count / *kv.MaxSlots, true
+			}
+			if st.SlotChangeRate != nil {
+				s.slot, s.hasSlot = *st.SlotChangeRate, true
+			}
+		}
+	}
+	if retrieval {
+		// The seed evaluated retrieval_failure_rate only on the next
+		// forward; evaluate now.
+		select {
+		case e.trigger <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func latencyBucket(v float64) int {
+	for i, b := range latencyBoundsUs() {
+		if v <= b {
+			return i
+		}
+	}
+	return numLatencyBuckets - 1
+}
+
+// ruleCond builds the condition of a config rule: the rule metric over its
+// window for one producer, or across all producers for node-wide rules.
+func (e *Engine) ruleCond(r *Rule) func(string, int64) (float64, bool, bool) {
+	window := time.Duration(r.WindowSeconds * float64(time.Second))
+	if q, ok := latencyQuantile(r.Metric); ok && (r.Operator == ">" || r.Operator == ">=") && isLatencyBound(r.Threshold) {
+		// "pQ > T" with T on a bucket bound is "more than 1-Q of the
+		// forwards slower than T", exactly, also for the top bound, where
+		// the interpolated quantile stops at T (histogram_quantile does
+		// the same); promrules generates the same condition.
+		return func(target string, sec int64) (float64, bool, bool) {
+			v, ok := e.metric(r.Metric, target, sec, window)
+			if !ok {
+				return 0, false, false
+			}
+			t := e.node
+			if target != "" {
+				t = e.targets[target]
+			}
+			sum := t.win.sum(sec, window)
+			atOrBelow, total := countAtOrBelow(sum.lat[:], r.Threshold)
+			// histogram_quantile's own test: the quantile lies above T
+			// when the cumulative count at T is below the rank q·n.
+			rank := q * float64(total)
+			if r.Operator == ">" {
+				return v, float64(atOrBelow) < rank, true
+			}
+			return v, float64(atOrBelow) <= rank, true
+		}
+	}
+	return func(target string, sec int64) (float64, bool, bool) {
+		v, ok := e.metric(r.Metric, target, sec, window)
+		return v, ok && compare(r.Operator, v, r.Threshold), ok
+	}
+}
+
+func latencyQuantile(metric string) (float64, bool) {
+	switch metric {
+	case "latency_p50":
+		return 0.5, true
+	case "latency_p95":
+		return 0.95, true
+	case "latency_p99":
+		return 0.99, true
+	}
+	return 0, false
+}
+
+func isLatencyBound(t float64) bool {
+	for _, b := range latencyBoundsUs() {
+		if b == t {
+			return true
+		}
+	}
+	return false
+}
+
+// countAtOrBelow counts the observations at or below bound t, and all.
+func countAtOrBelow(counts []uint64, t float64) (atOrBelow, total uint64) {
+	bounds := latencyBoundsUs()
+	for i, c := range counts {
+		total += c
+		if i < len(bounds) && bounds[i] <= t {
+			atOrBelow += c
+		}
+	}
+	return atOrBelow, total
+}
+
+// metric computes a rule metric for a producer, or node-wide for "".
+// Node-wide, counted metrics aggregate all producers' events; last-value
+// gauges and the heartbeat age take the worst (largest) producer.
+func (e *Engine) metric(metric, producer string, sec int64, window time.Duration) (float64, bool) {
+	if metric == "producer_heartbeat_age_seconds" {
+		if producer != "" {
+			v, ok := e.heart[producer]
+			return v, ok
+		}
+		return maxOver(e.heart)
+	}
+	if producer == "" && (metric == "knowledge_utilization" || metric == "slot_change_rate") {
+		vals := map[string]float64{}
+		for name, t := range e.targets {
+			if v, ok := metricValue(metric, t.win.sum(sec, window), window); ok {
+				vals[name] = v
+			}
+		}
+		return maxOver(vals)
+	}
+	t := e.node
+	if producer != "" {
+		if t = e.targets[producer]; t == nil {
+			return 0, false
+		}
+	}
+	return metricValue(metric, t.win.sum(sec, window), window)
+}
+
+func maxOver(m map[string]float64) (float64, bool) {
+	var best float64
+	found := false
+	for _, v := range m {
+		if !found || v > best {
+			best, found = v, true
+		}
+	}
+	return best, found
+}
+
+// sampleRings folds ring counters into the windows (drops and consumed
+// for drop_rate), records heartbeat ages, and samples availability for
+// availability SLOs once a second. It returns the known producers.
+func (e *Engine) sampleRings(now time.Time) []string {
+	sec := now.Unix()
+	type prod struct {
+		live              bool
+		consumed, dropped uint64
+		age               float64
+		hasAge            bool
+	}
+	prods := map[string]*prod{}
+	for _, r := range e.opts.Rings() {
+		if r.Producer == "" || r.Class == "" {
+			continue
+		}
+		p := prods[r.Producer]
+		if p == nil {
+			p = &prod{}
+			prods[r.Producer] = p
+		}
+		p.live = p.live || r.State == "live"
+		if r.Class == "hot" {
+			p.consumed, p.dropped = r.Consumed, r.Dropped
+		}
+		if !p.hasAge || r.HeartbeatAgeSeconds < p.age {
+			p.age, p.hasAge = r.HeartbeatAgeSeconds, true
+		}
+	}
+	clear(e.heart)
+	names := make([]string, 0, len(prods))
+	for name, p := range prods {
+		names = append(names, name)
+		if p.hasAge && p.live {
+			e.heart[name] = p.age
+		}
+		t := e.targetFor(name)
+		dDrops := uint64(0)
+		if t.sampled {
+			if p.consumed >= t.lastConsumed && p.dropped >= t.lastDropped {
+				dDrops = p.dropped - t.lastDropped
+				for _, w := range [2]*window{t.win, e.node.win} {
+					sl := w.at(sec)
+					sl.consumed += p.consumed - t.lastConsumed
+					sl.drops += dDrops
+				}
+			}
+		}
+		t.lastConsumed, t.lastDropped, t.sampled = p.consumed, p.dropped, true
+		t.available = p.live && dDrops == 0
+		if sec > t.lastAvailSec {
+			t.lastAvailSec = sec
+			good := 0.0
+			if t.available {
+				good = 1
+			}
+			for _, s := range e.slos {
+				if s.SLI.Type == "availability" {
+					s.seriesFor(name).add(sec, good, 1)
+				}
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Eval evaluates every rule at now and sends the resulting notifications.
+// It reads no clock.
+func (e *Engine) Eval(now time.Time) {
+	e.mu.Lock()
+	start := time.Now() // only for the duration metric
+	e.lastEvalSec = now.Unix()
+	producers := e.sampleRings(now)
+	var transitions []Transition
+	for _, r := range e.rules {
+		targets := producers
+		if !r.PerProducer {
+			targets = []string{""}
+		}
+		active := e.active[r.Name]
+		if active == nil {
+			active = map[string]*Alert{}
+			e.active[r.Name] = active
+		}
+		ts := evalRule(r, targets, active, now)
+		for i := range ts {
+			e.dirty = true
+			ts[i].Alert.Message = e.message(r, &ts[i].Alert)
+			if a := active[ts[i].Alert.Producer]; a != nil {
+				a.Message = ts[i].Alert.Message
+			}
+		}
+		transitions = append(transitions, ts...)
+	}
+	out := make([]notify.Alert, 0, len(transitions))
+	for _, tr := range transitions {
+		r := e.rule(tr.Alert.Rule)
+		out = append(out, e.toNotify(r, tr, now))
+		e.record(r, tr, now)
+	}
+	e.observeEval(time.Since(start))
+	saveDue := e.dirty || now.Sub(e.lastSave) >= time.Minute
+	e.mu.Unlock()
+	if len(out) > 0 && e.opts.Notifier != nil {
+		e.opts.Notifier.Notify(out)
+	}
+	if saveDue {
+		e.save(now)
+	}
+}
+
+func (e *Engine) rule(name string) *Rule {
+	for _, r := range e.rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// message renders a rule's message; a template error stays with its rule.
+func (e *Engine) message(r *Rule, a *Alert) string {
+	msg, err := renderMessage(r, a.Value, e.labels(r, a.Producer))
+	if err != nil {
+		e.failures[r.Name]++
+		return fmt.Sprintf("<error expanding template: %v>", err)
+	}
+	return msg
+}
+
+// labels is an alert's label set: alertname, severity, producer
+// (per-producer rules), node, then the rule's own labels.
+func (e *Engine) labels(r *Rule, producer string) map[string]string {
+	l := map[string]string{"alertname": r.Name, "severity": r.Severity}
+	if e.opts.Node != "" {
+		l["node"] = e.opts.Node
+	}
+	if producer != "" {
+		l["producer"] = producer
+	}
+	for k, v := range r.Labels {
+		l[k] = v
+	}
+	return l
+}
+
+func (e *Engine) toNotify(r *Rule, tr Transition, now time.Time) notify.Alert {
+	a := tr.Alert
+	ann := map[string]string{"summary": a.Message,
+		"description": fmt.Sprintf("%s = %g %s %g", r.Metric, a.Value, r.Operator, r.Threshold)}
+	for k, v := range r.Annotations {
+		ann[k] = v
+	}
+	n := notify.Alert{Name: r.Name, Status: tr.Status, Severity: r.Severity, Producer: a.Producer, Metric: r.Metric,
+		Value: a.Value, Threshold: r.Threshold, Message: a.Message, Labels: e.labels(r, a.Producer), Annotations: ann,
+		StartsAt: a.FiredAt, Timestamp: now}
+	if tr.Status == "resolved" {
+		n.EndsAt = a.ResolvedAt
+	}
+	if u := e.opts.Config.AlertExternalURL; u != "" {
+		n.GeneratorURL = u + "/api/v1/alerts?rule=" + r.Name
+	}
+	return n
+}
+
+func (e *Engine) record(r *Rule, tr Transition, now time.Time) {
+	h := HistoryEntry{RuleName: r.Name, Metric: r.Metric, Value: tr.Alert.Value, Threshold: r.Threshold,
+		Severity: r.Severity, Message: tr.Alert.Message, Timestamp: float64(now.UnixNano()) / 1e9,
+		Status: tr.Status, Producer: tr.Alert.Producer}
+	if len(e.history) < historyLen {
+		e.history = append(e.history, h)
+	} else {
+		e.history[e.histNext] = h
+	}
+	e.histNext = (e.histNext + 1) % historyLen
+}
+
+func (e *Engine) observeEval(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(evalBounds) && s > evalBounds[i] {
+		i++
+	}
+	e.evals.buckets[i]++
+	e.evals.count++
+	e.evals.sum += s
+}
+
+// Run evaluates every alert_eval_interval and after retrieval events (at
+// most every 50 ms), until ctx ends; then it saves the state.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	interval := time.Duration(e.opts.Config.AlertEvalInterval)
+	e.mu.Unlock()
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			e.save(time.Now())
+			return nil
+		case now := <-tick.C:
+			e.Eval(now)
+			last = now
+		case <-e.trigger:
+			if now := time.Now(); now.Sub(last) >= 50*time.Millisecond {
+				e.Eval(now)
+				last = now
+			}
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package alerting
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// latencyBoundsUs are the exported forward latency buckets (µs); rule
+// quantiles are computed over the same buckets as Prometheus would, so a
+// threshold on a bound keeps its meaning in both places.
+func latencyBoundsUs() []float64 {
+	return []float64{5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}
+}
+
+const numLatencyBuckets = 11 // 10 bounds + +Inf
+
+// slice is one time step of a window: what happened during it.
+type slice struct {
+	start            int64 // unix seconds, aligned to the window's step
+	lat              [numLatencyBuckets]uint64
+	forwards         uint64
+	applied          uint64
+	gateSum, entSum  float64
+	gateN, entN      uint64
+	results          int64
+	injected         int64
+	consumed, drops  uint64 // hot ring deltas
+	util, slot       float64
+	hasUtil, hasSlot bool
+}
+
+// window is a ring of slices covering the longest rule window: bounded
+// memory whatever the event rate (no "last 1000 samples" cap).
+type window struct {
+	step   int64 // seconds per slice
+	slices []slice
+}
+
+// maxSlices bounds memory per target; longer windows get wider slices.
+const maxSlices = 3600
+
+func newWindow(longest time.Duration) *window {
+	secs := int64(math.Ceil(longest.Seconds()))
+	step := max(int64(1), (secs+maxSlices-1)/maxSlices)
+	n := secs/step + 2 // +1 for the current partial slice, +1 slack
+	return &window{step: step, slices: make([]slice, n)}
+}
+
+// at returns the slice for unix second t, recycling an old one.
+func (w *window) at(t int64) *slice {
+	start := t - t%w.step
+	s := &w.slices[(start/w.step)%int64(len(w.slices))]
+	if s.start != start {
+		*s = slice{start: start}
+	}
+	return s
+}
+
+// sum aggregates the slices within (now-d, now].
+func (w *window) sum(now int64, d time.Duration) slice {
+	var out slice
+	from := now - int64(math.Ceil(d.Seconds()))
+	var utilAt, slotAt int64 = -1, -1
+	for i := range w.slices {
+		s := &w.slices[i]
+		// Slices overlapping (now-d, now]; the current one is partial.
+		if s.start+w.step <= from || s.start > now {
+			continue
+		}
+		for b := range s.lat {
+			out.lat[b] += s.lat[b]
+		}
+		out.forwards += s.forwards
+		out.applied += s.applied
+		out.gateSum += s.gateSum
+		out.gateN += s.gateN
+		out.entSum += s.entSum
+		out.entN += s.entN
+		out.results += s.results
+		out.injected += s.injected
+		out.consumed += s.consumed
+		out.drops += s.drops
+		if s.hasUtil && s.start > utilAt {
+			out.util, out.hasUtil, utilAt = s.util, true, s.start
+		}
+		if s.hasSlot && s.start > slotAt {
+			out.slot, out.hasSlot, slotAt = s.slot, true, s.start
+		}
+	}
+	return out
+}
+
+// bucketQuantile is Prometheus's histogram_quantile on non-cumulative
+// counts: linear interpolation within the bucket holding rank q·n, the
+// first bucket starting at 0, and the highest finite bound for +Inf. So
+// with T a bound, q-quantile > T exactly when more than (1-q) of the
+// observations are above T.
+func bucketQuantile(q float64, bounds []float64, counts []uint64) (float64, bool) {
+	var total uint64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0, false
+	}
+	cum := make([]float64, len(counts))
+	var run float64
+	for i, c := range counts {
+		run += float64(c)
+		cum[i] = run
+	}
+	rank := q * float64(total)
+	b := sort.SearchFloat64s(cum, rank)
+	if b >= len(bounds) { // the +Inf bucket
+		return bounds[len(bounds)-1], true
+	}
+	start, below := 0.0, 0.0
+	if b > 0 {
+		start, below = bounds[b-1], cum[b-1]
+	}
+	inBucket := cum[b] - below
+	if inBucket == 0 {
+		return bounds[b], true
+	}
+	return start + (bounds[b]-start)*((rank-below)/inBucket), true
+}
+
+// metricValue computes a rule metric over an aggregated window of length
+// d (docs/alerting.md has the table). ok is false when there is no data.
+func metricValue(metric string, s slice, d time.Duration) (float64, bool) {
+	switch metric {
+	case "latency_p50":
+		return bucketQuantile(0.5, latencyBoundsUs(), s.lat[:])
+	case "latency_p95":
+		return bucketQuantile(0.95, latencyBoundsUs(), s.lat[:])
+	case "latency_p99":
+		return bucketQuantile(0.99, latencyBoundsUs(), s.lat[:])
+	case "gate_mean":
+		return ratio(s.gateSum, float64(s.gateN))
+	case "entropy_mean":
+		return ratio(s.entSum, float64(s.entN))
+	case "activation_rate":
+		return ratio(float64(s.applied), float64(s.forwards))
+	case "retrieval_failure_rate":
+		if s.results <= 0 {
+			return 0, false
+		}
+		return 1 - float64(s.injected)/float64(s.results), true
+	case "knowledge_utilization":
+		return s.util, s.hasUtil
+	case "slot_change_rate":
+		return s.slot, s.hasSlot
+	case "forward_rate":
+		return float64(s.forwards) / d.Seconds(), true
+	case "drop_rate":
+		return ratio(float64(s.drops), float64(s.consumed+s.drops))
+	}
+	return 0, false
+}
+
+func ratio(a, b float64) (float64, bool) {
+	if b == 0 {
+		return 0, false
+	}
+	return a / b, true
+}
