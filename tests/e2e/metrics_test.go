@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func agentBinary(t *testing.T) string { return agentBin.Path(t, "../../cmd/agaobs-agent", "agaobs-agent") }
+func agentBinary(t *testing.T) string {
+	return agentBin.Path(t, "../../cmd/agaobs-agent", "agaobs-agent")
+}
 
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
