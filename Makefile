@@ -68,6 +68,7 @@ bench-go:
 	$(GO) test -run '^$$' -bench 'Pipeline' -benchtime 6000000x ./internal/agent
 	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 20x ./internal/metrics
 	$(GO) test -run '^$$' -bench 'ExporterWrite' -benchtime 2s ./internal/metrics
+	$(GO) test -run '^$$' -bench 'Eval|EngineWrite' ./internal/alerting
 
 bench-agent: build
 	bin/agaobs-bench --duration 10s --scenarios idle,10k,100k,1m

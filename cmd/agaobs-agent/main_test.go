@@ -271,3 +271,31 @@ func TestDemoProcess(t *testing.T) {
 		return live == 4 && dropped
 	}, "demo rings: %+v", rr.Rings)
 }
+
+// `agaobs-agent rules` prints a rule file promtool accepts, and names the
+// rules it cannot express.
+func TestRulesCommand(t *testing.T) {
+	promtool := testutil.RequireTool(t, "promtool")
+	cfgFile := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(cfgFile, []byte(`alert_rules:
+  - {name: failing, metric: retrieval_failure_rate, threshold: 0.5}
+  - {name: slow_node, metric: latency_p95, threshold: 2500, per_producer: false, for: 1m}
+slos:
+  - {name: lat, objective: 0.999, sli: {type: latency, threshold_us: 1000}}
+  - {name: up, objective: 0.99, sli: {type: availability}}
+`), 0o600)
+	out := filepath.Join(t.TempDir(), "rules.yml")
+	code, _, stderr := runCLI(t, "rules", "--config", cfgFile, "--out", out)
+	if code != 0 || !strings.Contains(stderr, "rule failing not expressible") {
+		t.Fatalf("exit %d stderr %q", code, stderr)
+	}
+	b, _ := os.ReadFile(out)
+	for _, want := range []string{"alert: slo_latency_p99", "alert: slow_node", "alert: slo_lat_burn_critical", "alert: slo_up_burn_warning", "record: slo:sli_error:ratio_rate5m"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("rule file lacks %q", want)
+		}
+	}
+	if res, err := exec.Command(promtool, "check", "rules", out).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, res)
+	}
+}

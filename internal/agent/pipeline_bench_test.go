@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agaobs/agaobs/internal/alerting"
+	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
@@ -19,7 +21,7 @@ import (
 // 8 rings pre-filled with 1.2 M records (forwards on 3 layers, one
 // retrieval in 15), drained by the consumer, decoded, dispatched to the
 // metrics exporter, the event log (level INFO: forwards are not formatted)
-// and the counter sink. One op = one event; the time runs until every
+// the counter sink and the alert engine. One op = one event; the time runs until every
 // sink has processed every event.
 func BenchmarkPipeline(b *testing.B) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
@@ -61,6 +63,11 @@ func BenchmarkPipeline(b *testing.B) {
 		disp.Register(exp, pipeline.SinkOptions{QueueSize: 1 << 16})
 		disp.Register(logSink, pipeline.SinkOptions{QueueSize: 1 << 16})
 		disp.Register(pipeline.NewCounter(), pipeline.SinkOptions{QueueSize: 1 << 16})
+		alerts, err := alerting.New(alerting.Options{Config: config.Default()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		disp.Register(alerts, pipeline.SinkOptions{QueueSize: 1 << 16})
 		disp.Start()
 		c, err := rings.New(rings.Options{Dir: dir, Group: -1, Dispatcher: disp, Tunables: rings.Tunables{Retention: time.Hour}})
 		if err != nil {
@@ -69,9 +76,10 @@ func BenchmarkPipeline(b *testing.B) {
 		// What each sink must have written: every record, plus one HELLO
 		// (counter only) and one producer_appeared event per ring.
 		want := map[string]uint64{
-			"counter": rings8 * (perRing + 2),
-			"metrics": rings8 * (perRing + 1),
-			"log":     rings8 * perRing,
+			"counter":  rings8 * (perRing + 2),
+			"metrics":  rings8 * (perRing + 1),
+			"log":      rings8 * perRing,
+			"alerting": rings8 * (perRing + 1),
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		doneC := make(chan error, 1)

@@ -2,14 +2,10 @@ package notify
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,37 +109,8 @@ type amAlert struct {
 // TestRealAlertmanager pushes through the Dispatcher into Debian's
 // prometheus-alertmanager, run as the test's own process.
 func TestRealAlertmanager(t *testing.T) {
-	bin := testutil.RequireTool(t, "prometheus-alertmanager")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	// "null" quoted: a bare null is YAML's null, not a receiver name.
-	const config = "route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n"
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	var out syncBuffer
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
-		"--cluster.listen-address=",
-	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", out.String())
-		}
-	})
-
+	base := testutil.StartAlertmanager(t)
+	port := strings.TrimPrefix(base, "http://127.0.0.1:")
 	client := &http.Client{Timeout: 2 * time.Second}
 	get := func(path string) (int, []byte) {
 		resp, err := client.Get(base + path)
@@ -154,19 +121,9 @@ func TestRealAlertmanager(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, body
 	}
-	testutil.Eventually(t, 20*time.Second, func() bool {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("alertmanager exited: %v\n%s", err, out.String())
-		default:
-		}
-		code, _ := get("/-/ready")
-		return code == http.StatusOK
-	}, "alertmanager ready on %s", base)
 
 	d := start(t, Options{AlertmanagerURLs: []string{base}, Timeout: 5 * time.Second})
-	a := testAlert(fmt.Sprintf("AgaobsE2E%d", port))
+	a := testAlert("AgaobsE2E" + port)
 	a.Severity, a.Labels["severity"] = "critical", "critical"
 	a.StartsAt = time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	d.Notify([]Alert{a})

@@ -1,0 +1,85 @@
+package testutil
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// StartAlertmanager runs Debian's prometheus-alertmanager on a free
+// loopback port for the test (own storage, clustering off, one null
+// receiver) and returns its base URL once /-/ready answers. It skips (or
+// fails, see SkipOrFail) without the binary.
+func StartAlertmanager(tb testing.TB) string {
+	tb.Helper()
+	bin := RequireTool(tb, "prometheus-alertmanager")
+	dir := tb.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	// "null" quoted: a bare null is YAML's null, not a receiver name.
+	if err := os.WriteFile(cfg, []byte("route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	var out lockedBuffer
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if tb.Failed() {
+			tb.Logf("alertmanager output:\n%s", out.String())
+		}
+	})
+	client := &http.Client{Timeout: 2 * time.Second}
+	Eventually(tb, 20*time.Second, func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			tb.Fatalf("alertmanager exited: %v\n%s", err, out.String())
+		default:
+		}
+		resp, err := client.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "alertmanager ready on %s", base)
+	return base
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
