@@ -1,15 +1,21 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/agaobs/agaobs/internal/alerting"
+	"github.com/agaobs/agaobs/internal/alerting/notify"
+	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/shm"
 )
 
 // MetricsReference renders the README's metrics reference: the AGA-domain
@@ -19,7 +25,7 @@ func MetricsReference() string {
 	var b strings.Builder
 	b.WriteString("AGA-domain families (prefix `prometheus_prefix`, default `aga`; every series also carries `prometheus_labels`):\n\n")
 	b.WriteString(metrics.ReferenceTable("aga"))
-	b.WriteString("\nAgent self-metrics (always `agaobs_`; plus the standard `go_*` and `process_*` families):\n\n")
+	b.WriteString("\nAgent self-metrics (always `agaobs_`; plus the standard `go_*` and `process_*` families) and alerting families (`<prefix>_alerts` and `<prefix>_slo_*` follow `prometheus_prefix`):\n\n")
 	b.WriteString("| name | type | labels | meaning |\n|---|---|---|---|\n")
 	reg := metrics.NewRegistry(nil, nil)
 	reg.Self.Add("rings", metrics.NewRingsCollector(func() []rings.RingInfo {
@@ -29,10 +35,11 @@ func MetricsReference() string {
 	if s, err := eventlog.New(eventlog.Options{Out: io.Discard}); err == nil {
 		s.Register(reg)
 	}
+	registerAlertingReference(reg)
 	mfs, _ := reg.Gather()
 	sort.Slice(mfs, func(i, j int) bool { return mfs[i].GetName() < mfs[j].GetName() })
 	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), "agaobs_") {
+		if !strings.HasPrefix(mf.GetName(), "agaobs_") && !strings.HasPrefix(mf.GetName(), "aga_") {
 			continue
 		}
 		var labels []string
@@ -44,4 +51,32 @@ func MetricsReference() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", mf.GetName(), strings.ToLower(mf.GetType().String()), strings.Join(labels, ", "), mf.GetHelp())
 	}
 	return b.String()
+}
+
+// registerAlertingReference registers an alert engine and a notifier that
+// have produced every family once (a firing rule, a template failure, an
+// SLO with data), so the reference lists their metrics.
+func registerAlertingReference(reg *metrics.Registry) {
+	cfg := config.Default()
+	cfg.AlertUseDefaultRules = false
+	r := config.AlertRule{}
+	r.SetDefaults()
+	r.Name, r.Metric, r.Threshold, r.Message = "ref", "forward_rate", -1, "{nope}"
+	cfg.AlertRules = []config.AlertRule{r}
+	cfg.SLOs = []config.SLO{{Name: "ref", Objective: 0.99, Period: config.Duration(24 * time.Hour), SLI: config.SLI{Type: "availability"}}}
+	n, err := notify.New(notify.Options{})
+	if err != nil {
+		return
+	}
+	e, err := alerting.New(alerting.Options{Config: cfg, Notifier: n, Rings: func() []rings.RingInfo {
+		return []rings.RingInfo{{Producer: "p", Class: "hot", State: "live"}}
+	}})
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	p := pipeline.NewProducer("p", "p", 1, 1, "r", shm.Identity{Producer: "p"})
+	_ = e.Write(context.Background(), []pipeline.Event{{Kind: pipeline.KindForward, Producer: p, RecvNs: now.UnixNano()}})
+	e.Eval(now)
+	reg.MustRegister(e.Collector("aga"), n.Collector())
 }

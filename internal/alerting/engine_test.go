@@ -387,3 +387,39 @@ func TestForgottenProducerResolves(t *testing.T) {
 		t.Fatal("alert of a forgotten producer not resolved")
 	}
 }
+
+// Alerts filters the history like the seed's get_alerts: severity, since
+// (inclusive) and limit (the most recent n; 0 = all).
+func TestAlertsFilters(t *testing.T) {
+	cfg := defaults()
+	cfg.AlertUseDefaultRules = false
+	mk := func(name, severity string) config.AlertRule {
+		r := config.AlertRule{}
+		r.SetDefaults()
+		r.Name, r.Metric, r.Threshold, r.WindowSeconds, r.Severity, r.CooldownSeconds = name, "forward_rate", 0, 5, severity, 10
+		return r
+	}
+	cfg.AlertRules = []config.AlertRule{mk("w", "warning"), mk("c", "critical")}
+	h := newHarness(t, cfg, nil, "tp0")
+	for s := 0; s <= 30; s += 10 { // fires at 0, re-notified at 10, 20, 30
+		now := base.Add(time.Duration(s) * time.Second)
+		h.write(h.fwd("tp0", now, 100))
+		h.e.Eval(now)
+	}
+	_, all := h.e.Alerts("", 0, 0)
+	if len(all) != 8 {
+		t.Fatalf("history %d entries, want 8", len(all))
+	}
+	_, crit := h.e.Alerts("critical", 0, 0)
+	_, recent := h.e.Alerts("", 3, 0)
+	_, since := h.e.Alerts("warning", 0, float64(base.Add(20*time.Second).Unix()))
+	if len(crit) != 4 || crit[0].RuleName != "c" {
+		t.Errorf("severity filter: %+v", crit)
+	}
+	if len(recent) != 3 || recent[2].Timestamp != float64(base.Add(30*time.Second).Unix()) {
+		t.Errorf("limit keeps the most recent: %+v", recent)
+	}
+	if len(since) != 2 {
+		t.Errorf("since is inclusive: %d entries, want 2", len(since))
+	}
+}
