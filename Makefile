@@ -28,7 +28,7 @@ build:
 
 # The agent in demo mode with synthetic producers (real child processes).
 run: build
-	bin/agaobs-agent demo --ring-dir $(DEMO_DIR) --state-path .demo/agaobs_state.db
+	bin/agaobs-agent demo --ring-dir $(DEMO_DIR) --state-path .demo/agaobs_state.db --audit-storage-path .demo/aga_audit.db
 
 # Every part prints its wall time; the README's development section keeps the table.
 test: fmt-check vet

@@ -44,6 +44,8 @@ Usage:
                                       list rings (asks a running agent, else reads the files)
   agaobs-agent rules [--out FILE] [flags]
                                       Prometheus rule file for the configured alert rules and SLOs
+  agaobs-agent audit query|verify|export|head|compact [flags]
+                                      the audit trail (agaobs-agent audit help)
   agaobs-agent config print [flags]   print the effective configuration
   agaobs-agent version                print the version
 
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRings(args, stdout, stderr)
 	case "rules":
 		err = cmdRules(args, stdout, stderr)
+	case "audit":
+		err = cmdAudit(args, stdout, stderr)
 	case "config":
 		if len(args) == 0 || args[0] != "print" {
 			err = fail(2, errors.New("usage: agaobs-agent config print [flags]"))

@@ -2,11 +2,13 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/agaobs/agaobs/internal/alerting"
+	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
 )
@@ -28,6 +30,7 @@ type StatusResponse struct {
 	EventCounts   map[string]map[string]uint64 `json:"event_counts"`
 	ForwardP50Sec float64                      `json:"event_to_sink_p50_seconds"`
 	ForwardP99Sec float64                      `json:"event_to_sink_p99_seconds"`
+	Audit         AuditHeadResponse            `json:"audit"`
 }
 
 func (a *Agent) adminHandler() http.Handler {
@@ -41,6 +44,7 @@ func (a *Agent) adminHandler() http.Handler {
 			Version: a.opts.Version, RingDir: a.Config().RingDir, StartedAt: a.started,
 			LastPass: a.consumer.LastPass(), Sinks: a.disp.Stats(), EventCounts: a.counter.Counts(),
 			ForwardP50Sec: lat.Quantile(0.5).Seconds(), ForwardP99Sec: lat.Quantile(0.99).Seconds(),
+			Audit: a.auditHead(),
 		})
 	})
 	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +73,41 @@ func (a *Agent) adminHandler() http.Handler {
 		active, history := a.alerts.Alerts(q.Get("severity"), limit, since)
 		writeJSON(w, AlertsResponse{Active: active, History: history})
 	})
+	mux.HandleFunc("GET /api/v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		f, err := audit.FilterFromValues(r.URL.Query(), time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		p, err := audit.QueryPage(a.auditStore, f)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		// Not indented: records keep the exact bytes they were hashed in.
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(p)
+	})
+	mux.HandleFunc("GET /api/v1/audit/head", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, a.auditHead())
+	})
+	mux.HandleFunc("GET /api/v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
+		var witness *audit.Head
+		if v := r.URL.Query().Get("expect_head"); v != "" {
+			h, err := audit.ParseHead(v)
+			if err != nil {
+				http.Error(w, "expect_head: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			witness = &h
+		}
+		rep, err := a.auditStore.Verify(witness)
+		if err != nil && !errors.Is(err, audit.ErrTampered) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, AuditVerifyResponse{Report: rep})
+	})
 	mux.HandleFunc("GET /api/v1/rules", func(w http.ResponseWriter, r *http.Request) {
 		if a.alerts == nil {
 			http.Error(w, "alerting is disabled (alert_enabled: false)", http.StatusNotFound)
@@ -77,6 +116,33 @@ func (a *Agent) adminHandler() http.Handler {
 		writeJSON(w, map[string]any{"rules": a.alerts.Rules()})
 	})
 	return mux
+}
+
+// AuditHeadResponse is the body of GET /api/v1/audit/head: the chain head
+// for an off-node witness, and where and how well the store is writing.
+type AuditHeadResponse struct {
+	Size      uint64 `json:"size"`
+	Hash      string `json:"hash"`
+	Head      string `json:"head"` // SIZE:HASH, as audit verify --expect-head takes it
+	Backend   string `json:"backend"`
+	Path      string `json:"path"` // absolute; "" for the memory backend
+	Writable  bool   `json:"writable"`
+	LastError string `json:"last_error,omitempty"`
+	Pending   int64  `json:"pending"` // received, not yet durable
+	Bytes     int64  `json:"store_bytes"`
+}
+
+func (a *Agent) auditHead() AuditHeadResponse {
+	h, _ := a.auditStore.Head()
+	ok, lastErr, pending := a.audit.Status()
+	return AuditHeadResponse{Size: h.Size, Hash: h.Hash, Head: h.String(), Backend: a.Config().AuditStorageBackend,
+		Path: a.auditPath, Writable: ok, LastError: lastErr, Pending: pending, Bytes: a.auditStore.Size()}
+}
+
+// AuditVerifyResponse is the body of GET /api/v1/audit/verify
+// (expect_head=SIZE:HASH optional); report.ok is false when tampered.
+type AuditVerifyResponse struct {
+	Report audit.VerifyReport `json:"report"`
 }
 
 // AlertsResponse is the body of GET /api/v1/alerts: active and recently

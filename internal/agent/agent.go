@@ -22,6 +22,7 @@ import (
 
 	"github.com/agaobs/agaobs/internal/alerting"
 	"github.com/agaobs/agaobs/internal/alerting/notify"
+	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/metrics"
@@ -59,8 +60,13 @@ type Agent struct {
 	registry *metrics.Registry
 	alerts   *alerting.Engine
 	notifier *notify.Dispatcher
-	servers  []*web.Server
-	started  time.Time
+	// audit is the audit trail's writer over auditStore (auditPath is the
+	// store's absolute path, "" for memory).
+	audit      *audit.Writer
+	auditStore audit.Store
+	auditPath  string
+	servers    []*web.Server
+	started    time.Time
 }
 
 // New validates the config against the machine (group names, listeners,
@@ -101,9 +107,11 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	}
 	a.disp = pipeline.NewDispatcher(a.log.With("component", "pipeline"))
 	a.disp.Register(a.counter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
-	// Until a durable audit store exists, audit ring space is released as
-	// soon as records are queued.
-	a.disp.Register(pipeline.AckSink{}, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
+	if err := a.newAudit(cfg); err != nil {
+		return nil, err
+	}
+	// Lossless: audit ring space is released only when the store acks.
+	a.disp.Register(a.audit, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
 	if cfg.PrometheusEnabled {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
 			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms})
@@ -144,6 +152,7 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		if a.alerts != nil {
 			a.registry.MustRegister(a.alerts.Collector(cfg.PrometheusPrefix), a.notifier.Collector())
 		}
+		a.registry.MustRegister(a.audit.Collector())
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
 		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.log)
 		if err != nil {
@@ -193,6 +202,41 @@ func resolveGroup(g string) (int, error) {
 	return strconv.Atoi(gr.Gid)
 }
 
+// newAudit opens the audit store and builds its writer.
+func (a *Agent) newAudit(cfg config.Config) error {
+	st, p, err := audit.Open(audit.OpenOptions{Backend: cfg.AuditStorageBackend, Path: cfg.AuditStoragePath,
+		MaxFileBytes: cfg.AuditMaxFileBytes, MaxFiles: cfg.AuditMaxFiles, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("audit store (audit_storage_backend %s, audit_storage_path %s): %w", cfg.AuditStorageBackend, cfg.AuditStoragePath, err)
+	}
+	a.auditStore, a.auditPath = st, p
+	a.audit = audit.NewWriter(audit.WriterOptions{Store: st, BatchSize: cfg.AuditBatchSize,
+		FlushInterval: time.Duration(cfg.AuditFlushInterval * float64(time.Second)), RedactKeys: cfg.AuditRedactKeys,
+		RetentionDays: cfg.AuditRetentionDays, MaxBytes: cfg.AuditMaxBytes,
+		HeadLogInterval: time.Duration(cfg.AuditHeadLogInterval), Logger: a.log.With("component", "audit")})
+	if h, err := st.Head(); err == nil {
+		a.log.Info("audit store open", "backend", cfg.AuditStorageBackend, "path", p, "head", h.String())
+	}
+	return nil
+}
+
+// auditAlert puts an alert transition on the audit trail (through the
+// pipeline, so it is ordered with everything else the agent records).
+func (a *Agent) auditAlert(t alerting.AuditTransition) {
+	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: t.At.UnixNano(),
+		Lifecycle: &pipeline.Lifecycle{Type: pipeline.AlertTransition, Details: map[string]any{
+			"rule": t.Rule, "producer": t.Producer, "state": t.State, "severity": t.Severity, "metric": t.Metric,
+			"value": finite(t.Value), "threshold": t.Threshold, "message": t.Message}}})
+}
+
+// finite keeps a value JSON can encode (NaN and ±Inf become strings).
+func finite(v float64) any {
+	if v != v || v > 1e308 || v < -1e308 {
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return v
+}
+
 // newAlerting builds the notifier and the alert engine.
 func (a *Agent) newAlerting(cfg config.Config) error {
 	var secret []byte
@@ -217,7 +261,8 @@ func (a *Agent) newAlerting(cfg config.Config) error {
 		Config: cfg, State: a.state, Notifier: a.notifier, Logger: a.log.With("component", "alerts"), Node: NodeName(),
 		// The consumer is built after the sinks; the engine asks it at
 		// evaluation time.
-		Rings: func() []rings.RingInfo { return a.consumer.Rings() },
+		Rings:        func() []rings.RingInfo { return a.consumer.Rings() },
+		OnTransition: a.auditAlert,
 	})
 	return err
 }
@@ -271,7 +316,8 @@ func (a *Agent) Registry() *metrics.Registry { return a.registry }
 
 // Run runs the agent until ctx ends. Shutdown order: the consumer stops and
 // drains what producers committed; the dispatcher delivers every queued
-// event and flushes the sinks (the audit store acknowledges); the consumer
+// event and flushes the sinks; the audit writer commits and acknowledges
+// what it holds; the consumer
 // then releases acknowledged audit space, stores the heads and unmaps the
 // rings; the HTTP listeners stop; the state file closes last.
 func (a *Agent) Run(ctx context.Context) error {
@@ -284,6 +330,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopConsumer()
 	consumerDone := make(chan error, 1)
 	go func() { consumerDone <- a.consumer.Run(consumerCtx) }()
+
+	// The audit writer stops after the pipeline's final drain, before the
+	// consumer releases acknowledged audit space.
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	defer stopAudit()
+	auditDone := make(chan struct{})
+	go func() { defer close(auditDone); _ = a.audit.Run(auditCtx) }()
 
 	// The alert engine and the notifier stop after the pipeline has
 	// delivered its last events, so a final evaluation can still notify.
@@ -317,7 +370,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-gctx.Done()
 	stopConsumer()
 	cerr := <-consumerDone
+	a.audit.Closing()
 	a.disp.Close()
+	stopAudit() // commits what is pending and acknowledges it
+	<-auditDone
 	a.consumer.Close()
 	stopAlerts() // saves alert and SLO state
 	stopNotify() // drains queued notifications (bounded by the timeout)
@@ -330,6 +386,12 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) closeAll() {
+	if a.auditStore != nil {
+		if err := a.auditStore.Close(); err != nil {
+			a.log.Warn("closing audit store", "err", err)
+		}
+		a.auditStore = nil
+	}
 	if a.state != nil {
 		if err := a.state.Close(); err != nil {
 			a.log.Warn("closing state file", "err", err)

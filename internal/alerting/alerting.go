@@ -81,8 +81,10 @@ func compare(op string, v, t float64) bool {
 
 // Transition is a notification-worthy change of one alert.
 type Transition struct {
-	Alert  Alert
-	Status string // "firing" or "resolved"
+	Alert Alert
+	// Status is "firing" or "resolved"; "pending" (a condition that has
+	// to hold for `for`) only reaches the audit trail, not notifiers.
+	Status string
 	// Renotify is set for a repeated notification of a still-firing
 	// alert (cooldown_seconds elapsed).
 	Renotify bool
@@ -107,8 +109,11 @@ func evalRule(r *Rule, targets []string, active map[string]*Alert, now time.Time
 		a := active[target]
 		if ok && cond {
 			if a == nil || a.State == StateInactive {
-				a = &Alert{Rule: r.Name, Producer: target, State: StatePending, ActiveAt: now}
+				a = &Alert{Rule: r.Name, Producer: target, State: StatePending, ActiveAt: now, Value: v}
 				active[target] = a
+				if r.For > 0 {
+					out = append(out, Transition{Alert: *a, Status: "pending"})
+				}
 			}
 			a.Value = v
 			a.KeepFiringSince = time.Time{}

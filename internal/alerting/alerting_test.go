@@ -27,7 +27,7 @@ func TestStateMachine(t *testing.T) {
 		steps []step
 	}{
 		{"pending then firing after for", config.AlertRule{For: config.Duration(30 * time.Second), CooldownSeconds: 3600}, []step{
-			{0, true, true, "pending", ""},
+			{0, true, true, "pending", "pending"}, // audit trail only
 			{10 * time.Second, true, true, "pending", ""},
 			{29 * time.Second, true, true, "pending", ""},
 			{30 * time.Second, true, true, "firing", "firing"},
@@ -35,9 +35,9 @@ func TestStateMachine(t *testing.T) {
 			{50 * time.Second, false, true, "inactive", "resolved"},
 		}},
 		{"flapping resets pending", config.AlertRule{For: config.Duration(30 * time.Second), CooldownSeconds: 3600}, []step{
-			{0, true, true, "pending", ""},
+			{0, true, true, "pending", "pending"},
 			{20 * time.Second, false, true, "", ""},
-			{25 * time.Second, true, true, "pending", ""},
+			{25 * time.Second, true, true, "pending", "pending"},
 			{50 * time.Second, true, true, "pending", ""}, // 25 s since the new ActiveAt
 			{55 * time.Second, true, true, "firing", "firing"},
 		}},
@@ -68,7 +68,7 @@ func TestStateMachine(t *testing.T) {
 			{16 * time.Minute, false, true, "", ""},
 		}},
 		{"pending never notifies", config.AlertRule{For: config.Duration(time.Hour), CooldownSeconds: 0}, []step{
-			{0, true, true, "pending", ""},
+			{0, true, true, "pending", "pending"},
 			{time.Minute, false, true, "", ""},
 		}},
 	}

@@ -30,6 +30,23 @@ type Options struct {
 	Notifier Notifier     // nil: transitions are only recorded
 	Logger   *slog.Logger
 	Node     string // the node label (NODE_NAME or the hostname)
+	// OnTransition, if set, hears every state change (pending, firing,
+	// resolved; not re-notifications) after the engine's lock is released,
+	// for the audit trail. It must not block.
+	OnTransition func(AuditTransition)
+}
+
+// AuditTransition is one alert state change as the audit trail records it.
+type AuditTransition struct {
+	Rule      string
+	Producer  string
+	State     string // pending, firing, resolved
+	Severity  string
+	Metric    string
+	Value     float64
+	Threshold float64
+	Message   string
+	At        time.Time
 }
 
 // historyLen bounds the notification history served by the API.
@@ -499,14 +516,26 @@ func (e *Engine) Eval(now time.Time) {
 		transitions = append(transitions, ts...)
 	}
 	out := make([]notify.Alert, 0, len(transitions))
+	var audit []AuditTransition
 	for _, tr := range transitions {
 		r := e.rule(tr.Alert.Rule)
+		if e.opts.OnTransition != nil && !tr.Renotify {
+			audit = append(audit, AuditTransition{Rule: r.Name, Producer: tr.Alert.Producer, State: tr.Status,
+				Severity: r.Severity, Metric: r.Metric, Value: tr.Alert.Value, Threshold: r.Threshold,
+				Message: tr.Alert.Message, At: now})
+		}
+		if tr.Status == "pending" {
+			continue
+		}
 		out = append(out, e.toNotify(r, tr, now))
 		e.record(r, tr, now)
 	}
 	e.observeEval(time.Since(start))
 	saveDue := e.dirty || now.Sub(e.lastSave) >= time.Minute
 	e.mu.Unlock()
+	for _, t := range audit {
+		e.opts.OnTransition(t)
+	}
 	if len(out) > 0 && e.opts.Notifier != nil {
 		e.opts.Notifier.Notify(out)
 	}

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -421,5 +422,35 @@ func TestAlertsFilters(t *testing.T) {
 	}
 	if len(since) != 2 {
 		t.Errorf("since is inclusive: %d entries, want 2", len(since))
+	}
+}
+
+// Every state change reaches OnTransition (the audit trail); pending never
+// reaches the notifier and re-notifications never reach the audit trail.
+func TestTransitionsReachAuditHook(t *testing.T) {
+	cfg := defaults()
+	cfg.AlertUseDefaultRules = false
+	r := config.AlertRule{}
+	r.SetDefaults()
+	r.Name, r.Metric, r.Threshold, r.WindowSeconds, r.For = "busy", "forward_rate", 0, 10, config.Duration(20*time.Second)
+	r.CooldownSeconds = 5
+	cfg.AlertRules = []config.AlertRule{r}
+	h := newHarness(t, cfg, nil, "tp0")
+	var got []string
+	h.e.opts.OnTransition = func(a AuditTransition) {
+		got = append(got, fmt.Sprintf("%s/%s/%s@%ds", a.Rule, a.Producer, a.State, a.At.Sub(base)/time.Second))
+	}
+	for s := 0; s <= 40; s += 10 {
+		now := base.Add(time.Duration(s) * time.Second)
+		h.write(h.fwd("tp0", now, 100))
+		h.e.Eval(now)
+	}
+	h.e.Eval(base.Add(60 * time.Second)) // the window is empty: resolved
+	want := []string{"busy/tp0/pending@0s", "busy/tp0/firing@20s", "busy/tp0/resolved@60s"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("audit transitions %v, want %v", got, want)
+	}
+	if h.rec.sent("busy", "pending") != 0 || h.rec.sent("busy", "firing") < 2 || h.rec.sent("busy", "resolved") != 1 {
+		t.Fatalf("notifications: %+v", h.rec.got)
 	}
 }

@@ -55,11 +55,16 @@ type Config struct {
 	LogStderr            bool   `yaml:"log_stderr" help:"Also write event log lines to stderr (the reference always did); with no log_file they go to stderr regardless. Used by the event log sink."`
 	LogForwardSampleRate int    `yaml:"log_forward_sample_rate" help:"Log 1 in N forward events (>= 1); the others are counted in agaobs_log_sampled_out_total. Used by the event log sink."`
 
-	AuditStorageBackend string  `yaml:"audit_storage_backend" help:"Audit store backend: bbolt, file or memory (sqlite is a deprecated alias of bbolt). Used by the audit store."`
-	AuditStoragePath    string  `yaml:"audit_storage_path" help:"Path of the audit store. Used by the audit store."`
-	AuditRetentionDays  int     `yaml:"audit_retention_days" help:"Days audit records are kept (>= 0). Used by the audit store."`
-	AuditFlushInterval  float64 `yaml:"audit_flush_interval" help:"Seconds between audit store flushes (> 0). Used by the audit store."`
-	AuditBatchSize      int     `yaml:"audit_batch_size" help:"Maximum number of audit records written per flush (>= 1). Used by the audit store."`
+	AuditStorageBackend  string   `yaml:"audit_storage_backend" help:"Audit store backend: bbolt, file or memory (sqlite is a deprecated alias of bbolt). Used by the audit store."`
+	AuditStoragePath     string   `yaml:"audit_storage_path" help:"Path of the audit store. Used by the audit store."`
+	AuditRetentionDays   int      `yaml:"audit_retention_days" help:"Days audit records are kept (>= 0). Used by the audit store."`
+	AuditFlushInterval   float64  `yaml:"audit_flush_interval" help:"Seconds between audit store flushes (> 0). Used by the audit store."`
+	AuditBatchSize       int      `yaml:"audit_batch_size" help:"Maximum number of audit records written per flush (>= 1). Used by the audit store."`
+	AuditMaxBytes        int64    `yaml:"audit_max_bytes" help:"Audit records kept at most (bytes of stored records, >= 0; 0: no limit): retention removes whole oldest days beyond it. Used by the audit store."`
+	AuditMaxFileBytes    int64    `yaml:"audit_max_file_bytes" help:"file backend: rotate the JSONL file at this size (>= 4096). Used by the audit store."`
+	AuditMaxFiles        int      `yaml:"audit_max_files" help:"file backend: JSONL files kept, the active one included (>= 1); older ones are removed with a checkpoint. Used by the audit store."`
+	AuditRedactKeys      []string `yaml:"audit_redact_keys" help:"Keys removed from audit details (at any depth) before storage and hashing. Used by the audit store."`
+	AuditHeadLogInterval Duration `yaml:"audit_head_log_interval" help:"How often the audit chain head (size and hash) is logged for an off-node witness (> 0). Used by the audit store."`
 
 	AlertEnabled             bool        `yaml:"alert_enabled" help:"Evaluate alert rules. Used by the alert engine."`
 	AlertRules               []AlertRule `yaml:"alert_rules" flag:"-" help:"Alert rules (file only; see Alert rules). Used by the alert engine."`
@@ -175,11 +180,14 @@ func Default() Config {
 		LogBackupCount:       5,
 		LogForwardSampleRate: 1,
 
-		AuditStorageBackend: "bbolt",
-		AuditStoragePath:    "aga_audit.db",
-		AuditRetentionDays:  90,
-		AuditFlushInterval:  0.05,
-		AuditBatchSize:      1000,
+		AuditStorageBackend:  "bbolt",
+		AuditStoragePath:     "aga_audit.db",
+		AuditRetentionDays:   90,
+		AuditFlushInterval:   0.05,
+		AuditBatchSize:       1000,
+		AuditMaxFileBytes:    104857600,
+		AuditMaxFiles:        10,
+		AuditHeadLogInterval: Duration(5 * time.Minute),
 
 		AlertEnabled:             true,
 		AlertLogLevel:            "WARNING",

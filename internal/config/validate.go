@@ -171,6 +171,10 @@ func (c Config) Validate() error {
 	ch.intMin("audit_retention_days", int64(c.AuditRetentionDays), 0)
 	ch.floatMin("audit_flush_interval", c.AuditFlushInterval, true)
 	ch.intMin("audit_batch_size", int64(c.AuditBatchSize), 1)
+	ch.intMin("audit_max_bytes", c.AuditMaxBytes, 0)
+	ch.intMin("audit_max_file_bytes", c.AuditMaxFileBytes, 4096)
+	ch.intMin("audit_max_files", int64(c.AuditMaxFiles), 1)
+	ch.durMin("audit_head_log_interval", c.AuditHeadLogInterval, true)
 
 	c.validateAlertRules(ch)
 	if c.AlertWebhookURL != "" {

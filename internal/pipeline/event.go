@@ -167,6 +167,10 @@ const (
 	// (dropped after the last committed record, so no lost_before carries
 	// them).
 	AuditGap LifecycleType = "audit_gap"
+	// AlertTransition: an alert became pending, firing or resolved.
+	AlertTransition LifecycleType = "alert_transition"
+	// HealthTransition: a health component changed state.
+	HealthTransition LifecycleType = "health_transition"
 )
 
 // Lifecycle is an agent-generated event.
@@ -177,6 +181,10 @@ type Lifecycle struct {
 	Reason string
 	Lost   uint64   // AuditGap: records lost
 	Keys   []string // ConfigLoaded/ConfigReloaded: changed keys
+	// Details carries type-specific facts for the audit trail (an alert's
+	// name and state, a health component's transition); values must
+	// encode as JSON.
+	Details map[string]any
 }
 
 // AckRef lets a lossless sink acknowledge a record back to its ring.

@@ -1,0 +1,30 @@
+// Package audit owns the agent's audit trail: a durable, hash-chained,
+// queryable store of every aga-core audit event from the producers' audit
+// rings, explicit gap records for what never reached it, and the agent's
+// own events.
+//
+// # Guarantees
+//
+// The Writer commits records in groups (every audit_batch_size records or
+// audit_flush_interval, whichever comes first; one fsync per commit) and
+// only then acknowledges the ring positions, so the audit rings release
+// space only for durable records. A record re-read after an agent crash is
+// recognised by its ring epoch and sequence number (each ring's records
+// arrive in order, so a high-water mark per epoch suffices) and stored
+// once: at-least-once from the ring, exactly-once in the store.
+//
+// # Tamper evidence
+//
+// Every record extends a SHA-256 chain. Retention removes whole days and
+// appends a checkpoint record naming the new chain base, so verification
+// still works from the base and still notices a deleted oldest record.
+// Truncation of the tail is only detectable against a head (size and hash)
+// witnessed earlier: the head is logged periodically and served by the
+// admin API for that purpose.
+//
+// # Backends
+//
+// bbolt (default; one bucket per day, retention deletes buckets), file
+// (JSONL with rotation; queries span the rotated files) and memory (for
+// tests and for deployments that want no persistence).
+package audit

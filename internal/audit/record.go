@@ -1,0 +1,188 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Record kinds.
+const (
+	KindProducer   = "producer"   // an aga-core audit event from a ring
+	KindAgent      = "agent"      // something the agent did or saw
+	KindGap        = "gap"        // audit records lost before reaching the store
+	KindCheckpoint = "checkpoint" // retention removed the records before it
+)
+
+// Record is one stored audit record. Seq numbers the chain from 1 without
+// gaps; Hash chains it: SHA-256 over the previous record's hash and this
+// record's canonical JSON (every field but Hash).
+type Record struct {
+	Seq            uint64          `json:"seq"`
+	Time           time.Time       `json:"time"` // when the agent received it
+	Kind           string          `json:"kind"`
+	Producer       string          `json:"producer"`
+	Operation      string          `json:"operation"`
+	Details        json.RawMessage `json:"details"`
+	Success        bool            `json:"success"`
+	Error          *string         `json:"error"`
+	EventTimestamp float64         `json:"event_timestamp"` // epoch seconds, as aga-core sent it
+	RingEpoch      string          `json:"ring_epoch"`      // hex, as `rings` shows it
+	RingSeq        uint64          `json:"ring_seq"`
+	Lost           uint64          `json:"lost,omitempty"` // gap records: how many
+	EncodeError    string          `json:"encode_error,omitempty"`
+	Hash           string          `json:"hash"`
+}
+
+// canonical is the hashed form: the record without its hash.
+func (r *Record) canonical() ([]byte, error) {
+	c := *r
+	c.Hash = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// zeroHash anchors an empty chain.
+func zeroHash() string { return hex.EncodeToString(make([]byte, sha256.Size)) }
+
+// chainHash computes a record's hash from the previous one.
+func chainHash(prev string, r *Record) (string, error) {
+	p, err := hex.DecodeString(prev)
+	if err != nil || len(p) != sha256.Size {
+		return "", fmt.Errorf("previous hash %q is not a SHA-256 hex digest", prev)
+	}
+	c, err := r.canonical()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(p)
+	h.Write(c)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sanitize makes a record encodable: details must be one JSON object,
+// stored compacted. Anything else is kept, quoted, under "_unencodable"
+// and the record is marked, so one bad record never poisons its batch.
+func sanitize(r *Record) {
+	if len(r.Details) == 0 {
+		r.Details = json.RawMessage(`{}`)
+		return
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, r.Details); err == nil && buf.Len() > 0 && buf.Bytes()[0] == '{' {
+		r.Details = buf.Bytes()
+		return
+	} else if err != nil {
+		r.EncodeError = "details: " + err.Error()
+	} else {
+		r.EncodeError = "details: not a JSON object"
+	}
+	q, _ := json.Marshal(string(r.Details))
+	r.Details = json.RawMessage(`{"_unencodable":` + string(q) + `}`)
+}
+
+// redact removes keys (at any depth) from details.
+func redact(details json.RawMessage, keys map[string]bool) json.RawMessage {
+	if len(keys) == 0 {
+		return details
+	}
+	var v any
+	if json.Unmarshal(details, &v) != nil {
+		return details
+	}
+	v = redactValue(v, keys)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return details
+	}
+	return b
+}
+
+func redactValue(v any, keys map[string]bool) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, sub := range x {
+			if keys[k] {
+				delete(x, k)
+				continue
+			}
+			x[k] = redactValue(sub, keys)
+		}
+	case []any:
+		for i := range x {
+			x[i] = redactValue(x[i], keys)
+		}
+	}
+	return v
+}
+
+// Head is the chain head: its length and the last record's hash. Logged
+// and served so that a witness off the node can later check the chain with
+// `agaobs-agent audit verify --expect-head SIZE:HASH`.
+type Head struct {
+	Size uint64 `json:"size"`
+	Hash string `json:"hash"`
+}
+
+func (h Head) String() string { return fmt.Sprintf("%d:%s", h.Size, h.Hash) }
+
+// ParseHead parses SIZE:HASH.
+func ParseHead(s string) (Head, error) {
+	var h Head
+	var hash string
+	if _, err := fmt.Sscanf(s, "%d:%s", &h.Size, &hash); err != nil {
+		return Head{}, fmt.Errorf("head %q: want SIZE:HASH", s)
+	}
+	if b, err := hex.DecodeString(hash); err != nil || len(b) != sha256.Size {
+		return Head{}, fmt.Errorf("head %q: hash is not a SHA-256 hex digest", s)
+	}
+	h.Hash = hash
+	return h, nil
+}
+
+// Filter selects records for Query.
+type Filter struct {
+	Operation string
+	Producer  string
+	Success   *bool
+	Since     time.Time // inclusive, on Time
+	Until     time.Time // exclusive; zero: no bound
+	Limit     int       // 0: no limit
+	// After resumes after this seq (the cursor of the previous page).
+	After uint64
+}
+
+func (f *Filter) match(r *Record) bool {
+	if f.Operation != "" && r.Operation != f.Operation {
+		return false
+	}
+	if f.Producer != "" && r.Producer != f.Producer {
+		return false
+	}
+	if f.Success != nil && r.Success != *f.Success {
+		return false
+	}
+	if !f.Since.IsZero() && r.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !r.Time.Before(f.Until) {
+		return false
+	}
+	return r.Seq > f.After
+}
+
+// Sentinel errors.
+var (
+	// ErrLocked: another process (a running agent) holds the store.
+	ErrLocked = errors.New("audit store is locked by another process (is an agent running on it?)")
+	// ErrTampered: verification found the chain broken.
+	ErrTampered = errors.New("audit chain verification failed")
+)

@@ -1,0 +1,436 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+)
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	Store Store
+	// BatchSize commits after this many records (audit_batch_size).
+	BatchSize int
+	// FlushInterval commits at the latest this long after the first
+	// pending record (audit_flush_interval).
+	FlushInterval time.Duration
+	// RedactKeys are removed from details before storage and hashing.
+	RedactKeys []string
+	// RetentionDays and MaxBytes drive the hourly retention run.
+	RetentionDays int
+	MaxBytes      int64
+	// HeadLogInterval logs the chain head for a witness (default 5m).
+	HeadLogInterval time.Duration
+	Logger          *slog.Logger
+}
+
+type pendingRec struct {
+	rec   *Record
+	ack   *pipeline.AckRef
+	evtNs int64 // the event's own time, for the event → durable latency
+}
+
+// Writer is the audit sink: the pipeline hands it audit and lifecycle
+// events (Write), one goroutine (Run) commits them in groups and only then
+// acknowledges the ring positions. When the store cannot write, Run stops
+// taking records, Write blocks, the audit sink's queue fills and the ring
+// consumer stops reading audit rings: records wait in the rings (or become
+// gap records at the producer) until the store recovers.
+type Writer struct {
+	opts   WriterOptions
+	log    *slog.Logger
+	redact map[string]bool
+	in     chan []pendingRec
+	done   chan struct{}
+
+	closing   chan struct{}
+	closeOnce sync.Once
+
+	queued     atomic.Int64
+	up         atomic.Bool
+	lastErr    atomic.Pointer[string]
+	lastCommit atomic.Int64 // unix ns of the last successful commit
+	writeErrs  atomic.Uint64
+	lastRetain atomic.Int64
+	downSince  atomic.Int64 // unix ns of the first failed commit of an outage
+	failures   int          // consecutive failed commits (Run's goroutine only)
+
+	mu       sync.Mutex // guards the counters below (metrics)
+	records  map[[2]string]uint64
+	commit   latencyCounts
+	durable  latencyCounts
+	dropped  uint64 // agent events dropped at shutdown
+	headSize uint64
+}
+
+// NewWriter returns a Writer over store.
+func NewWriter(opts WriterOptions) *Writer {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 50 * time.Millisecond
+	}
+	if opts.HeadLogInterval <= 0 {
+		opts.HeadLogInterval = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Writer{opts: opts, log: opts.Logger, redact: map[string]bool{}, in: make(chan []pendingRec),
+		done: make(chan struct{}), closing: make(chan struct{}), records: map[[2]string]uint64{}}
+	for _, k := range opts.RedactKeys {
+		w.redact[k] = true
+	}
+	w.up.Store(true)
+	if h, err := opts.Store.Head(); err == nil {
+		w.headSize = h.Size
+	}
+	return w
+}
+
+// Name implements pipeline.Sink.
+func (w *Writer) Name() string { return "audit" }
+
+// Kinds implements pipeline.Sink: producer audit events and the agent's
+// own lifecycle events.
+func (w *Writer) Kinds() pipeline.KindMask {
+	return pipeline.KindAudit.Mask() | pipeline.KindLifecycle.Mask()
+}
+
+// Write implements pipeline.Sink. It blocks while the writer is busy or
+// the store is failing: the audit sink is lossless and its queue, not
+// memory, absorbs the wait.
+func (w *Writer) Write(ctx context.Context, batch []pipeline.Event) error {
+	items := make([]pendingRec, 0, len(batch)+1)
+	for i := range batch {
+		items = append(items, w.convert(&batch[i])...)
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	w.queued.Add(int64(len(items)))
+	select {
+	case w.in <- items:
+		return nil
+	case <-w.done:
+	case <-w.closing:
+		// Shutting down: wait for a working store a little, not for a
+		// broken one at all.
+		if w.up.Load() {
+			t := time.NewTimer(2 * time.Second)
+			defer t.Stop()
+			select {
+			case w.in <- items:
+				return nil
+			case <-w.done:
+			case <-t.C:
+			}
+		}
+	}
+	w.queued.Add(-int64(len(items)))
+	// Not acknowledged: the records stay in their rings for the next agent
+	// to store.
+	return fmt.Errorf("audit writer stopping; %d records left in their rings", len(items))
+}
+
+// Closing tells the writer the agent is shutting down (before the
+// pipeline's final drain): Write stops waiting for a store that cannot
+// write. Run keeps committing until its context ends.
+func (w *Writer) Closing() {
+	w.closeOnce.Do(func() { close(w.closing) })
+}
+
+// convert turns one event into records: an aga-core audit event (after a
+// gap record when the producer lost some before it), or an agent event.
+func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
+	now := time.Unix(0, ev.RecvNs).UTC()
+	if ev.RecvNs == 0 {
+		now = time.Now().UTC()
+	}
+	producer := ""
+	if ev.Producer != nil {
+		producer = ev.Producer.Name
+	}
+	var out []pendingRec
+	switch ev.Kind {
+	case pipeline.KindAudit:
+		a := ev.Audit
+		epoch := ""
+		if ev.Ack != nil {
+			epoch = fmt.Sprintf("%016x", ev.Ack.Ring.Header().Epoch)
+		}
+		if a.LostBefore > 0 {
+			msg := fmt.Sprintf("%d audit records lost: the producer's audit ring stayed full", a.LostBefore)
+			out = append(out, pendingRec{rec: &Record{Time: now, Kind: KindGap, Producer: producer, Operation: "audit_gap",
+				Details: json.RawMessage(fmt.Sprintf(`{"lost":%d}`, a.LostBefore)), Error: &msg, Lost: a.LostBefore,
+				RingEpoch: epoch, RingSeq: ev.Seq}})
+		}
+		ts := a.Timestamp
+		if ts == 0 {
+			ts = float64(ev.TimeNs) / 1e9
+		}
+		details := a.Details
+		if len(w.redact) > 0 {
+			details = redact(details, w.redact)
+		}
+		out = append(out, pendingRec{rec: &Record{Time: now, Kind: KindProducer, Producer: producer, Operation: a.Operation,
+			Details: details, Success: a.Success, Error: a.Error, EventTimestamp: ts, RingEpoch: epoch, RingSeq: ev.Seq},
+			ack: ev.Ack, evtNs: ev.TimeNs})
+	case pipeline.KindLifecycle:
+		l := ev.Lifecycle
+		d := map[string]any{}
+		if l.Ring != "" {
+			d["ring"] = l.Ring
+		}
+		if l.Class != 0 {
+			d["class"] = l.Class.String()
+		}
+		if l.Reason != "" {
+			d["reason"] = l.Reason
+		}
+		if l.Keys != nil {
+			d["keys"] = l.Keys
+		}
+		for k, v := range l.Details {
+			d[k] = v
+		}
+		b, _ := json.Marshal(d)
+		kind, success := KindAgent, true
+		var errp *string
+		if l.Type == pipeline.AuditGap {
+			kind, success = KindGap, false
+			msg := fmt.Sprintf("%d audit records lost: dropped after the producer's last committed record", l.Lost)
+			errp = &msg
+		}
+		out = append(out, pendingRec{rec: &Record{Time: now, Kind: kind, Producer: producer, Operation: string(l.Type),
+			Details: b, Success: success, Error: errp, Lost: l.Lost, EventTimestamp: float64(ev.TimeNs) / 1e9}})
+	}
+	return out
+}
+
+// Run commits until ctx ends, then commits what is pending (retrying for
+// at most 5 s) and returns.
+func (w *Writer) Run(ctx context.Context) error {
+	defer close(w.done)
+	var pend []pendingRec
+	var deadline <-chan time.Time
+	var timer *time.Timer
+	retryAt := time.Time{}
+	headTick := time.NewTicker(w.opts.HeadLogInterval)
+	defer headTick.Stop()
+	retain := time.NewTimer(0) // a retention run at start, then hourly
+	defer retain.Stop()
+	for {
+		in := w.in
+		if len(pend) >= w.opts.BatchSize || !retryAt.IsZero() {
+			in = nil // full, or backing off after a failure
+		}
+		var retry <-chan time.Time
+		if !retryAt.IsZero() {
+			retry = time.After(time.Until(retryAt))
+		}
+		select {
+		case items := <-in:
+			if len(pend) == 0 {
+				timer = time.NewTimer(w.opts.FlushInterval)
+				deadline = timer.C
+			}
+			pend = append(pend, items...)
+			if len(pend) >= w.opts.BatchSize {
+				pend, retryAt = w.commitNow(pend, retryAt)
+			}
+		case <-deadline:
+			pend, retryAt = w.commitNow(pend, retryAt)
+		case <-retry:
+			retryAt = time.Time{}
+			pend, retryAt = w.commitNow(pend, retryAt)
+		case <-headTick.C:
+			if h, err := w.opts.Store.Head(); err == nil {
+				w.log.Info("audit head", "size", h.Size, "hash", h.Hash)
+			}
+		case <-retain.C:
+			retain.Reset(time.Hour)
+			w.retain(time.Now())
+		case <-ctx.Done():
+			stopBy := time.Now().Add(2 * time.Second)
+			for len(pend) > 0 && time.Now().Before(stopBy) {
+				if pend, _ = w.commitNow(pend, time.Time{}); len(pend) > 0 {
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			if h, err := w.opts.Store.Head(); err == nil {
+				w.log.Info("audit head", "size", h.Size, "hash", h.Hash)
+			}
+			return nil
+		}
+		if len(pend) == 0 && timer != nil {
+			timer.Stop()
+			timer, deadline = nil, nil
+		}
+	}
+}
+
+// commitNow stores pend in one commit and acknowledges it. On failure it
+// keeps everything and schedules a retry with backoff.
+func (w *Writer) commitNow(pend []pendingRec, retryAt time.Time) ([]pendingRec, time.Time) {
+	if len(pend) == 0 {
+		return pend, time.Time{}
+	}
+	recs := make([]*Record, len(pend))
+	for i := range pend {
+		recs[i] = pend[i].rec
+	}
+	start := time.Now()
+	stored, err := w.opts.Store.Append(recs)
+	if err != nil {
+		n := w.writeErrs.Add(1)
+		msg := err.Error()
+		w.lastErr.Store(&msg)
+		if w.up.Swap(false) {
+			w.downSince.Store(time.Now().UnixNano())
+			w.log.Error("audit store cannot write; audit rings hold the records until it recovers", "err", err, "pending", len(pend))
+		} else if n%30 == 0 {
+			w.log.Error("audit store cannot write; audit rings hold the records until it recovers", "err", err, "pending", len(pend))
+		}
+		w.failures++
+		// 0.5 s, 1 s, 2 s, ... at most 7.5 s between attempts of one outage.
+		backoff := time.Duration(min(30, 1<<min(w.failures, 5))) * time.Second / 4
+		return pend, time.Now().Add(backoff)
+	}
+	now := time.Now()
+	w.failures = 0
+	w.counted(stored)
+	w.mu.Lock()
+	w.commit.observe(now.Sub(start))
+	for i := range pend {
+		if pend[i].evtNs > 0 {
+			w.durable.observe(now.Sub(time.Unix(0, pend[i].evtNs)))
+		}
+	}
+	w.mu.Unlock()
+	// Only now may the rings release these records (duplicates skipped by
+	// the store are acknowledged too: they were already durable).
+	for i := range pend {
+		if pend[i].ack != nil {
+			pend[i].ack.Ack()
+		}
+	}
+	w.queued.Add(-int64(len(pend)))
+	clear(pend)
+	if !w.up.Swap(true) {
+		down := time.Duration(now.UnixNano() - w.downSince.Load())
+		w.log.Info("audit store writable again", "down", down.Round(time.Millisecond))
+		w.appendAgent(now, "audit_store_recovered", map[string]any{"down_seconds": down.Seconds(), "error": w.LastError()})
+	}
+	w.lastCommit.Store(now.UnixNano())
+	return pend[:0], time.Time{}
+}
+
+func (w *Writer) retain(now time.Time) {
+	if w.opts.RetentionDays <= 0 && w.opts.MaxBytes <= 0 {
+		return
+	}
+	res, err := w.opts.Store.Retain(now, time.Duration(w.opts.RetentionDays)*24*time.Hour, w.opts.MaxBytes)
+	if err != nil {
+		w.log.Warn("audit retention failed", "err", err)
+		return
+	}
+	w.lastRetain.Store(now.UnixNano())
+	if res.Checkpoint != nil {
+		// The checkpoint record is this run's entry in the trail.
+		w.log.Info("audit retention", "removed_records", res.RemovedRecords, "removed", res.RemovedDays, "checkpoint_seq", res.Checkpoint.Seq)
+		w.counted([]*Record{res.Checkpoint})
+		return
+	}
+	w.appendAgent(now, "retention", map[string]any{"removed_records": 0, "max_age_days": w.opts.RetentionDays, "max_bytes": w.opts.MaxBytes})
+}
+
+// appendAgent stores one agent record directly (from Run's goroutine,
+// the store's only writer). A failure is logged, not retried: these are
+// the agent's own notes, not records a ring is waiting to release.
+func (w *Writer) appendAgent(now time.Time, op string, details map[string]any) {
+	b, err := json.Marshal(details)
+	if err != nil {
+		b = []byte(`{}`)
+	}
+	stored, err := w.opts.Store.Append([]*Record{{Time: now.UTC(), Kind: KindAgent, Operation: op, Details: b, Success: true,
+		EventTimestamp: float64(now.UnixNano()) / 1e9}})
+	if err != nil {
+		w.log.Warn("audit: cannot record agent event", "operation", op, "err", err)
+		return
+	}
+	w.counted(stored)
+}
+
+// counted updates the per-operation counters and the head size.
+func (w *Writer) counted(stored []*Record) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range stored {
+		k := [2]string{r.Operation, strconv.FormatBool(r.Success)}
+		if _, ok := w.records[k]; !ok && len(w.records) >= 256 {
+			k[0] = "other" // bounded cardinality: aga-core's operations are few
+		}
+		w.records[k]++
+		w.headSize = max(w.headSize, r.Seq)
+	}
+}
+
+// Status reports whether the store accepts writes, the last error, and the
+// records waiting to be committed (for health).
+func (w *Writer) Status() (writable bool, lastErr string, pending int64) {
+	return w.up.Load(), w.LastError(), w.queued.Load()
+}
+
+// LastError is the last commit failure ("" if none yet).
+func (w *Writer) LastError() string {
+	if p := w.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// latencyCounts is a small fixed histogram (seconds).
+type latencyCounts struct {
+	buckets [len(latencyBounds) + 1]uint64
+	count   uint64
+	sum     float64
+}
+
+var latencyBounds = [...]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (l *latencyCounts) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(latencyBounds) && s > latencyBounds[i] {
+		i++
+	}
+	l.buckets[i]++
+	l.count++
+	l.sum += s
+}
+
+// quantile returns the upper bound of the bucket holding q (for tests and
+// benchmarks).
+func (l *latencyCounts) quantile(q float64) float64 {
+	rank := uint64(q * float64(l.count))
+	var seen uint64
+	for i, c := range l.buckets {
+		seen += c
+		if seen > rank {
+			if i < len(latencyBounds) {
+				return latencyBounds[i]
+			}
+			break
+		}
+	}
+	return latencyBounds[len(latencyBounds)-1]
+}
