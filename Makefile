@@ -69,9 +69,10 @@ bench-go:
 	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 20x ./internal/metrics
 	$(GO) test -run '^$$' -bench 'ExporterWrite' -benchtime 2s ./internal/metrics
 	$(GO) test -run '^$$' -bench 'Eval|EngineWrite' ./internal/alerting
+	$(GO) test -run '^$$' -bench 'WriterDurable' -benchtime 300000x ./internal/audit
 
 bench-agent: build
-	bin/agaobs-bench --duration 10s --scenarios idle,10k,100k,1m
+	bin/agaobs-bench --duration 10s --scenarios idle,10k,100k,1m,audit
 
 # Python emit cost with a running agent draining the ring.
 bench-python: build

@@ -285,6 +285,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) error {
 		return fail(1, verr)
 	}
 	fmt.Fprintf(stdout, "OK %s: %d records intact from base %d, head %s\n", source, rep.Records, rep.Base.Size, rep.Head)
+	if rep.Note != "" {
+		fmt.Fprintf(stdout, "note: %s\n", rep.Note)
+	}
 	return nil
 }
 

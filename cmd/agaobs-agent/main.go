@@ -225,6 +225,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, withDe
 		}
 		if addr := a.AdminAddr(); addr != "" {
 			fmt.Fprintf(stdout, "  rings:   agaobs-agent rings --ring-dir %s   (or curl http://%s/api/v1/rings)\n", cfg.RingDir, addr)
+			fmt.Fprintf(stdout, "  audit:   agaobs-agent audit query --audit-storage-path %s   (or curl http://%s/api/v1/audit)\n", cfg.AuditStoragePath, addr)
 		}
 		fmt.Fprintln(stdout, "  stop:    Ctrl-C")
 		childArgs := []string{

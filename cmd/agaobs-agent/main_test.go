@@ -83,7 +83,7 @@ func TestListenerBindFailureNamesAddress(t *testing.T) {
 	}
 	defer l.Close()
 	addr := l.Addr().String()
-	code, _, stderr := runCLI(t, "run", "--ring-dir", t.TempDir(), "--state-path", "", "--prometheus-enabled=false", "--admin-listen-address", addr)
+	code, _, stderr := runCLI(t, "run", "--ring-dir", t.TempDir(), "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--prometheus-enabled=false", "--admin-listen-address", addr)
 	if code != 1 || !strings.Contains(stderr, "cannot bind "+addr) {
 		t.Fatalf("exit %d stderr %q", code, stderr)
 	}
@@ -209,7 +209,7 @@ func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 	admin := freeAddr(t)
 	cfgFile := filepath.Join(tmp, "agent.yaml")
 	os.WriteFile(cfgFile, []byte("producer_retention: 5m\n"), 0o600)
-	cmd, logs := startAgent(t, "run", "--config", cfgFile, "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin,
+	cmd, logs := startAgent(t, "run", "--config", cfgFile, "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--audit-storage-path", filepath.Join(tmp, "audit.db"), "--admin-listen-address", admin,
 		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, freeAddr(t)))
 	testutil.Eventually(t, 5*time.Second, func() bool { return logs.has("agaobs-agent started") }, "agent did not start")
 
@@ -247,7 +247,7 @@ func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 func TestDemoProcess(t *testing.T) {
 	dir, tmp := t.TempDir(), t.TempDir()
 	admin := freeAddr(t)
-	cmd, logs := startAgent(t, "demo", "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--admin-listen-address", admin,
+	cmd, logs := startAgent(t, "demo", "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--audit-storage-path", filepath.Join(tmp, "audit.db"), "--admin-listen-address", admin,
 		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, freeAddr(t)), "--kill-first", "3s", "--speed", "10")
 	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
 	testutil.Eventually(t, 20*time.Second, func() bool {

@@ -54,10 +54,15 @@ func load(args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "how long")
 	hot := fs.Uint64("ring-hot-bytes", 4<<20, "hot ring capacity")
 	name := fs.String("producer", "bench", "producer name")
+	class := fs.String("class", "hot", "hot (FORWARD records) or audit (aga-core register audits into a 1 MiB audit ring)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	w, err := shm.CreateWriter(*dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: *hot, Identity: shm.Identity{Producer: *name}})
+	opts := shm.WriterOptions{Class: shm.ClassHot, Capacity: *hot, Identity: shm.Identity{Producer: *name}}
+	if *class == "audit" {
+		opts.Class, opts.Capacity = shm.ClassAudit, 1<<20
+	}
+	w, err := shm.CreateWriter(*dir, opts)
 	if err != nil {
 		return err
 	}
@@ -73,6 +78,12 @@ func load(args []string) error {
 		due := int64(now.Sub(start).Seconds() * float64(*rate))
 		ts := now.UnixNano()
 		for ; sent < due; sent++ {
+			if opts.Class == shm.ClassAudit {
+				obj := fmt.Appendf(nil, `{"operation":"register","details":{"id":"k-%d","reliability":0.93,"pinned":false,"metadata":{"source":"wiki"},"store_count":%d},"success":true,"error":null,"timestamp":%.6f}`,
+					sent, sent, float64(ts)/1e9)
+				_ = w.EmitAudit(ts, obj)
+				continue
+			}
 			_ = w.EmitForward(ts, &f)
 		}
 		if now.Sub(lastHB) > 200*time.Millisecond {
@@ -90,6 +101,7 @@ type scenario struct {
 	name      string
 	producers int
 	rate      int // per producer
+	audit     bool
 }
 
 func bench(args []string) error {
@@ -102,17 +114,27 @@ func bench(args []string) error {
 		return err
 	}
 	all := map[string]scenario{
-		"idle": {"idle (2 producers connected, no events)", 2, 0},
-		"10k":  {"10 k events/s (1 producer)", 1, 10_000},
-		"100k": {"100 k events/s (1 producer)", 1, 100_000},
-		"1m":   {"1 M events/s (1 producer, 4 MiB ring)", 1, 1_000_000},
+		"idle":      {"idle (2 producers connected, no events)", 2, 0, false},
+		"10k":       {"10 k events/s (1 producer)", 1, 10_000, false},
+		"100k":      {"100 k events/s (1 producer)", 1, 100_000, false},
+		"1m":        {"1 M events/s (1 producer, 4 MiB ring)", 1, 1_000_000, false},
+		"audit":     {"100 k audit records/s (2 producers × 50 k, bbolt on disk)", 2, 50_000, true},
+		"audit-max": {"200 k audit records/s offered (2 producers × 100 k): the ceiling", 2, 100_000, true},
 	}
-	fmt.Println("| scenario | agent CPU (% of one core) | agent RSS (MiB) | events consumed | dropped | event → sink p50 / p99 | event → metric p99 (batch upper bound) | /metrics scrape |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	header := ""
 	for _, key := range strings.Split(*which, ",") {
 		sc, ok := all[key]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", key)
+		}
+		h := "| scenario | agent CPU (% of one core) | agent RSS (MiB) | events consumed | dropped | event → sink p50 / p99 | event → metric p99 (batch upper bound) | /metrics scrape |\n|---|---|---|---|---|---|---|---|"
+		if sc.audit {
+			h = "| scenario | agent CPU (% of one core) | agent RSS (MiB) | records durable/s | dropped by producers | event → durable p99 (bucket upper bound) | commits | mean commit |\n|---|---|---|---|---|---|---|---|"
+		}
+		if h != header {
+			fmt.Println()
+			fmt.Println(h)
+			header = h
 		}
 		row, err := runScenario(*agentBin, *agentArgs, sc, *dur)
 		if err != nil {
@@ -129,9 +151,20 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		return "", err
 	}
 	defer os.RemoveAll(dir)
+	// The audit store on the real disk: fsync on tmpfs would cost nothing.
+	storeDir, err := os.MkdirTemp("", "agaobs-bench-audit-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(storeDir)
 	admin, prom := "127.0.0.1:18181", "18182"
 	ag := exec.Command(agentBin, append([]string{"run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin, "--agent-log-level", "error",
-		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom}, agentArgs...)...)
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--audit-storage-path", filepath.Join(storeDir, "aga_audit.db")}, agentArgs...)...)
+	if sc.audit {
+		// Only the audit store is measured: the event log would print
+		// every audit record on stderr.
+		ag.Args = append(ag.Args, "--log-enabled=false")
+	}
 	ag.Stderr = os.Stderr
 	if err := ag.Start(); err != nil {
 		return "", err
@@ -144,7 +177,11 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	var loads []*exec.Cmd
 	warm := 2 * time.Second
 	for i := 0; i < sc.producers; i++ {
-		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(sc.rate),
+		class := "hot"
+		if sc.audit {
+			class = "audit"
+		}
+		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(sc.rate), "--class", class,
 			"--duration", (dur + 2*warm).String(), "--producer", fmt.Sprintf("bench-%d", i))
 		c.Stderr = os.Stderr
 		if err := c.Start(); err != nil {
@@ -157,15 +194,24 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	if err != nil {
 		return "", err
 	}
+	var head0, head1 agent.AuditHeadResponse
+	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head0); err != nil {
+		return "", err
+	}
 	t0 := time.Now()
 	time.Sleep(dur)
 	cpu1, _ := procCPU(ag.Process.Pid)
 	el := time.Since(t0)
+	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head1); err != nil {
+		return "", err
+	}
 	rss := procRSS(ag.Process.Pid)
-	scrape, metricP99, err := scrapeStats("http://127.0.0.1:" + prom + "/metrics")
+	scrape, body, err := scrapeTimed("http://127.0.0.1:" + prom + "/metrics")
 	if err != nil {
 		return "", err
 	}
+	metricP99, _, _ := histogram(body, "agaobs_sink_event_latency_seconds", `sink="metrics"`)
+	durableP99, _, _ := histogram(body, "agaobs_audit_event_to_durable_seconds", "")
 	for _, c := range loads {
 		c.Wait()
 	}
@@ -189,6 +235,12 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		p99 = fmt.Sprintf("%.2f ms", st.ForwardP99Sec*1e3)
 	}
 	cpuPct := 100 * (cpu1 - cpu0).Seconds() / el.Seconds()
+	if sc.audit {
+		_, nCommits, sumCommits := histogram(body, "agaobs_audit_commit_duration_seconds", "")
+		rate := float64(head1.Size-head0.Size) / el.Seconds()
+		return fmt.Sprintf("| %s | %.2f | %.1f | %.0f | %d | ≤ %.0f ms | %.0f | %.1f ms |", sc.name, cpuPct, rss, rate, dropped,
+			durableP99*1e3, nCommits, 1e3*sumCommits/math.Max(nCommits, 1)), nil
+	}
 	mp99 := "-"
 	if sc.rate > 0 {
 		mp99 = fmt.Sprintf("≤ %.1f ms", metricP99*1e3)
@@ -196,54 +248,61 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	return fmt.Sprintf("| %s | %.2f | %.1f | %d | %d | %s / %s | %s | %.1f ms |", sc.name, cpuPct, rss, consumed, dropped, p50, p99, mp99, scrape.Seconds()*1e3), nil
 }
 
-// scrapeStats times five scrapes (median) and reads the metrics sink's
-// event → sink latency histogram: its p99 bucket's upper bound.
-func scrapeStats(url string) (time.Duration, float64, error) {
+// scrapeTimed times five scrapes (median) and returns the last body.
+func scrapeTimed(url string) (time.Duration, string, error) {
 	var times []time.Duration
 	var body []byte
 	for i := 0; i < 5; i++ {
 		start := time.Now()
 		resp, err := http.Get(url)
 		if err != nil {
-			return 0, 0, err
+			return 0, "", err
 		}
 		body, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return 0, 0, err
+			return 0, "", err
 		}
 		times = append(times, time.Since(start))
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	return times[len(times)/2], string(body), nil
+}
+
+// histogram reads a histogram family (the series whose line contains
+// match) from an exposition: the upper bound of its p99 bucket, the count
+// and the sum.
+func histogram(body, name, match string) (p99, count, sum float64) {
 	type bucket struct{ le, cum float64 }
 	var buckets []bucket
-	var count float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.Contains(line, `sink="metrics"`) {
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+"_") || !strings.Contains(line, match) {
 			continue
 		}
 		fields := strings.Fields(line)
 		v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
 		switch {
-		case strings.HasPrefix(line, "agaobs_sink_event_latency_seconds_bucket"):
+		case strings.HasPrefix(line, name+"_bucket"):
 			i := strings.Index(line, `le="`)
 			le, _ := strconv.ParseFloat(strings.Trim(line[i+4:strings.Index(line[i+4:], `"`)+i+4], `"`), 64)
 			if strings.Contains(line, `le="+Inf"`) {
 				le = math.Inf(1)
 			}
 			buckets = append(buckets, bucket{le, v})
-		case strings.HasPrefix(line, "agaobs_sink_event_latency_seconds_count"):
+		case strings.HasPrefix(line, name+"_count"):
 			count = v
+		case strings.HasPrefix(line, name+"_sum"):
+			sum = v
 		}
 	}
-	p99 := math.NaN()
+	p99 = math.NaN()
 	for _, b := range buckets {
 		if b.cum >= 0.99*count {
 			p99 = b.le
 			break
 		}
 	}
-	return times[len(times)/2], p99, nil
+	return p99, count, sum
 }
 
 // procCPU returns utime+stime of a process.

@@ -205,7 +205,7 @@ func resolveGroup(g string) (int, error) {
 // newAudit opens the audit store and builds its writer.
 func (a *Agent) newAudit(cfg config.Config) error {
 	st, p, err := audit.Open(audit.OpenOptions{Backend: cfg.AuditStorageBackend, Path: cfg.AuditStoragePath,
-		MaxFileBytes: cfg.AuditMaxFileBytes, MaxFiles: cfg.AuditMaxFiles, Logger: a.log})
+		MaxFileBytes: cfg.AuditMaxFileBytes, MaxFiles: cfg.AuditMaxFiles})
 	if err != nil {
 		return fmt.Errorf("audit store (audit_storage_backend %s, audit_storage_path %s): %w", cfg.AuditStorageBackend, cfg.AuditStoragePath, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agaobs/agaobs/internal/alerting"
 	"github.com/agaobs/agaobs/internal/alerting/notify"
+	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/metrics"
@@ -36,6 +37,7 @@ func MetricsReference() string {
 		s.Register(reg)
 	}
 	registerAlertingReference(reg)
+	registerAuditReference(reg)
 	mfs, _ := reg.Gather()
 	sort.Slice(mfs, func(i, j int) bool { return mfs[i].GetName() < mfs[j].GetName() })
 	for _, mf := range mfs {
@@ -51,6 +53,22 @@ func MetricsReference() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", mf.GetName(), strings.ToLower(mf.GetType().String()), strings.Join(labels, ", "), mf.GetHelp())
 	}
 	return b.String()
+}
+
+// registerAuditReference registers an audit writer that has stored a
+// record, so every audit family is listed.
+func registerAuditReference(reg *metrics.Registry) {
+	w := audit.NewWriter(audit.WriterOptions{Store: audit.NewMemory()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	prod := pipeline.NewProducer("p", "p", 1, 1, "r", shm.Identity{Producer: "p"})
+	now := time.Now().UnixNano()
+	_ = w.Write(ctx, []pipeline.Event{{Kind: pipeline.KindAudit, Producer: prod, TimeNs: now, RecvNs: now,
+		Audit: &pipeline.Audit{Operation: "register", Details: []byte(`{}`), Success: true}}})
+	cancel()
+	<-done
+	reg.MustRegister(w.Collector())
 }
 
 // registerAlertingReference registers an alert engine and a notifier that

@@ -34,6 +34,7 @@ type BoltOptions struct {
 
 type boltStore struct {
 	db   *bolt.DB
+	lock *os.File   // writers: flock on path + ".lock" (see CompactBolt)
 	mu   sync.Mutex // serialises writers; readers use bbolt's MVCC
 	head Head
 	base Head
@@ -50,19 +51,29 @@ func OpenBolt(path string, opts BoltOptions) (Store, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = time.Second
 	}
+	var lock *os.File
 	if !opts.ReadOnly {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("audit store %s: %w", path, err)
 		}
+		// The side lock, taken before the file is opened, keeps a writer
+		// from opening a file that CompactBolt is about to replace.
+		var err error
+		if lock, err = fileLock(path+".lock", true, opts.LockTimeout); err != nil {
+			return nil, err
+		}
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if err != nil && lock != nil {
+		lock.Close()
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("audit store %s: %w", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("audit store %s: %w", path, err)
 	}
-	s := &boltStore{db: db, head: Head{Hash: zeroHash()}, base: Head{Hash: zeroHash()}, hwm: map[string]uint64{}}
+	s := &boltStore{db: db, lock: lock, head: Head{Hash: zeroHash()}, base: Head{Hash: zeroHash()}, hwm: map[string]uint64{}}
 	if !opts.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bktMeta, bktDays, bktDaySize, bktRings} {
@@ -73,7 +84,7 @@ func OpenBolt(path string, opts BoltOptions) (Store, error) {
 			return nil
 		})
 		if err != nil {
-			db.Close()
+			s.Close()
 			return nil, fmt.Errorf("audit store %s: %w", path, err)
 		}
 	}
@@ -101,7 +112,7 @@ func OpenBolt(path string, opts BoltOptions) (Store, error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("audit store %s: %w", path, err)
 	}
 	return s, nil
@@ -142,7 +153,7 @@ func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 		var dayName string
 		dayBytes := map[string]int64{}
 		for _, r := range stored {
-			v, err := json.Marshal(r)
+			v, err := r.encoded()
 			if err != nil {
 				return fmt.Errorf("record %d: %w", r.Seq, err)
 			}
@@ -196,8 +207,8 @@ func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 }
 
 // eachRecord walks every record in chain order (days ascending, seq
-// ascending), starting after seq after, within [since, until) by day.
-func (s *boltStore) eachRecord(tx *bolt.Tx, after uint64, since, until time.Time, fn func(*Record) (bool, error)) error {
+// ascending), starting after seq after, skipping days before since.
+func (s *boltStore) eachRecord(tx *bolt.Tx, after uint64, since time.Time, fn func(*Record) (bool, error)) error {
 	days := tx.Bucket(bktDays)
 	if days == nil {
 		return nil
@@ -211,11 +222,12 @@ func (s *boltStore) eachRecord(tx *bolt.Tx, after uint64, since, until time.Time
 	})
 	sort.Strings(names)
 	for _, d := range names {
+		// A record is filed under its receive day or, if the clock stepped
+		// back, a later one: a bucket before since's day holds nothing at
+		// or after since, but one after until's day may hold records
+		// received before until.
 		if !since.IsZero() && d < dayOf(since) {
 			continue
-		}
-		if !until.IsZero() && d > dayOf(until) {
-			break
 		}
 		c := days.Bucket([]byte(d)).Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
@@ -235,7 +247,7 @@ func (s *boltStore) eachRecord(tx *bolt.Tx, after uint64, since, until time.Time
 func (s *boltStore) Query(f Filter) ([]Record, error) {
 	var out []Record
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return s.eachRecord(tx, f.After, f.Since, f.Until, func(r *Record) (bool, error) {
+		return s.eachRecord(tx, f.After, f.Since, func(r *Record) (bool, error) {
 			if f.match(r) {
 				out = append(out, *r)
 			}
@@ -308,6 +320,7 @@ func (s *boltStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var res RetentionResult
+	var cpDay string
 	head, size, base := s.head, s.size, s.base
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		days, daySize := tx.Bucket(bktDays), tx.Bucket(bktDaySize)
@@ -357,31 +370,27 @@ func (s *boltStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) 
 		if len(res.RemovedDays) == 0 {
 			return nil
 		}
-		cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason)
+		cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason, nil)
 		cp.Seq = head.Size + 1
-		h, err := chainHash(head.Hash, cp)
-		if err != nil {
+		if err := seal(head.Hash, cp); err != nil {
 			return err
 		}
-		cp.Hash = h
-		v, err := json.Marshal(cp)
-		if err != nil {
-			return err
-		}
-		db, err := days.CreateBucketIfNotExists([]byte(dayOf(cp.Time)))
+		v := cp.raw
+		cpDay = max(dayOf(cp.Time), s.lastDay)
+		db, err := days.CreateBucketIfNotExists([]byte(cpDay))
 		if err != nil {
 			return err
 		}
 		if err := db.Put(u64(cp.Seq), v); err != nil {
 			return err
 		}
-		head = Head{Size: cp.Seq, Hash: h}
+		head = Head{Size: cp.Seq, Hash: cp.Hash}
 		size += int64(len(v))
 		old := int64(0)
-		if v := daySize.Get([]byte(dayOf(cp.Time))); len(v) == 8 {
+		if v := daySize.Get([]byte(cpDay)); len(v) == 8 {
 			old = int64(binary.BigEndian.Uint64(v))
 		}
-		if err := daySize.Put([]byte(dayOf(cp.Time)), u64(uint64(old+int64(len(v))))); err != nil {
+		if err := daySize.Put([]byte(cpDay), u64(uint64(old+int64(len(v))))); err != nil {
 			return err
 		}
 		m := tx.Bucket(bktMeta)
@@ -398,10 +407,20 @@ func (s *boltStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) 
 		return RetentionResult{}, fmt.Errorf("audit retention: %w", err)
 	}
 	s.head, s.size, s.base = head, size, base
+	if cpDay != "" {
+		s.lastDay = cpDay
+	}
 	return res, nil
 }
 
-func (s *boltStore) Close() error { return s.db.Close() }
+func (s *boltStore) Close() error {
+	err := s.db.Close()
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+		s.lock = nil
+	}
+	return err
+}
 
 // CompactBolt copies the store at path into a fresh file and swaps it in,
 // returning the space retention freed to the filesystem. The agent must
@@ -411,9 +430,14 @@ func CompactBolt(path string) (before, after int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
 	}
-	// Exclusive, and held until the copy is in place: an agent starting
-	// meanwhile waits (or fails with ErrLocked) instead of writing into the
-	// file about to be replaced.
+	// The writers' side lock, held until the copy is in place: an agent
+	// starting meanwhile waits for it (or fails with ErrLocked) and then
+	// opens the new file, never the one being replaced.
+	lock, err := fileLock(path+".lock", true, time.Second)
+	if err != nil {
+		return 0, 0, fmt.Errorf("compact: %w", err)
+	}
+	defer lock.Close()
 	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return 0, 0, fmt.Errorf("compact %s: %w", path, ErrLocked)

@@ -22,7 +22,7 @@ func (w *Writer) Collector() prometheus.Collector {
 		head:      d("head_size", "Records in the hash chain so far (the head's size); the hash is in the log and at /api/v1/audit/head."),
 		up:        d("store_up", "1 while the store accepts writes, 0 while commits fail (audit rings then hold their records)."),
 		writeErrs: d("write_errors_total", "Failed commits (each retried; nothing is acknowledged to a ring before it is durable)."),
-		retain:    d("last_retention_timestamp_seconds", "When retention last ran (unix seconds)."),
+		retain:    d("last_retention_timestamp_seconds", "When retention last ran (unix seconds; 0 before the first run)."),
 	}
 }
 
@@ -57,9 +57,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(c.writeErrs, prometheus.CounterValue, float64(w.writeErrs.Load()))
-	if t := w.lastRetain.Load(); t > 0 {
-		ch <- prometheus.MustNewConstMetric(c.retain, prometheus.GaugeValue, float64(t)/1e9)
-	}
+	// 0 until the first run (it runs at start).
+	ch <- prometheus.MustNewConstMetric(c.retain, prometheus.GaugeValue, float64(w.lastRetain.Load())/1e9)
 }
 
 func (l *latencyCounts) metric(d *prometheus.Desc) prometheus.Metric {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,17 @@ func OpenJSONL(path string, opts JSONLOptions) (Store, error) {
 		if r.Kind == KindProducer && r.RingEpoch != "" && r.RingSeq > s.hwm[r.RingEpoch] {
 			s.hwm[r.RingEpoch] = r.RingSeq
 		}
+		if r.Kind == KindCheckpoint {
+			// The marks of records in files retention removed.
+			var d struct {
+				Marks map[string]uint64 `json:"ring_marks"`
+			}
+			if json.Unmarshal(r.Details, &d) == nil {
+				for e, v := range d.Marks {
+					s.hwm[e] = max(s.hwm[e], v)
+				}
+			}
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -124,13 +136,39 @@ func (s *jsonlStore) rotated(i int) string {
 	return strings.TrimSuffix(s.path, ext) + "." + strconv.Itoa(i) + ext
 }
 
+// rotatedIndexes lists the numbers of the rotated files on disk, highest
+// (oldest) first. The directory is listed rather than probing 1..MaxFiles:
+// audit_max_files may have been lowered since they were written, and a
+// crash during rotation may leave a hole in the numbering.
+func (s *jsonlStore) rotatedIndexes() []int {
+	ext := filepath.Ext(s.path)
+	prefix := strings.TrimSuffix(filepath.Base(s.path), ext) + "."
+	ents, err := os.ReadDir(filepath.Dir(s.path))
+	if err != nil {
+		return nil
+	}
+	var idx []int
+	for _, e := range ents {
+		mid, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		if mid, ok = strings.CutSuffix(mid, ext); !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(mid); err == nil && n >= 1 && strconv.Itoa(n) == mid {
+			idx = append(idx, n)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(idx)))
+	return idx
+}
+
 // files lists existing files oldest first, the active one last.
 func (s *jsonlStore) files() []string {
 	var out []string
-	for i := s.opts.MaxFiles + 8; i >= 1; i-- { // a few beyond, left by a crash
-		if _, err := os.Stat(s.rotated(i)); err == nil {
-			out = append(out, s.rotated(i))
-		}
+	for _, i := range s.rotatedIndexes() {
+		out = append(out, s.rotated(i))
 	}
 	if _, err := os.Stat(s.path); err == nil {
 		out = append(out, s.path)
@@ -204,7 +242,7 @@ func (s *jsonlStore) Append(recs []*Record) ([]*Record, error) {
 	}
 	var buf bytes.Buffer
 	for _, r := range stored {
-		b, err := json.Marshal(r)
+		b, err := r.encoded()
 		if err != nil {
 			unchain(stored)
 			return nil, fmt.Errorf("record %d: %w", r.Seq, err)
@@ -234,6 +272,12 @@ func (s *jsonlStore) Append(recs []*Record) ([]*Record, error) {
 	for e, v := range hwm {
 		s.hwm[e] = v
 	}
+	// Files beyond audit_max_files go after the batch is stored, so their
+	// checkpoint follows it in the chain. A failure here loses nothing:
+	// the next rotation tries again.
+	if err := s.dropBeyond(time.Now(), s.opts.MaxFiles, "audit_max_files"); err != nil {
+		return stored, nil
+	}
 	return stored, nil
 }
 
@@ -243,11 +287,9 @@ func (s *jsonlStore) rotate() error {
 	if err := s.f.Close(); err != nil {
 		return fmt.Errorf("rotate %s: %w", s.path, err)
 	}
-	for i := s.opts.MaxFiles + 7; i >= 1; i-- {
-		if _, err := os.Stat(s.rotated(i)); err == nil {
-			if err := os.Rename(s.rotated(i), s.rotated(i+1)); err != nil {
-				return fmt.Errorf("rotate %s: %w", s.path, err)
-			}
+	for _, i := range s.rotatedIndexes() { // highest first: nothing is overwritten
+		if err := os.Rename(s.rotated(i), s.rotated(i+1)); err != nil {
+			return fmt.Errorf("rotate %s: %w", s.path, err)
 		}
 	}
 	if err := os.Rename(s.path, s.rotated(1)); err != nil {
@@ -258,7 +300,7 @@ func (s *jsonlStore) rotate() error {
 		return fmt.Errorf("rotate %s: %w", s.path, err)
 	}
 	s.f, s.active = f, 0
-	return s.dropBeyond(time.Now(), s.opts.MaxFiles, "audit_max_files")
+	return nil
 }
 
 // dropBeyond removes the oldest rotated files beyond keep, after a
@@ -289,12 +331,12 @@ func (s *jsonlStore) removeOldest(now time.Time, victims []string, reason string
 	if res.RemovedRecords == 0 {
 		return res, nil
 	}
-	cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason)
+	cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason, s.hwm)
 	stored, head, _, err := chainRecords([]*Record{cp}, s.head, nil)
 	if err != nil {
 		return RetentionResult{}, err
 	}
-	b, _ := json.Marshal(stored[0])
+	b, _ := stored[0].encoded()
 	b = append(b, '\n')
 	if _, err := s.f.Write(b); err != nil {
 		return RetentionResult{}, fmt.Errorf("audit retention: %w", err)

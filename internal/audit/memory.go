@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"sync"
 	"time"
 )
@@ -30,7 +29,7 @@ func (m *memStore) Append(recs []*Record) ([]*Record, error) {
 	}
 	for _, r := range stored {
 		m.recs = append(m.recs, *r)
-		if b, err := json.Marshal(r); err == nil {
+		if b, err := r.encoded(); err == nil {
 			m.size += int64(len(b))
 		}
 	}
@@ -92,15 +91,20 @@ func (m *memStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (
 	today := dayOf(now)
 	var base Head
 	cut := 0
+	reason := "audit_retention_days"
 	for cut < len(m.recs) {
 		d := dayOf(m.recs[cut].Time)
-		if !(cutoff != "" && d < cutoff) && !(maxBytes > 0 && m.size > maxBytes && d != today) {
+		byAge := cutoff != "" && d < cutoff
+		if !byAge && !(maxBytes > 0 && m.size > maxBytes && d != today) {
 			break
+		}
+		if !byAge {
+			reason = "audit_max_bytes"
 		}
 		// Remove the whole day.
 		for cut < len(m.recs) && dayOf(m.recs[cut].Time) == d {
 			base = Head{Size: m.recs[cut].Seq, Hash: m.recs[cut].Hash}
-			if b, err := json.Marshal(&m.recs[cut]); err == nil {
+			if b, err := m.recs[cut].encoded(); err == nil {
 				m.size -= int64(len(b))
 			}
 			cut++
@@ -112,12 +116,15 @@ func (m *memStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (
 		return res, nil
 	}
 	m.recs = append([]Record(nil), m.recs[cut:]...)
-	cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, "retention")
+	cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason, nil)
 	stored, head, _, err := chainRecords([]*Record{cp}, m.head, nil)
 	if err != nil {
 		return RetentionResult{}, err
 	}
 	m.recs = append(m.recs, *stored[0])
+	if b, err := stored[0].encoded(); err == nil {
+		m.size += int64(len(b))
+	}
 	m.head = head
 	res.Checkpoint = stored[0]
 	return res, nil

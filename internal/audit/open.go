@@ -2,7 +2,6 @@ package audit
 
 import (
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 )
@@ -19,8 +18,6 @@ type OpenOptions struct {
 	LockTimeout  time.Duration
 	MaxFileBytes int64
 	MaxFiles     int
-	// Logger receives the sqlite deprecation warning.
-	Logger *slog.Logger
 }
 
 // Open opens the configured store. It returns the store and its absolute
@@ -33,12 +30,8 @@ func Open(o OpenOptions) (Store, string, error) {
 			return nil, "", fmt.Errorf("audit_storage_backend memory keeps records in the agent only: query the running agent")
 		}
 		return NewMemory(), "", nil
-	case "sqlite":
-		if o.Logger != nil {
-			o.Logger.Warn("audit_storage_backend sqlite is deprecated: the embedded bbolt store is used at the same path", "path", o.Path)
-		}
-		fallthrough
-	case "bbolt", "":
+	case "bbolt", "sqlite", "": // the config loader warns about sqlite, once
+
 		p, err := filepath.Abs(o.Path)
 		if err != nil {
 			return nil, "", fmt.Errorf("audit_storage_path %q: %w", o.Path, err)

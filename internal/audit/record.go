@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,6 +38,9 @@ type Record struct {
 	Lost           uint64          `json:"lost,omitempty"` // gap records: how many
 	EncodeError    string          `json:"encode_error,omitempty"`
 	Hash           string          `json:"hash"`
+
+	// raw is the stored encoding, set by seal so backends marshal once.
+	raw []byte
 }
 
 // canonical is the hashed form: the record without its hash.
@@ -68,6 +73,45 @@ func chainHash(prev string, r *Record) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// hashSuffix ends every canonical encoding: Hash is the last field.
+var hashSuffix = []byte(`"hash":""}`)
+
+// seal sets r.Hash from the previous hash and r.raw to the stored
+// encoding: the canonical form with the hash filled in. One Marshal per
+// record on the write path.
+func seal(prev string, r *Record) error {
+	p, err := hex.DecodeString(prev)
+	if err != nil || len(p) != sha256.Size {
+		return fmt.Errorf("previous hash %q is not a SHA-256 hex digest", prev)
+	}
+	r.Hash = ""
+	c, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if !bytes.HasSuffix(c, hashSuffix) {
+		return fmt.Errorf("record %d: canonical form does not end with the hash field", r.Seq)
+	}
+	h := sha256.New()
+	h.Write(p)
+	h.Write(c)
+	r.Hash = hex.EncodeToString(h.Sum(nil))
+	raw := make([]byte, 0, len(c)+len(r.Hash))
+	raw = append(raw, c[:len(c)-2]...) // up to `"hash":"`
+	raw = append(raw, r.Hash...)
+	raw = append(raw, '"', '}')
+	r.raw = raw
+	return nil
+}
+
+// encoded returns the stored encoding of a sealed record.
+func (r *Record) encoded() ([]byte, error) {
+	if r.raw != nil {
+		return r.raw, nil
+	}
+	return json.Marshal(r)
+}
+
 // sanitize makes a record encodable: details must be one JSON object,
 // stored compacted. Anything else is kept, quoted, under "_unencodable"
 // and the record is marked, so one bad record never poisons its batch.
@@ -95,7 +139,9 @@ func redact(details json.RawMessage, keys map[string]bool) json.RawMessage {
 		return details
 	}
 	var v any
-	if json.Unmarshal(details, &v) != nil {
+	dec := json.NewDecoder(bytes.NewReader(details))
+	dec.UseNumber() // integers beyond 2^53 keep their digits
+	if dec.Decode(&v) != nil {
 		return details
 	}
 	v = redactValue(v, keys)
@@ -136,16 +182,17 @@ func (h Head) String() string { return fmt.Sprintf("%d:%s", h.Size, h.Hash) }
 
 // ParseHead parses SIZE:HASH.
 func ParseHead(s string) (Head, error) {
-	var h Head
-	var hash string
-	if _, err := fmt.Sscanf(s, "%d:%s", &h.Size, &hash); err != nil {
+	size, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseUint(size, 10, 64)
+	if !ok || err != nil {
 		return Head{}, fmt.Errorf("head %q: want SIZE:HASH", s)
 	}
-	if b, err := hex.DecodeString(hash); err != nil || len(b) != sha256.Size {
+	b, err := hex.DecodeString(hash)
+	if err != nil || len(b) != sha256.Size {
 		return Head{}, fmt.Errorf("head %q: hash is not a SHA-256 hex digest", s)
 	}
-	h.Hash = hash
-	return h, nil
+	// Stored hashes are lower case; accept a witness written either way.
+	return Head{Size: n, Hash: hex.EncodeToString(b)}, nil
 }
 
 // Filter selects records for Query.

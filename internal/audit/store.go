@@ -43,6 +43,9 @@ type VerifyReport struct {
 	Head     Head   `json:"head"`
 	Problem  string `json:"problem,omitempty"`   // the first problem found, for humans
 	FirstBad uint64 `json:"first_bad,omitempty"` // seq of the first bad record (0 if none or not applicable)
+	// Note says what could not be checked: a witnessed head older than
+	// the retained chain.
+	Note string `json:"note,omitempty"`
 }
 
 // verifyChain checks a chain walked in storage order by each. The base is
@@ -57,7 +60,9 @@ func verifyChain(each func(fn func(*Record)) error, stored, witness *Head) (Veri
 	var newestCP uint64
 	if err := each(func(r *Record) {
 		if r.Kind == KindCheckpoint && r.Seq >= newestCP {
-			if b, ok := checkpointBase(r); ok {
+			// A checkpoint can only name a base before itself: one naming
+			// itself would exempt the whole chain from checking.
+			if b, ok := checkpointBase(r); ok && b.Size < r.Seq {
 				base, newestCP = b, r.Seq
 			}
 		}
@@ -82,6 +87,9 @@ type verifier struct {
 	expect    uint64
 	witness   *Head
 	witnessOK bool
+	// left is the last leftover record seen (records at or below the base
+	// that an interrupted retention had not removed yet).
+	left *Record
 }
 
 func (v *verifier) fail(seq uint64, format string, a ...any) {
@@ -95,10 +103,11 @@ func (v *verifier) fail(seq uint64, format string, a ...any) {
 // next checks one record.
 func (v *verifier) next(r *Record) {
 	if r.Seq <= v.rep.Base.Size {
-		if r.Seq == v.rep.Base.Size && r.Hash != v.rep.Base.Hash {
-			v.fail(r.Seq, "record %d does not match the base the retention checkpoint names", r.Seq)
-		}
-		return // retention removes it; not part of the retained chain
+		v.leftover(r)
+		return
+	}
+	if v.left != nil && v.left.Seq != v.rep.Base.Size {
+		v.fail(v.left.Seq+1, "records %d-%d deleted below the retention base", v.left.Seq+1, v.rep.Base.Size)
 	}
 	v.rep.Records++
 	switch {
@@ -128,6 +137,35 @@ func (v *verifier) next(r *Record) {
 	v.rep.Head = Head{Size: r.Seq, Hash: r.Hash}
 }
 
+// leftover checks a record retention was interrupted before removing:
+// leftovers must be contiguous, chain among themselves (from the genesis
+// when they start at 1) and end exactly at the base.
+func (v *verifier) leftover(r *Record) {
+	switch {
+	case v.left == nil && r.Seq == 1:
+		if h, err := chainHash(zeroHash(), r); err != nil || h != r.Hash {
+			v.fail(r.Seq, "record %d modified (below the retention base)", r.Seq)
+		}
+	case v.left == nil:
+	case r.Seq != v.left.Seq+1:
+		v.fail(v.left.Seq+1, "record %d deleted or reordered below the retention base (found %d after %d)", v.left.Seq+1, r.Seq, v.left.Seq)
+	default:
+		if h, err := chainHash(v.left.Hash, r); err != nil || h != r.Hash {
+			v.fail(r.Seq, "record %d modified (below the retention base)", r.Seq)
+		}
+	}
+	if r.Seq == v.rep.Base.Size && r.Hash != v.rep.Base.Hash {
+		v.fail(r.Seq, "record %d does not match the base the retention checkpoint names", r.Seq)
+	}
+	if v.witness != nil && r.Seq == v.witness.Size {
+		if v.witnessOK = r.Hash == v.witness.Hash; !v.witnessOK {
+			v.fail(r.Seq, "record %d does not match the witnessed head %s", r.Seq, *v.witness)
+		}
+	}
+	c := *r
+	v.left = &c
+}
+
 // finish applies the checks that need the whole chain.
 func (v *verifier) finish(stored *Head) VerifyReport {
 	if v.rep.OK && stored != nil && v.rep.Head != *stored {
@@ -139,6 +177,9 @@ func (v *verifier) finish(stored *Head) VerifyReport {
 			v.fail(v.rep.Head.Size+1, "tail truncated: the witnessed head has %d records, the store %d", v.witness.Size, v.rep.Head.Size)
 		case v.witness.Size > v.rep.Base.Size && !v.witnessOK:
 			v.fail(v.witness.Size, "record %d of the witnessed head is missing", v.witness.Size)
+		case v.witness.Size <= v.rep.Base.Size && !v.witnessOK:
+			v.rep.Note = fmt.Sprintf("the witnessed head %d precedes the retained chain (base %d): retention removed it, so it was not checked; witness a newer head",
+				v.witness.Size, v.rep.Base.Size)
 		}
 	}
 	return v.rep
@@ -164,9 +205,17 @@ func checkpointBase(r *Record) (Head, bool) {
 }
 
 // checkpoint builds the retention record naming the new base.
-func checkpoint(now time.Time, base Head, removed uint64, what []string, by string) *Record {
-	d := fmt.Sprintf(`{"base_seq":%d,"base_hash":%q,"removed_records":%d,"removed":%s,"reason":%q}`,
+// marks, when not nil, are the ring high-water marks at the time: a
+// backend that keeps them only in its records (JSONL) must not lose them
+// with the removed records.
+func checkpoint(now time.Time, base Head, removed uint64, what []string, by string, marks map[string]uint64) *Record {
+	d := fmt.Sprintf(`{"base_seq":%d,"base_hash":%q,"removed_records":%d,"removed":%s,"reason":%q`,
 		base.Size, base.Hash, removed, jsonStrings(what), by)
+	if marks != nil {
+		b, _ := json.Marshal(marks)
+		d += `,"ring_marks":` + string(b)
+	}
+	d += "}"
 	return &Record{Time: now.UTC(), Kind: KindCheckpoint, Operation: "retention", Details: []byte(d), Success: true}
 }
 
@@ -200,13 +249,11 @@ func chainRecords(recs []*Record, head Head, hwm map[string]uint64) ([]*Record, 
 		}
 		sanitize(r)
 		r.Seq = head.Size + 1
-		h, err := chainHash(head.Hash, r)
-		if err != nil {
+		if err := seal(head.Hash, r); err != nil {
 			unchain(stored)
 			return nil, Head{}, nil, fmt.Errorf("record %d: %w", r.Seq, err)
 		}
-		r.Hash = h
-		head = Head{Size: r.Seq, Hash: h}
+		head = Head{Size: r.Seq, Hash: r.Hash}
 		if r.Kind == KindProducer && r.RingEpoch != "" {
 			updates[r.RingEpoch] = r.RingSeq
 		}
@@ -218,6 +265,6 @@ func chainRecords(recs []*Record, head Head, hwm map[string]uint64) ([]*Record, 
 // unchain undoes chainRecords on records a backend failed to store.
 func unchain(recs []*Record) {
 	for _, r := range recs {
-		r.Seq, r.Hash = 0, ""
+		r.Seq, r.Hash, r.raw = 0, "", nil
 	}
 }

@@ -217,7 +217,7 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 }
 
 // Run commits until ctx ends, then commits what is pending (retrying for
-// at most 5 s) and returns.
+// at most 2 s) and returns.
 func (w *Writer) Run(ctx context.Context) error {
 	defer close(w.done)
 	var pend []pendingRec
@@ -244,14 +244,11 @@ func (w *Writer) Run(ctx context.Context) error {
 				deadline = timer.C
 			}
 			pend = append(pend, items...)
-			if len(pend) >= w.opts.BatchSize {
-				pend, retryAt = w.commitNow(pend, retryAt)
-			}
+			pend, retryAt = w.commitPending(pend, false)
 		case <-deadline:
-			pend, retryAt = w.commitNow(pend, retryAt)
+			pend, retryAt = w.commitPending(pend, true)
 		case <-retry:
-			retryAt = time.Time{}
-			pend, retryAt = w.commitNow(pend, retryAt)
+			pend, retryAt = w.commitPending(pend, true)
 		case <-headTick.C:
 			if h, err := w.opts.Store.Head(); err == nil {
 				w.log.Info("audit head", "size", h.Size, "hash", h.Hash)
@@ -262,7 +259,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			stopBy := time.Now().Add(2 * time.Second)
 			for len(pend) > 0 && time.Now().Before(stopBy) {
-				if pend, _ = w.commitNow(pend, time.Time{}); len(pend) > 0 {
+				if pend, _ = w.commitPending(pend, true); len(pend) > 0 {
 					time.Sleep(200 * time.Millisecond)
 				}
 			}
@@ -278,12 +275,26 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// commitNow stores pend in one commit and acknowledges it. On failure it
-// keeps everything and schedules a retry with backoff.
-func (w *Writer) commitNow(pend []pendingRec, retryAt time.Time) ([]pendingRec, time.Time) {
-	if len(pend) == 0 {
-		return pend, time.Time{}
+// commitPending stores pend in commits of at most BatchSize records: every full
+// batch, or everything when all is set. On failure it keeps what is left
+// and returns when to retry.
+func (w *Writer) commitPending(pend []pendingRec, all bool) ([]pendingRec, time.Time) {
+	for len(pend) >= w.opts.BatchSize || all && len(pend) > 0 {
+		n := min(len(pend), w.opts.BatchSize)
+		retryAt, err := w.commitBatch(pend[:n])
+		if err != nil {
+			return pend, retryAt
+		}
+		rest := copy(pend, pend[n:])
+		clear(pend[rest:])
+		pend = pend[:rest]
 	}
+	return pend, time.Time{}
+}
+
+// commitBatch stores pend in one commit and acknowledges it. On failure it
+// acknowledges nothing and schedules a retry with backoff.
+func (w *Writer) commitBatch(pend []pendingRec) (time.Time, error) {
 	recs := make([]*Record, len(pend))
 	for i := range pend {
 		recs[i] = pend[i].rec
@@ -303,7 +314,7 @@ func (w *Writer) commitNow(pend []pendingRec, retryAt time.Time) ([]pendingRec, 
 		w.failures++
 		// 0.5 s, 1 s, 2 s, ... at most 7.5 s between attempts of one outage.
 		backoff := time.Duration(min(30, 1<<min(w.failures, 5))) * time.Second / 4
-		return pend, time.Now().Add(backoff)
+		return time.Now().Add(backoff), err
 	}
 	now := time.Now()
 	w.failures = 0
@@ -324,14 +335,13 @@ func (w *Writer) commitNow(pend []pendingRec, retryAt time.Time) ([]pendingRec, 
 		}
 	}
 	w.queued.Add(-int64(len(pend)))
-	clear(pend)
 	if !w.up.Swap(true) {
 		down := time.Duration(now.UnixNano() - w.downSince.Load())
 		w.log.Info("audit store writable again", "down", down.Round(time.Millisecond))
 		w.appendAgent(now, "audit_store_recovered", map[string]any{"down_seconds": down.Seconds(), "error": w.LastError()})
 	}
 	w.lastCommit.Store(now.UnixNano())
-	return pend[:0], time.Time{}
+	return time.Time{}, nil
 }
 
 func (w *Writer) retain(now time.Time) {

@@ -111,7 +111,7 @@ alertmanager_urls: [%s]
 func TestDemoFiresDefaultRules(t *testing.T) {
 	port := freePort(t)
 	admin := "127.0.0.1:" + freePort(t)
-	cmd := exec.Command(agentBinary(t), "demo", "--ring-dir", t.TempDir(), "--state-path", "", "--admin-listen-address", admin,
+	cmd := exec.Command(agentBinary(t), "demo", "--ring-dir", t.TempDir(), "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--admin-listen-address", admin,
 		"--prometheus-host", "127.0.0.1", "--prometheus-port", port)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	start := time.Now()

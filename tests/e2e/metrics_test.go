@@ -29,6 +29,9 @@ const root = "../.."
 var agentBin testutil.Binary
 
 func TestMain(m *testing.M) {
+	if os.Getenv(producerEnv) != "" {
+		os.Exit(auditProducerMain())
+	}
 	code := m.Run()
 	agentBin.Remove()
 	os.Exit(code)
@@ -53,7 +56,7 @@ func freePort(t *testing.T) string {
 func startAgent(t *testing.T, args ...string) string {
 	t.Helper()
 	port := freePort(t)
-	args = append([]string{"run", "--state-path", "", "--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port}, args...)
+	args = append([]string{"run", "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port}, args...)
 	cmd := exec.Command(agentBinary(t), args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
