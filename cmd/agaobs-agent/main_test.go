@@ -299,3 +299,32 @@ slos:
 		t.Fatalf("promtool check rules: %v\n%s", err, res)
 	}
 }
+
+// Bad audit usage exits 2 with the reason; a missing store exits 1.
+func TestAuditUsageErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "none.db")
+	store := []string{"--audit-storage-path", db, "--admin-listen-address", ""}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", []string{"audit"}, 2, "missing command"},
+		{"unknown command", []string{"audit", "shred"}, 2, `unknown command "shred"`},
+		{"bad format", append([]string{"audit", "query", "--format", "xml"}, store...), 2, `"xml" is not one of`},
+		{"bad since", append([]string{"audit", "query", "--since", "yesterday"}, store...), 2, "since:"},
+		{"bad success", append([]string{"audit", "query", "--success", "maybe"}, store...), 2, "success:"},
+		{"bad witness", append([]string{"audit", "verify", "--expect-head", "12"}, store...), 2, "--expect-head"},
+		{"compact file backend", append([]string{"audit", "compact", "--audit-storage-backend", "file"}, store...), 2, "needs no compaction"},
+		{"missing store", append([]string{"audit", "query"}, store...), 1, "none.db"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, tc.code, stderr, tc.want)
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -206,21 +205,27 @@ func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 	return stored, nil
 }
 
-// eachRecord walks every record in chain order (days ascending, seq
-// ascending), starting after seq after, skipping days before since.
-func (s *boltStore) eachRecord(tx *bolt.Tx, after uint64, since time.Time, fn func(*Record) (bool, error)) error {
+// dayBuckets returns the days bucket and its day names in order (bbolt
+// keeps keys sorted, and YYYY-MM-DD sorts by date).
+func dayBuckets(tx *bolt.Tx) (*bolt.Bucket, []string) {
 	days := tx.Bucket(bktDays)
 	if days == nil {
-		return nil
+		return nil, nil
 	}
 	var names []string
 	_ = days.ForEach(func(k, v []byte) error {
-		if v == nil {
+		if v == nil { // a nested bucket: one day
 			names = append(names, string(k))
 		}
 		return nil
 	})
-	sort.Strings(names)
+	return days, names
+}
+
+// eachRecord walks every record in chain order (days ascending, seq
+// ascending), starting after seq after, skipping days before since.
+func (s *boltStore) eachRecord(tx *bolt.Tx, after uint64, since time.Time, fn func(*Record) (bool, error)) error {
+	days, names := dayBuckets(tx)
 	for _, d := range names {
 		// A record is filed under its receive day or, if the clock stepped
 		// back, a later one: a bucket before since's day holds nothing at
@@ -290,18 +295,7 @@ func (s *boltStore) Verify(expect *Head) (VerifyReport, error) {
 // for verification: a key that disagrees with its record's seq is itself
 // tampering.
 func (s *boltStore) eachRecordRaw(tx *bolt.Tx, fn func(*Record)) error {
-	days := tx.Bucket(bktDays)
-	if days == nil {
-		return nil
-	}
-	var names []string
-	_ = days.ForEach(func(k, v []byte) error {
-		if v == nil {
-			names = append(names, string(k))
-		}
-		return nil
-	})
-	sort.Strings(names)
+	days, names := dayBuckets(tx)
 	for _, d := range names {
 		c := days.Bucket([]byte(d)).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -323,15 +317,8 @@ func (s *boltStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) 
 	var cpDay string
 	head, size, base := s.head, s.size, s.base
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		days, daySize := tx.Bucket(bktDays), tx.Bucket(bktDaySize)
-		var names []string
-		_ = days.ForEach(func(k, v []byte) error {
-			if v == nil {
-				names = append(names, string(k))
-			}
-			return nil
-		})
-		sort.Strings(names)
+		days, names := dayBuckets(tx)
+		daySize := tx.Bucket(bktDaySize)
 		today := dayOf(now)
 		cutoff := ""
 		if maxAge > 0 {

@@ -202,6 +202,9 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 		for k, v := range l.Details {
 			d[k] = v
 		}
+		if p, ok := l.Details["producer"].(string); ok && producer == "" {
+			producer = p // a per-producer alert: --producer finds it
+		}
 		b, _ := json.Marshal(d)
 		kind, success := KindAgent, true
 		var errp *string

@@ -273,7 +273,7 @@ func TestWriterConvertsGapsAndAgentEvents(t *testing.T) {
 		pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: now,
 			Lifecycle: &pipeline.Lifecycle{Type: pipeline.ConfigReloaded, Keys: []string{"alert_rules"}}},
 		pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: now,
-			Lifecycle: &pipeline.Lifecycle{Type: pipeline.AlertTransition, Details: map[string]any{"rule": "slo_latency_p99", "state": "firing"}}},
+			Lifecycle: &pipeline.Lifecycle{Type: pipeline.AlertTransition, Details: map[string]any{"rule": "slo_latency_p99", "state": "firing", "producer": "tp0"}}},
 	)
 	if err := w.Write(context.Background(), evs); err != nil {
 		t.Fatal(err)
@@ -299,8 +299,8 @@ func TestWriterConvertsGapsAndAgentEvents(t *testing.T) {
 		rs, _ := st.Query(Filter{Operation: op})
 		return rs[len(rs)-1]
 	}
-	if d := string(byOp("alert_transition").Details); d != `{"rule":"slo_latency_p99","state":"firing"}` {
-		t.Fatalf("alert transition details %s", d)
+	if a := byOp("alert_transition"); string(a.Details) != `{"producer":"tp0","rule":"slo_latency_p99","state":"firing"}` || a.Producer != "tp0" {
+		t.Fatalf("alert transition %q details %s", a.Producer, a.Details)
 	}
 	if d := string(byOp("config_reloaded").Details); d != `{"keys":["alert_rules"]}` {
 		t.Fatalf("config reload details %s", d)
