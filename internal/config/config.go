@@ -85,6 +85,11 @@ type Config struct {
 	HealthPort    int    `yaml:"health_port" help:"TCP port of the health endpoint (1-65535). Used by the health endpoint."`
 	HealthPath    string `yaml:"health_path" help:"URL path of the health endpoint; must start with /. Used by the health endpoint."`
 
+	HealthKVUtilizationDegraded float64 `yaml:"health_kv_utilization_degraded" help:"A producer's kv_store component is degraded above this utilization (0 < x <= 1). Used by the health endpoint."`
+	HealthDropRateDegraded      float64 `yaml:"health_drop_rate_degraded" help:"A producer's ring component is degraded when more than this share of its records was dropped over the last minute (0 <= x <= 1). Used by the health endpoint."`
+	HealthHeartbeatStale        float64 `yaml:"health_heartbeat_stale_seconds" help:"A producer's liveness component is unhealthy when its heartbeat is older than this (seconds, > 0). Used by the health endpoint."`
+	HealthWebConfigFile         string  `yaml:"health_web_config_file" help:"Web configuration file (exporter-toolkit: TLS, basic auth) of the health listener only; empty: plain HTTP, as kubelet probes expect. Used by the health endpoint."`
+
 	// Agent keys.
 
 	RingDir                string          `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
@@ -109,6 +114,11 @@ type Config struct {
 	WebConfigFile          string          `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
 	StatusIntervalSeconds  float64         `yaml:"status_interval_seconds" help:"Producer-side snapshot interval in seconds (> 0). Used by the demo producers."`
 	StatusGateCheckSeconds float64         `yaml:"status_gate_check_seconds" help:"Producer-side interval in seconds of the gate parameter check (>= 0). Used by the demo producers."`
+	GPUEnabled             bool            `yaml:"gpu_enabled" help:"Collect NVIDIA GPU state through NVML (libnvidia-ml, loaded at run time; without it the GPU is reported unavailable). Used by the GPU collector."`
+	GPUCollectInterval     Duration        `yaml:"gpu_collect_interval" help:"How often GPU state is read (> 0). Used by the GPU collector."`
+	GPUPCIeEnabled         bool            `yaml:"gpu_pcie_enabled" help:"Also read PCIe throughput (each read samples for about 20 ms per GPU). Used by the GPU collector."`
+	GPUXIDWindow           Duration        `yaml:"gpu_xid_window" help:"How long a critical XID error keeps GPU health unhealthy (> 0). Used by the GPU collector."`
+	GPUExpectedCount       int             `yaml:"gpu_expected_count" help:"GPUs the node should have (>= 0; 0: no check); fewer makes GPU health unhealthy. Used by the GPU collector."`
 	SLOs                   []SLO           `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
 	BPFProbes              map[string]bool `yaml:"bpf_probes" flag:"-" help:"BPF probes to enable or disable by name (file only): offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch, cuda_launch, gil_wait, forward_marker."`
 }
@@ -201,6 +211,10 @@ func Default() Config {
 		HealthPort:    8080,
 		HealthPath:    "/health",
 
+		HealthKVUtilizationDegraded: 0.95,
+		HealthDropRateDegraded:      0.01,
+		HealthHeartbeatStale:        5,
+
 		RingDir:                "/dev/shm/agaobs",
 		RingHotBytes:           4194304,
 		RingAuditBytes:         1048576,
@@ -220,5 +234,8 @@ func Default() Config {
 		AdminListenAddress:     "127.0.0.1:8081",
 		StatusIntervalSeconds:  2,
 		StatusGateCheckSeconds: 0,
+		GPUEnabled:             true,
+		GPUCollectInterval:     Duration(5 * time.Second),
+		GPUXIDWindow:           Duration(10 * time.Minute),
 	}
 }

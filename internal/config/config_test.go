@@ -81,6 +81,13 @@ func TestDefaults(t *testing.T) {
 		{"audit_flush_interval", d.AuditFlushInterval, 0.05},
 		{"alert_log_level", d.AlertLogLevel, "WARNING"},
 		{"health_path", d.HealthPath, "/health"},
+		{"health_kv_utilization_degraded", d.HealthKVUtilizationDegraded, 0.95},
+		{"health_drop_rate_degraded", d.HealthDropRateDegraded, 0.01},
+		{"health_heartbeat_stale_seconds", d.HealthHeartbeatStale, 5.0},
+		{"gpu_enabled", d.GPUEnabled, true},
+		{"gpu_collect_interval", d.GPUCollectInterval, Duration(5 * time.Second)},
+		{"gpu_xid_window", d.GPUXIDWindow, Duration(10 * time.Minute)},
+		{"gpu_pcie_enabled", d.GPUPCIeEnabled, false},
 		{"ring_dir", d.RingDir, "/dev/shm/agaobs"},
 		{"ring_hot_bytes", d.RingHotBytes, int64(4 << 20)},
 		{"ring_poll_interval", d.RingPollInterval, Duration(3 * time.Millisecond)},
@@ -401,6 +408,12 @@ func TestErrors(t *testing.T) {
 			"prometheus_port", fileSrc, 1, "expected an integer"},
 		{"port range file", "\nhealth_port: 0\n", nil, nil,
 			"health_port", fileSrc, 2, `invalid value "0": must be between 1 and 65535`},
+		{"kv utilization above 1", "health_kv_utilization_degraded: 1.5\n", nil, nil,
+			"health_kv_utilization_degraded", fileSrc, 1, "must be > 0 and <= 1"},
+		{"negative drop rate", "", []string{"AGAOBS_HEALTH_DROP_RATE_DEGRADED=-0.1"}, nil,
+			"health_drop_rate_degraded", "env AGAOBS_HEALTH_DROP_RATE_DEGRADED", 0, "must be between 0 and 1"},
+		{"zero gpu interval", "", nil, []string{"--gpu-collect-interval=0s"},
+			"gpu_collect_interval", "flag --gpu-collect-interval", 0, "must be > 0"},
 		{"port range flag", "health_port: 1\n", nil, []string{"--health-port=70000"},
 			"health_port", "flag --health-port", 0, "must be between 1 and 65535"},
 		{"validation names env", "", []string{"AGAOBS_LOG_FORMAT=xml"}, nil,
@@ -820,8 +833,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 67 {
-		t.Errorf("%d keys, want 67", len(keys))
+	if len(keys) != 76 {
+		t.Errorf("%d keys, want 76", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)

@@ -200,6 +200,13 @@ func (c Config) Validate() error {
 	}
 
 	ch.intRange("health_port", int64(c.HealthPort), 1, 65535)
+	if v := c.HealthKVUtilizationDegraded; math.IsNaN(v) || v <= 0 || v > 1 {
+		ch.fail("health_kv_utilization_degraded", invalid(formatFloat(v), "must be > 0 and <= 1"))
+	}
+	if v := c.HealthDropRateDegraded; math.IsNaN(v) || v < 0 || v > 1 {
+		ch.fail("health_drop_rate_degraded", invalid(formatFloat(v), "must be between 0 and 1"))
+	}
+	ch.floatMin("health_heartbeat_stale_seconds", c.HealthHeartbeatStale, true)
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		ch.fail("health_path", invalid(c.HealthPath, `must start with "/"`))
 	}
@@ -230,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	ch.floatMin("status_interval_seconds", c.StatusIntervalSeconds, true)
 	ch.floatMin("status_gate_check_seconds", c.StatusGateCheckSeconds, false)
+	ch.durMin("gpu_collect_interval", c.GPUCollectInterval, true)
+	ch.durMin("gpu_xid_window", c.GPUXIDWindow, true)
+	ch.intMin("gpu_expected_count", int64(c.GPUExpectedCount), 0)
 
 	c.validateSLOs(ch)
 	probes := make([]string, 0, len(c.BPFProbes))
