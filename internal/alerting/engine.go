@@ -544,6 +544,17 @@ func (e *Engine) Eval(now time.Time) {
 	}
 }
 
+// LastEval is when the evaluation loop last ran (zero before the first):
+// health reports a loop that stopped ticking.
+func (e *Engine) LastEval() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lastEvalSec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(e.lastEvalSec, 0)
+}
+
 func (e *Engine) rule(name string) *Rule {
 	for _, r := range e.rules {
 		if r.Name == name {

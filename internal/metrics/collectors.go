@@ -181,3 +181,33 @@ func (f FuncCollector) Update(ch chan<- prometheus.Metric) error { return f(ch) 
 
 // ErrNoData marks a collector with nothing to report; it is not a failure.
 var ErrNoData = errors.New("collector has no data")
+
+// producerGPUCollector attributes GPU memory to AGA producers: the GPU
+// collector's running processes matched to the producers' host pids.
+type producerGPUCollector struct {
+	rings func() []rings.RingInfo
+	mem   func(hostPID int) map[string]uint64
+	desc  *prometheus.Desc
+}
+
+// NewProducerGPUCollector exports agaobs_producer_gpu_memory_bytes{producer,uuid}
+// for live producers; mem returns a host pid's used bytes per GPU uuid.
+func NewProducerGPUCollector(list func() []rings.RingInfo, mem func(hostPID int) map[string]uint64) Collector {
+	return &producerGPUCollector{rings: list, mem: mem,
+		desc: prometheus.NewDesc("agaobs_producer_gpu_memory_bytes", "GPU memory used by the producer's process, per GPU (NVML running processes matched to the producer's host pid).",
+			[]string{"producer", "uuid"}, nil)}
+}
+
+func (c *producerGPUCollector) Update(ch chan<- prometheus.Metric) error {
+	seen := map[string]bool{}
+	for _, r := range c.rings() {
+		if r.Producer == "" || r.State != "live" || r.HostPID == 0 || seen[r.Producer] {
+			continue
+		}
+		seen[r.Producer] = true // one process, two rings: count it once
+		for uuid, used := range c.mem(r.HostPID) {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(used), r.Producer, uuid)
+		}
+	}
+	return nil
+}

@@ -26,6 +26,11 @@ type Options struct {
 	ConstLabels map[string]string
 	// Native adds native histograms (schema 3) beside the classic buckets.
 	Native bool
+	// Node is the producer_info node label (NODE_NAME or the hostname).
+	Node string
+	// ProducerGPUs, if set, lists the GPU uuids a host pid holds memory
+	// on (the GPU collector), for producer_info's gpu_uuids.
+	ProducerGPUs func(hostPID int) []string
 }
 
 // Exporter is the Prometheus sink for AGA-domain families: a pipeline.Sink

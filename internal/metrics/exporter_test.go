@@ -32,11 +32,25 @@ var update = flag.Bool("update", false, "rewrite the golden exposition files")
 func ptr[T any](v T) *T { return &v }
 
 func producer(name string, rank int) *pipeline.Producer {
-	return pipeline.NewProducer(name, name+"-key", 4000+rank, uint32(10+rank), "agaobs-10-4026531836-0", shm.Identity{
+	p := pipeline.NewProducer(name, name+"-key", 4000+rank, uint32(10+rank), "agaobs-10-4026531836-0", shm.Identity{
 		Producer: name, Role: "worker", Rank: ptr(rank), WorldSize: ptr(2), Model: "tiny-llama", AGAVersion: "4.4.0",
 		HiddenDim: ptr(4096), BottleneckDim: ptr(64), MaxSlots: ptr(256), Device: fmt.Sprintf("cuda:%d", rank),
 		Pod: "infer-0", Namespace: "ml", Container: "server",
 	})
+	p.PodUID, p.ContainerID = "7c1e3a52-0b6f-4d8e-9a3c-2f1e0d9c8b7a", fmt.Sprintf("%064x", rank+1)
+	return p
+}
+
+// testGPUs plays the GPU collector: rank r's process (host pid 4000+r)
+// holds memory on GPU r, and rank 1 also on GPU 0.
+func testGPUs(hostPID int) []string {
+	switch hostPID {
+	case 4000:
+		return []string{"GPU-aaaa"}
+	case 4001:
+		return []string{"GPU-aaaa", "GPU-bbbb"}
+	}
+	return nil
 }
 
 func fwd(p *pipeline.Producer, layer int32, applied bool, gate, entropy, latency float64) pipeline.Event {
@@ -82,7 +96,7 @@ func knownSequence() ([]pipeline.Event, map[string]*pipeline.Producer) {
 }
 
 func newLoaded(t testing.TB, naming Naming, native bool) *Exporter {
-	e := New(Options{Naming: naming, ConstLabels: map[string]string{"cluster": "test"}, Native: native})
+	e := New(Options{Naming: naming, ConstLabels: map[string]string{"cluster": "test"}, Native: native, Node: "node-7", ProducerGPUs: testGPUs})
 	evs, _ := knownSequence()
 	if err := e.Write(context.Background(), evs); err != nil {
 		t.Fatal(err)

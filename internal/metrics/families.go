@@ -110,8 +110,9 @@ func Families() []Family {
 		{Key: famBuildInfo, Compat: "build_info", Conventional: "build_info", Type: g, Labels: []string{"version", "hidden_dim", "bottleneck_dim", "max_slots", "device"},
 			Help: "aga-core build of the producer; always 1."},
 		{Key: famProducerInfo, Compat: "producer_info", Conventional: "producer_info", Type: g,
-			Labels: []string{"pid", "role", "rank", "world_size", "model", "aga_version", "ring", "producer_pod", "producer_namespace", "producer_container"},
-			Help:   "Identity of the producer process; always 1."},
+			Labels: []string{"pid", "role", "rank", "world_size", "model", "aga_version", "ring", "producer_pod", "producer_namespace",
+				"producer_container", "producer_pod_uid", "producer_container_id", "node", "gpu_uuids"},
+			Help: "Identity of the producer process (Kubernetes pod and container when it runs in one, the GPUs it holds memory on, comma-separated); always 1."},
 	}
 }
 

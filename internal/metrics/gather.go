@@ -3,6 +3,7 @@ package metrics
 import (
 	"sort"
 	"strconv"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -109,9 +110,14 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 		}
 	case famProducerInfo:
 		id := s.p.Identity()
+		var gpus string
+		if e.opts.ProducerGPUs != nil {
+			gpus = strings.Join(e.opts.ProducerGPUs(s.p.HostPID), ",")
+		}
 		gauge(e.labels("producer", s.p.Name, "pid", strconv.Itoa(s.p.HostPID), "role", id.Role,
 			"rank", optInt(id.Rank), "world_size", optInt(id.WorldSize), "model", id.Model, "aga_version", id.AGAVersion,
-			"ring", s.p.Ring, "producer_pod", id.Pod, "producer_namespace", id.Namespace, "producer_container", id.Container), 1)
+			"ring", s.p.Ring, "producer_pod", id.Pod, "producer_namespace", id.Namespace, "producer_container", id.Container,
+			"producer_pod_uid", s.p.PodUID, "producer_container_id", s.p.ContainerID, "node", e.opts.Node, "gpu_uuids", gpus), 1)
 	}
 }
 

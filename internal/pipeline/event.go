@@ -55,7 +55,11 @@ type Producer struct {
 	// Ring is the common stem of its ring files
 	// ("agaobs-<pid>-<pidns>-<instance>").
 	Ring string
-	info atomic.Pointer[shm.Identity]
+	// PodUID and ContainerID attribute the process to a Kubernetes pod
+	// (from its cgroup; empty outside Kubernetes). Set before the producer
+	// is shared, never changed.
+	PodUID, ContainerID string
+	info                atomic.Pointer[shm.Identity]
 }
 
 // NewProducer returns a Producer with its initial identity.
@@ -118,6 +122,8 @@ type KVStoreStatus struct {
 	MaxSlots    *float64 `json:"max_slots,omitempty"`
 	Utilization *float64 `json:"utilization,omitempty"`
 	Pinned      *float64 `json:"pinned,omitempty"`
+	// Error is set when reading the store raised (health: unhealthy).
+	Error string `json:"error,omitempty"`
 }
 
 // Attachment is the plugin's attach state.
@@ -125,18 +131,31 @@ type Attachment struct {
 	Attached  *bool   `json:"attached,omitempty"`
 	ModelType *string `json:"model_type,omitempty"`
 	Hooks     *int    `json:"hooks,omitempty"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // GateSystem reports the gate parameter check; Finite is nil when skipped.
 type GateSystem struct {
-	Finite     *bool `json:"finite"`
-	ParamCount *int  `json:"param_count,omitempty"`
+	Finite     *bool  `json:"finite"`
+	ParamCount *int   `json:"param_count,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // RetrieverStatus is the retriever type and its get_stats().
 type RetrieverStatus struct {
 	Type  string          `json:"type,omitempty"`
 	Stats json.RawMessage `json:"stats,omitempty"`
+	// Error is set when get_stats() raised (health: degraded).
+	Error string `json:"error,omitempty"`
+}
+
+// StatsMap decodes Stats when it is a JSON object (nil otherwise).
+func (r *RetrieverStatus) StatsMap() map[string]any {
+	var m map[string]any
+	if len(r.Stats) == 0 || json.Unmarshal(r.Stats, &m) != nil {
+		return nil
+	}
+	return m
 }
 
 // Build holds the aga_build_info fields.

@@ -143,6 +143,7 @@ func (c *Consumer) register(e *ringEntry, id procIdentity) {
 			p:     pipeline.NewProducer(name, key, id.HostPID, h.PID, ringStem(e.key.path), h.Identity),
 			start: h.StartTimeTicks, uid: id.RealUID, createNs: h.CreateTimeNs,
 		}
+		p.p.PodUID, p.p.ContainerID = c.proc.k8sIdentity(id.HostPID)
 		c.producers[key] = p
 		c.names[name] = p
 		_ = c.state.Put(bucketNames, key, name)

@@ -65,19 +65,28 @@ class GateCheck:
         return finite
 
 
+def _error_text(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return text[:200]
+
+
 def snapshot(producer, now: float) -> dict:
     """The STATUS JSON object for one producer (one event bus)."""
     plugin = producer.plugin
     config = producer.aga_config_now()
     out: dict = {"bound": plugin is not None}
 
-    def field(name, fn):
+    def field(name, fn, report=False):
         try:
             v = fn()
             if v is not None:
                 out[name] = v
-        except Exception:
+        except Exception as e:  # noqa: BLE001 - a snapshot never raises
             producer.count_error()
+            if report:
+                # The agent's health turns this into the component's error,
+                # as the reference's HealthChecker did.
+                out[name] = {"error": _error_text(e)}
 
     def kv_store():
         count, pinned = producer.kv_counts()
@@ -133,8 +142,9 @@ def snapshot(producer, now: float) -> dict:
                 st = get_stats()
                 if isinstance(st, dict):
                     d["stats"] = st
-            except Exception:
+            except Exception as e:  # noqa: BLE001
                 producer.count_error()
+                d["error"] = _error_text(e)
         return d
 
     def event_bus():
@@ -158,11 +168,11 @@ def snapshot(producer, now: float) -> dict:
         d.update(_identity.build_fields(config))
         return d or None
 
-    field("kv_store", kv_store)
+    field("kv_store", kv_store, report=True)
     field("slot_change_rate", slot_change_rate)
-    field("attachment", attachment)
-    field("gate_system", gate_system)
-    field("retriever", retriever)
+    field("attachment", attachment, report=True)
+    field("gate_system", gate_system, report=True)
+    field("retriever", retriever, report=True)
     field("event_bus", event_bus)
     field("build", build)
     return out

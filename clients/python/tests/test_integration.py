@@ -113,8 +113,28 @@ class AutoBindTest(RingTestCase):
         stack.shutdown()
         st = latest_status(stack.ring_paths["hot"])
         self.assertTrue(st["bound"])
-        self.assertNotIn("attachment", st)
+        # A raising field is reported (the agent's health shows the error).
+        self.assertEqual(st["attachment"], {"error": "RuntimeError: no"})
+        self.assertEqual(st["retriever"], {"error": "RuntimeError: no"})
         self.assertIn("kv_store", st)
+
+    def test_status_reports_retriever_stats_error(self):
+        bus, stack = self.start()
+
+        class Retriever:
+            def get_stats(self):
+                raise ValueError("index offline")
+
+        class Plugin:
+            event_bus = bus
+            config = None
+            retriever = Retriever()
+            gate_system = None
+            _hooks = [1]
+        stack.bind_plugin(Plugin())
+        stack.shutdown()
+        st = latest_status(stack.ring_paths["hot"])
+        self.assertEqual(st["retriever"], {"type": "Retriever", "error": "ValueError: index offline"})
 
 
 class IdentityTest(RingTestCase):

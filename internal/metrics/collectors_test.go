@@ -1,0 +1,44 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/agaobs/agaobs/internal/rings"
+)
+
+// GPU memory is attributed to live producers once per process (hot and
+// audit ring share a pid), not to dead ones.
+func TestProducerGPUCollector(t *testing.T) {
+	list := func() []rings.RingInfo {
+		return []rings.RingInfo{
+			{Producer: "tp0", Class: "hot", State: "live", HostPID: 100},
+			{Producer: "tp0", Class: "audit", State: "live", HostPID: 100},
+			{Producer: "tp1", Class: "hot", State: "live", HostPID: 101},
+			{Producer: "old", Class: "hot", State: "dead", HostPID: 102},
+		}
+	}
+	mem := func(pid int) map[string]uint64 {
+		return map[int]map[string]uint64{
+			100: {"GPU-a": 1 << 30},
+			101: {"GPU-a": 2 << 20, "GPU-b": 3 << 20},
+			102: {"GPU-b": 5},
+		}[pid]
+	}
+	cs := NewCollectors()
+	cs.Add("producer_gpu", NewProducerGPUCollector(list, mem))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(cs)
+	want := `# HELP agaobs_producer_gpu_memory_bytes GPU memory used by the producer's process, per GPU (NVML running processes matched to the producer's host pid).
+# TYPE agaobs_producer_gpu_memory_bytes gauge
+agaobs_producer_gpu_memory_bytes{producer="tp0",uuid="GPU-a"} 1.073741824e+09
+agaobs_producer_gpu_memory_bytes{producer="tp1",uuid="GPU-a"} 2.097152e+06
+agaobs_producer_gpu_memory_bytes{producer="tp1",uuid="GPU-b"} 3.145728e+06
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "agaobs_producer_gpu_memory_bytes"); err != nil {
+		t.Fatal(err)
+	}
+}
