@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -46,6 +47,7 @@ Usage:
                                       Prometheus rule file for the configured alert rules and SLOs
   agaobs-agent audit query|verify|export|head|compact [flags]
                                       the audit trail (agaobs-agent audit help)
+  agaobs-agent health [--check NAME] [--strict] [flags]  probe health: exit 0 ok, 1 not ok, 2 unknown
   agaobs-agent config print [flags]   print the effective configuration
   agaobs-agent version                print the version
 
@@ -65,6 +67,9 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
+
+// Unwrap lets run() recognise errHelp inside an exit code.
+func (e *exitError) Unwrap() error { return e.err }
 
 func fail(code int, err error) error { return &exitError{code, err} }
 
@@ -87,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRules(args, stdout, stderr)
 	case "audit":
 		err = cmdAudit(args, stdout, stderr)
+	case "health":
+		err = cmdHealth(args, stdout, stderr)
 	case "config":
 		if len(args) == 0 || args[0] != "print" {
 			err = fail(2, errors.New("usage: agaobs-agent config print [flags]"))
@@ -220,12 +227,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, withDe
 			return err
 		}
 		fmt.Fprintf(stdout, "agaobs demo: agent consuming %s; synthetic producers starting.\n", cfg.RingDir)
-		if addr := a.MetricsAddr(); addr != "" {
+		if addr := localAddr(a.MetricsAddr()); addr != "" {
 			fmt.Fprintf(stdout, "  metrics: curl -s http://%s/metrics | grep ^%s_\n", addr, cfg.PrometheusPrefix)
 		}
 		if addr := a.AdminAddr(); addr != "" {
 			fmt.Fprintf(stdout, "  rings:   agaobs-agent rings --ring-dir %s   (or curl http://%s/api/v1/rings)\n", cfg.RingDir, addr)
 			fmt.Fprintf(stdout, "  audit:   agaobs-agent audit query --audit-storage-path %s   (or curl http://%s/api/v1/audit)\n", cfg.AuditStoragePath, addr)
+		}
+		if addr := localAddr(a.HealthAddr()); addr != "" {
+			fmt.Fprintf(stdout, "  health:  agaobs-agent health --url http://%s   (or curl http://%s%s)\n", addr, addr, cfg.HealthPath)
 		}
 		fmt.Fprintln(stdout, "  stop:    Ctrl-C")
 		childArgs := []string{
@@ -242,6 +252,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, withDe
 		g.Go(func() error { return demo.Run(gctx, dopts) })
 	}
 	return g.Wait()
+}
+
+// localAddr turns a wildcard listen address into one a user can curl.
+func localAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func cmdDemoProducer(ctx context.Context, args []string, stderr io.Writer) error {

@@ -136,7 +136,19 @@ func TestRingsFromFiles(t *testing.T) {
 // The process-level tests share one binary, built on first use.
 var agentBin testutil.Binary
 
+// isolate keeps agents started by these tests off the health port 8080
+// (packages run in parallel) and off NVML, which this machine lacks; tests
+// of health and GPU pass flags, which win over the environment.
+func isolate() {
+	for k, v := range map[string]string{"AGAOBS_HEALTH_ENABLED": "false", "AGAOBS_GPU_ENABLED": "false"} {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+}
+
 func TestMain(m *testing.M) {
+	isolate()
 	code := m.Run()
 	agentBin.Remove()
 	os.Exit(code)

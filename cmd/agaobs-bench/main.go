@@ -159,7 +159,8 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	defer os.RemoveAll(storeDir)
 	admin, prom := "127.0.0.1:18181", "18182"
 	ag := exec.Command(agentBin, append([]string{"run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin, "--agent-log-level", "error",
-		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--audit-storage-path", filepath.Join(storeDir, "aga_audit.db")}, agentArgs...)...)
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1", "--health-port", "18183",
+		"--audit-storage-path", filepath.Join(storeDir, "aga_audit.db")}, agentArgs...)...)
 	if sc.audit {
 		// Only the audit store is measured: the event log would print
 		// every audit record on stderr.

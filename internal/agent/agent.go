@@ -25,6 +25,8 @@ import (
 	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
+	"github.com/agaobs/agaobs/internal/gpu"
+	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
@@ -65,6 +67,11 @@ type Agent struct {
 	audit      *audit.Writer
 	auditStore audit.Store
 	auditPath  string
+	// gpu is nil when gpu_enabled is false; health is always built (the
+	// admin status uses it), its listener only when health_enabled.
+	gpu        *gpu.Collector
+	prodHealth *health.Producers
+	health     *health.Health
 	servers    []*web.Server
 	started    time.Time
 }
@@ -112,9 +119,10 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	}
 	// Lossless: audit ring space is released only when the store acks.
 	a.disp.Register(a.audit, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
+	a.newGPU(cfg)
 	if cfg.PrometheusEnabled {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
-			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms})
+			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms, Node: NodeName(), ProducerGPUs: a.gpuUUIDs})
 		a.disp.Register(a.exporter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
 	}
 	var logSink *eventlog.Sink
@@ -142,6 +150,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.newHealth(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.PrometheusEnabled {
 		a.registry = metrics.NewRegistry(cfg.PrometheusLabels, a.exporter)
 		a.registry.Self.Add("rings", metrics.NewRingsCollector(a.consumer.Rings))
@@ -152,7 +163,11 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		if a.alerts != nil {
 			a.registry.MustRegister(a.alerts.Collector(cfg.PrometheusPrefix), a.notifier.Collector())
 		}
-		a.registry.MustRegister(a.audit.Collector())
+		a.registry.MustRegister(a.audit.Collector(), a.health.Collector())
+		if a.gpu != nil {
+			a.registry.MustRegister(a.gpu.Metrics())
+			a.registry.Self.Add("producer_gpu", metrics.NewProducerGPUCollector(a.consumer.Rings, a.gpuMemory))
+		}
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
 		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.log)
 		if err != nil {
@@ -299,6 +314,9 @@ func (a *Agent) Config() config.Config {
 // AdminAddr returns the admin listener's address, or "".
 func (a *Agent) AdminAddr() string { return a.listenerAddr("admin") }
 
+// HealthAddr returns the health listener's address, or "".
+func (a *Agent) HealthAddr() string { return a.listenerAddr("health") }
+
 // MetricsAddr returns the metrics listener's address, or "".
 func (a *Agent) MetricsAddr() string { return a.listenerAddr("metrics") }
 
@@ -337,6 +355,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopAudit()
 	auditDone := make(chan struct{})
 	go func() { defer close(auditDone); _ = a.audit.Run(auditCtx) }()
+
+	// Health and the GPU collector run until the listeners stop.
+	auxCtx, stopAux := context.WithCancel(context.Background())
+	defer stopAux()
+	var auxWG sync.WaitGroup
+	auxWG.Add(1)
+	go func() { defer auxWG.Done(); _ = a.health.Run(auxCtx) }()
+	if a.gpu != nil {
+		auxWG.Add(1)
+		go func() { defer auxWG.Done(); _ = a.gpu.Run(auxCtx) }()
+	}
 
 	// The alert engine and the notifier stop after the pipeline has
 	// delivered its last events, so a final evaluation can still notify.
@@ -378,6 +407,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopAlerts() // saves alert and SLO state
 	stopNotify() // drains queued notifications (bounded by the timeout)
 	alertWG.Wait()
+	stopAux()
+	auxWG.Wait()
 	stopServers()
 	err := g.Wait()
 	a.closeAll()

@@ -13,6 +13,7 @@ import (
 	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/eventlog"
+	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
@@ -26,7 +27,7 @@ func MetricsReference() string {
 	var b strings.Builder
 	b.WriteString("AGA-domain families (prefix `prometheus_prefix`, default `aga`; every series also carries `prometheus_labels`):\n\n")
 	b.WriteString(metrics.ReferenceTable("aga"))
-	b.WriteString("\nAgent self-metrics (always `agaobs_`; plus the standard `go_*` and `process_*` families) and alerting families (`<prefix>_alerts` and `<prefix>_slo_*` follow `prometheus_prefix`):\n\n")
+	b.WriteString("\nAgent self-metrics (always `agaobs_`; plus the standard `go_*` and `process_*` families; the `agaobs_gpu_*` families are listed in [docs/health.md](docs/health.md#gpu-metrics)) and alerting families (`<prefix>_alerts` and `<prefix>_slo_*` follow `prometheus_prefix`):\n\n")
 	b.WriteString("| name | type | labels | meaning |\n|---|---|---|---|\n")
 	reg := metrics.NewRegistry(nil, nil)
 	reg.Self.Add("rings", metrics.NewRingsCollector(func() []rings.RingInfo {
@@ -38,6 +39,14 @@ func MetricsReference() string {
 	}
 	registerAlertingReference(reg)
 	registerAuditReference(reg)
+	h := health.New(health.Options{Sources: []health.Source{health.SourceFunc(func(time.Time) map[string]health.Component {
+		return map[string]health.Component{"audit": {Status: health.Healthy}}
+	})}})
+	h.Evaluate(time.Now())
+	reg.MustRegister(h.Collector())
+	reg.Self.Add("producer_gpu", metrics.NewProducerGPUCollector(func() []rings.RingInfo {
+		return []rings.RingInfo{{Producer: "p", Class: "hot", State: "live", HostPID: 1}}
+	}, func(int) map[string]uint64 { return map[string]uint64{"GPU-0": 1} }))
 	mfs, _ := reg.Gather()
 	sort.Slice(mfs, func(i, j int) bool { return mfs[i].GetName() < mfs[j].GetName() })
 	for _, mf := range mfs {

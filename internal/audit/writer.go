@@ -59,6 +59,7 @@ type Writer struct {
 	lastCommit atomic.Int64 // unix ns of the last successful commit
 	writeErrs  atomic.Uint64
 	lastRetain atomic.Int64
+	created    time.Time
 	downSince  atomic.Int64 // unix ns of the first failed commit of an outage
 	failures   int          // consecutive failed commits (Run's goroutine only)
 
@@ -85,7 +86,7 @@ func NewWriter(opts WriterOptions) *Writer {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{opts: opts, log: opts.Logger, redact: map[string]bool{}, in: make(chan []pendingRec),
-		done: make(chan struct{}), closing: make(chan struct{}), records: map[[2]string]uint64{}}
+		done: make(chan struct{}), closing: make(chan struct{}), records: map[[2]string]uint64{}, created: time.Now()}
 	for _, k := range opts.RedactKeys {
 		w.redact[k] = true
 	}
@@ -401,6 +402,20 @@ func (w *Writer) counted(stored []*Record) {
 // records waiting to be committed (for health).
 func (w *Writer) Status() (writable bool, lastErr string, pending int64) {
 	return w.up.Load(), w.LastError(), w.queued.Load()
+}
+
+// Lag is how long records have waited for a commit: zero when nothing is
+// pending, else the time since the last successful commit (or since the
+// writer started), for health.
+func (w *Writer) Lag(now time.Time) time.Duration {
+	if w.queued.Load() == 0 {
+		return 0
+	}
+	last := w.lastCommit.Load()
+	if last == 0 {
+		last = w.created.UnixNano()
+	}
+	return max(0, now.Sub(time.Unix(0, last)))
 }
 
 // LastError is the last commit failure ("" if none yet).

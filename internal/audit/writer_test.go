@@ -415,3 +415,25 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 	}
 	return n == len(want)
 }
+
+// Lag is zero while nothing waits and grows while a failing store holds
+// records.
+func TestWriterLag(t *testing.T) {
+	fs := &flakyStore{Store: NewMemory()}
+	fs.fail.Store(true)
+	w := NewWriter(WriterOptions{Store: fs, BatchSize: 10, FlushInterval: 10 * time.Millisecond})
+	if l := w.Lag(time.Now().Add(time.Hour)); l != 0 {
+		t.Fatalf("lag %v with nothing pending", l)
+	}
+	stop := runWriter(t, w)
+	defer stop()
+	r := newTestRing(t, 0xab, 3, nil)
+	if err := w.Write(context.Background(), r.evs); err != nil {
+		t.Fatal(err)
+	}
+	if l := w.Lag(time.Now().Add(time.Minute)); l < time.Minute {
+		t.Fatalf("lag %v a minute after records started waiting", l)
+	}
+	fs.fail.Store(false)
+	eventually(t, "commit", func() bool { return w.Lag(time.Now()) == 0 })
+}

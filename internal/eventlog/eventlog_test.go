@@ -119,7 +119,16 @@ func TestFileRotation(t *testing.T) {
 		}
 	}
 	s.Close()
-	entries, _ := os.ReadDir(dir)
+	// lumberjack removes old backups on its own goroutine, after Close.
+	var entries []os.DirEntry
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		entries, _ = os.ReadDir(dir)
+		if len(entries) <= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(entries) != 3 {
 		t.Errorf("%d files, want the active one and 2 backups: %v", len(entries), entries)
 	}

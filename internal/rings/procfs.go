@@ -67,10 +67,16 @@ func (r *procResolver) startTime(hostPID int) (uint64, error) {
 	return st.Starttime, nil
 }
 
-// alive reports whether hostPID is still the process started at start.
+// alive reports whether hostPID is still the process started at start. A
+// zombie (killed, not yet reaped by its parent) is dead: it will never
+// write again.
 func (r *procResolver) alive(hostPID int, start uint64) bool {
-	s, err := r.startTime(hostPID)
-	return err == nil && s == start
+	p, err := r.fs.Proc(hostPID)
+	if err != nil {
+		return false
+	}
+	st, err := p.Stat()
+	return err == nil && st.Starttime == start && st.State != "Z" && st.State != "X"
 }
 
 // resolve finds the host process of a ring: the process whose innermost

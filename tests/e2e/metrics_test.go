@@ -28,10 +28,22 @@ const root = "../.."
 
 var agentBin testutil.Binary
 
+// isolate keeps agents started by these tests off the health port 8080
+// (packages run in parallel) and off NVML, which this machine lacks; tests
+// of health and GPU pass flags, which win over the environment.
+func isolate() {
+	for k, v := range map[string]string{"AGAOBS_HEALTH_ENABLED": "false", "AGAOBS_GPU_ENABLED": "false"} {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(producerEnv) != "" {
 		os.Exit(auditProducerMain())
 	}
+	isolate()
 	code := m.Run()
 	agentBin.Remove()
 	os.Exit(code)
