@@ -98,6 +98,23 @@ func componentStatus(d healthDoc, name string) string {
 	return ""
 }
 
+// waitComponent polls /health until component has status want, and
+// returns the last answer.
+func waitComponent(t *testing.T, base, component, want string, timeout time.Duration) (int, healthDoc) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, d := getHealth(t, base)
+		if componentStatus(d, component) == want {
+			return code, d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v %s is not %s: %v", timeout, component, want, d.Components[component])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Health computed from real rings written by the Python client with a
 // stand-in aga-core plugin.
 func TestHealthFromPythonProducers(t *testing.T) {
@@ -105,12 +122,7 @@ func TestHealthFromPythonProducers(t *testing.T) {
 		dir := t.TempDir()
 		base := healthAgent(t, dir)
 		pyProducer(t, dir, "py-ok", "healthy")
-		var d healthDoc
-		var code int
-		testutil.Eventually(t, 10*time.Second, func() bool {
-			code, d = getHealth(t, base)
-			return componentStatus(d, "py-ok/kv_store") != ""
-		}, "no producer components")
+		code, d := waitComponent(t, base, "py-ok/kv_store", "healthy", 10*time.Second)
 		if code != 200 || d.Status != "healthy" {
 			t.Fatalf("%d %+v", code, d)
 		}
@@ -126,12 +138,7 @@ func TestHealthFromPythonProducers(t *testing.T) {
 		dir := t.TempDir()
 		base := healthAgent(t, dir)
 		pyProducer(t, dir, "py-kv", "kv96")
-		var d healthDoc
-		var code int
-		testutil.Eventually(t, 10*time.Second, func() bool {
-			code, d = getHealth(t, base)
-			return componentStatus(d, "py-kv/kv_store") == "degraded"
-		}, "kv_store not degraded: %v", d.Components["py-kv/kv_store"])
+		code, d := waitComponent(t, base, "py-kv/kv_store", "degraded", 10*time.Second)
 		if code != 200 || d.Status != "degraded" || d.Components["py-kv/kv_store"]["utilization"] != 0.96 {
 			t.Fatalf("%d %s %v", code, d.Status, d.Components["py-kv/kv_store"])
 		}
@@ -140,12 +147,7 @@ func TestHealthFromPythonProducers(t *testing.T) {
 		dir := t.TempDir()
 		base := healthAgent(t, dir)
 		pyProducer(t, dir, "py-nan", "nan")
-		var d healthDoc
-		var code int
-		testutil.Eventually(t, 10*time.Second, func() bool {
-			code, d = getHealth(t, base)
-			return componentStatus(d, "py-nan/gate_system") == "unhealthy"
-		}, "gate_system not unhealthy: %v", d.Components["py-nan/gate_system"])
+		code, d := waitComponent(t, base, "py-nan/gate_system", "unhealthy", 10*time.Second)
 		if code != 503 || d.Status != "unhealthy" {
 			t.Fatalf("%d %s", code, d.Status)
 		}
@@ -155,18 +157,12 @@ func TestHealthFromPythonProducers(t *testing.T) {
 		db := filepath.Join(t.TempDir(), "audit.db")
 		base, agent := healthAgentCmd(t, dir, db)
 		p := pyProducer(t, dir, "py-kill", "healthy")
-		testutil.Eventually(t, 10*time.Second, func() bool {
-			code, d := getHealth(t, base)
-			return code == 200 && componentStatus(d, "py-kill/liveness") == "healthy"
-		}, "producer never healthy")
+		waitComponent(t, base, "py-kill/liveness", "healthy", 10*time.Second)
 		p.Process.Signal(syscall.SIGKILL)
 		killed := time.Now()
-		var d healthDoc
-		testutil.Eventually(t, 6*time.Second, func() bool {
-			var code int
-			code, d = getHealth(t, base)
-			return code == 503 && componentStatus(d, "py-kill/liveness") == "unhealthy"
-		}, "no 503 after SIGKILL: %v", d.Components["py-kill/liveness"])
+		if code, _ := waitComponent(t, base, "py-kill/liveness", "unhealthy", 6*time.Second); code != 503 {
+			t.Fatalf("HTTP %d with an unhealthy producer", code)
+		}
 		t.Logf("503 %.1fs after SIGKILL", time.Since(killed).Seconds())
 		// The transition is on the audit trail.
 		time.Sleep(1500 * time.Millisecond) // the next health evaluation, then a commit
@@ -192,12 +188,7 @@ func TestHealthFromPythonProducers(t *testing.T) {
 		p := pyProducer(t, dir, "py-close", "healthy")
 		p.Process.Signal(syscall.SIGTERM)
 		p.Wait()
-		var d healthDoc
-		var code int
-		testutil.Eventually(t, 6*time.Second, func() bool {
-			code, d = getHealth(t, base)
-			return componentStatus(d, "py-close/liveness") == "closed"
-		}, "liveness not closed: %v", d.Components["py-close/liveness"])
+		code, d := waitComponent(t, base, "py-close/liveness", "closed", 6*time.Second)
 		if code != 200 || d.Status != "healthy" {
 			t.Fatalf("%d %s", code, d.Status)
 		}
