@@ -21,7 +21,7 @@ FUZZ_TARGETS := \
 	./internal/pipeline:FuzzDecode \
 	./internal/config:FuzzLoadFile
 
-.PHONY: all build run test test-go test-python test-python-install test-c test-fuzz vet fmt-check bench bench-go bench-agent bench-python bench-c clean
+.PHONY: all build bpf run test test-go test-python test-python-install test-c test-fuzz vet fmt-check bench bench-go bench-agent bench-python bench-c clean
 
 all: build
 
@@ -47,6 +47,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	scripts/bpf-check.sh
 	# Without cgo the agent still builds (GPU reported unavailable).
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/agaobs-agent
 
@@ -66,6 +67,11 @@ test-fuzz:
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/agaobs-fuzz.log 2>&1 || { cat /tmp/agaobs-fuzz.log; exit 1; }; \
 	done
+
+# Regenerates the committed BPF object and Go bindings from bpf/ with
+# Debian 12's clang-14 (pinned: another version changes the bytes).
+bpf:
+	cd internal/probes && $(GO) generate ./gen.go
 
 bench: build bench-go bench-agent bench-python bench-c
 

@@ -140,7 +140,7 @@ var agentBin testutil.Binary
 // (packages run in parallel) and off NVML, which this machine lacks; tests
 // of health and GPU pass flags, which win over the environment.
 func isolate() {
-	for k, v := range map[string]string{"AGAOBS_HEALTH_ENABLED": "false", "AGAOBS_GPU_ENABLED": "false"} {
+	for k, v := range map[string]string{"AGAOBS_HEALTH_ENABLED": "false", "AGAOBS_GPU_ENABLED": "false", "AGAOBS_BPF_ENABLED": "false"} {
 		if _, set := os.LookupEnv(k); !set {
 			os.Setenv(k, v)
 		}

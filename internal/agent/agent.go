@@ -29,6 +29,7 @@ import (
 	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/probes"
 	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/state"
 	"github.com/agaobs/agaobs/internal/web"
@@ -70,6 +71,7 @@ type Agent struct {
 	// gpu is nil when gpu_enabled is false; health is always built (the
 	// admin status uses it), its listener only when health_enabled.
 	gpu        *gpu.Collector
+	probes     *probes.Manager // nil when bpf_enabled is false
 	prodHealth *health.Producers
 	health     *health.Health
 	servers    []*web.Server
@@ -150,6 +152,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.newProbes(cfg); err != nil {
+		return nil, err
+	}
 	if err := a.newHealth(cfg); err != nil {
 		return nil, err
 	}
@@ -164,6 +169,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 			a.registry.MustRegister(a.alerts.Collector(cfg.PrometheusPrefix), a.notifier.Collector())
 		}
 		a.registry.MustRegister(a.audit.Collector(), a.health.Collector())
+		if a.probes != nil {
+			a.registry.MustRegister(a.probes.Collector())
+		}
 		if a.gpu != nil {
 			a.registry.MustRegister(a.gpu.Metrics())
 			a.registry.Self.Add("producer_gpu", metrics.NewProducerGPUCollector(a.consumer.Rings, a.gpuMemory))
@@ -385,6 +393,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopServers()
 	for _, s := range a.servers {
 		g.Go(func() error { return s.Run(serveCtx) })
+	}
+	if a.probes != nil {
+		// Under bpf_require a failing probe ends the agent (exit 1).
+		g.Go(func() error { return a.probes.Run(gctx) })
 	}
 	g.Go(func() error {
 		select {

@@ -15,6 +15,7 @@ import (
 	"github.com/agaobs/agaobs/internal/gpu"
 	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/probes"
 	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/web"
 )
@@ -100,7 +101,7 @@ func (a *Agent) newHealth(cfg config.Config) error {
 // alerting, pipeline.
 func (a *Agent) agentComponents(now time.Time) map[string]health.Component {
 	out := map[string]health.Component{
-		"bpf":      {Status: health.Disabled, Fields: map[string]any{"reason": "eBPF probes are not built yet"}},
+		"bpf":      a.bpfComponent(),
 		"gpu":      a.gpuComponent(now),
 		"audit":    a.auditComponent(now),
 		"alerting": a.alertingComponent(now),
@@ -253,4 +254,43 @@ func (a *Agent) auditHealth(t health.Transition) {
 	}
 	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: t.At.UnixNano(),
 		Lifecycle: &pipeline.Lifecycle{Type: pipeline.HealthTransition, Details: d}})
+}
+
+// newProbes loads the eBPF probes when bpf_enabled. Without privilege or
+// kernel support they report eBPF unavailable and the agent carries on,
+// unless bpf_require, which makes it an error naming the reason.
+func (a *Agent) newProbes(cfg config.Config) error {
+	if !cfg.BPFEnabled {
+		return nil
+	}
+	a.probes = probes.New(probes.Options{Probes: probes.Enabled(cfg.BPFProbes), Require: cfg.BPFRequire,
+		Rescan: time.Duration(cfg.BPFRescanInterval), Targets: a.probeTargets, Native: cfg.PrometheusNativeHistograms,
+		Logger: a.log.With("component", "bpf")})
+	return a.probes.Start()
+}
+
+// probeTargets are the live producers: their host pids.
+func (a *Agent) probeTargets() []probes.Target {
+	var out []probes.Target
+	seen := map[string]bool{}
+	for _, r := range a.consumer.Rings() {
+		if r.State != "live" || r.Producer == "" || r.HostPID <= 0 || seen[r.Producer] {
+			continue
+		}
+		seen[r.Producer] = true
+		out = append(out, probes.Target{Producer: r.Producer, HostPID: r.HostPID})
+	}
+	return out
+}
+
+func (a *Agent) bpfComponent() health.Component {
+	if a.probes == nil {
+		return health.Component{Status: health.Disabled, Fields: map[string]any{"reason": "bpf_enabled is false"}}
+	}
+	h := a.probes.Health()
+	f := h.Fields
+	if h.Reason != "" {
+		f["reason"] = h.Reason
+	}
+	return health.Component{Status: health.Status(h.Status), Fields: f}
 }

@@ -119,8 +119,11 @@ type Config struct {
 	GPUPCIeEnabled         bool            `yaml:"gpu_pcie_enabled" help:"Also read PCIe throughput (each read samples for about 20 ms per GPU). Used by the GPU collector."`
 	GPUXIDWindow           Duration        `yaml:"gpu_xid_window" help:"How long a critical XID error keeps GPU health unhealthy (> 0). Used by the GPU collector."`
 	GPUExpectedCount       int             `yaml:"gpu_expected_count" help:"GPUs the node should have (>= 0; 0: no check); fewer makes GPU health unhealthy. Used by the GPU collector."`
+	BPFEnabled             bool            `yaml:"bpf_enabled" help:"Load the eBPF latency probes on the producers' processes (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for uprobes; without them eBPF is reported unavailable). Used by the eBPF probes."`
+	BPFRequire             bool            `yaml:"bpf_require" help:"Exit when an enabled probe cannot be loaded for want of privilege or kernel support (a probe with no target yet is not a failure). Used by the eBPF probes."`
+	BPFRescanInterval      Duration        `yaml:"bpf_rescan_interval" help:"How often the producers' memory maps are rescanned for shared libraries loaded later (> 0). Used by the eBPF probes."`
 	SLOs                   []SLO           `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
-	BPFProbes              map[string]bool `yaml:"bpf_probes" flag:"-" help:"BPF probes to enable or disable by name (file only): offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch, cuda_launch, gil_wait, forward_marker."`
+	BPFProbes              map[string]bool `yaml:"bpf_probes" flag:"-" help:"eBPF probes to switch on or off by name (file only; defaults: offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch on; cuda_launch, gil_wait, forward_marker off). Used by the eBPF probes."`
 }
 
 // AlertRule is one element of alert_rules. Call SetDefaults before filling a
@@ -237,5 +240,7 @@ func Default() Config {
 		GPUEnabled:             true,
 		GPUCollectInterval:     Duration(5 * time.Second),
 		GPUXIDWindow:           Duration(10 * time.Minute),
+		BPFEnabled:             true,
+		BPFRescanInterval:      Duration(10 * time.Second),
 	}
 }

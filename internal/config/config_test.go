@@ -88,6 +88,9 @@ func TestDefaults(t *testing.T) {
 		{"gpu_collect_interval", d.GPUCollectInterval, Duration(5 * time.Second)},
 		{"gpu_xid_window", d.GPUXIDWindow, Duration(10 * time.Minute)},
 		{"gpu_pcie_enabled", d.GPUPCIeEnabled, false},
+		{"bpf_enabled", d.BPFEnabled, true},
+		{"bpf_require", d.BPFRequire, false},
+		{"bpf_rescan_interval", d.BPFRescanInterval, Duration(10 * time.Second)},
 		{"ring_dir", d.RingDir, "/dev/shm/agaobs"},
 		{"ring_hot_bytes", d.RingHotBytes, int64(4 << 20)},
 		{"ring_poll_interval", d.RingPollInterval, Duration(3 * time.Millisecond)},
@@ -833,8 +836,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 76 {
-		t.Errorf("%d keys, want 76", len(keys))
+	if len(keys) != 79 {
+		t.Errorf("%d keys, want 79", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)

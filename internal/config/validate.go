@@ -240,6 +240,7 @@ func (c Config) Validate() error {
 	ch.durMin("gpu_collect_interval", c.GPUCollectInterval, true)
 	ch.durMin("gpu_xid_window", c.GPUXIDWindow, true)
 	ch.intMin("gpu_expected_count", int64(c.GPUExpectedCount), 0)
+	ch.durMin("bpf_rescan_interval", c.BPFRescanInterval, true)
 
 	c.validateSLOs(ch)
 	probes := make([]string, 0, len(c.BPFProbes))

@@ -1,0 +1,142 @@
+package e2e_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/agaobs/agaobs/internal/testutil"
+)
+
+// bpfAgent runs the agent with eBPF on (flags win over TestMain's
+// environment) and returns its metrics URL.
+func bpfAgent(t *testing.T, dir string, extra ...string) string {
+	t.Helper()
+	testutil.RequireBPF(t)
+	return startAgent(t, append([]string{"--ring-dir", dir, "--bpf-enabled=true", "--bpf-require=true"}, extra...)...)
+}
+
+// waitSeries polls /metrics until name{labels} satisfies ok.
+func waitSeries(t *testing.T, url string, timeout time.Duration, name string, labels map[string]string, ok func(*dto.Metric) bool) *dto.Metric {
+	t.Helper()
+	var m *dto.Metric
+	deadline := time.Now().Add(timeout)
+	for {
+		m = series(scrape(t, url), name, labels)
+		if m != nil && ok(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s%v = %v", timeout, name, labels, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// python_gc with Debian's python3.11 (USDT notes) running the Python
+// client: N gc.collect() calls give at least N pauses for that producer.
+func TestBPFPythonGC(t *testing.T) {
+	py := "/usr/bin/python3.11"
+	if _, err := os.Stat(py); err != nil {
+		testutil.SkipOrFail(t, "Debian's /usr/bin/python3.11 (with USDT notes) is not installed")
+	}
+	dir := t.TempDir()
+	url := bpfAgent(t, dir)
+	cmd := exec.Command(py, filepath.Join(root, "clients/python/tests/gc_producer.py"), "50")
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(root, "clients/python"), "AGAOBS_RING_DIR="+dir, "AGAOBS_PRODUCER=py-gc")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewReader(stdout)
+	if line, _ := out.ReadString('\n'); line != "ready\n" {
+		t.Fatalf("producer: %q", line)
+	}
+	waitSeries(t, url, 10*time.Second, "agaobs_bpf_probe_attached", map[string]string{"probe": "python_gc"},
+		func(m *dto.Metric) bool { return m.Gauge.GetValue() >= 1 })
+	io.WriteString(stdin, "go\n")
+	if line, _ := out.ReadString('\n'); line != "done\n" {
+		t.Fatalf("producer: %q", line)
+	}
+	m := waitSeries(t, url, 5*time.Second, "agaobs_bpf_python_gc_pause_seconds", map[string]string{"producer": "py-gc"},
+		func(m *dto.Metric) bool { return m.Histogram.GetSampleCount() >= 50 })
+	t.Logf("%d GC pauses, %.3f ms mean", m.Histogram.GetSampleCount(), 1e3*m.Histogram.GetSampleSum()/float64(m.Histogram.GetSampleCount()))
+	io.WriteString(stdin, "\n")
+}
+
+// Without privilege the agent stays up, reports eBPF unavailable with the
+// reason, and its bpf health component says why.
+func TestBPFUnprivileged(t *testing.T) {
+	testutil.RequireRoot(t)
+	setpriv := testutil.RequireTool(t, "setpriv")
+	bin := agentBinary(t)
+	// t.TempDir's parents are private to root; nobody needs a path it can walk.
+	tmp, err := os.MkdirTemp("", "agaobs-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	os.Chmod(tmp, 0o777)
+	dir := filepath.Join(tmp, "rings")
+	port, hport := freePort(t), freePort(t)
+	// A copy of the binary the nobody user can execute.
+	exe := filepath.Join(tmp, "agaobs-agent")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		exe, "run", "--ring-dir", dir, "--state-path", "", "--audit-storage-path", filepath.Join(tmp, "audit.db"),
+		"--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port,
+		"--health-enabled=true", "--health-host", "127.0.0.1", "--health-port", hport, "--bpf-enabled=true")
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := "http://127.0.0.1:" + port + "/metrics"
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return series(scrape2(url), "agaobs_bpf_available", map[string]string{"reason": "not_permitted"}) != nil
+	}, "agaobs_bpf_available{reason=\"not_permitted\"} never appeared; agent log:\n%s", &logs)
+	base := "http://127.0.0.1:" + hport
+	code, d := getHealth(t, base)
+	if code != 200 || componentStatus(d, "bpf") != "degraded" || !strings.Contains(fmt.Sprint(d.Components["bpf"]["reason"]), "CAP_SYS_ADMIN") {
+		t.Fatalf("health %d %v", code, d.Components["bpf"])
+	}
+	if n := strings.Count(logs.String(), "eBPF unavailable"); n != 1 {
+		t.Errorf("%d 'eBPF unavailable' log lines, want 1:\n%s", n, logs.String())
+	}
+}
+
+// scrape2 is scrape for polling: nil while the agent does not answer.
+func scrape2(url string) map[string]*dto.MetricFamily {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil
+	}
+	return mfs
+}
