@@ -21,7 +21,7 @@ FUZZ_TARGETS := \
 	./internal/pipeline:FuzzDecode \
 	./internal/config:FuzzLoadFile
 
-.PHONY: all build bpf run test test-go test-python test-python-install test-c test-fuzz vet fmt-check bench bench-go bench-agent bench-python bench-c clean
+.PHONY: all build bpf run test test-go test-python test-python-install test-c test-fuzz vet fmt-check bench bench-go bench-agent bench-python bench-c bench-bpf clean
 
 all: build
 
@@ -73,7 +73,7 @@ test-fuzz:
 bpf:
 	cd internal/probes && $(GO) generate ./gen.go
 
-bench: build bench-go bench-agent bench-python bench-c
+bench: build bench-go bench-agent bench-python bench-c bench-bpf
 
 bench-go:
 	$(GO) test -run '^$$' -bench 'Drain|Emit' -benchmem -benchtime 2s ./internal/shm
@@ -96,6 +96,13 @@ bench-python: build
 
 bench-c:
 	$(MAKE) -C clients/c bench
+
+# eBPF (root): cost per probe hit, the default probe set's overhead on a
+# Python producer, and the forward marker's cost per forward.
+bench-bpf:
+	$(GO) test -run '^$$' -bench ProbeHit -benchtime 3x ./internal/probes
+	$(GO) test -run '^$$' -bench 'BPFWorkloadOverhead|ForwardMarkerCost' -benchtime 1x -count 2 ./tests/e2e
+	$(PYTHON) clients/python/bench/marker_bench.py
 
 clean:
 	rm -rf bin .demo

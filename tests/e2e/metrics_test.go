@@ -49,11 +49,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func agentBinary(t *testing.T) string {
+func agentBinary(t testing.TB) string {
 	return agentBin.Path(t, "../../cmd/agaobs-agent", "agaobs-agent")
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func freePort(t *testing.T) string {
 
 // startAgent runs the agent binary until the test ends; it returns the
 // metrics URL.
-func startAgent(t *testing.T, args ...string) string {
+func startAgent(t testing.TB, args ...string) string {
 	t.Helper()
 	port := freePort(t)
 	args = append([]string{"run", "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port}, args...)

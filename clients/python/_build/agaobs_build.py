@@ -10,12 +10,23 @@ index and no setuptools. It builds:
 * an editable wheel (PEP 660) whose import hook maps ``aga_observability``
   onto the source tree, and nothing else.
 
-Optional native extensions plug in at :func:`native_extensions`: every
-``native/*.c`` is compiled into ``aga_observability`` when a C compiler
-works; any failure (no compiler, no headers) leaves a pure-Python wheel, so
-installation never depends on a compiler. Disable it with
-``AGAOBS_BUILD_NATIVE=0`` or ``--config-settings native=0``. There are no
-native sources today.
+Optional native parts plug in at :func:`native_extensions`, and installation
+never depends on a compiler: any failure (no compiler, no headers) logs one
+line to stderr and leaves them out. Disable them with
+``AGAOBS_BUILD_NATIVE=0`` or ``--config-settings native=0``. They are:
+
+* the forward-marker library ``aga_observability/_agaobs_marker.so``, a plain
+  shared library loaded with ctypes (no Python ABI, so the wheel is tagged
+  ``py3-none-<platform>``), compiled with ``$CC`` (else ``cc``) from the C
+  client's ``clients/c/marker/agaobs_marker.c`` and
+  ``clients/c/include/agaobs_marker.h``. In the repository they are found
+  at ``../c``; the sdist carries copies under ``native/marker`` and
+  ``native/include``, which take precedence;
+* Python extension modules: every ``native/*.c`` (none today), built
+  against the interpreter's headers (the wheel is then tagged
+  ``cpXY-cpXY-<platform>``).
+
+Editable installs (PEP 660) build no native part: use ``AGAOBS_MARKER_LIB``.
 """
 
 from __future__ import annotations
@@ -37,6 +48,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "aga_observability"
 # What an sdist carries (relative to ROOT), besides PKG-INFO.
 SDIST_ITEMS = ("pyproject.toml", "README.md", "_build", PACKAGE, "tests", "bench", "native")
+# The forward marker: its file inside the package, and where its C sources are
+# (the sdist's copies first, then the repository's C client).
+MARKER_LIB = "_agaobs_marker.so"
+MARKER_SOURCE = "agaobs_marker.c"
+MARKER_HEADER = "agaobs_marker.h"
+MARKER_SDIST_DIRS = ("native/marker", "native/include")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: reproducible wheels
 
 
@@ -104,32 +121,94 @@ def _package_files(root: str = ROOT):
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for fn in sorted(filenames):
-            if fn.endswith((".pyc", ".pyo")):
+            if _skip(fn):
                 continue
             path = os.path.join(dirpath, fn)
             out.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
     return out
 
 
+def _skip(filename: str) -> bool:
+    """Bytecode, and native binaries left in the tree by hand (the native
+    step adds the ones it builds)."""
+    return filename.endswith((".pyc", ".pyo", ".so"))
+
+
 # -- optional native step -----------------------------------------------------------
 
-def native_extensions(root: str, build_dir: str, config_settings=None):
-    """(archive name, path) of compiled native extensions, or [] when there
-    are none or they cannot be built. Never raises: the package is complete
-    without them."""
+def _native_enabled(config_settings) -> bool:
     settings = config_settings or {}
-    if os.environ.get("AGAOBS_BUILD_NATIVE", "1") == "0" or str(settings.get("native", "1")) == "0":
+    return not (os.environ.get("AGAOBS_BUILD_NATIVE", "1") == "0"
+                or str(settings.get("native", "1")) == "0")
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of a compiler's complaint (or of the exception)."""
+    out = getattr(e, "stdout", None) or getattr(e, "output", None)
+    if isinstance(out, bytes):
+        out = out.decode("utf-8", "replace")
+    lines = [ln.strip() for ln in (out or "").splitlines() if ln.strip()]
+    text = lines[0] if lines else str(e)
+    return text[:200]
+
+
+def marker_sources(root: str = ROOT):
+    """(source file, include directory) of the forward marker, or None: the
+    sdist's copies under native/, else the repository's C client (../c)."""
+    for src_dir, inc_dir in ((os.path.join(root, *MARKER_SDIST_DIRS[0].split("/")),
+                              os.path.join(root, *MARKER_SDIST_DIRS[1].split("/"))),
+                             (os.path.join(root, os.pardir, "c", "marker"),
+                              os.path.join(root, os.pardir, "c", "include"))):
+        src = os.path.join(src_dir, MARKER_SOURCE)
+        if os.path.isfile(src) and os.path.isfile(os.path.join(inc_dir, MARKER_HEADER)):
+            return os.path.normpath(src), os.path.normpath(inc_dir)
+    return None
+
+
+def build_marker(root: str, build_dir: str):
+    """Compiles the forward marker into build_dir; returns its path, or None
+    (after one line on stderr) when it cannot be built. Never raises."""
+    found = marker_sources(root)
+    if found is None:
+        return None
+    src, inc = found
+    target = os.path.join(build_dir, MARKER_LIB)
+    try:
+        cc = shlex.split(os.environ.get("CC") or "cc")
+        cmd = cc + ["-shared", "-fPIC", "-O2", "-I", inc, src, "-o", target]
+        subprocess.run(cmd, check=True, timeout=120, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # The library must load and be the right ABI (a wrong-architecture
+        # $CC would produce one that does not).
+        import ctypes
+        if ctypes.CDLL(target).agaobs_marker_abi_version() != 1:
+            raise RuntimeError("unexpected agaobs_marker_abi_version")
+        return target
+    except Exception as e:  # noqa: BLE001 - the wheel is complete without it
+        print(f"agaobs_build: forward marker {MARKER_LIB} not built ({_one_line(e)}); "
+              "building the wheel without it", file=sys.stderr)
+        return None
+
+
+def native_extensions(root: str, build_dir: str, config_settings=None):
+    """(archive name, path) of the compiled native parts: the forward marker
+    and the Python extensions of native/*.c; [] when there are none or they
+    cannot be built. Never raises: the package is complete without them."""
+    if not _native_enabled(config_settings):
         return []
+    out = []
+    marker = build_marker(root, build_dir)
+    if marker is not None:
+        out.append((f"{PACKAGE}/{MARKER_LIB}", marker))
     src_dir = os.path.join(root, "native")
     if not os.path.isdir(src_dir):
-        return []
+        return out
     sources = sorted(f for f in os.listdir(src_dir) if f.endswith(".c"))
     if not sources:
-        return []
+        return out
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     include = sysconfig.get_paths()["include"]
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    out = []
+    exts = []
     for src in sources:
         target = os.path.join(build_dir, src[:-2] + suffix)
         cmd = cc + ["-shared", "-fPIC", "-O2", "-I", include, os.path.join(src_dir, src), "-o", target]
@@ -138,14 +217,18 @@ def native_extensions(root: str, build_dir: str, config_settings=None):
         except (OSError, subprocess.SubprocessError) as e:
             print(f"agaobs_build: native extension {src} not built ({e}); "
                   "building the pure-Python wheel", file=sys.stderr)
-            return []
-        out.append((f"{PACKAGE}/{src[:-2]}{suffix}", target))
-    return out
+            return out
+        exts.append((f"{PACKAGE}/{src[:-2]}{suffix}", target))
+    return out + exts
 
 
-def _platform_tag() -> str:
-    impl = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+def _platform_tag(python_abi: bool = True) -> str:
+    """cpXY-cpXY-<platform> for Python extensions; py3-none-<platform> for
+    libraries loaded with ctypes, which do not depend on the Python ABI."""
     plat = re.sub(r"[-.]", "_", sysconfig.get_platform())
+    if not python_abi:
+        return f"py3-none-{plat}"
+    impl = f"cp{sys.version_info[0]}{sys.version_info[1]}"
     return f"{impl}-{impl}-{plat}"
 
 
@@ -235,7 +318,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         native = native_extensions(ROOT, build_dir, config_settings)
         if native:
             files += [(arc, _read(path), True) for arc, path in native]
-            return _build(wheel_directory, files, _platform_tag(), purelib=False)
+            python_abi = any(arc != f"{PACKAGE}/{MARKER_LIB}" for arc, _ in native)
+            return _build(wheel_directory, files, _platform_tag(python_abi), purelib=False)
     return _build(wheel_directory, files)
 
 
@@ -284,19 +368,28 @@ def build_sdist(sdist_directory, config_settings=None):
         ti.uname = ti.gname = ""
         tf.addfile(ti, io.BytesIO(data))
 
+    members = {}  # archive name -> path
+    for item in SDIST_ITEMS:
+        top = os.path.join(ROOT, item)
+        if os.path.isfile(top):
+            members[item] = top
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for fn in sorted(filenames):
+                if _skip(fn):
+                    continue
+                p = os.path.join(dirpath, fn)
+                members[os.path.relpath(p, ROOT).replace(os.sep, "/")] = p
+    found = marker_sources(ROOT)  # the C sources of the forward marker
+    if found is not None:
+        src, inc = found
+        members.setdefault(f"{MARKER_SDIST_DIRS[0]}/{MARKER_SOURCE}", src)
+        members.setdefault(f"{MARKER_SDIST_DIRS[1]}/{MARKER_HEADER}", os.path.join(inc, MARKER_HEADER))
+
     with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
         add(tf, "PKG-INFO", metadata.encode("utf-8"))
-        for item in SDIST_ITEMS:
-            top = os.path.join(ROOT, item)
-            if os.path.isfile(top):
-                add(tf, item, _read(top))
-                continue
-            for dirpath, dirnames, filenames in os.walk(top):
-                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-                for fn in sorted(filenames):
-                    if fn.endswith((".pyc", ".pyo")):
-                        continue
-                    p = os.path.join(dirpath, fn)
-                    mode = 0o755 if os.access(p, os.X_OK) else 0o644
-                    add(tf, os.path.relpath(p, ROOT).replace(os.sep, "/"), _read(p), mode)
+        for arcname in sorted(members):
+            p = members[arcname]
+            add(tf, arcname, _read(p), 0o755 if os.access(p, os.X_OK) else 0o644)
     return filename

@@ -71,6 +71,8 @@ class ObservabilityConfig:
     role: Optional[str] = None                         # AGAOBS_ROLE
     status_interval_seconds: Optional[float] = None    # AGAOBS_STATUS_INTERVAL_SECONDS, 2.0
     status_gate_check_seconds: Optional[float] = None  # AGAOBS_STATUS_GATE_CHECK_SECONDS, 0.0
+    forward_marker: Optional[bool] = None              # AGAOBS_FORWARD_MARKER, False
+    marker_lib: Optional[str] = None                   # AGAOBS_MARKER_LIB (path of the marker library)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ObservabilityConfig":
@@ -124,6 +126,24 @@ def _pick(value, env: str, default, conv):
         return default
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(v) -> bool:
+    """A bool, or a string spelled 1/true/yes/on or 0/false/no/off (any case)."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v != 0
+    t = str(v).strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise ValueError(v)
+
+
 def _ring_size(v) -> int:
     """Rounds up to a power of two >= 4096 (format §2)."""
     n = max(int(v), 4096)
@@ -132,7 +152,8 @@ def _ring_size(v) -> int:
 
 @dataclass(frozen=True)
 class RingSettings:
-    """The ring fields with environment and defaults applied."""
+    """The ring client's fields (rings, identity, STATUS, forward marker)
+    with environment and defaults applied."""
     ring_dir: str
     hot_bytes: int
     audit_bytes: int
@@ -141,6 +162,8 @@ class RingSettings:
     role: Optional[str]
     status_interval: float
     gate_check_seconds: float
+    forward_marker: bool = False
+    marker_lib: Optional[str] = None
 
     @classmethod
     def resolve(cls, cfg: ObservabilityConfig) -> "RingSettings":
@@ -157,4 +180,6 @@ class RingSettings:
             gate_check_seconds=_pick(cfg.status_gate_check_seconds,
                                      "AGAOBS_STATUS_GATE_CHECK_SECONDS", 0.0,
                                      lambda v: max(float(v), 0.0)),
+            forward_marker=_pick(cfg.forward_marker, "AGAOBS_FORWARD_MARKER", False, _bool),
+            marker_lib=_pick(cfg.marker_lib, "AGAOBS_MARKER_LIB", None, str),
         )

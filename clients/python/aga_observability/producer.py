@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 from . import encode, ring
 from . import identity as _identity
 from .config import RingSettings
+from .marker import ForwardMarker
 from .status import HOUSEKEEPER, GateCheck, snapshot
 
 logger = logging.getLogger("aga_observability")
@@ -34,6 +35,7 @@ class Producer:
         self.plugin = None
         self.status_interval = settings.status_interval
         self.gate_check = GateCheck(settings.gate_check_seconds)
+        self.marker = ForwardMarker(settings.forward_marker, settings.marker_lib)
         self.instance = -1
         self.name = ""
         self.role = ""
@@ -128,6 +130,10 @@ class Producer:
             self.hot.mark_closed(now)
             self.audit.mark_closed(now)
         self._bind_fast(None)
+        try:
+            self.marker.close()  # after the last STATUS, which still reports the marked modules
+        except Exception:
+            self.count_error()
 
     def close_at_exit(self) -> None:
         if self.state == _RUNNING and self._pid == os.getpid():
@@ -139,6 +145,7 @@ class Producer:
         """The child must never write the parent's rings: drop them without
         touching them; the first emit in the child creates its own."""
         self._slow_lock = threading.Lock()
+        self.marker.after_fork_child()
         for w in (self.hot, self.audit):
             if w is not None:
                 w.disown()
@@ -249,6 +256,7 @@ class Producer:
 
     def bind(self, plugin: Any) -> None:
         self.plugin = plugin
+        self.marker.bind(plugin)  # never raises; a no-op unless forward_marker is on
         if self.state == _RUNNING:
             self.refresh_identity()
 
@@ -290,6 +298,10 @@ class Producer:
             return
         self.hot.heartbeat()
         self.audit.heartbeat()
+        try:
+            self.marker.refresh()  # hooks attached after binding (cheap when unchanged)
+        except Exception:
+            self.count_error()
         if now >= self._next_status:
             self._next_status = now + self.status_interval
             try:
@@ -308,6 +320,9 @@ class Producer:
         if self.hot is not None:
             d["hot"] = self.hot.stats()
             d["audit"] = self.audit.stats()
+        fm = self.marker.stats()
+        if fm is not None:
+            d["forward_marker"] = fm
         return d
 
 

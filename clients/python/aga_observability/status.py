@@ -168,6 +168,13 @@ def snapshot(producer, now: float) -> dict:
         d.update(_identity.build_fields(config))
         return d or None
 
+    def forward_marker():
+        m = getattr(producer, "marker", None)
+        st = m.stats() if m is not None else None
+        if st is None:
+            return None  # off: not reported
+        return {k: st[k] for k in ("enabled", "loaded", "library", "modules")}
+
     field("kv_store", kv_store, report=True)
     field("slot_change_rate", slot_change_rate)
     field("attachment", attachment, report=True)
@@ -175,6 +182,7 @@ def snapshot(producer, now: float) -> dict:
     field("retriever", retriever, report=True)
     field("event_bus", event_bus)
     field("build", build)
+    field("forward_marker", forward_marker)
     return out
 
 

@@ -6,14 +6,26 @@ the handlers of the event type and then the "*" handlers on the caller's
 thread, swallowing handler exceptions; unsubscribe with a subscriber_id
 removes that id from every type. AGAPlugin: its __init__ creates the bus
 and calls _setup_observability() exactly as aga-core does, BEFORE the rest
-of the plugin exists; register/unregister/clear emit aga-core audit events."""
+of the plugin exists; register/unregister/clear emit aga-core audit events.
+
+Module / RemovableHandle: the parts of torch.nn.Module's hook machinery the
+forward marker uses (``register_forward_hook``, ``register_forward_pre_hook``,
+the ``_forward_hooks`` / ``_forward_pre_hooks`` OrderedDicts, handles with a
+process-wide ``id``, ``hooks_dict_ref`` and ``remove()``; a call runs the
+pre-hooks, the forward function, then the forward hooks, and lets a hook's
+exception propagate as torch does). ``AGAPlugin.attach(..., modules=[...])``
+hooks them as aga-core hooks ``layer.self_attn``: one forward hook per module,
+a closure over ``layer_idx`` that emits a ``forward`` event, its handle kept
+in ``plugin._hooks``."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+import weakref
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -122,6 +134,61 @@ class GateSystem:
         return iter(self._params)
 
 
+class RemovableHandle:
+    """torch.utils.hooks.RemovableHandle: a weak reference to the hook dict
+    and a process-wide id (never reused)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks_dict: "OrderedDict"):
+        self.hooks_dict_ref = weakref.ref(hooks_dict)
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        d = self.hooks_dict_ref()
+        if d is not None and self.id in d:
+            del d[self.id]
+
+
+class Module:
+    """The hook machinery of torch.nn.Module. ``forward`` defaults to the
+    identity; ``calls`` counts forwards."""
+
+    def __init__(self, forward: Optional[Callable] = None, name: str = ""):
+        self._forward_hooks: "OrderedDict[int, Callable]" = OrderedDict()
+        self._forward_pre_hooks: "OrderedDict[int, Callable]" = OrderedDict()
+        self._fn = forward if forward is not None else (lambda x: x)
+        self.name = name
+        self.calls = 0
+
+    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
+        h = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[h.id] = hook
+        return h
+
+    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
+        h = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[h.id] = hook
+        return h
+
+    def forward(self, *args):
+        self.calls += 1
+        return self._fn(*args)
+
+    def __call__(self, *args):
+        # As torch >= 2.0: the hook dicts are copied before the hooks run.
+        for hook in (*self._forward_pre_hooks.values(),):
+            r = hook(self, args)
+            if r is not None:
+                args = r if isinstance(r, tuple) else (r,)
+        out = self.forward(*args)
+        for hook in (*self._forward_hooks.values(),):
+            r = hook(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+
 class AGAPlugin:
     def __init__(self, config: AGAConfig):
         self.config = config
@@ -176,11 +243,47 @@ class AGAPlugin:
         self._store.clear()
         self._audit("clear", {"namespace": namespace, "store_count": len(self._store)})
 
-    def attach(self, model_type: str = "llama", layers=(-1, -2, -3)) -> None:
-        self._hooks = [object() for _ in layers]
+    def attach(self, model_type: str = "llama", layers=(-1, -2, -3), modules=None,
+               num_layers: int = 32) -> None:
+        """Without ``modules``: placeholder handles, as before. With them (one
+        per entry of ``layers``): a forward hook on each, as aga-core hooks
+        ``layer.self_attn``; negative layers count from ``num_layers``."""
+        if modules is None:
+            self._hooks = [object() for _ in layers]
+        else:
+            modules = list(modules)
+            if len(modules) != len(layers):
+                raise ValueError("one module per layer")
+            self._hooks = []
+            for layer, module in zip(layers, modules):
+                layer_idx = layer if layer >= 0 else num_layers + layer
+                self._hooks.append(module.register_forward_hook(self._create_layer_forward(layer_idx)))
         self._attached_model_name = model_type
         self._audit("attach", {"model_type": model_type, "layers": list(layers),
                                "hooks": len(self._hooks), "knowledge_count": len(self._store)})
+
+    def detach(self) -> None:
+        for h in self._hooks:
+            remove = getattr(h, "remove", None)
+            if callable(remove):
+                remove()
+        self._hooks = []
+        self._attached_model_name = None
+        self._audit("detach", {})
+
+    def _create_layer_forward(self, layer_idx: int):
+        """aga-core's shape: a closure over layer_idx that times itself and
+        emits one forward event per call; it returns the output."""
+        bus = self.event_bus
+
+        def aga_forward(module, inputs, output):
+            t0 = time.perf_counter()
+            bus.emit("forward", {"aga_applied": True, "gate_mean": 0.3, "entropy_mean": 1.0,
+                                 "layer_idx": layer_idx,
+                                 "latency_us": (time.perf_counter() - t0) * 1e6})
+            return output
+
+        return aga_forward
 
     def get_store_stats(self) -> Dict[str, Any]:
         self.stats_calls += 1

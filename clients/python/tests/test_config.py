@@ -23,7 +23,7 @@ REFERENCE_DEFAULTS = {
     "health_enabled": True, "health_port": 8080, "health_path": "/health",
 }
 OURS = ("ring_dir", "ring_hot_bytes", "ring_audit_bytes", "ring_audit_wait_us", "producer",
-        "role", "status_interval_seconds", "status_gate_check_seconds")
+        "role", "status_interval_seconds", "status_gate_check_seconds", "forward_marker", "marker_lib")
 
 
 class ConfigTest(unittest.TestCase):
@@ -90,6 +90,24 @@ class ConfigTest(unittest.TestCase):
         # The config wins over the environment.
         s = RingSettings.resolve(ObservabilityConfig(ring_dir="/c", ring_hot_bytes=4096, producer="q"))
         self.assertEqual((s.ring_dir, s.hot_bytes, s.producer), ("/c", 4096, "q"))
+
+    def test_forward_marker_settings(self):
+        s = RingSettings.resolve(ObservabilityConfig())
+        self.assertEqual((s.forward_marker, s.marker_lib), (False, None))  # off by default
+        for text, want in (("1", True), ("true", True), ("YES", True), (" on ", True),
+                           ("0", False), ("false", False), ("off", False), ("no", False),
+                           ("maybe", False), ("", False)):
+            os.environ["AGAOBS_FORWARD_MARKER"] = text
+            self.assertIs(RingSettings.resolve(ObservabilityConfig()).forward_marker, want, text)
+        os.environ.update(AGAOBS_FORWARD_MARKER="1", AGAOBS_MARKER_LIB="/opt/libagaobs_marker.so")
+        s = RingSettings.resolve(ObservabilityConfig())
+        self.assertEqual((s.forward_marker, s.marker_lib), (True, "/opt/libagaobs_marker.so"))
+        # The config wins over the environment; from_dict takes the fields too.
+        s = RingSettings.resolve(ObservabilityConfig(forward_marker=False, marker_lib="/x.so"))
+        self.assertEqual((s.forward_marker, s.marker_lib), (False, "/x.so"))
+        del os.environ["AGAOBS_FORWARD_MARKER"]
+        c = ObservabilityConfig.from_dict({"forward_marker": True})
+        self.assertIs(RingSettings.resolve(c).forward_marker, True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,32 @@ import unittest
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # clients/python
+MARKER = "aga_observability/_agaobs_marker.so"
+PLAT = "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+def have_cc() -> bool:
+    cc = (os.environ.get("CC") or "cc").split()
+    return bool(cc) and shutil.which(cc[0]) is not None
+
+
+@contextlib.contextmanager
+def env(**kw):
+    """Environment variables set (a None value: unset) for the block."""
+    saved = {k: os.environ.get(k) for k in kw}
+    try:
+        for k, v in kw.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def backend():
@@ -81,6 +107,56 @@ class BackendTest(unittest.TestCase):
         self.assertTrue(set(pkg) <= set(names))
         self.assertFalse([n for n in names if "__pycache__" in n or n.startswith(("tests/", "_build/"))])
 
+    def test_wheel_with_marker(self):
+        if not have_cc():
+            print("\nskipping the compiled-marker wheel test: no C compiler ($CC or cc)", file=sys.stderr)
+            self.skipTest("no C compiler")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            name = self.b.build_wheel(self.tmp)
+        self.assertEqual(err.getvalue(), "")
+        self.assertEqual(name, f"aga_observability-2.0.0-{PLAT}.whl")  # no Python ABI: py3-none
+        path = os.path.join(self.tmp, name)
+        names, wheel = check_wheel(self, path)
+        self.assertIn(MARKER, names)
+        self.assertIn(f"Tag: {PLAT}\n", wheel)
+        self.assertIn("Root-Is-Purelib: false\n", wheel)
+        with zipfile.ZipFile(path) as zf:
+            zf.extract(MARKER, self.tmp)
+        import ctypes
+        lib = ctypes.CDLL(os.path.join(self.tmp, MARKER))
+        self.assertEqual(lib.agaobs_marker_abi_version(), 1)
+        lib.agaobs_forward_begin(1)
+        lib.agaobs_forward_end(1)
+
+    def test_wheel_without_compiler(self):
+        empty = os.path.join(self.tmp, "empty-path")
+        os.makedirs(empty)
+        for how, settings in (("CC names a missing compiler", {"CC": "/nonexistent/cc"}),
+                              ("no cc on PATH", {"CC": None, "PATH": empty})):
+            with self.subTest(how):
+                out = os.path.join(self.tmp, how.replace(" ", "_"))
+                err = io.StringIO()
+                with env(**settings), contextlib.redirect_stderr(err):
+                    name = self.b.build_wheel(out)
+                self.assertEqual(name, "aga_observability-2.0.0-py3-none-any.whl")
+                names, wheel = check_wheel(self, os.path.join(out, name))
+                self.assertNotIn(MARKER, names)
+                self.assertIn("Root-Is-Purelib: true\n", wheel)
+                lines = err.getvalue().splitlines()
+                self.assertEqual(len(lines), 1, lines)
+                self.assertIn("_agaobs_marker.so not built", lines[0])
+
+    def test_stray_binaries_stay_out(self):
+        # A library left in the package directory by hand is never packaged:
+        # only the native step adds one, when it built it.
+        pkg = os.path.join(self.tmp, "proj", "aga_observability")
+        os.makedirs(os.path.join(pkg, "__pycache__"))
+        for fn in ("__init__.py", "_agaobs_marker.so", "x.pyc", "__pycache__/y.pyc"):
+            open(os.path.join(pkg, fn), "w").close()
+        self.assertEqual([a for a, _ in self.b._package_files(os.path.join(self.tmp, "proj"))],
+                         ["aga_observability/__init__.py"])
+
     def test_editable_wheel(self):
         name = self.b.build_editable(self.tmp)
         names, _ = check_wheel(self, os.path.join(self.tmp, name))
@@ -95,13 +171,23 @@ class BackendTest(unittest.TestCase):
             tf.extractall(self.tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         top = os.path.join(self.tmp, "aga_observability-2.0.0")
         for need in ("PKG-INFO", "pyproject.toml", "_build/agaobs_build.py",
-                     "aga_observability/__init__.py", "tests/standin.py"):
+                     "aga_observability/__init__.py", "aga_observability/marker.py",
+                     "tests/standin.py", "tests/marker_producer.py",
+                     # the forward marker's C sources, from clients/c
+                     "native/marker/agaobs_marker.c", "native/include/agaobs_marker.h"):
             self.assertIn("aga_observability-2.0.0/" + need, members)
+        self.assertFalse([m for m in members if m.endswith(".so")])
+        with open(os.path.join(top, "native", "marker", "agaobs_marker.c")) as f, \
+                open(os.path.join(ROOT, "..", "c", "marker", "agaobs_marker.c")) as g:
+            self.assertEqual(f.read(), g.read())
         out = os.path.join(self.tmp, "out")
-        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '_build'); "
-                        "import agaobs_build as b; print(b.build_wheel(sys.argv[1]))", out],
-                       cwd=top, check=True, capture_output=True, timeout=60)
-        check_wheel(self, os.path.join(out, "aga_observability-2.0.0-py3-none-any.whl"))
+        r = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '_build'); "
+                            "import agaobs_build as b; print(b.build_wheel(sys.argv[1]))", out],
+                           cwd=top, check=True, capture_output=True, text=True, timeout=120)
+        wheel = r.stdout.strip()
+        names, _ = check_wheel(self, os.path.join(out, wheel))
+        # Built from the sdist's copy of the C source when a compiler works.
+        self.assertEqual(MARKER in names, have_cc(), (wheel, r.stderr))
 
     def test_native_step_is_optional(self):
         root = os.path.join(self.tmp, "proj")
@@ -166,10 +252,34 @@ class PipInstallTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             return r.stdout.split()
 
+        def marker_lib(extra=None):
+            r = subprocess.run([py, "-c", "from aga_observability import marker; l = marker.load(); "
+                                "print(l.path if l else None)"],
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(clean, **(extra or {})), cwd=tmp)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.strip(), r.stderr
+
         pip("install", "--no-index", ROOT)
         version, path, none = where()
         self.assertEqual((version, none), ("2.0.0", "None"))
         self.assertTrue(path.startswith(env_dir), path)
+        lib, err = marker_lib()
+        if have_cc():  # compiled at install time, loaded from the package
+            self.assertEqual(lib, os.path.join(os.path.dirname(path), "_agaobs_marker.so"))
+        else:
+            self.assertEqual(lib, "None")
+        # Without a compiler the install still succeeds; the marker is missing.
+        pip("uninstall", "-y", "aga-observability")
+        clean["CC"] = "/nonexistent/cc"
+        pip("install", "--no-index", ROOT)
+        del clean["CC"]
+        version, path, _ = where()
+        self.assertEqual(version, "2.0.0")
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(path), "_agaobs_marker.so")))
+        lib, err = marker_lib({"LD_LIBRARY_PATH": ""})
+        self.assertEqual(lib, "None")
+        self.assertEqual(err.count("no marker library could be loaded"), 1, err)
         # Editable (PEP 660): imports the source tree.
         pip("uninstall", "-y", "aga-observability")
         pip("install", "--no-index", "-e", ROOT)
