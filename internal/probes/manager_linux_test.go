@@ -241,3 +241,56 @@ func TestNoTargetCountedOnce(t *testing.T) {
 		t.Fatalf("health %+v: a probe with no target is not a failure", h)
 	}
 }
+
+// A library the producer loads after it was instrumented (dlopen of
+// libcudart) is hooked by the next rescan.
+func TestLateLibraryRescan(t *testing.T) {
+	gcc := testutil.RequireTool(t, "gcc")
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "libcudart.so.12")
+	for _, args := range [][]string{
+		{"-shared", "-fPIC", "-O1", "-DRUNTIME", "-o", lib, "testdata/fakecuda.c"},
+		{"-O1", "-o", filepath.Join(dir, "app"), "testdata/fakecuda_dlopen.c", "-ldl"},
+	} {
+		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+	const k = 13
+	cmd := exec.Command(filepath.Join(dir, "app"), lib, fmt.Sprint(k))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewReader(stdout)
+	expect := func(want string) {
+		t.Helper()
+		if line, _ := out.ReadString('\n'); line != want+"\n" {
+			t.Fatalf("app: %q, want %q", line, want)
+		}
+	}
+	expect("ready")
+	m := startManager(t, map[string]bool{"cuda_graph_launch": true},
+		func() []Target { return []Target{{Producer: "late", HostPID: cmd.Process.Pid}} })
+	m.opts.Rescan = 50 * time.Millisecond
+	if err := m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if a := series(gather(t, m), "agaobs_bpf_probe_attached", "probe", "cuda_graph_launch"); a == nil || a.Gauge.GetValue() != 0 {
+		t.Fatalf("attached before the library was loaded: %v", a)
+	}
+	io.WriteString(stdin, "l")
+	expect("loaded")
+	time.Sleep(60 * time.Millisecond)
+	if err := m.Sync(); err != nil { // the rescan
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, "c")
+	expect("done")
+	mfs := gather(t, m)
+	if s := series(mfs, "agaobs_bpf_cuda_graph_launches_total", "producer", "late"); s == nil || s.Counter.GetValue() != k {
+		t.Fatalf("graph launches after the rescan: %v, want %d", s, k)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,8 +67,16 @@ func TestBPFPythonGC(t *testing.T) {
 	if line, _ := out.ReadString('\n'); line != "ready\n" {
 		t.Fatalf("producer: %q", line)
 	}
+	ready := time.Now()
 	waitSeries(t, url, 10*time.Second, "agaobs_bpf_probe_attached", map[string]string{"probe": "python_gc"},
 		func(m *dto.Metric) bool { return m.Gauge.GetValue() >= 1 })
+	// The bound is 2 s from the ring appearing; the scrape polling
+	// and a loaded CI machine get 1 s of slack.
+	if d := time.Since(ready); d > 3*time.Second {
+		t.Errorf("python_gc attached %v after the producer started, want within ~2 s", d)
+	} else {
+		t.Logf("python_gc attached %v after the producer started", d.Round(10*time.Millisecond))
+	}
 	io.WriteString(stdin, "go\n")
 	if line, _ := out.ReadString('\n'); line != "done\n" {
 		t.Fatalf("producer: %q", line)
@@ -106,8 +115,8 @@ func TestBPFUnprivileged(t *testing.T) {
 		exe, "run", "--ring-dir", dir, "--state-path", "", "--audit-storage-path", filepath.Join(tmp, "audit.db"),
 		"--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port,
 		"--health-enabled=true", "--health-host", "127.0.0.1", "--health-port", hport, "--bpf-enabled=true")
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +124,7 @@ func TestBPFUnprivileged(t *testing.T) {
 	url := "http://127.0.0.1:" + port + "/metrics"
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		return series(scrape2(url), "agaobs_bpf_available", map[string]string{"reason": "not_permitted"}) != nil
-	}, "agaobs_bpf_available{reason=\"not_permitted\"} never appeared; agent log:\n%s", &logs)
+	}, "agaobs_bpf_available{reason=\"not_permitted\"} never appeared; agent log:\n%s", logs)
 	base := "http://127.0.0.1:" + hport
 	code, d := getHealth(t, base)
 	if code != 200 || componentStatus(d, "bpf") != "degraded" || !strings.Contains(fmt.Sprint(d.Components["bpf"]["reason"]), "CAP_SYS_ADMIN") {
@@ -124,6 +133,33 @@ func TestBPFUnprivileged(t *testing.T) {
 	if n := strings.Count(logs.String(), "eBPF unavailable"); n != 1 {
 		t.Errorf("%d 'eBPF unavailable' log lines, want 1:\n%s", n, logs.String())
 	}
+
+	// bpf_require: the same run is fatal, exit 1 with the reason.
+	req := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		exe, "run", "--ring-dir", dir, "--state-path", "", "--audit-storage-path", filepath.Join(tmp, "audit2.db"),
+		"--admin-listen-address", "", "--prometheus-enabled=false", "--bpf-enabled=true", "--bpf-require=true")
+	out, err := req.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "bpf_require") || !strings.Contains(string(out), "not_permitted") {
+		t.Fatalf("bpf_require without privilege: %v\n%s", err, out)
+	}
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // scrape2 is scrape for polling: nil while the agent does not answer.
