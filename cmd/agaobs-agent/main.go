@@ -45,6 +45,7 @@ Usage:
                                       list rings (asks a running agent, else reads the files)
   agaobs-agent rules [--out FILE] [flags]
                                       Prometheus rule file for the configured alert rules and SLOs
+  agaobs-agent dashboard [--out FILE] [--api-wrapper] [flags]   Grafana dashboard JSON (--title, --refresh)
   agaobs-agent audit query|verify|export|head|compact [flags]
                                       the audit trail (agaobs-agent audit help)
   agaobs-agent health [--check NAME] [--strict] [flags]  probe health: exit 0 ok, 1 not ok, 2 unknown
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRings(args, stdout, stderr)
 	case "rules":
 		err = cmdRules(args, stdout, stderr)
+	case "dashboard":
+		err = cmdDashboard(args, stdout, stderr)
 	case "audit":
 		err = cmdAudit(args, stdout, stderr)
 	case "health":

@@ -519,3 +519,6 @@ func NewLogger(cfg config.Config) (*slog.Logger, *slog.LevelVar) {
 	}
 	return slog.New(h), lv
 }
+
+// AuditStore returns the audit store (tests and tools in this process).
+func (a *Agent) AuditStore() audit.Store { return a.auditStore }

@@ -1,0 +1,206 @@
+package dashboard
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strings"
+
+	"github.com/agaobs/agaobs/internal/metrics"
+)
+
+// Defaults of Options.
+const (
+	defaultPrefix  = "aga"
+	defaultTitle   = "AGA Observability"
+	defaultRefresh = "30s"
+)
+
+// Options select the metric names and the dashboard's presentation.
+type Options struct {
+	Prefix     string         // prometheus_prefix (default "aga")
+	Naming     metrics.Naming // prometheus_naming (default metrics.Compat)
+	Title      string         // default "AGA Observability"
+	Refresh    string         // default "30s"; "off" disables auto-refresh
+	APIWrapper bool           // {"dashboard": ..., "overwrite": true}
+}
+
+// Query is one panel target's PromQL expression, with Grafana's template
+// variables ($producer, $layer, $node, $__rate_interval) left in.
+type Query struct{ Panel, Row, Expr, Legend string }
+
+var (
+	identRe   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	refreshRe = regexp.MustCompile(`^[1-9][0-9]*(s|m|h|d)$`)
+)
+
+func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = defaultPrefix
+	}
+	if o.Naming == "" {
+		o.Naming = metrics.Compat
+	}
+	if o.Title = strings.TrimSpace(o.Title); o.Title == "" {
+		o.Title = defaultTitle
+	}
+	if o.Refresh == "" {
+		o.Refresh = defaultRefresh
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if !identRe.MatchString(o.Prefix) {
+		return fmt.Errorf("prefix %q: must match %s", o.Prefix, identRe)
+	}
+	if o.Naming != metrics.Compat && o.Naming != metrics.Conventional {
+		return fmt.Errorf("naming %q: not %s or %s", o.Naming, metrics.Compat, metrics.Conventional)
+	}
+	if o.Refresh != "off" && !refreshRe.MatchString(o.Refresh) {
+		return fmt.Errorf("refresh %q: want a Grafana interval such as 30s, 1m, 1h, or off", o.Refresh)
+	}
+	return nil
+}
+
+// Render returns the dashboard JSON (2-space indent, trailing newline),
+// deterministic.
+func Render(opts Options) ([]byte, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	d, err := build(opts)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	var v any = d
+	if opts.APIWrapper {
+		v = apiWrapper{Dashboard: d, Overwrite: true}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep PromQL's < > & readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("dashboard: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Queries lists every panel target's expression with the panel title (for
+// the proof test and docs), in dashboard order. Invalid options yield nil.
+func Queries(opts Options) []Query {
+	opts = opts.withDefaults()
+	if opts.validate() != nil {
+		return nil
+	}
+	d, err := build(opts)
+	if err != nil {
+		return nil
+	}
+	var qs []Query
+	row := ""
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			row = p.Title
+			continue
+		}
+		for _, t := range p.Targets {
+			qs = append(qs, Query{Panel: p.Title, Row: row, Expr: t.Expr, Legend: t.LegendFormat})
+		}
+	}
+	return qs
+}
+
+// dashboardUID is the dashboard's stable uid: agaobs-<prefix>, plus -conventional
+// for conventional naming, so variants imported side by side don't collide.
+func dashboardUID(prefix string, naming metrics.Naming) string {
+	uid := "agaobs-" + prefix
+	if naming == metrics.Conventional {
+		uid += "-conventional"
+	}
+	// Grafana caps uids at 40 characters; a hash keeps long prefixes distinct.
+	if len(uid) > 40 {
+		h := fnv.New32a()
+		h.Write([]byte(uid))
+		uid = fmt.Sprintf("%s-%08x", uid[:31], h.Sum32())
+	}
+	return uid
+}
+
+// build assembles the dashboard model for validated options.
+func build(opts Options) (*Dashboard, error) {
+	n, err := newNames(opts.Prefix, opts.Naming)
+	if err != nil {
+		return nil, err
+	}
+	refresh := opts.Refresh
+	if refresh == "off" {
+		refresh = ""
+	}
+	return &Dashboard{
+		Inputs: []Input{{Name: "DS_PROMETHEUS", Label: "Prometheus", Description: "The Prometheus that scrapes agaobs-agent",
+			Type: "datasource", PluginID: "prometheus", PluginName: "Prometheus"}},
+		Requires: []Require{
+			{Type: "grafana", ID: "grafana", Name: "Grafana", Version: "10.0.0"},
+			{Type: "panel", ID: "heatmap", Name: "Heatmap", Version: ""},
+			{Type: "datasource", ID: "prometheus", Name: "Prometheus", Version: "1.0.0"},
+			{Type: "panel", ID: "stat", Name: "Stat", Version: ""},
+			{Type: "panel", ID: "table", Name: "Table", Version: ""},
+			{Type: "panel", ID: "timeseries", Name: "Time series", Version: ""},
+		},
+		Annotations: Annotations{List: []Annotation{{BuiltIn: 1, Datasource: DatasourceRef{Type: "grafana", UID: "-- Grafana --"},
+			Enable: true, Hide: true, IconColor: "rgba(0, 211, 255, 1)", Name: "Annotations & Alerts", Type: "dashboard"}}},
+		Description: fmt.Sprintf("agaobs-agent: AGA inference metrics, alerts, GPUs, eBPF probes and the agent itself "+
+			"(prometheus_prefix %s, prometheus_naming %s). Generated by `agaobs-agent dashboard`; edit the generator, not this JSON.", opts.Prefix, opts.Naming),
+		Editable:      true,
+		GraphTooltip:  1, // shared crosshair across panels
+		Links:         []struct{}{},
+		Panels:        panels(n),
+		Refresh:       refresh,
+		SchemaVersion: 39,
+		Tags:          []string{"aga", "agaobs", "llm", "observability"},
+		Templating:    Templating{List: variables(n)},
+		Time:          TimeRange{From: "now-1h", To: "now"},
+		Timezone:      "browser",
+		Title:         opts.Title,
+		UID:           dashboardUID(opts.Prefix, opts.Naming),
+		Version:       1,
+	}, nil
+}
+
+// variables are $datasource, then $node, $producer (following $node) and
+// $layer (following $producer).
+func variables(n names) []Variable {
+	ds := promDatasource()
+	all := Current{Selected: true, Text: []string{"All"}, Value: []string{"$__all"}}
+	query := func(name, label, desc, q string, sort int) Variable {
+		return Variable{Current: all, Datasource: &ds, Definition: q, Description: desc, IncludeAll: true, Label: label, Multi: true,
+			Name: name, Options: []struct{}{}, Query: VariableQuery{QryType: 1, Query: q, RefID: "PrometheusVariableQueryEditor-VariableQuery"},
+			Refresh: 2, Sort: sort, Type: "query"}
+	}
+	node := query("node", "Node", "Nodes with producers (the node label of "+n.aga(famProducerInfo)+").",
+		"label_values("+n.aga(famProducerInfo)+", node)", 1)
+	// .* rather than every value joined: also matches series of producers
+	// without a node label.
+	node.AllValue = ".*"
+	producer := query("producer", "Producer", "Producers on the selected nodes.",
+		"label_values("+n.info()+", producer)", 1)
+	layer := query("layer", "Layer", "Hooked layers of the selected producers.",
+		"label_values("+n.aga(famForward)+"{"+producerMatch+"}, layer)", 3)
+	layer.AllValue = ".*" // a 96-layer model would otherwise give a 96-way regex
+	return []Variable{
+		{
+			// The UI import replaces ${DS_PROMETHEUS} with the chosen
+			// datasource; file provisioning leaves it, and Grafana then
+			// selects the first Prometheus datasource.
+			Current:     Current{Selected: false, Text: "${DS_PROMETHEUS}", Value: "${DS_PROMETHEUS}"},
+			Description: "The Prometheus that scrapes agaobs-agent.", Label: "Data source", Name: "datasource",
+			Options: []struct{}{}, Query: "prometheus", Refresh: 1, Type: "datasource",
+		},
+		node, producer, layer,
+	}
+}
