@@ -539,6 +539,15 @@ func (c *Consumer) reject(e *ringEntry, reason string) {
 
 // checkProducer advances one producer's lifecycle. Called with c.mu held.
 func (c *Consumer) checkProducer(p *producer, now time.Time, mono int64, t *Tunables) {
+	// A drained ring is no longer polled, so pass() no longer commits it;
+	// audit records read in its last passes become durable after that.
+	// Release their space as the store acknowledges them, not only at
+	// retention or shutdown.
+	for _, e := range p.rings {
+		if e.state == ringDrained && e.ring != nil {
+			e.ring.Commit()
+		}
+	}
 	switch p.state {
 	case prodClosed, prodDead:
 		if now.Sub(p.endedAt) >= t.Retention {

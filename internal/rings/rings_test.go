@@ -505,3 +505,85 @@ func TestKillMidStreamNoTornRecords(t *testing.T) {
 	}
 	t.Logf("%d streamed records verified", check.checked)
 }
+
+// gatedAck acknowledges audit records only once released: a slow audit
+// store.
+type gatedAck struct {
+	mu      sync.Mutex
+	held    []*pipeline.AckRef
+	release bool
+}
+
+func (g *gatedAck) Name() string             { return "gated-ack" }
+func (g *gatedAck) Kinds() pipeline.KindMask { return pipeline.KindAudit.Mask() }
+func (g *gatedAck) Write(_ context.Context, b []pipeline.Event) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range b {
+		if b[i].Ack != nil {
+			if g.release {
+				b[i].Ack.Ack()
+			} else {
+				g.held = append(g.held, b[i].Ack)
+			}
+		}
+	}
+	return nil
+}
+
+func (g *gatedAck) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.release = true
+	for _, a := range g.held {
+		a.Ack()
+	}
+	g.held = nil
+}
+
+// Audit records that become durable after their ring was drained (the
+// producer closed, the consumer stopped polling it) are still released
+// from the ring, not held until retention or shutdown.
+func TestDrainedAuditRingReleasedWhenAcked(t *testing.T) {
+	dir := t.TempDir()
+	disp := pipeline.NewDispatcher(nil)
+	gate := &gatedAck{}
+	disp.Register(gate, pipeline.SinkOptions{Lossless: true})
+	disp.Start()
+	c, err := New(Options{Dir: dir, Group: -1, Tunables: Tunables{PollInterval: time.Millisecond, Retention: time.Hour}, Dispatcher: disp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done; disp.Close(); c.Close() }()
+
+	audit, err := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassAudit, Capacity: 1 << 14, Identity: shm.Identity{Producer: "slow-store"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if err := audit.EmitAudit(1, []byte(`{"operation":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	audit.Close()
+	var ri RingInfo
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		var ok bool
+		ri, ok = ringInfo(&harness{c: c}, "slow-store", "audit")
+		return ok && ri.State == "closed" && ri.Written > 20 && ri.Consumed == ri.Written
+	}, "audit ring not read to its end: %+v", c.Rings())
+	// Read to its end and no longer polled, but nothing acknowledged yet.
+	time.Sleep(200 * time.Millisecond)
+	ri, _ = ringInfo(&harness{c: c}, "slow-store", "audit")
+	if ri.Fill == 0 {
+		t.Fatalf("ring released before the store acknowledged: %+v", ri)
+	}
+	gate.open()
+	testutil.Eventually(t, 3*time.Second, func() bool {
+		ri, _ = ringInfo(&harness{c: c}, "slow-store", "audit")
+		return ri.Fill == 0
+	}, "acknowledged records of the drained ring not released: fill %v", ri.Fill)
+}

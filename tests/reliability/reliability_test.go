@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 	case "burst":
 		burstProducer()
 		return
+	case "restart":
+		restartProducer()
+		return
 	}
 	os.Exit(m.Run())
 }
