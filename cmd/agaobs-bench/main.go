@@ -1,10 +1,11 @@
 // Command agaobs-bench measures agaobs-agent as a user would run it: a real
 // agent process consuming rings written by paced producer processes. It
 // reports agent CPU (from /proc/<pid>/stat), event → sink latency (from the
-// agent's admin API) and drops, one line per scenario, as Markdown. `make
-// bench` runs it; BENCHMARKS.md records its output.
+// agent's admin API) and drops, one line per scenario, as Markdown (or,
+// with --json, one JSON object per scenario for scripts/perf-report.sh).
+// `make bench` runs it; BENCHMARKS.md records its output.
 //
-//	agaobs-bench [--agent bin/agaobs-agent] [--duration 10s] [--scenarios idle,10k,1m]
+//	agaobs-bench [--agent bin/agaobs-agent] [--duration 10s] [--scenarios idle,10k,1m] [--json]
 //	agaobs-bench load --ring-dir DIR --rate N --duration D   (the producer side)
 package main
 
@@ -110,9 +111,11 @@ func bench(args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "measurement window per scenario")
 	which := fs.String("scenarios", "idle,10k,100k,1m", "scenarios to run")
 	agentArgs := fs.StringSlice("agent-arg", nil, "extra agent flag (repeatable)")
+	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of Markdown tables")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	enc := json.NewEncoder(os.Stdout)
 	all := map[string]scenario{
 		"idle":      {"idle (2 producers connected, no events)", 2, 0, false},
 		"10k":       {"10 k events/s (1 producer)", 1, 10_000, false},
@@ -131,30 +134,94 @@ func bench(args []string) error {
 		if sc.audit {
 			h = "| scenario | agent CPU (% of one core) | agent RSS (MiB) | records durable/s | dropped by producers | event → durable p99 (bucket upper bound) | commits | mean commit |\n|---|---|---|---|---|---|---|---|"
 		}
-		if h != header {
+		if h != header && !*asJSON {
 			fmt.Println()
 			fmt.Println(h)
 			header = h
 		}
-		row, err := runScenario(*agentBin, *agentArgs, sc, *dur)
+		res, err := runScenario(*agentBin, *agentArgs, sc, *dur)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
-		fmt.Println(row)
+		res.Key = key
+		if *asJSON {
+			if err := enc.Encode(res); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Println(res.row(sc))
 	}
 	return nil
 }
 
-func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Duration) (string, error) {
+// result is one scenario's measurements. Latencies are in milliseconds;
+// the histogram-derived ones are bucket upper bounds, NaN-free: a value
+// that was not measured is omitted from the JSON (nil).
+type result struct {
+	Key            string   `json:"scenario"`
+	Name           string   `json:"name"`
+	Producers      int      `json:"producers"`
+	RatePerProd    int      `json:"rate_per_producer"`
+	WindowSec      float64  `json:"window_seconds"` // the measurement window
+	LoadSec        float64  `json:"load_seconds"`   // how long the producers ran (window + warm-up before and after)
+	CPUPct         float64  `json:"cpu_pct"`        // agent utime+stime, % of one core, over the window
+	RSSMiB         float64  `json:"rss_mib"`        // agent VmRSS at the end of the window
+	Offered        uint64   `json:"offered"`        // records the producers wrote or dropped, by their own count
+	ProducerDrops  uint64   `json:"producer_dropped"`
+	Consumed       uint64   `json:"consumed"` // records the agent consumed (all rings)
+	Dropped        uint64   `json:"dropped"`  // producers' drops as the agent reads them from the rings
+	SinkP50Ms      *float64 `json:"event_to_sink_p50_ms,omitempty"`
+	SinkP99Ms      *float64 `json:"event_to_sink_p99_ms,omitempty"`
+	MetricP99Ms    *float64 `json:"event_to_metric_p99_ms,omitempty"`
+	ScrapeMs       float64  `json:"scrape_ms"`
+	DurablePerSec  *float64 `json:"durable_per_second,omitempty"`
+	DurableP99Ms   *float64 `json:"event_to_durable_p99_ms,omitempty"`
+	Commits        *float64 `json:"commits,omitempty"`
+	MeanCommitMs   *float64 `json:"mean_commit_ms,omitempty"`
+	audit, hasRate bool
+}
+
+func ptr(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func val(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
+// row is the scenario's Markdown table row (the format BENCHMARKS.md keeps).
+func (r result) row(sc scenario) string {
+	if r.audit {
+		return fmt.Sprintf("| %s | %.2f | %.1f | %.0f | %d | ≤ %.0f ms | %.0f | %.1f ms |", sc.name, r.CPUPct, r.RSSMiB, val(r.DurablePerSec), r.Dropped,
+			val(r.DurableP99Ms), val(r.Commits), val(r.MeanCommitMs))
+	}
+	p50, p99, mp99 := "-", "-", "-"
+	if r.hasRate {
+		p50 = fmt.Sprintf("%.2f ms", val(r.SinkP50Ms))
+		p99 = fmt.Sprintf("%.2f ms", val(r.SinkP99Ms))
+		mp99 = fmt.Sprintf("≤ %.1f ms", val(r.MetricP99Ms))
+	}
+	return fmt.Sprintf("| %s | %.2f | %.1f | %d | %d | %s / %s | %s | %.1f ms |", sc.name, r.CPUPct, r.RSSMiB, r.Consumed, r.Dropped, p50, p99, mp99, r.ScrapeMs)
+}
+
+func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Duration) (result, error) {
+	res := result{Name: sc.name, Producers: sc.producers, RatePerProd: sc.rate, audit: sc.audit, hasRate: sc.rate > 0}
 	dir, err := os.MkdirTemp("/dev/shm", "agaobs-bench-")
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	// The audit store on the real disk: fsync on tmpfs would cost nothing.
 	storeDir, err := os.MkdirTemp("", "agaobs-bench-audit-")
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	defer os.RemoveAll(storeDir)
 	admin, prom := "127.0.0.1:18181", "18182"
@@ -168,15 +235,17 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	}
 	ag.Stderr = os.Stderr
 	if err := ag.Start(); err != nil {
-		return "", err
+		return res, err
 	}
 	defer func() { ag.Process.Signal(syscall.SIGTERM); ag.Wait() }()
 	if err := waitHTTP("http://" + admin + "/api/v1/status"); err != nil {
-		return "", err
+		return res, err
 	}
 	self, _ := os.Executable()
 	var loads []*exec.Cmd
+	var loadOut []*strings.Builder // each producer's final {"sent","dropped"}
 	warm := 2 * time.Second
+	res.LoadSec = (dur + 2*warm).Seconds()
 	for i := 0; i < sc.producers; i++ {
 		class := "hot"
 		if sc.audit {
@@ -185,68 +254,78 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(sc.rate), "--class", class,
 			"--duration", (dur + 2*warm).String(), "--producer", fmt.Sprintf("bench-%d", i))
 		c.Stderr = os.Stderr
+		out := &strings.Builder{}
+		c.Stdout = out
 		if err := c.Start(); err != nil {
-			return "", err
+			return res, err
 		}
 		loads = append(loads, c)
+		loadOut = append(loadOut, out)
 	}
 	time.Sleep(warm)
 	cpu0, err := procCPU(ag.Process.Pid)
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	var head0, head1 agent.AuditHeadResponse
 	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head0); err != nil {
-		return "", err
+		return res, err
 	}
 	t0 := time.Now()
 	time.Sleep(dur)
 	cpu1, _ := procCPU(ag.Process.Pid)
 	el := time.Since(t0)
 	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head1); err != nil {
-		return "", err
+		return res, err
 	}
 	rss := procRSS(ag.Process.Pid)
 	scrape, body, err := scrapeTimed("http://127.0.0.1:" + prom + "/metrics")
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	metricP99, _, _ := histogram(body, "agaobs_sink_event_latency_seconds", `sink="metrics"`)
 	durableP99, _, _ := histogram(body, "agaobs_audit_event_to_durable_seconds", "")
-	for _, c := range loads {
+	for i, c := range loads {
 		c.Wait()
+		var lo struct{ Sent, Dropped uint64 }
+		if json.Unmarshal([]byte(loadOut[i].String()), &lo) == nil {
+			res.Offered += lo.Sent + lo.Dropped
+			res.ProducerDrops += lo.Dropped
+		}
 	}
 	time.Sleep(300 * time.Millisecond)
 	var st agent.StatusResponse
 	if err := getJSON("http://"+admin+"/api/v1/status", &st); err != nil {
-		return "", err
+		return res, err
 	}
 	var rr agent.RingsResponse
 	if err := getJSON("http://"+admin+"/api/v1/rings", &rr); err != nil {
-		return "", err
+		return res, err
 	}
 	var consumed, dropped uint64
 	for _, r := range rr.Rings {
 		consumed += r.Consumed
 		dropped += r.Dropped
 	}
-	p50, p99 := "-", "-"
-	if sc.rate > 0 {
-		p50 = fmt.Sprintf("%.2f ms", st.ForwardP50Sec*1e3)
-		p99 = fmt.Sprintf("%.2f ms", st.ForwardP99Sec*1e3)
-	}
-	cpuPct := 100 * (cpu1 - cpu0).Seconds() / el.Seconds()
+	res.WindowSec = el.Seconds()
+	res.CPUPct = 100 * (cpu1 - cpu0).Seconds() / el.Seconds()
+	res.RSSMiB = rss
+	res.Consumed, res.Dropped = consumed, dropped
+	res.ScrapeMs = scrape.Seconds() * 1e3
 	if sc.audit {
 		_, nCommits, sumCommits := histogram(body, "agaobs_audit_commit_duration_seconds", "")
-		rate := float64(head1.Size-head0.Size) / el.Seconds()
-		return fmt.Sprintf("| %s | %.2f | %.1f | %.0f | %d | ≤ %.0f ms | %.0f | %.1f ms |", sc.name, cpuPct, rss, rate, dropped,
-			durableP99*1e3, nCommits, 1e3*sumCommits/math.Max(nCommits, 1)), nil
+		res.DurablePerSec = ptr(float64(head1.Size-head0.Size) / el.Seconds())
+		res.DurableP99Ms = ptr(durableP99 * 1e3)
+		res.Commits = ptr(nCommits)
+		res.MeanCommitMs = ptr(1e3 * sumCommits / math.Max(nCommits, 1))
+		return res, nil
 	}
-	mp99 := "-"
 	if sc.rate > 0 {
-		mp99 = fmt.Sprintf("≤ %.1f ms", metricP99*1e3)
+		res.SinkP50Ms = ptr(st.ForwardP50Sec * 1e3)
+		res.SinkP99Ms = ptr(st.ForwardP99Sec * 1e3)
+		res.MetricP99Ms = ptr(metricP99 * 1e3)
 	}
-	return fmt.Sprintf("| %s | %.2f | %.1f | %d | %d | %s / %s | %s | %.1f ms |", sc.name, cpuPct, rss, consumed, dropped, p50, p99, mp99, scrape.Seconds()*1e3), nil
+	return res, nil
 }
 
 // scrapeTimed times five scrapes (median) and returns the last body.

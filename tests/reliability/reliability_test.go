@@ -48,6 +48,9 @@ func TestMain(m *testing.M) {
 	case "restart":
 		restartProducer()
 		return
+	case "soak":
+		soakProducer()
+		return
 	}
 	os.Exit(m.Run())
 }
