@@ -132,9 +132,14 @@ func (d *Dispatcher) Register(s Sink, opts SinkOptions) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 65536
 	}
+	// The buffers start small and grow by append up to capacity: full-size
+	// preallocation (two × 64 Ki events per sink, ~100 MB for the default
+	// sinks) is untouched memory that still counts as live heap, so it set
+	// the GC goal to twice that and let garbage pile up to match.
+	initial := min(opts.QueueSize, 1024)
 	d.queues = append(d.queues, &queue{
 		sink: s, kinds: s.Kinds(), capacity: opts.QueueSize, lossless: opts.Lossless,
-		buf: make([]Event, 0, opts.QueueSize), spare: make([]Event, 0, opts.QueueSize),
+		buf: make([]Event, 0, initial), spare: make([]Event, 0, initial),
 		notify: make(chan struct{}, 1), bounds: LatencyBounds(),
 	})
 }

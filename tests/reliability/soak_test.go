@@ -413,15 +413,12 @@ func medianOf(ss []soakSample, from, to time.Duration, f func(soakSample) float6
 // producers, sinks, notifications) and every record written is consumed.
 func TestSoak(t *testing.T) {
 	const rate = 100_000 // events/s, both producers together
-	// The agent's heap takes two or three GC cycles (~25 s each at this
-	// load) to settle: its GC goal is ~200 MB because the sink queues
-	// preallocate ~100 MB (heap in use before any event) that is mostly
-	// never touched, so garbage piles up to ~100 MB of RSS before the
-	// first cycle. A window starting at 20 s
-	// measures that warm-up (+25–30 MiB by 60 s), not a leak; the short
-	// form therefore runs 2 minutes and measures from 60 s.
-	total := time.Duration(size(120, 600)) * time.Second
-	mark := time.Duration(size(60, 120)) * time.Second
+	// The windows: minute 2 to 10 in full, 20 s to 60 s short.
+	// (The sink queues once preallocated ~100 MB, which set the GC goal to
+	// ~200 MB and made RSS climb for minutes: this soak found that; they
+	// now grow on demand.)
+	total := time.Duration(size(60, 600)) * time.Second
+	mark := time.Duration(size(20, 120)) * time.Second
 	// RSS and goroutines are read as the median of the samples in the
 	// window before each mark: one sample can sit either side of a GC
 	// cycle (a few MiB at this allocation rate); a leak moves the median.
