@@ -96,14 +96,27 @@ type queue struct {
 	mu       sync.Mutex
 	buf      []Event
 	spare    []Event
-	notify   chan struct{}
-	written  atomic.Uint64
-	dropped  atomic.Uint64
-	errors   atomic.Uint64
-	latency  latencyAtomic
-	bounds   []float64
-	lastLog  time.Time
+	// initial is the buffers' resting size; quiet counts drains since a
+	// grown buffer last held more than that (drain goroutine only).
+	initial int
+	quiet   int
+	notify  chan struct{}
+	written atomic.Uint64
+	dropped atomic.Uint64
+	errors  atomic.Uint64
+	latency latencyAtomic
+	bounds  []float64
+	lastLog time.Time
 }
+
+const (
+	// restingQueue is a sink buffer's size outside bursts (events): a few
+	// consumer passes' worth at 1 M events/s.
+	restingQueue = 4096
+	// shrinkAfterDrains drains without a burst free a grown buffer (a few
+	// seconds at the consumer's pace).
+	shrinkAfterDrains = 1000
+)
 
 // Dispatcher fans decoded events out to sinks. Add and Flush belong to the
 // one consumer goroutine; Stats may be called from anywhere.
@@ -132,13 +145,13 @@ func (d *Dispatcher) Register(s Sink, opts SinkOptions) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 65536
 	}
-	// The buffers start small and grow by append up to capacity: full-size
-	// preallocation (two × 64 Ki events per sink, ~100 MB for the default
-	// sinks) is untouched memory that still counts as live heap, so it set
-	// the GC goal to twice that and let garbage pile up to match.
-	initial := min(opts.QueueSize, 1024)
+	// The buffers rest small and jump to full capacity only in a burst:
+	// full-size preallocation (two × 64 Ki events per sink, ~100 MB for the
+	// default sinks) is untouched memory that still counts as live heap, so
+	// it set the GC goal to twice that and let garbage pile up to match.
+	initial := min(opts.QueueSize, restingQueue)
 	d.queues = append(d.queues, &queue{
-		sink: s, kinds: s.Kinds(), capacity: opts.QueueSize, lossless: opts.Lossless,
+		sink: s, kinds: s.Kinds(), capacity: opts.QueueSize, lossless: opts.Lossless, initial: initial,
 		buf: make([]Event, 0, initial), spare: make([]Event, 0, initial),
 		notify: make(chan struct{}, 1), bounds: LatencyBounds(),
 	})
@@ -214,6 +227,13 @@ func (q *queue) push(evs []Event) {
 			n++
 			continue
 		}
+		if len(q.buf) == cap(q.buf) {
+			// One step to full size: doubling would allocate, copy and
+			// page-fault several times the final size within one burst.
+			nb := make([]Event, len(q.buf), q.capacity)
+			copy(nb, q.buf)
+			q.buf = nb
+		}
 		q.buf = append(q.buf, evs[i])
 	}
 	added := len(q.buf) > 0
@@ -275,6 +295,15 @@ func (d *Dispatcher) drainOnce(q *queue) bool {
 	}
 	q.written.Add(uint64(len(work)))
 	clear(work)
+	// A grown buffer returns to its resting size once bursts have stopped
+	// for a while; hysteresis keeps repeated bursts from reallocating.
+	if cap(work) > q.initial {
+		if len(work) > q.initial {
+			q.quiet = 0
+		} else if q.quiet++; q.quiet >= shrinkAfterDrains {
+			work, q.quiet = make([]Event, 0, q.initial), 0
+		}
+	}
 	q.spare = work[:0]
 	return true
 }
