@@ -1,14 +1,12 @@
 package testutil
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -33,7 +31,7 @@ func StartAlertmanager(tb testing.TB) string {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	var out lockedBuffer
+	var out LockedBuffer
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=")
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -65,21 +63,4 @@ func StartAlertmanager(tb testing.TB) string {
 		return resp.StatusCode == http.StatusOK
 	}, "alertmanager ready on %s", base)
 	return base
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -344,7 +343,7 @@ func TestSystemdPrivilegesSuffice(t *testing.T) {
 	agent := exec.Command(setpriv, agentArgs...)
 	agent.Env = cleanEnv()
 	agent.WaitDelay = 5 * time.Second
-	logs := &syncBuffer{}
+	logs := &testutil.LockedBuffer{}
 	agent.Stdout, agent.Stderr = logs, logs
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -369,7 +368,7 @@ func TestSystemdPrivilegesSuffice(t *testing.T) {
 		// Its own process group: setpriv's uid change clears unshare's
 		// --kill-child, so the cleanup kills the group.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		out := &syncBuffer{}
+		out := &testutil.LockedBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if _, err := cmd.StdinPipe(); err != nil { // held open until the end
 			t.Fatal(err)
@@ -381,7 +380,7 @@ func TestSystemdPrivilegesSuffice(t *testing.T) {
 		return cmd
 	}
 	producer := startProducer(nil, exe, "demo-producer", "--config=", "--ring-dir", ringDir, "--rank", "0")
-	plogs := producer.Stdout.(*syncBuffer)
+	plogs := producer.Stdout.(*testutil.LockedBuffer)
 	// A Python producer whose interpreter has USDT notes (Debian's
 	// python3.11): python_gc attaches uprobes (CAP_SYS_ADMIN) to a file
 	// opened through its /proc/<pid>/root.
@@ -472,22 +471,4 @@ func scrape(url string) map[string]*dto.MetricFamily {
 		return nil
 	}
 	return mfs
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -115,7 +114,7 @@ func TestBPFUnprivileged(t *testing.T) {
 		exe, "run", "--ring-dir", dir, "--state-path", "", "--audit-storage-path", filepath.Join(tmp, "audit.db"),
 		"--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port,
 		"--health-enabled=true", "--health-host", "127.0.0.1", "--health-port", hport, "--bpf-enabled=true")
-	logs := &syncBuffer{}
+	logs := &testutil.LockedBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,24 +141,6 @@ func TestBPFUnprivileged(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "bpf_require") || !strings.Contains(string(out), "not_permitted") {
 		t.Fatalf("bpf_require without privilege: %v\n%s", err, out)
 	}
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // scrape2 is scrape for polling: nil while the agent does not answer.

@@ -211,7 +211,7 @@ func startPrometheus(t *testing.T, bin string, targets []string) string {
 	}
 	port := freePort(t)
 	base := "http://127.0.0.1:" + port
-	var out syncBuffer
+	var out testutil.LockedBuffer
 	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+port, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, &out

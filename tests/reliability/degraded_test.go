@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,26 +28,8 @@ import (
 type agentProc struct {
 	cmd                    *exec.Cmd
 	metrics, health, admin string // base URLs
-	log                    *lockedLog
+	log                    *testutil.LockedBuffer
 	exited                 chan struct{}
-}
-
-// lockedLog collects a child's output while the test reads it.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func localPort(t *testing.T) string {
@@ -81,7 +62,7 @@ func startDegradedAgent(t *testing.T, bin, dir string, flags []string, wrap func
 		}
 	}
 	a := &agentProc{cmd: cmd, metrics: "http://127.0.0.1:" + mp, health: "http://127.0.0.1:" + hp, admin: "http://127.0.0.1:" + ap,
-		log: &lockedLog{}, exited: make(chan struct{})}
+		log: &testutil.LockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %q: %v", cmd.Args, err)

@@ -382,15 +382,7 @@ func testNotifyWebhookDown(t *testing.T) {
 	}
 
 	// The receiver comes up on the address.
-	hook := &ntfHook{}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen on the webhook address: %v", err)
-	}
-	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: hook}}
-	srv.Start()
-	defer srv.Close()
-	up := time.Now()
+	hook, up := ntfServe(t, addr)
 	testutil.Eventually(t, 10*time.Second, func() bool { return hook.firing() > 0 }, "the notification was not delivered after the webhook came up")
 	late := time.Since(up)
 	time.Sleep(200 * time.Millisecond)
@@ -430,15 +422,7 @@ func testNotifyWebhookDownLong(t *testing.T) {
 	if retried < 4 {
 		t.Errorf("given up after %v retries, want 4 (5 attempts)", retried)
 	}
-	hook := &ntfHook{}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen on the webhook address: %v", err)
-	}
-	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: hook}}
-	srv.Start()
-	defer srv.Close()
-	up := time.Now()
+	hook, up := ntfServe(t, addr)
 	testutil.Eventually(t, 10*time.Second, func() bool { return hook.firing() > 0 }, "the still-firing alert was not re-notified after the webhook came up")
 	late := time.Since(up)
 	failed, ok := r.notifications(t, "webhook", "failed"), r.notifications(t, "webhook", "success")
@@ -607,4 +591,19 @@ func testNotifyAlertmanagerRestart(t *testing.T) {
 	report(t, "Alertmanager stopped and restarted", fmt.Sprintf("one firing alert, re-sent every 1 s; steady producer %d forwards/s", ntfRate),
 		fmt.Sprintf("%v retried re-sends while it was down, 0 failed; the alert was back in the restarted Alertmanager %v after it was ready; %s",
 			retried, late.Round(time.Millisecond), pipe))
+}
+
+// ntfServe brings the webhook receiver up on addr (the address the agent
+// has been failing to reach) and returns it with the time it came up.
+func ntfServe(t *testing.T, addr string) (*ntfHook, time.Time) {
+	t.Helper()
+	hook := &ntfHook{}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on the webhook address: %v", err)
+	}
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: hook}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return hook, time.Now()
 }

@@ -53,7 +53,7 @@ func startInPidNS(t *testing.T, unshare, dir, name string) *nsProducer {
 	}
 	// unshare reports a child killed by a signal on stderr; shown only when
 	// the test fails.
-	stderr := &lockedLog{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

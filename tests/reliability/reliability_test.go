@@ -58,8 +58,16 @@ func TestMain(m *testing.M) {
 // streamProducer writes forward records as fast as it can until killed.
 // Every record satisfies LatencyUs == 2*GateMean, so a torn record that
 // still frames correctly would show.
-func streamProducer() {
-	id := shm.Identity{Producer: os.Getenv("AGAOBS_PRODUCER"), Role: "stream"}
+func streamProducer() { forwardProducer("stream", 4096, 0) }
+
+// pacedProducer writes ~20k forward records/s until killed.
+func pacedProducer() { forwardProducer("paced", 20, time.Millisecond) }
+
+// forwardProducer writes checkable forward records into a 64 KiB hot ring
+// until killed, heartbeating (and sleeping pause, if set) every every
+// records.
+func forwardProducer(role string, every int, pause time.Duration) {
+	id := shm.Identity{Producer: os.Getenv("AGAOBS_PRODUCER"), Role: role}
 	w, err := shm.CreateWriter(os.Getenv("AGAOBS_RING_DIR"), shm.WriterOptions{Class: shm.ClassHot, Capacity: 1 << 16, Identity: id})
 	if err != nil {
 		fmt.Println("error", err)
@@ -69,8 +77,11 @@ func streamProducer() {
 	for i := 0; ; i++ {
 		f := shm.Forward{GateMean: float64(i), LatencyUs: 2 * float64(i), Layer: int32(i % 3), Fields: 31}
 		_ = w.EmitForward(time.Now().UnixNano(), &f)
-		if i%4096 == 0 {
+		if i%every == 0 {
 			w.Heartbeat()
+			if pause > 0 {
+				time.Sleep(pause)
+			}
 		}
 	}
 }
@@ -207,23 +218,4 @@ func TestProducerKilledMidWrite(t *testing.T) {
 	report(t, "producer SIGKILLed mid-write", fmt.Sprintf("%d kills, %d records verified", kills, check.checked),
 		fmt.Sprintf("0 torn; death detected p50 %v max %v (≤ 5 s); rings removed after retention",
 			detect[len(detect)/2].Round(time.Millisecond), detect[len(detect)-1].Round(time.Millisecond)))
-}
-
-// pacedProducer writes ~20k forward records/s until killed.
-func pacedProducer() {
-	id := shm.Identity{Producer: os.Getenv("AGAOBS_PRODUCER"), Role: "paced"}
-	w, err := shm.CreateWriter(os.Getenv("AGAOBS_RING_DIR"), shm.WriterOptions{Class: shm.ClassHot, Capacity: 1 << 16, Identity: id})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	fmt.Println("ready")
-	for i := 0; ; i++ {
-		f := shm.Forward{GateMean: float64(i), LatencyUs: 2 * float64(i), Layer: int32(i % 3), Fields: 31}
-		_ = w.EmitForward(time.Now().UnixNano(), &f)
-		if i%20 == 0 {
-			w.Heartbeat()
-			time.Sleep(time.Millisecond)
-		}
-	}
 }

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -441,24 +440,6 @@ func TestShutdownDrainsQueue(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the channel goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogChannelLevels(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -474,7 +455,7 @@ func TestLogChannelLevels(t *testing.T) {
 		{"resolved critical", "", "critical", true, "INFO"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testutil.LockedBuffer
 			logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			d := start(t, Options{Logger: logger, LogLevel: tc.logLevel})
 			a := testAlert("LogMe")
