@@ -1,8 +1,6 @@
 package dashboard
 
 import (
-	"fmt"
-
 	"github.com/agaobs/agaobs/internal/metrics"
 )
 
@@ -66,43 +64,27 @@ const (
 	mBPFProbeAttached  = "agaobs_bpf_probe_attached"
 )
 
-// names resolves metric names and units for one prefix and naming.
-type names struct {
-	prefix string
-	naming metrics.Naming
-	fams   map[string]metrics.Family
-}
+// names resolves the exposed metric names and units the panels read.
+type names struct{ metrics.Names }
 
+// newNames fails if the exporter renamed a family the panels read.
 func newNames(prefix string, naming metrics.Naming) (names, error) {
-	n := names{prefix: prefix, naming: naming, fams: map[string]metrics.Family{}}
-	for _, f := range metrics.Families() {
-		n.fams[f.Key] = f
-	}
-	// Fail loudly if the exporter renames a family the panels read, rather
-	// than render panels over series that never exist.
-	for _, key := range []string{famForward, famRetrieval, famRetrievalInj, famAudit, famLatency, famGate, famEntropy, famScore,
-		famKnowledgeCount, famKnowledgeUtil, famPinned, famActivation, famSlotChange, famProducerInfo} {
-		if _, ok := n.fams[key]; !ok {
-			return names{}, fmt.Errorf("metrics family %q not found", key)
-		}
-	}
-	return n, nil
+	n, err := metrics.NewNames(prefix, naming, famForward, famRetrieval, famRetrievalInj, famAudit, famLatency, famGate, famEntropy, famScore,
+		famKnowledgeCount, famKnowledgeUtil, famPinned, famActivation, famSlotChange, famProducerInfo)
+	return names{n}, err
 }
 
 // aga returns the full name of an AGA-domain family.
-func (n names) aga(key string) string {
-	f := n.fams[key]
-	return f.Name(n.prefix, n.naming)
-}
+func (n names) aga(key string) string { return n.Name(key) }
 
 // alerting returns the full name of an alerting family.
-func (n names) alerting(suffix string) string { return n.prefix + suffix }
+func (n names) alerting(suffix string) string { return n.Prefix() + suffix }
 
 // latencyUnit is the Grafana unit of the forward latency histogram: the
 // family is in µs in compat naming and in seconds (its Divisor applied) in
 // conventional naming.
 func (n names) latencyUnit() string {
-	if f := n.fams[famLatency]; n.naming == metrics.Conventional && f.Divisor == 1e6 {
+	if n.Divisor(famLatency) == 1e6 {
 		return "s"
 	}
 	return "µs"
@@ -110,12 +92,7 @@ func (n names) latencyUnit() string {
 
 // latencyBound converts a latency in µs (the alert rules' unit) to the
 // histogram's unit.
-func (n names) latencyBound(us float64) float64 {
-	if f := n.fams[famLatency]; n.naming == metrics.Conventional && f.Divisor != 0 {
-		return us / f.Divisor
-	}
-	return us
-}
+func (n names) latencyBound(us float64) float64 { return us / n.Divisor(famLatency) }
 
 // info is the producer info series of the selected nodes.
 func (n names) info() string {

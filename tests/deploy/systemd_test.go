@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +16,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/agaobs/agaobs/internal/testutil"
 )
@@ -458,17 +455,9 @@ func freePort(t testing.TB) string {
 	return p
 }
 
-// scrape returns the metric families at url, or nil.
+// scrape returns the metric families at url, or nil while the agent does not
+// answer.
 func scrape(url string) map[string]*dto.MetricFamily {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil
-	}
+	mfs, _ := testutil.Scrape(url)
 	return mfs
 }

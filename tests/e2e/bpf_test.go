@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/agaobs/agaobs/internal/testutil"
 )
@@ -143,18 +140,10 @@ func TestBPFUnprivileged(t *testing.T) {
 	}
 }
 
-// scrape2 is scrape for polling: nil while the agent does not answer.
+// scrape2 returns the metric families at url, or nil while the agent does not
+// answer.
 func scrape2(url string) map[string]*dto.MetricFamily {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil
-	}
+	mfs, _ := testutil.Scrape(url)
 	return mfs
 }
 

@@ -33,40 +33,13 @@ const (
 	famSlotChange  = "slot_change_rate"
 )
 
-// names resolves metric names for one prefix and naming.
-type names struct {
-	prefix string
-	naming metrics.Naming
-	fams   map[string]metrics.Family
-}
+// names resolves the exposed metric names the rules read.
+type names struct{ metrics.Names }
 
+// newNames fails if the exporter renamed a family this package reads.
 func newNames(prefix string, naming metrics.Naming) (names, error) {
-	n := names{prefix: prefix, naming: naming, fams: map[string]metrics.Family{}}
-	for _, f := range metrics.Families() {
-		n.fams[f.Key] = f
-	}
-	// Fail loudly if the exporter renames a family this package reads,
-	// rather than generate rules over series that never exist.
-	for _, key := range []string{famForward, famLatency, famGate, famEntropy, famUtilization, famSlotChange} {
-		if _, ok := n.fams[key]; !ok {
-			return names{}, fmt.Errorf("metrics family %q not found", key)
-		}
-	}
-	return n, nil
-}
-
-func (n names) name(key string) string {
-	f := n.fams[key]
-	return f.Name(n.prefix, n.naming)
-}
-
-// divisor converts family key's compat units (the rules' units) to the
-// exposed units: 1e6 for latency in conventional naming (µs → s), else 1.
-func (n names) divisor(key string) float64 {
-	if f := n.fams[key]; n.naming == metrics.Conventional && f.Divisor != 0 {
-		return f.Divisor
-	}
-	return 1
+	n, err := metrics.NewNames(prefix, naming, famForward, famLatency, famGate, famEntropy, famUtilization, famSlotChange)
+	return names{n}, err
 }
 
 // metricExpr is the PromQL for one rule metric.
@@ -104,27 +77,27 @@ func (n names) ruleMetricExpr(metric, w string, perProducer bool) (me metricExpr
 			by = "le, producer"
 		}
 		return metricExpr{
-			expr: fmt.Sprintf("histogram_quantile(%s, sum by (%s) (%s))", q, by, rate(n.name(famLatency)+"_bucket")),
-			div:  n.divisor(famLatency),
+			expr: fmt.Sprintf("histogram_quantile(%s, sum by (%s) (%s))", q, by, rate(n.Name(famLatency)+"_bucket")),
+			div:  n.Divisor(famLatency),
 		}, "", nil
 	case "gate_mean", "entropy_mean":
 		fam := famGate
 		if metric == "entropy_mean" {
 			fam = famEntropy
 		}
-		base := n.name(fam)
+		base := n.Name(fam)
 		return metricExpr{expr: sum(rate(base+"_sum")) + " / " + sum(rate(base+"_count")), div: 1}, "", nil
 	case "activation_rate":
-		fwd := n.name(famForward)
+		fwd := n.Name(famForward)
 		return metricExpr{expr: sum(rate(fwd+`{applied="true"}`)) + " / " + sum(rate(fwd)), div: 1}, "", nil
 	case "forward_rate":
-		return metricExpr{expr: sum(rate(n.name(famForward))), div: 1}, "", nil
+		return metricExpr{expr: sum(rate(n.Name(famForward))), div: 1}, "", nil
 	case "knowledge_utilization", "slot_change_rate":
 		fam := famUtilization
 		if metric == "slot_change_rate" {
 			fam = famSlotChange
 		}
-		return metricExpr{expr: last("last_over_time(" + n.name(fam) + "[" + w + "])"), div: 1}, "", nil
+		return metricExpr{expr: last("last_over_time(" + n.Name(fam) + "[" + w + "])"), div: 1}, "", nil
 	case "drop_rate":
 		dropped := sum(rate(ringDroppedTotal + "{" + hotRing + "}"))
 		consumed := sum(rate(ringEventsTotal + "{" + hotRing + "}"))
@@ -178,8 +151,8 @@ func (n names) latencyTail(r config.AlertRule, w string) (string, bool) {
 	if q == "" || (r.Operator != ">" && r.Operator != ">=") || !isLatencyBound(r.Threshold) {
 		return "", false
 	}
-	base := n.name(famLatency)
-	bound := r.Threshold / n.divisor(famLatency)
+	base := n.Name(famLatency)
+	bound := r.Threshold / n.Divisor(famLatency)
 	cmp := "<"
 	if r.Operator == ">=" {
 		cmp = "<="

@@ -56,7 +56,7 @@ func (g *generator) sloGroup(s config.SLO) (grp group, skip string, err error) {
 	var ratio func(w string) string
 	switch s.SLI.Type {
 	case "latency":
-		f := g.names.fams[famLatency]
+		f := g.names.Family(famLatency)
 		if !slices.Contains(f.Buckets, s.SLI.ThresholdUs) {
 			return group{}, fmt.Sprintf("latency SLI threshold_us %v is not a forward latency bucket bound %v, so Prometheus cannot count the good forwards",
 				s.SLI.ThresholdUs, f.Buckets), nil
@@ -64,8 +64,8 @@ func (g *generator) sloGroup(s config.SLO) (grp group, skip string, err error) {
 		// Divide as the exporter does, so the bound renders as the
 		// exposed le value (1000/1e6 is the double the exporter prints
 		// as 0.001).
-		le := bucketMatcher(s.SLI.ThresholdUs / g.names.divisor(famLatency))
-		base := g.names.name(famLatency)
+		le := bucketMatcher(s.SLI.ThresholdUs / g.names.Divisor(famLatency))
+		base := g.names.Name(famLatency)
 		ratio = func(w string) string {
 			return fmt.Sprintf("1 - (sum by (producer) (rate(%s_bucket{%s}[%s])) / sum by (producer) (rate(%s_count[%s])))",
 				base, le, w, base, w)
