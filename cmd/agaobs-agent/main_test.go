@@ -156,15 +156,6 @@ func TestMain(m *testing.M) {
 
 func agentBinary(t *testing.T) string { return agentBin.Path(t, ".", "agaobs-agent") }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func port(t *testing.T, addr string) string {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -218,11 +209,11 @@ func startAgent(t *testing.T, args ...string) (*exec.Cmd, *logWatcher) {
 
 func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 	dir, tmp := t.TempDir(), t.TempDir()
-	admin := freeAddr(t)
+	admin := testutil.FreeAddr(t)
 	cfgFile := filepath.Join(tmp, "agent.yaml")
 	os.WriteFile(cfgFile, []byte("producer_retention: 5m\n"), 0o600)
 	cmd, logs := startAgent(t, "run", "--config", cfgFile, "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--audit-storage-path", filepath.Join(tmp, "audit.db"), "--admin-listen-address", admin,
-		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, freeAddr(t)))
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, testutil.FreeAddr(t)))
 	testutil.Eventually(t, 5*time.Second, func() bool { return logs.has("agaobs-agent started") }, "agent did not start")
 
 	w, _ := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Identity: shm.Identity{Producer: "via-agent"}})
@@ -258,9 +249,9 @@ func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
 // under its old name.
 func TestDemoProcess(t *testing.T) {
 	dir, tmp := t.TempDir(), t.TempDir()
-	admin := freeAddr(t)
+	admin := testutil.FreeAddr(t)
 	cmd, logs := startAgent(t, "demo", "--ring-dir", dir, "--state-path", filepath.Join(tmp, "s.db"), "--audit-storage-path", filepath.Join(tmp, "audit.db"), "--admin-listen-address", admin,
-		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, freeAddr(t)), "--kill-first", "3s", "--speed", "10")
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", port(t, testutil.FreeAddr(t)), "--kill-first", "3s", "--speed", "10")
 	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		return logs.has("producer died without closing") && logs.has("taken over by a new producer")

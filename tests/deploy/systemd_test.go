@@ -3,7 +3,6 @@ package deploy
 import (
 	"bufio"
 	"bytes"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,13 +328,13 @@ func TestSystemdPrivilegesSuffice(t *testing.T) {
 	}
 	os.Remove(ringDir) // the agent creates it
 	t.Cleanup(func() { os.RemoveAll(ringDir) })
-	port := freePort(t)
+	port := testutil.FreePort(t)
 
 	agentArgs := []string{"--bounding-set=-all," + strings.Join(caps, ","), "--inh-caps=-all", "--no-new-privs",
 		"--groups=" + strconv.Itoa(gid), exe, "run", "--config", repoPath(unitConfig),
 		"--ring-dir", ringDir, "--ring-group", strconv.Itoa(gid),
 		"--state-path", filepath.Join(tmp, "agaobs_state.db"), "--audit-storage-path", filepath.Join(tmp, "aga_audit.db"),
-		"--prometheus-host", "127.0.0.1", "--prometheus-port", port, "--health-host", "127.0.0.1", "--health-port", freePort(t),
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", port, "--health-host", "127.0.0.1", "--health-port", testutil.FreePort(t),
 		"--admin-listen-address", "", "--gpu-enabled=false", "--log-enabled=false"}
 	agent := exec.Command(setpriv, agentArgs...)
 	agent.Env = cleanEnv()
@@ -442,17 +441,6 @@ func TestSystemdPrivilegesSuffice(t *testing.T) {
 	if s := logs.String(); strings.Contains(s, `"level":"ERROR"`) || strings.Contains(s, "permission denied") {
 		t.Errorf("agent log has errors:\n%s", s)
 	}
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
 }
 
 // scrape returns the metric families at url, or nil while the agent does not

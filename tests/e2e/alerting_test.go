@@ -109,8 +109,8 @@ alertmanager_urls: [%s]
 
 // The demo fires every default rule within 60 s of start.
 func TestDemoFiresDefaultRules(t *testing.T) {
-	port := freePort(t)
-	admin := "127.0.0.1:" + freePort(t)
+	port := testutil.FreePort(t)
+	admin := "127.0.0.1:" + testutil.FreePort(t)
 	cmd := exec.Command(agentBinary(t), "demo", "--ring-dir", t.TempDir(), "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--admin-listen-address", admin,
 		"--prometheus-host", "127.0.0.1", "--prometheus-port", port)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard

@@ -78,7 +78,7 @@ type auditAgent struct {
 
 func startAuditAgent(t *testing.T, dir, db string, extra ...string) *auditAgent {
 	t.Helper()
-	admin := "127.0.0.1:" + freePort(t)
+	admin := "127.0.0.1:" + testutil.FreePort(t)
 	args := append([]string{"run", "--ring-dir", dir, "--state-path", filepath.Join(filepath.Dir(db), "state.db"),
 		"--audit-storage-path", db, "--admin-listen-address", admin, "--prometheus-enabled=false",
 		"--ring-poll-interval", "5ms", "--alert-enabled=false"}, extra...)
@@ -366,7 +366,7 @@ func TestAuditFullDiskRecovers(t *testing.T) {
 		}
 	}()
 
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	a := startAuditAgent(t, dir, db, "--prometheus-enabled=true", "--prometheus-host", "127.0.0.1", "--prometheus-port", port)
 	metricsURL := "http://127.0.0.1:" + port + "/metrics"
 	testutil.Eventually(t, 10*time.Second, func() bool { return a.count(t, "register") > 100 }, "agent did not start storing")

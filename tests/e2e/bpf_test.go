@@ -97,7 +97,7 @@ func TestBPFUnprivileged(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 	os.Chmod(tmp, 0o777)
 	dir := filepath.Join(tmp, "rings")
-	port, hport := freePort(t), freePort(t)
+	port, hport := testutil.FreePort(t), testutil.FreePort(t)
 	// A copy of the binary the nobody user can execute.
 	exe := filepath.Join(tmp, "agaobs-agent")
 	b, err := os.ReadFile(bin)

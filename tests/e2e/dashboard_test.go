@@ -156,13 +156,13 @@ func TestDashboardQueriesOnPrometheus(t *testing.T) {
 // returns its metrics port.
 func dashboardDemo(t *testing.T, v dashboard.Options) string {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	cmd := exec.Command(agentBinary(t), "demo", "--ring-dir", filepath.Join(dir, "rings"), "--state-path", "",
 		"--audit-storage-path", filepath.Join(dir, "audit.db"), "--admin-listen-address", "",
 		"--prometheus-host", "127.0.0.1", "--prometheus-port", port,
 		"--prometheus-prefix", v.Prefix, "--prometheus-naming", string(v.Naming),
-		"--health-enabled=true", "--health-host", "127.0.0.1", "--health-port", freePort(t),
+		"--health-enabled=true", "--health-host", "127.0.0.1", "--health-port", testutil.FreePort(t),
 		"--gpu-enabled=false", "--bpf-enabled=true", "--log-enabled=false",
 		"--speed", "10", "--kill-first", "1h")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -209,7 +209,7 @@ func startPrometheus(t *testing.T, bin string, targets []string) string {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	base := "http://127.0.0.1:" + port
 	var out testutil.LockedBuffer
 	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),

@@ -26,7 +26,7 @@ func healthAgent(t *testing.T, dir string, extra ...string) string {
 
 func healthAgentCmd(t *testing.T, dir, db string, extra ...string) (string, *exec.Cmd) {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	args := append([]string{"run", "--ring-dir", dir, "--state-path", "", "--audit-storage-path", db,
 		"--admin-listen-address", "", "--prometheus-enabled=false", "--health-host", "127.0.0.1", "--health-port", port,
 		"--health-enabled=true", "--gpu-enabled=false"}, extra...)

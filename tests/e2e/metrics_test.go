@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,21 +52,11 @@ func agentBinary(t testing.TB) string {
 	return agentBin.Path(t, "../../cmd/agaobs-agent", "agaobs-agent")
 }
 
-func freePort(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
-}
-
 // startAgent runs the agent binary until the test ends; it returns the
 // metrics URL.
 func startAgent(t testing.TB, args ...string) string {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	args = append([]string{"run", "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--admin-listen-address", "", "--prometheus-host", "127.0.0.1", "--prometheus-port", port}, args...)
 	cmd := exec.Command(agentBinary(t), args...)
 	stderr, _ := cmd.StderrPipe()

@@ -33,7 +33,7 @@ func TestDemoExpositionPromtool(t *testing.T) {
 	} {
 		t.Run(string(tc.naming), func(t *testing.T) {
 			t.Parallel()
-			port := freePort(t)
+			port := testutil.FreePort(t)
 			cmd := exec.Command(agentBinary(t), "demo", "--ring-dir", t.TempDir(), "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"), "--admin-listen-address", "",
 				"--prometheus-host", "127.0.0.1", "--prometheus-port", port, "--prometheus-naming", string(tc.naming))
 			cmd.Stdout, cmd.Stderr = io.Discard, io.Discard

@@ -45,7 +45,7 @@ func startAFSAgent(t *testing.T, ringDir, db string) *afsAgent {
 	// Only what the test reads: health, metrics and the store itself.
 	cfg.AdminListenAddress = ""
 	cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled, cfg.AlertEnabled = false, false, false, false
-	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, healthAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(metricsAddr)
 	cfg.PrometheusEnabled, cfg.PrometheusHost = true, host
 	cfg.PrometheusPort, _ = strconv.Atoi(port)

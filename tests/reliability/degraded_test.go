@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,17 +31,6 @@ type agentProc struct {
 	exited                 chan struct{}
 }
 
-func localPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
-}
-
 // startDegradedAgent runs the agent binary with every listener on
 // loopback, wrapped by wrap (the fault injection: it returns the argv to
 // run and may set SysProcAttr), and waits until /livez answers. The
@@ -50,7 +38,7 @@ func localPort(t *testing.T) string {
 // whole configuration.
 func startDegradedAgent(t *testing.T, bin, dir string, flags []string, wrap func(argv []string) *exec.Cmd) *agentProc {
 	t.Helper()
-	mp, hp, ap := localPort(t), localPort(t), localPort(t)
+	mp, hp, ap := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	argv := append([]string{bin, "run", "--ring-dir", dir, "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "audit.db"),
 		"--admin-listen-address", "127.0.0.1:" + ap, "--prometheus-host", "127.0.0.1", "--prometheus-port", mp,
 		"--health-enabled=true", "--health-host", "127.0.0.1", "--health-port", hp, "--log-enabled=false",

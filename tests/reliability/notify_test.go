@@ -127,7 +127,7 @@ type ntfRig struct {
 func newNtfRig(t *testing.T, mutate func(*config.Config)) *ntfRig {
 	t.Helper()
 	r := &ntfRig{dir: t.TempDir()}
-	metricsAddr := freeAddr(t)
+	metricsAddr := testutil.FreeAddr(t)
 	r.metrics = "http://" + metricsAddr + "/metrics"
 	r.a = inProcessAgent(t, r.dir, nil, func(c *config.Config) {
 		host, port, _ := net.SplitHostPort(metricsAddr)
@@ -365,7 +365,7 @@ func TestNotificationReceiverFaults(t *testing.T) {
 
 func testNotifyWebhookDown(t *testing.T) {
 	start := time.Now()
-	addr := freeAddr(t) // closed: connections are refused until it listens
+	addr := testutil.FreeAddr(t) // closed: connections are refused until it listens
 	r := newNtfRig(t, func(c *config.Config) { c.AlertWebhookURL = "http://" + addr + "/hook" })
 	w0 := r.sample(t)
 	time.Sleep(1500 * time.Millisecond)
@@ -403,7 +403,7 @@ func testNotifyWebhookDown(t *testing.T) {
 // delivers it once the receiver is back.
 func testNotifyWebhookDownLong(t *testing.T) {
 	start := time.Now()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	r := newNtfRig(t, func(c *config.Config) {
 		c.AlertWebhookURL = "http://" + addr + "/hook"
 		c.AlertRules[0].CooldownSeconds = 2
@@ -546,7 +546,7 @@ func (am *ntfAlertmanager) has() bool {
 
 func testNotifyAlertmanagerRestart(t *testing.T) {
 	start := time.Now()
-	am := &ntfAlertmanager{bin: testutil.RequireTool(t, "prometheus-alertmanager"), dir: t.TempDir(), addr: freeAddr(t)}
+	am := &ntfAlertmanager{bin: testutil.RequireTool(t, "prometheus-alertmanager"), dir: t.TempDir(), addr: testutil.FreeAddr(t)}
 	// "null" quoted: a bare null is YAML's null, not a receiver name.
 	if err := os.WriteFile(filepath.Join(am.dir, "alertmanager.yml"), []byte("route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -82,22 +82,13 @@ func burstProducer() {
 	io.Copy(io.Discard, os.Stdin)
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // 10× overload of a hot ring: the producer never blocks (emit p99 within
 // 2× its unloaded p99), the agent's drop accounting is exact (sequence
 // gaps == producer drops), and /metrics and /health keep answering fast
 // while it happens.
 func TestHotRingOverload(t *testing.T) {
 	dir := t.TempDir()
-	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, healthAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	a := inProcessAgent(t, dir, nil, func(c *config.Config) {
 		host, port, _ := net.SplitHostPort(metricsAddr)
 		c.PrometheusEnabled, c.PrometheusHost = true, host

@@ -399,7 +399,7 @@ func TestAgentRestart(t *testing.T) {
 	var bin testutil.Binary
 	t.Cleanup(bin.Remove)
 	r := &restartRig{bin: bin.Path(t, "../../cmd/agaobs-agent", "agaobs-agent"), dir: t.TempDir(), tmp: t.TempDir(),
-		metrics: freeAddr(t), admin: freeAddr(t), producer: "restart-load"}
+		metrics: testutil.FreeAddr(t), admin: testutil.FreeAddr(t), producer: "restart-load"}
 	r.db = filepath.Join(r.tmp, "audit.db")
 	resultFile := filepath.Join(r.tmp, "producer.json")
 	prod := startHelper(t, r.dir, r.producer, "restart", "AGAOBS_RESULT="+resultFile)

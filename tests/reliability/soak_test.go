@@ -432,7 +432,7 @@ func TestSoak(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	logFile := filepath.Join(tmp, "log", "events.log")
-	metricsAddr, healthAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	metricsAddr, healthAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 
 	// The webhook receiver closes every connection, so the agent's HTTP
 	// client holds no idle connection (two goroutines) that would come and
