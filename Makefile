@@ -8,6 +8,9 @@ BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 PV       := github.com/prometheus/common/version
 LDFLAGS  := -X main.version=$(VERSION) -X $(PV).Version=$(VERSION) -X $(PV).Revision=$(REVISION) -X $(PV).Branch=$(BRANCH)
 FUZZTIME ?= 10s
+# go-nvml's header marks many functions deprecated; cgo would print each warning
+# on every build of the GPU package.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 DEMO_DIR ?= /dev/shm/agaobs-demo
 # The demo reads the GPU only where the NVIDIA driver's library is installed,
 # so a laptop's /health is not unhealthy for want of a GPU.

@@ -92,38 +92,42 @@ type Config struct {
 
 	// Agent keys.
 
-	RingDir                string          `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
-	RingGroup              string          `yaml:"ring_group" help:"Group (name or numeric gid) owning the ring directory; empty means a sticky world-writable directory. Used by the ring consumer."`
-	RingHotBytes           int64           `yaml:"ring_hot_bytes" help:"Data capacity in bytes of a hot ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
-	RingAuditBytes         int64           `yaml:"ring_audit_bytes" help:"Data capacity in bytes of an audit ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
-	RingAuditWaitUs        int             `yaml:"ring_audit_wait_us" help:"Microseconds a producer waits for room in a full audit ring before dropping (>= 0). Producer-side."`
-	RingAllowedUIDs        []int           `yaml:"ring_allowed_uids" help:"Uids whose rings are accepted; empty means any uid (each >= 0). Used by the ring consumer."`
-	RingRescanInterval     Duration        `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0). Used by the ring consumer."`
-	RingPollInterval       Duration        `yaml:"ring_poll_interval" help:"Interval between polls of the rings while data flows (> 0, <= 1s). Used by the ring consumer."`
-	RingIdleSleep          Duration        `yaml:"ring_idle_sleep" help:"How long the idle consumer waits on the doorbell before housekeeping (> 0). Used by the ring consumer."`
-	RingMaxRecordsPerPass  int             `yaml:"ring_max_records_per_pass" help:"Maximum records read from one ring in one pass (>= 1). Used by the ring consumer."`
-	RingRemoveDead         bool            `yaml:"ring_remove_dead" help:"Remove the ring files of dead producers once drained. Used by the ring consumer."`
-	ProducerRetention      Duration        `yaml:"producer_retention" help:"How long a dead or closed producer stays listed after it is drained (>= 0). Used by the ring consumer."`
-	ProducerHeartbeatStale float64         `yaml:"producer_heartbeat_stale_seconds" help:"Seconds after which a producer heartbeat counts as stale (> 0). Used by the ring consumer."`
-	SinkQueueSize          int             `yaml:"sink_queue_size" help:"Events per sink queue (>= 16). Used by the event sinks."`
-	StatePath              string          `yaml:"state_path" help:"Path of the agent state store; empty disables persistence (Load warns). Used by the state store."`
-	AgentLogLevel          string          `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
-	AgentLogFormat         string          `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
-	AgentGOMAXPROCS        int             `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
-	AdminListenAddress     string          `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
-	WebConfigFile          string          `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
-	StatusIntervalSeconds  float64         `yaml:"status_interval_seconds" help:"Producer-side snapshot interval in seconds (> 0). Used by the demo producers."`
-	StatusGateCheckSeconds float64         `yaml:"status_gate_check_seconds" help:"Producer-side interval in seconds of the gate parameter check (>= 0). Used by the demo producers."`
-	GPUEnabled             bool            `yaml:"gpu_enabled" help:"Collect NVIDIA GPU state through NVML (libnvidia-ml, loaded at run time; without it the GPU is reported unavailable). Used by the GPU collector."`
-	GPUCollectInterval     Duration        `yaml:"gpu_collect_interval" help:"How often GPU state is read (> 0). Used by the GPU collector."`
-	GPUPCIeEnabled         bool            `yaml:"gpu_pcie_enabled" help:"Also read PCIe throughput (each read samples for about 20 ms per GPU). Used by the GPU collector."`
-	GPUXIDWindow           Duration        `yaml:"gpu_xid_window" help:"How long a critical XID error keeps GPU health unhealthy (> 0). Used by the GPU collector."`
-	GPUExpectedCount       int             `yaml:"gpu_expected_count" help:"GPUs the node should have (>= 0; 0: no check); fewer makes GPU health unhealthy. Used by the GPU collector."`
-	BPFEnabled             bool            `yaml:"bpf_enabled" help:"Load the eBPF latency probes on the producers' processes (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for uprobes; without them eBPF is reported unavailable). Used by the eBPF probes."`
-	BPFRequire             bool            `yaml:"bpf_require" help:"Exit when an enabled probe cannot be loaded for want of privilege or kernel support (a probe with no target yet is not a failure). Used by the eBPF probes."`
-	BPFRescanInterval      Duration        `yaml:"bpf_rescan_interval" help:"How often the producers' memory maps are rescanned for shared libraries loaded later (> 0). Used by the eBPF probes."`
-	SLOs                   []SLO           `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
-	BPFProbes              map[string]bool `yaml:"bpf_probes" flag:"-" help:"eBPF probes to switch on or off by name (file only; defaults: offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch on; cuda_launch, gil_wait, forward_marker off). Used by the eBPF probes."`
+	RingDir                        string          `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
+	RingGroup                      string          `yaml:"ring_group" help:"Group (name or numeric gid) owning the ring directory; empty means a sticky world-writable directory. Used by the ring consumer."`
+	RingHotBytes                   int64           `yaml:"ring_hot_bytes" help:"Data capacity in bytes of a hot ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
+	RingAuditBytes                 int64           `yaml:"ring_audit_bytes" help:"Data capacity in bytes of an audit ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
+	RingAuditWaitUs                int             `yaml:"ring_audit_wait_us" help:"Microseconds a producer waits for room in a full audit ring before dropping (>= 0). Producer-side."`
+	RingAllowedUIDs                []int           `yaml:"ring_allowed_uids" help:"Uids whose rings are accepted; empty means any uid (each >= 0). Used by the ring consumer."`
+	RingRescanInterval             Duration        `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0). Used by the ring consumer."`
+	RingPollInterval               Duration        `yaml:"ring_poll_interval" help:"Interval between polls of the rings while data flows (> 0, <= 1s). Used by the ring consumer."`
+	RingIdleSleep                  Duration        `yaml:"ring_idle_sleep" help:"How long the idle consumer waits on the doorbell before housekeeping (> 0). Used by the ring consumer."`
+	RingMaxRecordsPerPass          int             `yaml:"ring_max_records_per_pass" help:"Maximum records read from one ring in one pass (>= 1). Used by the ring consumer."`
+	RingRemoveDead                 bool            `yaml:"ring_remove_dead" help:"Remove the ring files of dead producers once drained. Used by the ring consumer."`
+	ProducerRetention              Duration        `yaml:"producer_retention" help:"How long a dead or closed producer stays listed after it is drained (>= 0). Used by the ring consumer."`
+	ProducerHeartbeatStale         float64         `yaml:"producer_heartbeat_stale_seconds" help:"Seconds after which a producer heartbeat counts as stale (> 0). Used by the ring consumer."`
+	RingMaxProducers               int             `yaml:"ring_max_producers" help:"Live producers accepted per uid (1-65536); rings of a uid beyond it are rejected (reason producer limit) until one of its producers ends. Used by the ring consumer."`
+	SinkQueueSize                  int             `yaml:"sink_queue_size" help:"Events per sink queue (16-16777216). Used by the event sinks."`
+	PrometheusMaxLayersPerProducer int             `yaml:"prometheus_max_layers_per_producer" help:"Distinct layer label values kept per producer (1-65536); further layers are counted under layer=\"other\" and in agaobs_cardinality_limited_total. Used by the Prometheus exporter."`
+	StatePath                      string          `yaml:"state_path" help:"Path of the agent state store; empty disables persistence (Load warns). Used by the state store."`
+	AgentLogLevel                  string          `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
+	AgentLogFormat                 string          `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
+	AgentGOMAXPROCS                int             `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
+	AdminListenAddress             string          `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
+	WebMaxConnections              int             `yaml:"web_max_connections" help:"Concurrent connections per HTTP listener (1-65536); at the limit the oldest idle keep-alive connection is closed to let a new one in. Used by the HTTP listeners."`
+	WebIdleTimeout                 Duration        `yaml:"web_idle_timeout" help:"Idle keep-alive connections are closed after this (> 0, <= 1h). Used by the HTTP listeners."`
+	WebConfigFile                  string          `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
+	StatusIntervalSeconds          float64         `yaml:"status_interval_seconds" help:"Producer-side snapshot interval in seconds (> 0). Used by the demo producers."`
+	StatusGateCheckSeconds         float64         `yaml:"status_gate_check_seconds" help:"Producer-side interval in seconds of the gate parameter check (>= 0). Used by the demo producers."`
+	GPUEnabled                     bool            `yaml:"gpu_enabled" help:"Collect NVIDIA GPU state through NVML (libnvidia-ml, loaded at run time; without it the GPU is reported unavailable). Used by the GPU collector."`
+	GPUCollectInterval             Duration        `yaml:"gpu_collect_interval" help:"How often GPU state is read (> 0). Used by the GPU collector."`
+	GPUPCIeEnabled                 bool            `yaml:"gpu_pcie_enabled" help:"Also read PCIe throughput (each read samples for about 20 ms per GPU). Used by the GPU collector."`
+	GPUXIDWindow                   Duration        `yaml:"gpu_xid_window" help:"How long a critical XID error keeps GPU health unhealthy (> 0). Used by the GPU collector."`
+	GPUExpectedCount               int             `yaml:"gpu_expected_count" help:"GPUs the node should have (>= 0; 0: no check); fewer makes GPU health unhealthy. Used by the GPU collector."`
+	BPFEnabled                     bool            `yaml:"bpf_enabled" help:"Load the eBPF latency probes on the producers' processes (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for uprobes; without them eBPF is reported unavailable). Used by the eBPF probes."`
+	BPFRequire                     bool            `yaml:"bpf_require" help:"Exit when an enabled probe cannot be loaded for want of privilege or kernel support (a probe with no target yet is not a failure). Used by the eBPF probes."`
+	BPFRescanInterval              Duration        `yaml:"bpf_rescan_interval" help:"How often the producers' memory maps are rescanned for shared libraries loaded later (> 0). Used by the eBPF probes."`
+	SLOs                           []SLO           `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
+	BPFProbes                      map[string]bool `yaml:"bpf_probes" flag:"-" help:"eBPF probes to switch on or off by name (file only; defaults: offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch on; cuda_launch, gil_wait, forward_marker off). Used by the eBPF probes."`
 }
 
 // AlertRule is one element of alert_rules. Call SetDefaults before filling a
@@ -218,29 +222,33 @@ func Default() Config {
 		HealthDropRateDegraded:      0.01,
 		HealthHeartbeatStale:        5,
 
-		RingDir:                "/dev/shm/agaobs",
-		RingHotBytes:           4194304,
-		RingAuditBytes:         1048576,
-		RingAuditWaitUs:        200,
-		RingRescanInterval:     Duration(2 * time.Second),
-		RingPollInterval:       Duration(3 * time.Millisecond),
-		RingIdleSleep:          Duration(250 * time.Millisecond),
-		RingMaxRecordsPerPass:  4096,
-		RingRemoveDead:         true,
-		ProducerRetention:      Duration(5 * time.Minute),
-		ProducerHeartbeatStale: 5,
-		SinkQueueSize:          65536,
-		StatePath:              "agaobs_state.db",
-		AgentLogLevel:          "info",
-		AgentLogFormat:         "text",
-		AgentGOMAXPROCS:        1,
-		AdminListenAddress:     "127.0.0.1:8081",
-		StatusIntervalSeconds:  2,
-		StatusGateCheckSeconds: 0,
-		GPUEnabled:             true,
-		GPUCollectInterval:     Duration(5 * time.Second),
-		GPUXIDWindow:           Duration(10 * time.Minute),
-		BPFEnabled:             true,
-		BPFRescanInterval:      Duration(10 * time.Second),
+		RingDir:                        "/dev/shm/agaobs",
+		RingHotBytes:                   4194304,
+		RingAuditBytes:                 1048576,
+		RingAuditWaitUs:                200,
+		RingRescanInterval:             Duration(2 * time.Second),
+		RingPollInterval:               Duration(3 * time.Millisecond),
+		RingIdleSleep:                  Duration(250 * time.Millisecond),
+		RingMaxRecordsPerPass:          4096,
+		RingRemoveDead:                 true,
+		ProducerRetention:              Duration(5 * time.Minute),
+		ProducerHeartbeatStale:         5,
+		RingMaxProducers:               256,
+		SinkQueueSize:                  65536,
+		PrometheusMaxLayersPerProducer: 256,
+		StatePath:                      "agaobs_state.db",
+		AgentLogLevel:                  "info",
+		AgentLogFormat:                 "text",
+		AgentGOMAXPROCS:                1,
+		AdminListenAddress:             "127.0.0.1:8081",
+		WebMaxConnections:              512,
+		WebIdleTimeout:                 Duration(30 * time.Second),
+		StatusIntervalSeconds:          2,
+		StatusGateCheckSeconds:         0,
+		GPUEnabled:                     true,
+		GPUCollectInterval:             Duration(5 * time.Second),
+		GPUXIDWindow:                   Duration(10 * time.Minute),
+		BPFEnabled:                     true,
+		BPFRescanInterval:              Duration(10 * time.Second),
 	}
 }

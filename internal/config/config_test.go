@@ -466,9 +466,9 @@ func TestErrors(t *testing.T) {
 		{"poll interval zero", "", nil, []string{"--ring-poll-interval=0"},
 			"ring_poll_interval", "flag --ring-poll-interval", 0, "must be > 0"},
 		{"power of two", "ring_hot_bytes: 5000\n", nil, nil,
-			"ring_hot_bytes", fileSrc, 1, "must be a power of two >= 4096"},
+			"ring_hot_bytes", fileSrc, 1, "must be a power of two between 4096 and 1073741824"},
 		{"small ring", "", []string{"AGAOBS_RING_AUDIT_BYTES=2048"}, nil,
-			"ring_audit_bytes", "env AGAOBS_RING_AUDIT_BYTES", 0, "must be a power of two >= 4096"},
+			"ring_audit_bytes", "env AGAOBS_RING_AUDIT_BYTES", 0, "must be a power of two between 4096 and 1073741824"},
 		{"negative uid", "ring_allowed_uids: [0, -1]\n", nil, nil,
 			"ring_allowed_uids[1]", fileSrc, 1, "must be between 0 and 4294967295"},
 		{"webhook", "alert_webhook_url: example.com/hook\n", nil, nil,
@@ -478,7 +478,25 @@ func TestErrors(t *testing.T) {
 		{"health path", "health_path: health\n", nil, nil,
 			"health_path", fileSrc, 1, `must start with "/"`},
 		{"sink queue", "sink_queue_size: 8\n", nil, nil,
-			"sink_queue_size", fileSrc, 1, "must be >= 16"},
+			"sink_queue_size", fileSrc, 1, "must be between 16 and 16777216"},
+		{"huge sink queue", "sink_queue_size: 99999999999\n", nil, nil,
+			"sink_queue_size", fileSrc, 1, "must be between 16 and 16777216"},
+		{"huge gomaxprocs", "agent_gomaxprocs: 100000\n", nil, nil,
+			"agent_gomaxprocs", fileSrc, 1, "must be between 0 and 1024"},
+		{"huge ring", "", []string{"AGAOBS_RING_HOT_BYTES=2199023255552"}, nil,
+			"ring_hot_bytes", "env AGAOBS_RING_HOT_BYTES", 0, "must be a power of two between 4096 and 1073741824"},
+		{"long idle timeout", "", nil, []string{"--web-idle-timeout=2h"},
+			"web_idle_timeout", "flag --web-idle-timeout", 0, "must be <= 1h"},
+		{"zero connections", "web_max_connections: 0\n", nil, nil,
+			"web_max_connections", fileSrc, 1, "must be between 1 and 65536"},
+		{"layer cap", "prometheus_max_layers_per_producer: 1000000\n", nil, nil,
+			"prometheus_max_layers_per_producer", fileSrc, 1, "must be between 1 and 65536"},
+		{"producer cap", "ring_max_producers: -1\n", nil, nil,
+			"ring_max_producers", fileSrc, 1, "must be between 1 and 65536"},
+		{"rule window", "alert_rules:\n  - name: x\n    metric: latency_p99\n    window_seconds: 1e12\n", nil, nil,
+			"alert_rules[0].window_seconds", fileSrc, 4, "must be <= 2592000"},
+		{"slo period", "slos:\n  - name: x\n    objective: 0.9\n    period: 100y\n    sli: {type: availability}\n", nil, nil,
+			"slos[0].period", fileSrc, 4, "must be <= 366d"},
 		{"audit backend", "audit_storage_backend: postgres\n", nil, nil,
 			"audit_storage_backend", fileSrc, 1, "must be one of bbolt file memory sqlite"},
 		{"level", "", nil, []string{"--log-level=verbose"},
@@ -721,7 +739,7 @@ func TestRenderRoundTrip(t *testing.T) {
 	custom.RingAllowedUIDs = []int{0, 1000}
 	custom.RingRescanInterval = Duration(90 * time.Minute)
 	custom.ProducerRetention = Duration(30 * 24 * time.Hour)
-	custom.ProducerHeartbeatStale = 1e6
+	custom.ProducerHeartbeatStale = 86400
 	custom.StatePath = ""
 	custom.AdminListenAddress = "[::1]:9999"
 	custom.WebConfigFile = "null"
@@ -836,8 +854,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 79 {
-		t.Errorf("%d keys, want 79", len(keys))
+	if len(keys) != 83 {
+		t.Errorf("%d keys, want 83", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)

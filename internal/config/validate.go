@@ -30,6 +30,13 @@ const (
 	bpfProbes        = "offcpu runqueue python_gc cuda_sync cuda_graph_launch cuda_launch gil_wait forward_marker"
 )
 
+// Upper bounds shared by several keys: every numeric key has one, so a
+// typo cannot ask for a terabyte queue or a million threads.
+const (
+	maxBytes = 1 << 40
+	day      = Duration(24 * time.Hour)
+)
+
 // checker collects the first validation error.
 type checker struct{ err *Error }
 
@@ -88,6 +95,20 @@ func (ch *checker) floatMin(key string, value float64, strict bool) {
 	}
 }
 
+// floatMax checks value <= hi (after floatMin has checked the lower bound).
+func (ch *checker) floatMax(key string, value, hi float64) {
+	if value > hi {
+		ch.fail(key, invalid(formatFloat(value), "must be <= "+formatFloat(hi)))
+	}
+}
+
+// durMax checks value <= hi (after durMin has checked the lower bound).
+func (ch *checker) durMax(key string, value, hi Duration) {
+	if value > hi {
+		ch.fail(key, invalid(value.String(), "must be <= "+hi.String()))
+	}
+}
+
 // durMin checks value > 0 (strict) or value >= 0.
 func (ch *checker) durMin(key string, value Duration, strict bool) {
 	switch {
@@ -98,9 +119,9 @@ func (ch *checker) durMin(key string, value Duration, strict bool) {
 	}
 }
 
-func (ch *checker) powerOfTwo(key string, value, lo int64) {
-	if value < lo || value&(value-1) != 0 {
-		ch.fail(key, invalid(strconv.FormatInt(value, 10), fmt.Sprintf("must be a power of two >= %d", lo)))
+func (ch *checker) powerOfTwo(key string, value, lo, hi int64) {
+	if value < lo || value > hi || value&(value-1) != 0 {
+		ch.fail(key, invalid(strconv.FormatInt(value, 10), fmt.Sprintf("must be a power of two between %d and %d", lo, hi)))
 	}
 }
 
@@ -163,18 +184,20 @@ func (c Config) Validate() error {
 
 	ch.oneOf("log_format", c.LogFormat, logFormats)
 	ch.oneOfFold("log_level", c.LogLevel, levels)
-	ch.intMin("log_max_bytes", c.LogMaxBytes, 0)
-	ch.intMin("log_backup_count", int64(c.LogBackupCount), 0)
-	ch.intMin("log_forward_sample_rate", int64(c.LogForwardSampleRate), 1)
+	ch.intRange("log_max_bytes", c.LogMaxBytes, 0, maxBytes)
+	ch.intRange("log_backup_count", int64(c.LogBackupCount), 0, 10000)
+	ch.intRange("log_forward_sample_rate", int64(c.LogForwardSampleRate), 1, 1000000)
 
 	ch.oneOf("audit_storage_backend", c.AuditStorageBackend, auditBackends)
-	ch.intMin("audit_retention_days", int64(c.AuditRetentionDays), 0)
+	ch.intRange("audit_retention_days", int64(c.AuditRetentionDays), 0, 36500)
 	ch.floatMin("audit_flush_interval", c.AuditFlushInterval, true)
-	ch.intMin("audit_batch_size", int64(c.AuditBatchSize), 1)
-	ch.intMin("audit_max_bytes", c.AuditMaxBytes, 0)
-	ch.intMin("audit_max_file_bytes", c.AuditMaxFileBytes, 4096)
-	ch.intMin("audit_max_files", int64(c.AuditMaxFiles), 1)
+	ch.floatMax("audit_flush_interval", c.AuditFlushInterval, 60)
+	ch.intRange("audit_batch_size", int64(c.AuditBatchSize), 1, 100000)
+	ch.intRange("audit_max_bytes", c.AuditMaxBytes, 0, maxBytes)
+	ch.intRange("audit_max_file_bytes", c.AuditMaxFileBytes, 4096, maxBytes)
+	ch.intRange("audit_max_files", int64(c.AuditMaxFiles), 1, 100000)
 	ch.durMin("audit_head_log_interval", c.AuditHeadLogInterval, true)
+	ch.durMax("audit_head_log_interval", c.AuditHeadLogInterval, day)
 
 	c.validateAlertRules(ch)
 	if c.AlertWebhookURL != "" {
@@ -185,6 +208,7 @@ func (c Config) Validate() error {
 	}
 	ch.oneOfFold("alert_log_level", c.AlertLogLevel, levels)
 	ch.durMin("alert_eval_interval", c.AlertEvalInterval, true)
+	ch.durMax("alert_eval_interval", c.AlertEvalInterval, Duration(time.Hour))
 	ch.oneOf("alert_webhook_format", c.AlertWebhookFormat, "reference alertmanager")
 	for i, u := range c.AlertmanagerURLs {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -192,7 +216,9 @@ func (c Config) Validate() error {
 		}
 	}
 	ch.durMin("alert_notification_timeout", c.AlertNotificationTimeout, true)
+	ch.durMax("alert_notification_timeout", c.AlertNotificationTimeout, Duration(10*time.Minute))
 	ch.durMin("alert_resend_interval", c.AlertResendInterval, true)
+	ch.durMax("alert_resend_interval", c.AlertResendInterval, day)
 	if c.AlertExternalURL != "" {
 		if pu, err := url.Parse(c.AlertExternalURL); err != nil || pu.Scheme == "" || pu.Host == "" {
 			ch.fail("alert_external_url", invalid(c.AlertExternalURL, "must be an absolute URL"))
@@ -207,40 +233,55 @@ func (c Config) Validate() error {
 		ch.fail("health_drop_rate_degraded", invalid(formatFloat(v), "must be between 0 and 1"))
 	}
 	ch.floatMin("health_heartbeat_stale_seconds", c.HealthHeartbeatStale, true)
+	ch.floatMax("health_heartbeat_stale_seconds", c.HealthHeartbeatStale, 86400)
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		ch.fail("health_path", invalid(c.HealthPath, `must start with "/"`))
 	}
 
 	ch.notEmpty("ring_dir", c.RingDir)
 	validateGroup(ch, c.RingGroup)
-	ch.powerOfTwo("ring_hot_bytes", c.RingHotBytes, 4096)
-	ch.powerOfTwo("ring_audit_bytes", c.RingAuditBytes, 4096)
-	ch.intMin("ring_audit_wait_us", int64(c.RingAuditWaitUs), 0)
+	ch.powerOfTwo("ring_hot_bytes", c.RingHotBytes, 4096, 1<<30)
+	ch.powerOfTwo("ring_audit_bytes", c.RingAuditBytes, 4096, 1<<30)
+	ch.intRange("ring_audit_wait_us", int64(c.RingAuditWaitUs), 0, 1000000)
 	for i, uid := range c.RingAllowedUIDs {
 		ch.intRange(fmt.Sprintf("ring_allowed_uids[%d]", i), int64(uid), 0, math.MaxUint32)
 	}
 	ch.durMin("ring_rescan_interval", c.RingRescanInterval, true)
+	ch.durMax("ring_rescan_interval", c.RingRescanInterval, day)
 	ch.durMin("ring_poll_interval", c.RingPollInterval, true)
 	if c.RingPollInterval > Duration(time.Second) {
 		ch.fail("ring_poll_interval", invalid(c.RingPollInterval.String(), "must be <= 1s"))
 	}
 	ch.durMin("ring_idle_sleep", c.RingIdleSleep, true)
-	ch.intMin("ring_max_records_per_pass", int64(c.RingMaxRecordsPerPass), 1)
+	ch.durMax("ring_idle_sleep", c.RingIdleSleep, Duration(time.Minute))
+	ch.intRange("ring_max_records_per_pass", int64(c.RingMaxRecordsPerPass), 1, 1<<20)
 	ch.durMin("producer_retention", c.ProducerRetention, false)
+	ch.durMax("producer_retention", c.ProducerRetention, 30*day)
 	ch.floatMin("producer_heartbeat_stale_seconds", c.ProducerHeartbeatStale, true)
-	ch.intMin("sink_queue_size", int64(c.SinkQueueSize), 16)
+	ch.floatMax("producer_heartbeat_stale_seconds", c.ProducerHeartbeatStale, 86400)
+	ch.intRange("ring_max_producers", int64(c.RingMaxProducers), 1, 65536)
+	ch.intRange("sink_queue_size", int64(c.SinkQueueSize), 16, 1<<24)
+	ch.intRange("prometheus_max_layers_per_producer", int64(c.PrometheusMaxLayersPerProducer), 1, 65536)
 	ch.oneOfFold("agent_log_level", c.AgentLogLevel, agentLevels)
 	ch.oneOf("agent_log_format", c.AgentLogFormat, agentLogFormats)
-	ch.intMin("agent_gomaxprocs", int64(c.AgentGOMAXPROCS), 0)
+	ch.intRange("agent_gomaxprocs", int64(c.AgentGOMAXPROCS), 0, 1024)
 	if c.AdminListenAddress != "" {
 		validateHostPort(ch, "admin_listen_address", c.AdminListenAddress)
 	}
+	ch.intRange("web_max_connections", int64(c.WebMaxConnections), 1, 65536)
+	ch.durMin("web_idle_timeout", c.WebIdleTimeout, true)
+	ch.durMax("web_idle_timeout", c.WebIdleTimeout, Duration(time.Hour))
 	ch.floatMin("status_interval_seconds", c.StatusIntervalSeconds, true)
+	ch.floatMax("status_interval_seconds", c.StatusIntervalSeconds, 3600)
 	ch.floatMin("status_gate_check_seconds", c.StatusGateCheckSeconds, false)
+	ch.floatMax("status_gate_check_seconds", c.StatusGateCheckSeconds, 86400)
 	ch.durMin("gpu_collect_interval", c.GPUCollectInterval, true)
+	ch.durMax("gpu_collect_interval", c.GPUCollectInterval, Duration(time.Hour))
 	ch.durMin("gpu_xid_window", c.GPUXIDWindow, true)
-	ch.intMin("gpu_expected_count", int64(c.GPUExpectedCount), 0)
+	ch.durMax("gpu_xid_window", c.GPUXIDWindow, 30*day)
+	ch.intRange("gpu_expected_count", int64(c.GPUExpectedCount), 0, 1024)
 	ch.durMin("bpf_rescan_interval", c.BPFRescanInterval, true)
+	ch.durMax("bpf_rescan_interval", c.BPFRescanInterval, Duration(time.Hour))
 
 	c.validateSLOs(ch)
 	probes := make([]string, 0, len(c.BPFProbes))
@@ -277,10 +318,14 @@ func (c Config) validateAlertRules(ch *checker) {
 		ch.oneOf(p+"operator", r.Operator, operators)
 		ch.finite(p+"threshold", r.Threshold)
 		ch.floatMin(p+"window_seconds", r.WindowSeconds, true)
+		ch.floatMax(p+"window_seconds", r.WindowSeconds, 30*86400)
 		ch.oneOf(p+"severity", r.Severity, severities)
 		ch.floatMin(p+"cooldown_seconds", r.CooldownSeconds, false)
+		ch.floatMax(p+"cooldown_seconds", r.CooldownSeconds, 30*86400)
 		ch.durMin(p+"for", r.For, false)
+		ch.durMax(p+"for", r.For, 30*day)
 		ch.durMin(p+"keep_firing_for", r.KeepFiringFor, false)
+		ch.durMax(p+"keep_firing_for", r.KeepFiringFor, 30*day)
 		ch.labelNames(p+"labels", r.Labels)
 		ch.labelNames(p+"annotations", r.Annotations)
 	}
@@ -300,6 +345,7 @@ func (c Config) validateSLOs(ch *checker) {
 			ch.fail(p+"objective", invalid(formatFloat(s.Objective), "must be > 0 and < 1 (e.g. 0.999)"))
 		}
 		ch.durMin(p+"period", s.Period, true)
+		ch.durMax(p+"period", s.Period, 366*day)
 		ch.oneOf(p+"sli.type", s.SLI.Type, sliTypes)
 		if s.SLI.Type == "latency" && s.SLI.ThresholdUs == 0 {
 			ch.fail(p+"sli.threshold_us", "required when sli.type is latency (> 0)")
