@@ -24,8 +24,9 @@ const auditUsage = `Usage: agaobs-agent audit COMMAND [flags]
 
   query    records matching --operation --producer --success --since --until,
            a page of --limit (default 100) after --cursor, as --format table|json|jsonl|csv
-  verify   recompute the hash chain; --expect-head SIZE:HASH also detects a
-           truncated tail. Exit 0 intact, 1 not
+  verify   recompute the hash chain and check that every retention checkpoint
+           is one retention could have written; --expect-head SIZE:HASH also
+           detects a truncated tail. Exit 0 intact, 1 not
   export   every matching record as JSONL (--output FILE, default stdout)
   compact  rewrite the bbolt file to reclaim the space retention freed (agent stopped)
   head     print the chain head (SIZE:HASH) for a witness

@@ -53,14 +53,11 @@ func (a *Agent) adminHandler() http.Handler {
 			return
 		}
 		q := r.URL.Query()
-		limit, since := 100, 0.0
-		if v := q.Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				http.Error(w, "limit: not a non-negative integer", http.StatusBadRequest)
-				return
-			}
-			limit = n
+		since := 0.0
+		limit, err := alertsLimit(q.Get("limit"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
 		if v := q.Get("since"); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
@@ -79,14 +76,24 @@ func (a *Agent) adminHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		p, err := audit.QueryPage(a.auditStore, f)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+		// Bounded pages: more than MaxPageLimit (or 0, all) is served as
+		// MaxPageLimit records and a next_cursor, which clients follow.
+		if f.Limit == 0 || f.Limit > audit.MaxPageLimit {
+			f.Limit = audit.MaxPageLimit
 		}
-		// Not indented: records keep the exact bytes they were hashed in.
+		// Streamed, one chunk of records in memory at a time; not
+		// indented: records keep the exact bytes they were hashed in.
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(p)
+		if started, err := audit.StreamPage(a.auditStore, f, w); err != nil {
+			if !started {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			// A 200 is on its way: cut the reply so the client sees an
+			// error, not a well-formed short page.
+			a.log.Warn("audit query failed mid-reply", "err", err)
+			panic(http.ErrAbortHandler)
+		}
 	})
 	mux.HandleFunc("GET /api/v1/audit/head", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, a.auditHead())
@@ -145,9 +152,30 @@ type AuditVerifyResponse struct {
 	Report audit.VerifyReport `json:"report"`
 }
 
+// maxAlertsLimit caps the history of GET /api/v1/alerts: limit 0 (all) or
+// more is served as this many of the most recent entries.
+const maxAlertsLimit = 10000
+
+// alertsLimit parses the limit of GET /api/v1/alerts: 100 when absent, and
+// 0 (all) or more than maxAlertsLimit served as maxAlertsLimit.
+func alertsLimit(v string) (int, error) {
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errors.New("limit: not a non-negative integer")
+	}
+	if n == 0 || n > maxAlertsLimit {
+		return maxAlertsLimit, nil
+	}
+	return n, nil
+}
+
 // AlertsResponse is the body of GET /api/v1/alerts: active and recently
 // resolved alerts, and the notification history (filters: severity,
-// limit (default 100, 0 = all), since (epoch seconds, inclusive)).
+// limit (default 100; 0 or more than 10 000: 10 000), since (epoch
+// seconds, inclusive)).
 type AlertsResponse struct {
 	Active  []alerting.AlertView    `json:"active"`
 	History []alerting.HistoryEntry `json:"history"`

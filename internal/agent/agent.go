@@ -75,6 +75,7 @@ type Agent struct {
 	prodHealth *health.Producers
 	health     *health.Health
 	servers    []*web.Server
+	webOpts    web.Options // every listener's timeouts and connection cap
 	started    time.Time
 }
 
@@ -124,7 +125,8 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	a.newGPU(cfg)
 	if cfg.PrometheusEnabled {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
-			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms, Node: NodeName(), ProducerGPUs: a.gpuUUIDs})
+			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms, Node: NodeName(), ProducerGPUs: a.gpuUUIDs,
+			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer})
 		a.disp.Register(a.exporter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
 	}
 	var logSink *eventlog.Sink
@@ -155,12 +157,16 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if err := a.newProbes(cfg); err != nil {
 		return nil, err
 	}
+	a.webOpts = a.webOptions(cfg)
 	if err := a.newHealth(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.PrometheusEnabled {
 		a.registry = metrics.NewRegistry(cfg.PrometheusLabels, a.exporter)
-		a.registry.Self.Add("rings", metrics.NewRingsCollector(a.consumer.Rings))
+		rc := metrics.NewRingsCollector(a.consumer.ProducerRings)
+		rc.States = a.consumer.StateCounts
+		a.registry.Self.Add("rings", rc)
+		a.registry.Self.Add("consumer", metrics.NewConsumerCollector(a.consumer.Counters))
 		a.registry.Self.Add("pipeline", metrics.NewPipelineCollector(a.disp.Stats))
 		if logSink != nil {
 			logSink.Register(a.registry)
@@ -169,6 +175,8 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 			a.registry.MustRegister(a.alerts.Collector(cfg.PrometheusPrefix), a.notifier.Collector())
 		}
 		a.registry.MustRegister(a.audit.Collector(), a.health.Collector())
+		// Asked at each scrape: the admin listener is bound below.
+		a.registry.MustRegister(web.Collector(func() []*web.Server { return a.servers }))
 		if a.probes != nil {
 			a.registry.MustRegister(a.probes.Collector())
 		}
@@ -177,14 +185,14 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 			a.registry.Self.Add("producer_gpu", metrics.NewProducerGPUCollector(a.consumer.Rings, a.gpuMemory))
 		}
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
-		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.log)
+		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.webOpts, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.servers = append(a.servers, s)
 	}
 	if cfg.AdminListenAddress != "" {
-		s, err := web.Listen("admin", cfg.AdminListenAddress, a.adminHandler(), cfg.WebConfigFile, a.log)
+		s, err := web.Listen("admin", cfg.AdminListenAddress, a.adminHandler(), cfg.WebConfigFile, a.webOpts, a.log)
 		if err != nil {
 			return nil, err
 		}
@@ -202,6 +210,8 @@ func tunables(cfg config.Config) rings.Tunables {
 		Retention:      time.Duration(cfg.ProducerRetention),
 		StaleAfter:     time.Duration(cfg.ProducerHeartbeatStale * float64(time.Second)),
 		RemoveDead:     cfg.RingRemoveDead,
+
+		MaxProducersPerUID: cfg.RingMaxProducers,
 	}
 	for _, u := range cfg.RingAllowedUIDs {
 		t.AllowedUIDs = append(t.AllowedUIDs, uint32(u))
@@ -284,7 +294,7 @@ func (a *Agent) newAlerting(cfg config.Config) error {
 		Config: cfg, State: a.state, Notifier: a.notifier, Logger: a.log.With("component", "alerts"), Node: NodeName(),
 		// The consumer is built after the sinks; the engine asks it at
 		// evaluation time.
-		Rings:        func() []rings.RingInfo { return a.consumer.Rings() },
+		Rings:        func() []rings.RingInfo { return a.consumer.ProducerRings() },
 		OnTransition: a.auditAlert,
 	})
 	return err

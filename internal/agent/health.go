@@ -71,7 +71,7 @@ func (a *Agent) gpuUUIDs(hostPID int) []string {
 // checks, and the listener.
 func (a *Agent) newHealth(cfg config.Config) error {
 	a.prodHealth = health.NewProducers(health.ProducerOptions{
-		Rings:                 func() []rings.RingInfo { return a.consumer.Rings() },
+		Rings:                 func() []rings.RingInfo { return a.consumer.ProducerRings() },
 		KVUtilizationDegraded: cfg.HealthKVUtilizationDegraded,
 		DropRateDegraded:      cfg.HealthDropRateDegraded,
 		HeartbeatStale:        time.Duration(cfg.HealthHeartbeatStale * float64(time.Second)),
@@ -89,7 +89,7 @@ func (a *Agent) newHealth(cfg config.Config) error {
 		return nil
 	}
 	addr := net.JoinHostPort(cfg.HealthHost, strconv.Itoa(cfg.HealthPort))
-	s, err := web.Listen("health", addr, a.health.Handler(), cfg.HealthWebConfigFile, a.log)
+	s, err := web.Listen("health", addr, a.health.Handler(), cfg.HealthWebConfigFile, a.webOpts, a.log)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (a *Agent) newProbes(cfg config.Config) error {
 func (a *Agent) probeTargets() []probes.Target {
 	var out []probes.Target
 	seen := map[string]bool{}
-	for _, r := range a.consumer.Rings() {
+	for _, r := range a.consumer.ProducerRings() {
 		if r.State != "live" || r.Producer == "" || r.HostPID <= 0 || seen[r.Producer] {
 			continue
 		}

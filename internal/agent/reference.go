@@ -39,6 +39,7 @@ func MetricsReference() string {
 	}
 	registerAlertingReference(reg)
 	registerAuditReference(reg)
+	registerExporterReference(reg)
 	h := health.New(health.Options{Sources: []health.Source{health.SourceFunc(func(time.Time) map[string]health.Component {
 		return map[string]health.Component{"audit": {Status: health.Healthy}}
 	})}})
@@ -62,6 +63,17 @@ func MetricsReference() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", mf.GetName(), strings.ToLower(mf.GetType().String()), strings.Join(labels, ", "), mf.GetHelp())
 	}
 	return b.String()
+}
+
+// registerExporterReference registers the exporter's own counters after a
+// limited layer and a dropped non-finite value, so both families are listed.
+func registerExporterReference(reg *metrics.Registry) {
+	e := metrics.New(metrics.Options{MaxLayersPerProducer: 1})
+	p := pipeline.NewProducer("p", "p", 1, 1, "r", shm.Identity{Producer: "p"})
+	_ = e.Write(context.Background(), []pipeline.Event{
+		{Kind: pipeline.KindForward, Producer: p, Forward: shm.Forward{Layer: 1}},
+		{Kind: pipeline.KindForward, Producer: p, Forward: shm.Forward{Layer: 2}, Invalid: 1 << pipeline.InvalidGate}})
+	reg.MustRegister(e.Collector())
 }
 
 // registerAuditReference registers an audit writer that has stored a

@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/metrics"
 )
 
 // Collector exports the alert and SLO state (prefix = prometheus_prefix).
@@ -39,7 +41,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if a.State == StateInactive {
 				continue
 			}
-			ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.GaugeValue, 1, r.Name, a.State.String(), r.Severity, a.Producer)
+			ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.GaugeValue, 1, r.Name, a.State.String(), r.Severity, metrics.LabelValue(a.Producer))
 		}
 		if n := e.failures[r.Name]; n > 0 {
 			ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(n), r.Name)
@@ -54,11 +56,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		sort.Strings(producers)
 		for _, p := range producers {
 			if r, ok := s.series[p].errorRatio(now, s.periodDuration()); ok {
-				ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, 1-r/s.budget, s.Name, p)
+				ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, 1-r/s.budget, s.Name, metrics.LabelValue(p))
 			}
 			for _, w := range SLOWindows() {
 				if b, ok := s.burn(p, now, w); ok {
-					ch <- prometheus.MustNewConstMetric(c.burn, prometheus.GaugeValue, b, s.Name, p, windowName(w))
+					ch <- prometheus.MustNewConstMetric(c.burn, prometheus.GaugeValue, b, s.Name, metrics.LabelValue(p), windowName(w))
 				}
 			}
 		}
@@ -69,7 +71,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if t.available {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, v, name)
+			ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, v, metrics.LabelValue(name))
 		}
 	}
 	buckets := make(map[float64]uint64, len(evalBounds))

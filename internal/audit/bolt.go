@@ -278,11 +278,17 @@ func (s *boltStore) Verify(expect *Head) (VerifyReport, error) {
 	var rep VerifyReport
 	var verr error
 	err := s.db.View(func(tx *bolt.Tx) error {
-		stored := Head{Hash: zeroHash()}
+		stored, base := Head{Hash: zeroHash()}, Head{Hash: zeroHash()}
 		if m := tx.Bucket(bktMeta); m != nil {
 			stored = readHead(m, "head", stored)
+			base = readHead(m, "base", base)
 		}
-		rep, verr = verifyChain(func(fn func(*Record)) error { return s.eachRecordRaw(tx, fn) }, &stored, expect)
+		lay := layout{backend: "bbolt", buckets: map[string]bool{}, metaBase: &base}
+		_, names := dayBuckets(tx)
+		for _, d := range names {
+			lay.buckets[d] = true
+		}
+		rep, verr = verifyChain(func(fn func(*Record, string)) error { return s.eachRecordRaw(tx, fn) }, &stored, expect, lay)
 		return nil
 	})
 	if err != nil {
@@ -294,7 +300,7 @@ func (s *boltStore) Verify(expect *Head) (VerifyReport, error) {
 // eachRecordRaw walks every stored value in storage order, keys included,
 // for verification: a key that disagrees with its record's seq is itself
 // tampering.
-func (s *boltStore) eachRecordRaw(tx *bolt.Tx, fn func(*Record)) error {
+func (s *boltStore) eachRecordRaw(tx *bolt.Tx, fn func(*Record, string)) error {
 	days, names := dayBuckets(tx)
 	for _, d := range names {
 		c := days.Bucket([]byte(d)).Cursor()
@@ -304,7 +310,7 @@ func (s *boltStore) eachRecordRaw(tx *bolt.Tx, fn func(*Record)) error {
 				// Unreadable or moved: hash it as found so the chain breaks here.
 				r = Record{Seq: binary.BigEndian.Uint64(append(make([]byte, 8-min(8, len(k))), k...)), Hash: "unreadable"}
 			}
-			fn(&r)
+			fn(&r, d)
 		}
 	}
 	return nil

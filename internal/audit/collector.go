@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/metrics"
 )
 
 // Collector exports the audit trail's state. The head hash is logged and
@@ -42,7 +44,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
 	for _, k := range keys {
-		ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(w.records[k]), k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(w.records[k]), metrics.LabelValue(k[0]), k[1])
 	}
 	ch <- w.commit.metric(c.commit)
 	ch <- w.durable.metric(c.durable)

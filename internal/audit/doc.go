@@ -17,10 +17,16 @@
 //
 // Every record extends a SHA-256 chain. Retention removes whole days and
 // appends a checkpoint record naming the new chain base, so verification
-// still works from the base and still notices a deleted oldest record.
-// Truncation of the tail is only detectable against a head (size and hash)
-// witnessed earlier: the head is logged periodically and served by the
-// admin API for that purpose.
+// still works from the base and still notices a deleted oldest record. The
+// chain has no secret, so verification accepts a checkpoint only if the
+// backend's retention could have written it and left the store as it is
+// (verify.go). Truncation of the tail is only detectable against a head
+// (size and hash) witnessed earlier: the head is logged periodically and
+// served by the admin API for that purpose.
+//
+// Producers are untrusted: an AUDIT record whose body is not what the
+// format says is stored sanitized, with why (encode_error) and the body as
+// received (raw), never dropped.
 //
 // # Backends
 //

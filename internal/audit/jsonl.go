@@ -179,6 +179,11 @@ func (s *jsonlStore) files() []string {
 // each walks every line of every file in order; an unparsable line is
 // passed as a record that cannot verify.
 func (s *jsonlStore) each(fn func(*Record)) error {
+	return s.eachIn(func(r *Record, _ string) { fn(r) })
+}
+
+// eachIn is each, with the name of the file holding the record.
+func (s *jsonlStore) eachIn(fn func(*Record, string)) error {
 	for _, p := range s.files() {
 		f, err := os.Open(p)
 		if err != nil {
@@ -195,7 +200,7 @@ func (s *jsonlStore) each(fn func(*Record)) error {
 			if err := json.Unmarshal(line, &r); err != nil {
 				r = Record{Hash: "unreadable", EncodeError: fmt.Sprintf("%s: unreadable line: %v", filepath.Base(p), err)}
 			}
-			fn(&r)
+			fn(&r, filepath.Base(p))
 		}
 		err = sc.Err()
 		f.Close()
@@ -405,7 +410,7 @@ func (s *jsonlStore) Verify(expect *Head) (VerifyReport, error) {
 	defer s.mu.Unlock()
 	// The head is whatever the last line says: there is no separate record
 	// of it to compare (truncation needs --expect-head).
-	return verifyChain(s.each, nil, expect)
+	return verifyChain(s.eachIn, nil, expect, layout{backend: "file"})
 }
 
 // Retain removes whole rotated files whose newest record is older than

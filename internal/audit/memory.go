@@ -71,13 +71,13 @@ func (m *memStore) Verify(expect *Head) (VerifyReport, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	head := m.head
-	return verifyChain(func(fn func(*Record)) error {
+	return verifyChain(func(fn func(*Record, string)) error {
 		for i := range m.recs {
 			r := m.recs[i]
-			fn(&r)
+			fn(&r, "")
 		}
 		return nil
-	}, &head, expect)
+	}, &head, expect, layout{backend: "memory"})
 }
 
 func (m *memStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (RetentionResult, error) {

@@ -46,6 +46,81 @@ func QueryPage(s Store, f Filter) (Page, error) {
 	return p, nil
 }
 
+// MaxPageLimit caps one page of GET /api/v1/audit: a larger limit, or 0
+// (all), is served as this many records and a next_cursor to page on, so
+// no request makes the agent hold or send an unbounded reply.
+const MaxPageLimit = 10000
+
+// streamChunk is how many records StreamPage asks the store for at once:
+// what it holds in memory, whatever the page size.
+const streamChunk = 1000
+
+// StreamPage writes the page of f to out exactly as
+// json.NewEncoder(out).Encode(QueryPage(s, f)) would (one line; records
+// byte-identical to the stored JSON), without holding the page: it asks the
+// store for streamChunk records at a time, resuming after the last seq,
+// and encodes each record as it comes. started says whether anything was
+// written; an error after that leaves out truncated, and an HTTP handler
+// must abort the reply rather than end it cleanly.
+func StreamPage(s Store, f Filter, out io.Writer) (started bool, err error) {
+	limit, n, last := f.Limit, 0, uint64(0)
+	w := &errWriter{w: out}
+	for {
+		q := f
+		q.Limit = streamChunk
+		if limit > 0 {
+			q.Limit = min(streamChunk, limit-n+1) // one past the page: does another follow?
+		}
+		recs, err := s.Query(q)
+		if err != nil {
+			return started, fmt.Errorf("audit query after seq %d: %w", f.After, err)
+		}
+		if !started {
+			w.write([]byte(`{"records":[`))
+			started = true
+		}
+		for i := range recs {
+			if limit > 0 && n == limit {
+				cursor, _ := json.Marshal(strconv.FormatUint(last, 10))
+				w.write([]byte(`],"next_cursor":`), cursor, []byte("}\n"))
+				return true, w.err
+			}
+			b, err := json.Marshal(&recs[i])
+			if err != nil {
+				return true, fmt.Errorf("audit record %d: %w", recs[i].Seq, err)
+			}
+			if n > 0 {
+				w.write([]byte{','})
+			}
+			w.write(b)
+			n, last = n+1, recs[i].Seq
+		}
+		if w.err != nil {
+			return true, w.err
+		}
+		if len(recs) < q.Limit {
+			w.write([]byte(`],"next_cursor":""}` + "\n"))
+			return true, w.err
+		}
+		f.After = last
+	}
+}
+
+// errWriter keeps the first write error, so StreamPage checks once per
+// chunk.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) write(bs ...[]byte) {
+	for _, b := range bs {
+		if e.err == nil {
+			_, e.err = e.w.Write(b)
+		}
+	}
+}
+
 // FilterFromValues parses the query parameters shared by the API and the
 // CLI flags: operation, producer, success, since, until, limit, cursor.
 // Relative times ("1h", "30m", "7d") count back from now.

@@ -37,7 +37,16 @@ type Record struct {
 	RingSeq        uint64          `json:"ring_seq"`
 	Lost           uint64          `json:"lost,omitempty"` // gap records: how many
 	EncodeError    string          `json:"encode_error,omitempty"`
-	Hash           string          `json:"hash"`
+	// RawBody is the producer's body as received, for a record that had to
+	// be sanitized (EncodeError set): at most MaxRawBytes of it, base64 in
+	// JSON. RawSHA256 is the SHA-256 of the whole body; RawRedacted says
+	// the body was withheld because it might hold an audit_redact_keys
+	// value.
+	RawBody      []byte `json:"raw,omitempty"`
+	RawTruncated bool   `json:"raw_truncated,omitempty"`
+	RawSHA256    string `json:"raw_sha256,omitempty"`
+	RawRedacted  bool   `json:"raw_redacted,omitempty"`
+	Hash         string `json:"hash"`
 
 	// raw is the stored encoding, set by seal so backends marshal once.
 	raw []byte
@@ -125,12 +134,49 @@ func sanitize(r *Record) {
 		r.Details = buf.Bytes()
 		return
 	} else if err != nil {
-		r.EncodeError = "details: " + err.Error()
+		r.EncodeError = joinErr(r.EncodeError, "details: "+err.Error())
 	} else {
-		r.EncodeError = "details: not a JSON object"
+		r.EncodeError = joinErr(r.EncodeError, "details: not a JSON object")
 	}
 	q, _ := json.Marshal(string(r.Details))
 	r.Details = json.RawMessage(`{"_unencodable":` + string(q) + `}`)
+}
+
+// joinErr appends a sanitization reason to those already noted.
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// MaxRawBytes bounds the body a sanitized record keeps in raw.
+const MaxRawBytes = 64 << 10
+
+// attachRaw keeps a sanitized record's body: up to MaxRawBytes of it, and
+// the SHA-256 of all of it. With redaction configured the body is kept
+// only when it cannot hold a redacted key (no key in it, and no escape
+// that could spell one): redaction applies to what can be parsed, and a
+// body that needed sanitizing may not parse.
+func attachRaw(r *Record, body []byte, redactKeys map[string]bool) {
+	sum := sha256.Sum256(body)
+	r.RawSHA256 = hex.EncodeToString(sum[:])
+	if len(redactKeys) > 0 {
+		if bytes.IndexByte(body, '\\') >= 0 {
+			r.RawRedacted = true
+			return
+		}
+		for k := range redactKeys {
+			if bytes.Contains(body, []byte(k)) {
+				r.RawRedacted = true
+				return
+			}
+		}
+	}
+	if len(body) > MaxRawBytes {
+		body, r.RawTruncated = body[:MaxRawBytes], true
+	}
+	r.RawBody = body // the event's bytes: immutable once dispatched
 }
 
 // redact removes keys (at any depth) from details.

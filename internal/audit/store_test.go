@@ -1605,21 +1605,31 @@ func TestJSONLRingMarksSurviveRemovedFiles(t *testing.T) {
 }
 
 // A witness older than the retained chain cannot be checked: verify says
-// so and passes; a witness that matches a leftover record is checked.
+// so and passes. A witness at the base is checked against the base hash
+// the checkpoint names (the witnessed record's hash, removed or not).
 func TestVerifyWitnessBelowBase(t *testing.T) {
 	for _, backend := range []string{"bbolt", "memory"} {
 		t.Run(backend, func(t *testing.T) {
 			fx := stNew(t, backend)
-			old := stAgentsAt(stT0, 5, 10)
-			fx.append(old...)
-			witness, _ := fx.s.Head()
+			old := fx.append(stAgentsAt(stT0, 5, 10)...)
+			atBase, _ := fx.s.Head()
 			fx.append(stAgentsAt(stT0.Add(72*time.Hour), 3, 10)...)
 			if _, err := fx.s.Retain(stT0.Add(73*time.Hour), 24*time.Hour, 0); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := fx.s.Verify(&witness)
+			below := Head{Size: 3, Hash: old[2].Hash}
+			rep, err := fx.s.Verify(&below)
 			if err != nil || !rep.OK || rep.Base.Size != 5 || !strings.Contains(rep.Note, "precedes the retained chain") {
 				t.Fatalf("verify with a witness removed by retention: %v %+v", err, rep)
+			}
+			rep, err = fx.s.Verify(&atBase)
+			if err != nil || !rep.OK || rep.Note != "" {
+				t.Fatalf("verify with the witnessed base: %v %+v", err, rep)
+			}
+			wrong := Head{Size: 5, Hash: old[3].Hash}
+			rep, err = fx.s.Verify(&wrong)
+			if !errors.Is(err, ErrTampered) || rep.OK || !strings.Contains(rep.Problem, "does not match the retention base") {
+				t.Fatalf("verify with a witness at the base with another hash: %v %+v", err, rep)
 			}
 		})
 	}

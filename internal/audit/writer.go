@@ -182,9 +182,14 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 		if len(w.redact) > 0 {
 			details = redact(details, w.redact)
 		}
-		out = append(out, pendingRec{rec: &Record{Time: now, Kind: KindProducer, Producer: producer, Operation: a.Operation,
-			Details: details, Success: a.Success, Error: a.Error, EventTimestamp: ts, RingEpoch: epoch, RingSeq: ev.Seq},
-			ack: ev.Ack, evtNs: ev.TimeNs})
+		rec := &Record{Time: now, Kind: KindProducer, Producer: producer, Operation: a.Operation,
+			Details: details, Success: a.Success, Error: a.Error, EventTimestamp: ts, RingEpoch: epoch, RingSeq: ev.Seq}
+		if a.EncodeError != "" {
+			// Sanitized at decode: the record says why and keeps the body.
+			rec.EncodeError = a.EncodeError
+			attachRaw(rec, a.Raw, w.redact)
+		}
+		out = append(out, pendingRec{rec: rec, ack: ev.Ack, evtNs: ev.TimeNs})
 	case pipeline.KindLifecycle:
 		l := ev.Lifecycle
 		d := map[string]any{}

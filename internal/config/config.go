@@ -98,7 +98,7 @@ type Config struct {
 	RingAuditBytes                 int64           `yaml:"ring_audit_bytes" help:"Data capacity in bytes of an audit ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
 	RingAuditWaitUs                int             `yaml:"ring_audit_wait_us" help:"Microseconds a producer waits for room in a full audit ring before dropping (>= 0). Producer-side."`
 	RingAllowedUIDs                []int           `yaml:"ring_allowed_uids" help:"Uids whose rings are accepted; empty means any uid (each >= 0). Used by the ring consumer."`
-	RingRescanInterval             Duration        `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0). Used by the ring consumer."`
+	RingRescanInterval             Duration        `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0); while inotify works (it triggers a scan on every change) the periodic scan runs 5 times less often. Used by the ring consumer."`
 	RingPollInterval               Duration        `yaml:"ring_poll_interval" help:"Interval between polls of the rings while data flows (> 0, <= 1s). Used by the ring consumer."`
 	RingIdleSleep                  Duration        `yaml:"ring_idle_sleep" help:"How long the idle consumer waits on the doorbell before housekeeping (> 0). Used by the ring consumer."`
 	RingMaxRecordsPerPass          int             `yaml:"ring_max_records_per_pass" help:"Maximum records read from one ring in one pass (>= 1). Used by the ring consumer."`

@@ -6,6 +6,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -94,6 +95,7 @@ type Sink struct {
 	file       *lumberjack.Logger
 	buf        []byte
 	scratch    []byte
+	compact    bytes.Buffer // appendRawJSON's
 	fwdSeen    uint64
 	lines      [5]atomic.Uint64 // by level index
 	sampledOut atomic.Uint64
@@ -227,11 +229,14 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 		b = append(b, " ["...)
 		b = append(b, levelName(lvl)...)
 		b = append(b, "] "...)
-		b = append(b, eventType(ev)...)
-		b = append(b, ": "...)
-		b = appendMessage(b, ev)
-		b = append(b, " producer="...)
-		b = append(b, producer...)
+		// The rest comes from the producer: escaped, so it stays one line.
+		sc := append(s.scratch[:0], eventType(ev)...)
+		sc = append(sc, ": "...)
+		sc = appendMessage(sc, ev)
+		sc = append(sc, " producer="...)
+		sc = append(sc, producer...)
+		s.scratch = sc
+		b = appendText(b, sc)
 		s.buf = append(b, '\n')
 		return
 	}
@@ -247,39 +252,15 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 	b = append(b, `,"event_source":"aga-core","event_timestamp":`...)
 	b = pyfmt.AppendFloat(b, float64(ev.TimeNs)/1e9)
 	b = append(b, `,"data":`...)
-	b = appendData(b, ev)
+	b = s.appendData(b, ev)
 	b = append(b, `,"producer":`...)
 	b = appendJSONString(b, []byte(producer))
 	s.buf = append(b, "}\n"...)
 }
 
-// appendJSONString appends s as a JSON string (RFC 8259 escaping; valid
-// UTF-8 passes through).
-func appendJSONString(b, s []byte) []byte {
-	b = append(b, '"')
-	for _, c := range s {
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hexDigit(c>>4), hexDigit(c&0xf))
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
-
-func hexDigit(c byte) byte { return "0123456789abcdef"[c] }
-
-// appendData appends the event's data as aga-core emitted it.
-func appendData(b []byte, ev *pipeline.Event) []byte {
+// appendData appends the event's data as aga-core emitted it (JSON bodies
+// compacted to one line, see appendRawJSON).
+func (s *Sink) appendData(b []byte, ev *pipeline.Event) []byte {
 	switch ev.Kind {
 	case pipeline.KindForward:
 		f := &ev.Forward
@@ -330,9 +311,9 @@ func appendData(b []byte, ev *pipeline.Event) []byte {
 		}
 		return append(b, "]}"...)
 	case pipeline.KindAudit:
-		return append(b, ev.Audit.Raw...)
+		return appendRawJSON(b, ev.Audit.Raw, &s.compact)
 	case pipeline.KindEvent:
-		return append(b, ev.Other.Data...)
+		return appendRawJSON(b, ev.Other.Data, &s.compact)
 	}
 	return append(b, "{}"...)
 }

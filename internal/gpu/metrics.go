@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/metrics"
 )
 
 // metricsCollector renders the last snapshot as const metrics at scrape
@@ -62,11 +64,13 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	c := m.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// NVML's strings are the driver's bytes: const metrics panic on
+	// invalid UTF-8.
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, metrics.LabelValues(labels)...)
 	}
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, metrics.LabelValues(labels)...)
 	}
 	if c.attempted {
 		if c.upErr == nil {

@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/metrics"
 )
 
 // Collector exports the statuses of the last Evaluate: one
@@ -46,7 +48,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		ch <- prometheus.MustNewConstMetric(c.status, prometheus.GaugeValue, values[n], n)
+		ch <- prometheus.MustNewConstMetric(c.status, prometheus.GaugeValue, values[n], metrics.LabelValue(n)) // names hold producer names
 	}
 	ch <- prometheus.MustNewConstMetric(c.overall, prometheus.GaugeValue, overall.MetricValue())
 }

@@ -66,7 +66,11 @@ func (c *Collectors) Collect(ch chan<- prometheus.Metric) {
 // consumer. Series exist (at 0) from the moment a ring is accepted and go
 // away when its producer is forgotten.
 type RingsCollector struct {
-	Rings                                func() []rings.RingInfo
+	Rings func() []rings.RingInfo
+	// States, if set, counts rings by state for agaobs_rings; Rings then
+	// only needs the producers' rings (the directory may hold thousands
+	// of rejected files, which a scrape should not list one by one).
+	States                               func() map[string]int
 	events, dropped, lost, corrupt, fill *prometheus.Desc
 	up, heartbeat, states, unknownDesc   *prometheus.Desc
 }
@@ -102,15 +106,16 @@ func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
 		if r.Producer == "" || r.Class == "" {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Consumed), r.Producer, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(r.Dropped), r.Producer, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(r.Lost), r.Producer, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(r.Corrupt), r.Producer, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, r.Fill, r.Producer, r.Class)
-		p := prods[r.Producer]
+		name := LabelValue(r.Producer) // const metrics panic on invalid UTF-8
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Consumed), name, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(r.Dropped), name, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(r.Lost), name, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(r.Corrupt), name, r.Class)
+		ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, r.Fill, name, r.Class)
+		p := prods[name]
 		if p == nil {
 			p = &prod{}
-			prods[r.Producer] = p
+			prods[name] = p
 		}
 		p.up = p.up || r.State == "live"
 		if !p.set || r.HeartbeatAgeSeconds < p.age {
@@ -124,6 +129,9 @@ func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
 		ch <- prometheus.MustNewConstMetric(c.heartbeat, prometheus.GaugeValue, p.age, name)
+	}
+	if c.States != nil {
+		states = c.States()
 	}
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.states, prometheus.GaugeValue, float64(n), s)
@@ -206,8 +214,39 @@ func (c *producerGPUCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		seen[r.Producer] = true // one process, two rings: count it once
 		for uuid, used := range c.mem(r.HostPID) {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(used), r.Producer, uuid)
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(used), LabelValue(r.Producer), LabelValue(uuid))
 		}
 	}
+	return nil
+}
+
+// ConsumerCollector exports the ring consumer's own counters: liveness
+// checks that could not decide, rejections by reason code, and the
+// candidate-file cap.
+type ConsumerCollector struct {
+	Counters                                  func() rings.Counters
+	checkErrors, rejected, tracked, untracked *prometheus.Desc
+}
+
+// NewConsumerCollector returns a collector over counters().
+func NewConsumerCollector(counters func() rings.Counters) *ConsumerCollector {
+	return &ConsumerCollector{
+		Counters:    counters,
+		checkErrors: prometheus.NewDesc("agaobs_producer_check_errors_total", "Producer liveness checks that could not decide (procfs errors other than no such process, e.g. EMFILE); the producer was kept and checked again.", nil, nil),
+		rejected:    prometheus.NewDesc("agaobs_rings_rejected_total", "Ring files turned away, by reason code (log lines and audit records are aggregated per uid and reason, one per minute).", []string{"reason"}, nil),
+		tracked:     prometheus.NewDesc("agaobs_ring_candidates_tracked", "Ring files of no accepted producer (initialising or rejected) that the consumer remembers, so a rescan does not look at them again.", nil, nil),
+		untracked:   prometheus.NewDesc("agaobs_ring_candidates_untracked", "Ring files the last scan left unexamined because the tracked candidates reached their cap (16384).", nil, nil),
+	}
+}
+
+// Update implements Collector.
+func (c *ConsumerCollector) Update(ch chan<- prometheus.Metric) error {
+	n := c.Counters()
+	ch <- prometheus.MustNewConstMetric(c.checkErrors, prometheus.CounterValue, float64(n.CheckErrors))
+	for reason, v := range n.Rejected {
+		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(v), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(n.Candidates))
+	ch <- prometheus.MustNewConstMetric(c.untracked, prometheus.GaugeValue, float64(n.Untracked))
 	return nil
 }

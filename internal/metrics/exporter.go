@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -17,6 +18,23 @@ import (
 // operation name comes from user code (AuditLog.record); beyond this many
 // distinct names, the rest are counted as "other".
 const maxAuditOperations = 64
+
+// DefaultMaxLayersPerProducer is prometheus_max_layers_per_producer's
+// default: aga-core hooks a few layers, a model has at most a few hundred.
+const DefaultMaxLayersPerProducer = 256
+
+// otherValue replaces a label value beyond its per-producer limit.
+const otherValue = "other"
+
+// Labels a producer controls the values of, each capped per producer;
+// events beyond the cap count in agaobs_cardinality_limited_total.
+const (
+	limitLayer = iota
+	limitOperation
+	numLimits
+)
+
+var limitLabels = [numLimits]string{"layer", "operation"}
 
 // Options configure an Exporter.
 type Options struct {
@@ -31,6 +49,12 @@ type Options struct {
 	// ProducerGPUs, if set, lists the GPU uuids a host pid holds memory
 	// on (the GPU collector), for producer_info's gpu_uuids.
 	ProducerGPUs func(hostPID int) []string
+	// MaxLayersPerProducer bounds the distinct layer label values of one
+	// producer (prometheus_max_layers_per_producer; default
+	// DefaultMaxLayersPerProducer). The layer index is whatever the
+	// producer writes: without a bound, distinct values are series and
+	// memory without end. Further layers count under layer="other".
+	MaxLayersPerProducer int
 }
 
 // Exporter is the Prometheus sink for AGA-domain families: a pipeline.Sink
@@ -45,6 +69,7 @@ type Exporter struct {
 	order     []*famRender
 	constLP   []*dto.LabelPair
 	producers map[*pipeline.Producer]*prodState
+	byLabel   map[string]*prodState // producer label → state: labels are unique
 	last      *prodState
 }
 
@@ -67,7 +92,10 @@ func New(opts Options) *Exporter {
 	if opts.Naming == "" {
 		opts.Naming = Compat
 	}
-	e := &Exporter{opts: opts, fams: map[string]*famRender{}, producers: map[*pipeline.Producer]*prodState{}}
+	if opts.MaxLayersPerProducer <= 0 {
+		opts.MaxLayersPerProducer = DefaultMaxLayersPerProducer
+	}
+	e := &Exporter{opts: opts, fams: map[string]*famRender{}, producers: map[*pipeline.Producer]*prodState{}, byLabel: map[string]*prodState{}}
 	for _, f := range Families() {
 		fr := &famRender{Family: f, name: f.Name(opts.Prefix, opts.Naming), div: 1}
 		if opts.Naming == Conventional && f.Divisor != 0 {
@@ -103,20 +131,29 @@ type hist struct {
 	sum    float64
 	native map[int32]uint64
 	zero   uint64
+	// coarser is how many times the native resolution was halved to keep
+	// at most maxNativeBuckets buckets (schema nativeSchema - coarser).
+	coarser int8
 }
 
 // nativeSchema 3: bucket growth factor 2^(1/8) ≈ 1.09, client_golang's
-// default resolution.
+// default resolution. A producer's values choose the native buckets: values
+// spread over many orders of magnitude would make thousands per histogram,
+// so beyond maxNativeBuckets the resolution halves (client_golang's
+// NativeHistogramMaxBucketNumber strategy), down to minNativeSchema, whose
+// 2^16-wide buckets cover every positive float64 in fewer than 100.
 const (
-	nativeSchema    = 3
-	nativeZeroLimit = 1e-128
+	nativeSchema     = 3
+	minNativeSchema  = -4
+	maxNativeBuckets = 160
+	nativeZeroLimit  = 1e-128
 )
 
 // observe adds v (compat units). nativeDiv converts v to exposition units
 // for the native buckets, whose boundaries do not scale.
 func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float64) {
-	if math.IsNaN(v) {
-		return
+	if !pipeline.Finite(v) {
+		return // Decode dropped and counted these already; a NaN would poison _sum for good
 	}
 	i := 0
 	for i < len(bounds) && v > bounds[i] {
@@ -134,21 +171,45 @@ func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float
 		if h.native == nil {
 			h.native = map[int32]uint64{}
 		}
-		h.native[nativeIndex(v)]++
+		h.native[nativeIndex(v, h.schema())]++
+		for len(h.native) > maxNativeBuckets && h.schema() > minNativeSchema {
+			h.halveResolution()
+		}
 	}
 }
 
-// nativeIndex is the schema-3 bucket of v > 0: the bucket i holds
-// (2^((i-1)/8), 2^(i/8)].
-func nativeIndex(v float64) int32 {
+func (h *hist) schema() int32 { return nativeSchema - int32(h.coarser) }
+
+// halveResolution merges pairs of native buckets: bucket i of schema s lies
+// in bucket ceil(i/2) of schema s-1.
+func (h *hist) halveResolution() {
+	m := make(map[int32]uint64, len(h.native)/2+1)
+	for i, c := range h.native {
+		m[(i+1)>>1] += c // arithmetic shift: ceil(i/2) for negative i too
+	}
+	h.native = m
+	h.coarser++
+}
+
+// nativeIndex is the bucket of v > 0 at schema s: the bucket i holds
+// (2^((i-1)/2^s), 2^(i/2^s)].
+func nativeIndex(v float64, s int32) int32 {
 	frac, exp := math.Frexp(v) // v = frac · 2^exp, frac in [0.5, 1)
-	// log2(v) = exp + log2(frac); bucket = ceil(log2(v) · 8).
-	idx := math.Ceil((float64(exp) + math.Log2(frac)) * (1 << nativeSchema))
-	return int32(idx)
+	if s > 0 {
+		// log2(v) = exp + log2(frac); bucket = ceil(log2(v) · 2^s).
+		return int32(math.Ceil((float64(exp) + math.Log2(frac)) * float64(int32(1)<<s)))
+	}
+	// Buckets of whole powers of two: ceil(log2(v)) is exp, or exp-1 when
+	// v is a power of two itself; then ceil(e / 2^-s).
+	e := int32(exp)
+	if frac == 0.5 {
+		e--
+	}
+	return (e + int32(1)<<-s - 1) >> -s
 }
 
 type layerState struct {
-	layer     int32
+	layer     int32     // meaningless for the "other" layer
 	fwd       [2]uint64 // bypassed, applied
 	retrieval uint64
 	injected  uint64
@@ -166,9 +227,16 @@ type auditKey struct {
 }
 
 type prodState struct {
-	p       *pipeline.Producer
-	byLayer map[int32]*layerState
-	small   [64]*layerState // layers 0–63 without a map lookup
+	p *pipeline.Producer
+	// label is the producer label: the name made a valid label value, and
+	// suffixed in the unlikely case that another producer's name became
+	// the same value.
+	label   string
+	byLayer map[int32]*layerState // at most MaxLayersPerProducer
+	small   [64]*layerState       // layers 0–63 without a map lookup
+	other   *layerState           // layers beyond the limit, layer="other"
+	limited [numLimits]uint64     // events whose label value became "other"
+	invalid [pipeline.NumInvalidFields]uint64
 	score   hist
 	audit   map[auditKey]uint64
 	gauges  [4]float64 // knowledge count, utilization, pinned, slot change rate
@@ -196,33 +264,87 @@ func (e *Exporter) state(p *pipeline.Producer) *prodState {
 	if s == nil {
 		s = &prodState{p: p, byLayer: map[int32]*layerState{}, audit: map[auditKey]uint64{}}
 		s.score.counts = make([]uint64, len(e.fams[famScore].bounds)+1)
-		s.lpProd = e.labels("producer", p.Name)
+		s.label = e.producerLabel(p)
+		s.lpProd = e.labels("producer", s.label)
 		e.producers[p] = s
+		e.byLabel[s.label] = s
 	}
 	e.last = s
 	return s
 }
 
+// producerLabel returns p's producer label, unique among the producers the
+// exporter holds. The ring consumer keeps names unique; a name held by
+// another producer here is that producer's name taken over after its
+// ProducerForgotten event was lost (a full sink queue drops events), so the
+// new producer replaces it. Two names that only became one label value
+// through LabelValue get a "~N" suffix.
+func (e *Exporter) producerLabel(p *pipeline.Producer) string {
+	name := LabelValue(p.Name)
+	old := e.byLabel[name]
+	if old == nil {
+		return name
+	}
+	if old.p.Name == p.Name {
+		e.forget(old)
+		return name
+	}
+	for i := 2; ; i++ {
+		suffix := "~" + strconv.Itoa(i)
+		base := name
+		for len(base)+len(suffix) > MaxLabelValueLen {
+			_, n := utf8.DecodeLastRuneInString(base)
+			base = base[:len(base)-n]
+		}
+		if l := base + suffix; e.byLabel[l] == nil {
+			return l
+		}
+	}
+}
+
+// forget drops a producer's state: its series disappear.
+func (e *Exporter) forget(s *prodState) {
+	delete(e.producers, s.p)
+	if e.byLabel[s.label] == s {
+		delete(e.byLabel, s.label)
+	}
+	e.last = nil
+}
+
+// layer returns the state of layer, or of layer="other" once the producer
+// has MaxLayersPerProducer layers.
 func (e *Exporter) layer(s *prodState, layer int32) *layerState {
 	if layer >= 0 && layer < int32(len(s.small)) && s.small[layer] != nil {
 		return s.small[layer]
 	}
 	l := s.byLayer[layer]
 	if l == nil {
-		ls := strconv.Itoa(int(layer))
-		l = &layerState{layer: layer,
-			lat:     hist{counts: make([]uint64, len(e.fams[famLatency].bounds)+1)},
-			gate:    hist{counts: make([]uint64, len(e.fams[famGate].bounds)+1)},
-			entropy: hist{counts: make([]uint64, len(e.fams[famEntropy].bounds)+1)},
+		if len(s.byLayer) >= e.opts.MaxLayersPerProducer {
+			s.limited[limitLayer]++
+			if s.other == nil {
+				s.other = e.newLayer(s, otherValue)
+			}
+			return s.other
 		}
-		l.lpFwd[0] = e.labels("producer", s.p.Name, "layer", ls, "applied", "false")
-		l.lpFwd[1] = e.labels("producer", s.p.Name, "layer", ls, "applied", "true")
-		l.lpLayer = e.labels("producer", s.p.Name, "layer", ls)
+		l = e.newLayer(s, strconv.Itoa(int(layer)))
+		l.layer = layer
 		s.byLayer[layer] = l
 		if layer >= 0 && layer < int32(len(s.small)) {
 			s.small[layer] = l
 		}
 	}
+	return l
+}
+
+func (e *Exporter) newLayer(s *prodState, ls string) *layerState {
+	l := &layerState{
+		lat:     hist{counts: make([]uint64, len(e.fams[famLatency].bounds)+1)},
+		gate:    hist{counts: make([]uint64, len(e.fams[famGate].bounds)+1)},
+		entropy: hist{counts: make([]uint64, len(e.fams[famEntropy].bounds)+1)},
+	}
+	l.lpFwd[0] = e.labels("producer", s.label, "layer", ls, "applied", "false")
+	l.lpFwd[1] = e.labels("producer", s.label, "layer", ls, "applied", "true")
+	l.lpLayer = e.labels("producer", s.label, "layer", ls)
 	return l
 }
 
@@ -240,6 +362,9 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		ev := &batch[i]
 		if ev.Producer == nil {
 			continue
+		}
+		if ev.Invalid != 0 {
+			e.state(ev.Producer).countInvalid(ev)
 		}
 		switch ev.Kind {
 		case pipeline.KindForward:
@@ -284,9 +409,12 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			}
 		case pipeline.KindAudit:
 			s := e.state(ev.Producer)
-			k := auditKey{ev.Audit.Operation, ev.Audit.Success}
+			// Keyed by the label value, so operations that differ only in
+			// invalid bytes count as one series.
+			k := auditKey{LabelValue(ev.Audit.Operation), ev.Audit.Success}
 			if _, ok := s.audit[k]; !ok && len(s.audit) >= maxAuditOperations {
-				k.op = "other"
+				k.op = otherValue
+				s.limited[limitOperation]++
 			}
 			s.audit[k]++
 		case pipeline.KindStatus:
@@ -298,17 +426,34 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			case pipeline.ProducerForgotten:
 				// Its series disappear; a producer taking the name over
 				// starts from zero.
-				delete(e.producers, ev.Producer)
-				e.last = nil
+				if s := e.producers[ev.Producer]; s != nil {
+					e.forget(s)
+				}
 			}
 		}
 	}
 	return nil
 }
 
+// countInvalid counts the values Decode dropped from ev as non-finite.
+func (s *prodState) countInvalid(ev *pipeline.Event) {
+	for f := pipeline.InvalidField(0); f < pipeline.NumInvalidFields; f++ {
+		if !ev.Invalid.Has(f) {
+			continue
+		}
+		n := uint64(1)
+		if f == pipeline.InvalidScore && ev.Retrieval != nil {
+			n = uint64(max(ev.Retrieval.InvalidScores, 1))
+		}
+		s.invalid[f] += n
+	}
+}
+
 func (e *Exporter) status(s *prodState, st *pipeline.Status) {
 	set := func(i int, v *float64) {
-		if v != nil {
+		// Decode dropped non-finite values; count / max_slots can still
+		// overflow to +Inf.
+		if v != nil && pipeline.Finite(*v) {
 			s.gauges[i], s.hasG[i] = *v, true
 		}
 	}
@@ -328,7 +473,8 @@ func (e *Exporter) status(s *prodState, st *pipeline.Status) {
 }
 
 // labels builds sorted label pairs (with the const labels) from name/value
-// pairs. The result is shared read-only by every gather.
+// pairs, values made valid (LabelValue). The result is shared read-only by
+// every gather.
 func (e *Exporter) labels(kv ...string) []*dto.LabelPair {
 	out := make([]*dto.LabelPair, 0, len(kv)/2+len(e.constLP))
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -339,4 +485,7 @@ func (e *Exporter) labels(kv ...string) []*dto.LabelPair {
 	return out
 }
 
-func lp(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }
+func lp(name, value string) *dto.LabelPair {
+	value = LabelValue(value)
+	return &dto.LabelPair{Name: &name, Value: &value}
+}

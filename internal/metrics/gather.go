@@ -20,7 +20,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	for _, s := range e.producers {
 		prods = append(prods, s)
 	}
-	sort.Slice(prods, func(i, j int) bool { return prods[i].p.Name < prods[j].p.Name })
+	sort.Slice(prods, func(i, j int) bool { return prods[i].label < prods[j].label })
 	out := make([]*dto.MetricFamily, 0, len(e.order))
 	for _, f := range e.order {
 		mf := &dto.MetricFamily{Name: f.nameptr, Help: f.help, Type: f.typ}
@@ -80,7 +80,7 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 			return !keys[i].success && keys[j].success
 		})
 		for _, k := range keys {
-			counter(e.labels("producer", s.p.Name, "operation", k.op, "success", strconv.FormatBool(k.success)), float64(s.audit[k]))
+			counter(e.labels("producer", s.label, "operation", k.op, "success", strconv.FormatBool(k.success)), float64(s.audit[k]))
 		}
 	case famLatency:
 		for _, l := range layers {
@@ -106,7 +106,7 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 		}
 	case famBuildInfo:
 		if kv := s.buildLabels(); kv != nil {
-			gauge(e.labels(append([]string{"producer", s.p.Name}, kv...)...), 1)
+			gauge(e.labels(append([]string{"producer", s.label}, kv...)...), 1)
 		}
 	case famProducerInfo:
 		id := s.p.Identity()
@@ -114,7 +114,7 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 		if e.opts.ProducerGPUs != nil {
 			gpus = strings.Join(e.opts.ProducerGPUs(s.p.HostPID), ",")
 		}
-		gauge(e.labels("producer", s.p.Name, "pid", strconv.Itoa(s.p.HostPID), "role", id.Role,
+		gauge(e.labels("producer", s.label, "pid", strconv.Itoa(s.p.HostPID), "role", id.Role,
 			"rank", optInt(id.Rank), "world_size", optInt(id.WorldSize), "model", id.Model, "aga_version", id.AGAVersion,
 			"ring", s.p.Ring, "producer_pod", id.Pod, "producer_namespace", id.Namespace, "producer_container", id.Container,
 			"producer_pod_uid", s.p.PodUID, "producer_container_id", s.p.ContainerID, "node", e.opts.Node, "gpu_uuids", gpus), 1)
@@ -136,7 +136,7 @@ func (e *Exporter) histogram(f *famRender, h *hist) *dto.Histogram {
 		out.Bucket[i] = &buckets[i]
 	}
 	if e.opts.Native {
-		schema, zt, zc := int32(nativeSchema), nativeZeroLimit, h.zero
+		schema, zt, zc := h.schema(), nativeZeroLimit, h.zero
 		out.Schema, out.ZeroThreshold, out.ZeroCount = &schema, &zt, &zc
 		idx := make([]int32, 0, len(h.native))
 		for i := range h.native {
@@ -167,12 +167,16 @@ func (e *Exporter) histogram(f *famRender, h *hist) *dto.Histogram {
 	return out
 }
 
+// sortedLayers returns the layers by index, then "other".
 func (s *prodState) sortedLayers() []*layerState {
-	out := make([]*layerState, 0, len(s.byLayer))
+	out := make([]*layerState, 0, len(s.byLayer)+1)
 	for _, l := range s.byLayer {
 		out = append(out, l)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].layer < out[j].layer })
+	if s.other != nil {
+		out = append(out, s.other)
+	}
 	return out
 }
 

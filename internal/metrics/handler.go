@@ -22,16 +22,26 @@ type Registry struct {
 }
 
 // NewRegistry returns a registry with the Go, process and build-info
-// collectors and an empty set of self collectors. exporter may be nil.
+// collectors and an empty set of self collectors, plus the exporter's own
+// counters when exporter is not nil.
 func NewRegistry(constLabels map[string]string, exporter *Exporter) *Registry {
 	reg := prometheus.NewRegistry()
-	r := &Registry{reg: reg, wrapped: prometheus.WrapRegistererWith(prometheus.Labels(constLabels), reg), exporter: exporter, Self: NewCollectors()}
+	// Const label values come from flags and the environment too: keep
+	// the wrapping registerer from panicking on invalid UTF-8.
+	cl := make(prometheus.Labels, len(constLabels))
+	for k, v := range constLabels {
+		cl[k] = LabelValue(v)
+	}
+	r := &Registry{reg: reg, wrapped: prometheus.WrapRegistererWith(cl, reg), exporter: exporter, Self: NewCollectors()}
 	r.wrapped.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("agaobs"),
 		r.Self,
 	)
+	if exporter != nil {
+		r.wrapped.MustRegister(exporter.Collector())
+	}
 	return r
 }
 
@@ -40,7 +50,8 @@ func (r *Registry) MustRegister(c ...prometheus.Collector) { r.wrapped.MustRegis
 
 // Gather implements prometheus.Gatherer: self-metrics and AGA families,
 // sorted by name. The AGA families skip the registry's per-metric checks
-// (Exporter.Gather explains why), which keeps large scrapes cheap.
+// (Exporter.Gather explains why), which keeps large scrapes cheap; their
+// label values pass through LabelValue when their label pairs are built.
 func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 	mfs, err := r.reg.Gather()
 	if r.exporter != nil {

@@ -13,7 +13,7 @@ import (
 // the Poll callback returns). A body that does not decode returns an error
 // wrapping shm.ErrCorrupt; ev is then unusable.
 func Decode(rec *shm.Record, ev *Event) error {
-	ev.Seq, ev.TimeNs, ev.Flags = rec.Seq, rec.TimeNs, rec.Flags
+	ev.Seq, ev.TimeNs, ev.Flags, ev.Invalid = rec.Seq, rec.TimeNs, rec.Flags, 0
 	switch rec.Type {
 	case shm.TypeForward:
 		f, err := shm.DecodeForward(rec.Body)
@@ -21,28 +21,29 @@ func Decode(rec *shm.Record, ev *Event) error {
 			return err
 		}
 		ev.Kind, ev.Forward = KindForward, f
+		cleanForward(ev)
 	case shm.TypeRetrieval:
 		v, err := shm.DecodeRetrieval(rec.Body)
 		if err != nil {
 			return err
 		}
-		r := &Retrieval{Retrieval: v.Retrieval, Scores: make([]float64, v.NumScores()), IDs: make([]string, 0, v.NumIDs())}
-		for i := range r.Scores {
-			r.Scores[i] = v.Score(i)
+		r := &Retrieval{Retrieval: v.Retrieval, Scores: make([]float64, 0, v.NumScores()), IDs: make([]string, 0, v.NumIDs())}
+		for i := 0; i < v.NumScores(); i++ {
+			if s := v.Score(i); Finite(s) {
+				r.Scores = append(r.Scores, s)
+			} else {
+				r.InvalidScores++
+			}
 		}
 		v.EachID(func(id []byte) { r.IDs = append(r.IDs, string(id)) })
 		ev.Kind, ev.Retrieval = KindRetrieval, r
+		if r.InvalidScores > 0 {
+			ev.Invalid |= 1 << InvalidScore
+		}
 	case shm.TypeAudit:
-		lost, obj, err := shm.DecodeAudit(rec.Body)
-		if err != nil {
-			return err
-		}
-		a, err := decodeAudit(obj)
-		if err != nil {
-			return err
-		}
-		a.LostBefore = lost
-		ev.Kind, ev.Audit = KindAudit, a
+		// Never an error: a body that does not decode is stored sanitized
+		// (decodeAudit), so no audit record a ring delivers goes missing.
+		ev.Kind, ev.Audit = KindAudit, decodeAudit(rec.Body)
 	case shm.TypeEvent:
 		name, data, err := shm.DecodeEvent(rec.Body)
 		if err != nil {
@@ -58,6 +59,7 @@ func Decode(rec *shm.Record, ev *Event) error {
 			return fmt.Errorf("status: %v: %w", err, shm.ErrCorrupt)
 		}
 		ev.Kind, ev.Status = KindStatus, &s
+		cleanStatus(ev)
 	case shm.TypeHello:
 		id, err := shm.ParseIdentity(rec.Body)
 		if err != nil {
@@ -68,19 +70,6 @@ func Decode(rec *shm.Record, ev *Event) error {
 		return fmt.Errorf("record type %v: %w", rec.Type, shm.ErrCorrupt)
 	}
 	return nil
-}
-
-func decodeAudit(obj []byte) (*Audit, error) {
-	a := &Audit{Success: true, Operation: "unknown"}
-	if err := json.Unmarshal(obj, a); err != nil {
-		return nil, fmt.Errorf("audit: %v: %w", err, shm.ErrCorrupt)
-	}
-	if len(a.Details) == 0 || string(a.Details) == "null" {
-		a.Details = json.RawMessage("{}")
-	}
-	a.Raw = append(json.RawMessage(nil), obj...)
-	// Details alias the decoder's input only through Unmarshal's copy.
-	return a, nil
 }
 
 // decodeOther keeps an EVENT record by name, except the forward and
@@ -105,9 +94,50 @@ func decodeOther(name string, data []byte, ev *Event) error {
 	return nil
 }
 
+// cleanForward drops non-finite gate, entropy and latency values (see
+// InvalidField).
+func cleanForward(ev *Event) {
+	f := &ev.Forward
+	if Finite(f.GateMean) && Finite(f.EntropyMean) && Finite(f.LatencyUs) {
+		return // the common case, three comparisons on the hot path
+	}
+	for _, x := range [...]struct {
+		bit   uint32
+		v     *float64
+		field InvalidField
+	}{{shm.FwdHasGate, &f.GateMean, InvalidGate}, {shm.FwdHasEntropy, &f.EntropyMean, InvalidEntropy}, {shm.FwdHasLatency, &f.LatencyUs, InvalidLatency}} {
+		if !Finite(*x.v) {
+			if f.Fields&x.bit != 0 {
+				ev.Invalid |= 1 << x.field
+			}
+			f.Fields &^= x.bit
+			*x.v = 0 // a value without its has bit is zero for sinks that print it anyway
+		}
+	}
+}
+
+// cleanStatus drops non-finite status numbers. JSON has no NaN or Inf, so
+// this only guards against a decoder that accepts them.
+func cleanStatus(ev *Event) {
+	drop := func(p **float64, field InvalidField) {
+		if *p != nil && !Finite(**p) {
+			*p = nil
+			ev.Invalid |= 1 << field
+		}
+	}
+	s := ev.Status
+	if kv := s.KVStore; kv != nil {
+		drop(&kv.Count, InvalidKVCount)
+		drop(&kv.MaxSlots, InvalidKVMaxSlots)
+		drop(&kv.Utilization, InvalidKVUtilization)
+		drop(&kv.Pinned, InvalidKVPinned)
+	}
+	drop(&s.SlotChangeRate, InvalidSlotChangeRate)
+}
+
 func num(m map[string]any, k string) (float64, bool) {
 	v, ok := m[k].(float64)
-	return v, ok && !math.IsNaN(v)
+	return v, ok && Finite(v)
 }
 
 func clampI32(f float64) int32 {
@@ -147,7 +177,7 @@ func retrievalFromMap(m map[string]any) *Retrieval {
 	set("budget_remaining", &r.BudgetRemaining, shm.RetHasBudget)
 	if s, ok := m["scores"].([]any); ok {
 		for _, x := range s {
-			if v, ok := x.(float64); ok {
+			if v, ok := x.(float64); ok && Finite(v) {
 				r.Scores = append(r.Scores, v)
 			}
 		}

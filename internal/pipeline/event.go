@@ -81,7 +81,52 @@ type Retrieval struct {
 	shm.Retrieval
 	Scores []float64
 	IDs    []string
+	// InvalidScores is the number of non-finite scores Decode removed
+	// from Scores (Event.Invalid has InvalidScore set when > 0).
+	InvalidScores int
 }
+
+// InvalidField is a numeric field a producer wrote as NaN or ±Inf.
+type InvalidField uint8
+
+// Fields Decode checks. A non-finite value is dropped where the event is
+// decoded (the field's has bit cleared and the value zeroed, a score
+// removed, a status value set to nil) and recorded in Event.Invalid, so the
+// metrics, alerting and event log sinks all see the same cleaned event; a
+// NaN observed once would make a histogram's _sum NaN forever.
+const (
+	InvalidGate InvalidField = iota
+	InvalidEntropy
+	InvalidLatency
+	InvalidScore
+	InvalidKVCount
+	InvalidKVMaxSlots
+	InvalidKVUtilization
+	InvalidKVPinned
+	InvalidSlotChangeRate
+	NumInvalidFields
+)
+
+// invalidFieldNames are the field names as the producer writes them (the
+// field label of agaobs_invalid_values_total).
+var invalidFieldNames = [NumInvalidFields]string{"gate_mean", "entropy_mean", "latency_us", "scores",
+	"kv_store.count", "kv_store.max_slots", "kv_store.utilization", "kv_store.pinned", "slot_change_rate"}
+
+func (f InvalidField) String() string {
+	if f < NumInvalidFields {
+		return invalidFieldNames[f]
+	}
+	return fmt.Sprintf("field(%d)", f)
+}
+
+// InvalidMask is a set of InvalidFields.
+type InvalidMask uint16
+
+// Has reports whether f is in m.
+func (m InvalidMask) Has(f InvalidField) bool { return m&(1<<f) != 0 }
+
+// Finite reports whether v is neither NaN nor ±Inf.
+func Finite(v float64) bool { return v-v == 0 } // NaN-NaN and Inf-Inf are NaN
 
 // Audit is a decoded aga-core audit event.
 type Audit struct {
@@ -93,8 +138,16 @@ type Audit struct {
 	// LostBefore is the number of audit records the producer dropped right
 	// before this one (a gap the audit trail records explicitly).
 	LostBefore uint64 `json:"-"`
-	// Raw is the JSON object as the producer wrote it.
+	// Raw is the JSON object as the producer wrote it (the whole body when
+	// it is too short for lost_before). It may be anything: a producer is
+	// untrusted, so check it before embedding it in JSON.
 	Raw json.RawMessage `json:"-"`
+	// EncodeError says why the body had to be sanitized ("" when it did
+	// not): the fields of the wrong type hold their defaults (operation
+	// "unknown", success false, timestamp 0, details {} or
+	// {"_unencodable": text}, error the value's JSON text) and the audit
+	// store keeps Raw with the record.
+	EncodeError string `json:"-"`
 }
 
 // Other is any other EventBus event, kept by name.
@@ -226,8 +279,11 @@ func (a *AckRef) Ack() {
 // value; pointer fields are immutable once the event is dispatched and are
 // shared by all sinks.
 type Event struct {
-	Kind     Kind
-	Flags    uint16 // record flags (shm.FlagTruncated)
+	Kind  Kind
+	Flags uint16 // record flags (shm.FlagTruncated)
+	// Invalid lists the fields Decode dropped as non-finite (it fits the
+	// padding before Producer: events are copied by value).
+	Invalid  InvalidMask
 	Producer *Producer
 	Seq      uint64
 	TimeNs   int64 // the event's own time (wall clock ns)

@@ -1,6 +1,7 @@
 package rings
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +10,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/shm"
@@ -30,6 +35,9 @@ type Tunables struct {
 	StaleAfter      time.Duration // default 5s
 	RemoveDead      bool
 	InitialiseLimit time.Duration // how long a ring may stay initialising; default 10s
+	// MaxProducersPerUID bounds the live producers of one uid
+	// (ring_max_producers); default 256.
+	MaxProducersPerUID int
 }
 
 func (t *Tunables) fill() {
@@ -50,6 +58,9 @@ func (t *Tunables) fill() {
 	}
 	if t.InitialiseLimit <= 0 {
 		t.InitialiseLimit = 10 * time.Second
+	}
+	if t.MaxProducersPerUID <= 0 {
+		t.MaxProducersPerUID = 256
 	}
 }
 
@@ -75,6 +86,23 @@ const idleToSleep = 20 * time.Millisecond
 // housekeepingEvery paces liveness checks, heartbeats and retention; with it
 // a dead producer is reported within about 2 s.
 const housekeepingEvery = time.Second
+
+// maxTrackedCandidates bounds the ring files the consumer remembers that
+// belong to no accepted producer (initialising or rejected). Anyone who can
+// write the ring directory can create files; past the cap new files are not
+// examined (agaobs_ring_candidates_untracked) until tracked ones go away.
+const maxTrackedCandidates = 16384
+
+// Directory-change wake-ups: a burst is served at once (a producer creating
+// its rings makes a few events), a user creating and unlinking files in a
+// loop costs one rescan per watchCoalesce.
+const (
+	watchCoalesce = 100 * time.Millisecond
+	watchBurst    = 8
+	// watchedRescanFactor stretches ring_rescan_interval while inotify
+	// works.
+	watchedRescanFactor = 5
+)
 
 // Consumer discovers and drains the rings of one directory. Run, Close and
 // the record callbacks belong to one goroutine; Rings, Ready and SetTunables
@@ -115,6 +143,36 @@ type Consumer struct {
 	doorbell  *reader
 	watch     *reader
 	ackNotify func()
+
+	// Discovery state, owned by the consumer goroutine (read by Counters
+	// under mu).
+	direntBuf   []byte
+	scanGen     uint64
+	candidates  int // tracked entries that belong to no producer
+	untracked   int // ring files the last scan left unexamined (cap)
+	rejects     *rejections
+	checkErrors atomic.Uint64
+	examined    atomic.Uint64 // ring files stat'ed by scans (tests)
+	scans       atomic.Uint64
+}
+
+// Counters are the consumer's own counters for the metrics.
+type Counters struct {
+	// CheckErrors counts producer liveness checks that could not decide
+	// (procfs errors other than "no such process"); the producer is kept.
+	CheckErrors uint64
+	// Rejected counts ring rejections by reason code.
+	Rejected map[string]uint64
+	// Candidates is the number of tracked ring files of no producer;
+	// Untracked those the last scan did not examine (maxTrackedCandidates).
+	Candidates, Untracked int
+}
+
+// Counters returns the consumer's counters. Safe from any goroutine.
+func (c *Consumer) Counters() Counters {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return Counters{CheckErrors: c.checkErrors.Load(), Rejected: c.rejects.totals(), Candidates: c.candidates, Untracked: c.untracked}
 }
 
 // New returns a Consumer. It touches nothing on disk until Run.
@@ -136,7 +194,7 @@ func New(opts Options) (*Consumer, error) {
 		dir: opts.Dir, group: opts.Group, disp: opts.Dispatcher, state: opts.State, proc: proc,
 		log: opts.Logger, pid: uint32(os.Getpid()),
 		byFile: map[fileKey]*ringEntry{}, producers: map[string]*producer{}, names: map[string]*producer{},
-		wake: newSignal(),
+		wake: newSignal(), rejects: newRejections(), direntBuf: make([]byte, 32<<10),
 	}
 	c.ackNotify = c.wake.notify
 	c.SetTunables(opts.Tunables)
@@ -253,15 +311,17 @@ func (c *Consumer) disarmDoorbell() {
 }
 
 func (c *Consumer) startReaders() {
+	// Both files can be written by any producer's uid: each reader wakes
+	// the consumer at most once per gap, however fast it is poked.
 	if f, err := openDoorbell(c.dir, c.group >= 0); err != nil {
 		c.log.Warn("doorbell unavailable; polling only (idle latency up to ring_idle_sleep)", "err", err)
 	} else {
-		c.doorbell = startReader(f, c.wake, nil)
+		c.doorbell = startReader(f, c.wake, nil, rate.NewLimiter(rate.Every(c.tun.Load().PollInterval), 1))
 	}
 	if f, err := openWatch(c.dir); err != nil {
 		c.log.Warn("inotify unavailable; discovering rings by rescan only", "err", err)
 	} else {
-		c.watch = startReader(f, c.wake, func([]byte) { c.dirty.Store(true) })
+		c.watch = startReader(f, c.wake, func([]byte) { c.dirty.Store(true) }, rate.NewLimiter(rate.Every(watchCoalesce), watchBurst))
 	}
 }
 
@@ -303,9 +363,10 @@ func (c *Consumer) pass() int {
 	c.more = false
 	t := c.tun.Load()
 	total := 0
-	n := len(c.active)
+	active, copied := c.active, false
+	n := len(active)
 	for i := 0; i < n; i++ {
-		e := c.active[(c.rr+i)%n]
+		e := active[(c.rr+i)%n]
 		limit := t.MaxPerPass
 		if e.class == shm.ClassAudit {
 			// The audit store is lossless: read no more than it can queue.
@@ -314,6 +375,11 @@ func (c *Consumer) pass() int {
 		if limit > 0 {
 			res, err := e.ring.Poll(limit, e.onRecord)
 			if err != nil {
+				// quarantine removes e from c.active in place: finish
+				// the pass over a copy.
+				if !copied {
+					active, copied = append([]*ringEntry(nil), active...), true
+				}
 				c.quarantine(e, err)
 				continue
 			}
@@ -337,7 +403,7 @@ func (c *Consumer) pass() int {
 // allocate.
 func (c *Consumer) recordFunc(e *ringEntry) func(*shm.Record) shm.Disposition {
 	return func(rec *shm.Record) shm.Disposition {
-		ev := &e.ev
+		ev := e.ev
 		*ev = pipeline.Event{}
 		if err := pipeline.Decode(rec, ev); err != nil {
 			return shm.Corrupt
@@ -370,6 +436,13 @@ func (c *Consumer) quarantine(e *ringEntry, err error) {
 // finalDrain reads what producers committed before shutdown, for at most
 // two seconds.
 func (c *Consumer) finalDrain() {
+	// Rejections counted since their key's last summary reach the audit
+	// trail before the agent stops.
+	c.mu.Lock()
+	for _, l := range c.rejects.due(time.Now().Add(rejectSummaryInterval)) {
+		c.reportRejection(l)
+	}
+	c.mu.Unlock()
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		if c.pass() == 0 && !c.more {
@@ -410,7 +483,14 @@ func (c *Consumer) housekeeping(now time.Time, first bool) {
 	t := c.tun.Load()
 	c.nextHouse = now.Add(housekeepingEvery)
 	if c.dirty.Swap(false) || !now.Before(c.nextScan) || first {
-		c.nextScan = now.Add(t.RescanInterval)
+		every := t.RescanInterval
+		if c.watch != nil {
+			// inotify already scans on every change (and on a queue
+			// overflow): the periodic scan is only a safety net, and a
+			// directory of junk files makes each one cost milliseconds.
+			every *= watchedRescanFactor
+		}
+		c.nextScan = now.Add(every)
 		c.scan(now)
 	}
 	mono := shm.MonoNow()
@@ -435,11 +515,28 @@ func (c *Consumer) housekeeping(now time.Time, first bool) {
 		}
 		return opened[i].key.path < opened[j].key.path
 	})
+	live := c.liveByUID()
 	for _, e := range opened {
-		id, reason := c.accept(e, t)
-		if reason != "" {
-			c.reject(e, reason)
+		id, code, reason := c.accept(e, t)
+		switch {
+		case code == "" && reason != "":
+			// Inconclusive (descriptor or memory exhaustion): look again
+			// at the next housekeeping.
+			c.log.Debug("ring acceptance deferred", "path", e.key.path, "err", reason)
+			_ = e.ring.Close()
+			e.ring = nil
 			continue
+		case code != "":
+			c.reject(e, now, code, reason)
+			continue
+		}
+		key := producerKey(id, e.ring.Header())
+		if c.producers[key] == nil && live[id.RealUID] >= t.MaxProducersPerUID {
+			c.reject(e, now, rejProducerLimit, fmt.Sprintf("uid %d already has %d live producers (ring_max_producers)", id.RealUID, live[id.RealUID]))
+			continue
+		}
+		if c.producers[key] == nil {
+			live[id.RealUID]++
 		}
 		c.register(e, id)
 	}
@@ -448,61 +545,110 @@ func (c *Consumer) housekeeping(now time.Time, first bool) {
 		c.checkProducer(p, now, mono, t)
 	}
 	c.retire(t.RemoveDead)
+	// Rings turned away by the producer cap are looked at again once their
+	// uid has room.
+	live = c.liveByUID()
+	for _, e := range c.byFile {
+		if e.state == ringRejected && e.code == rejProducerLimit && live[e.fi.UID] < t.MaxProducersPerUID {
+			e.state, e.code, e.reason = ringPending, "", ""
+		}
+	}
+	for _, l := range c.rejects.due(now) {
+		c.reportRejection(l)
+	}
 }
 
-// scan lists the directory and adds entries for new ring files.
+// liveByUID counts live producers per uid. Called with c.mu held.
+func (c *Consumer) liveByUID() map[uint32]int {
+	live := map[uint32]int{}
+	for _, p := range c.producers {
+		if p.state == prodLive {
+			live[p.uid]++
+		}
+	}
+	return live
+}
+
+// scan lists the directory and adds entries for new ring files. An
+// unchanged (name, inode) costs a map lookup: no stat, no open, no log
+// line. Files of no producer are tracked up to maxTrackedCandidates.
 func (c *Consumer) scan(now time.Time) {
-	entries, err := os.ReadDir(c.dir)
+	c.scanGen++
+	gen := c.scanGen
+	var fresh []*ringEntry
+	untracked := 0
+	// Only the consumer goroutine writes byFile, so it reads it unlocked.
+	room := maxTrackedCandidates - c.candidates
+	err := readDirents(c.dir, c.direntBuf, func(d dirent) {
+		if !isRingName(d.name) || (d.typ != unix.DT_REG && d.typ != unix.DT_UNKNOWN && d.typ != unix.DT_LNK) {
+			return
+		}
+		path := filepath.Join(c.dir, string(d.name))
+		if e := c.byFile[fileKey{path, d.ino}]; e != nil {
+			e.seenGen = gen
+			return
+		}
+		if len(fresh) >= room {
+			untracked++
+			return
+		}
+		c.examined.Add(1)
+		fi, err := shm.StatRing(path)
+		if err != nil {
+			return
+		}
+		k := fileKey{path, fi.Inode}
+		if e := c.byFile[k]; e != nil { // replaced since getdents
+			e.seenGen = gen
+			return
+		}
+		fresh = append(fresh, &ringEntry{key: k, fi: fi, firstSeen: now, state: ringPending, seenGen: gen})
+	})
 	if err != nil {
 		msg := err.Error()
 		c.dirErr.Store(&msg)
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, unix.ENOENT) {
 			_ = shm.EnsureDir(c.dir, c.group)
 		}
 		return
 	}
 	empty := ""
 	c.dirErr.Store(&empty)
-	seen := make(map[fileKey]bool, len(entries))
-	var fresh []*ringEntry
-	for _, de := range entries {
-		if !shm.IsRingFileName(de.Name()) {
-			continue
-		}
-		path := filepath.Join(c.dir, de.Name())
-		fi, err := shm.StatRing(path)
-		if err != nil {
-			continue
-		}
-		k := fileKey{path, fi.Inode}
-		seen[k] = true
-		c.mu.RLock()
-		_, known := c.byFile[k]
-		c.mu.RUnlock()
-		if !known {
-			fresh = append(fresh, &ringEntry{key: k, fi: fi, firstSeen: now, state: ringPending})
-		}
-	}
 	c.mu.Lock()
 	for _, e := range fresh {
 		c.byFile[e.key] = e
 	}
+	c.candidates = 0
 	for k, e := range c.byFile {
-		if !seen[k] {
+		if e.seenGen != gen {
 			e.gone = true
 			if e.state == ringRejected || e.state == ringPending {
 				delete(c.byFile, k)
+				continue
 			}
 		}
+		if e.prod == nil && (e.state == ringRejected || e.state == ringPending) {
+			c.candidates++
+		}
 	}
+	c.untracked = untracked
 	c.mu.Unlock()
+	c.scans.Add(1)
+	if untracked > 0 {
+		c.log.Warn("ring directory holds more candidate files than the agent tracks; new ones wait", "tracked", c.candidates, "untracked", untracked, "limit", maxTrackedCandidates)
+	}
+}
+
+// isRingName is shm.IsRingFileName on a directory entry's bytes.
+func isRingName(name []byte) bool {
+	return len(name) > 0 && name[0] != '.' && bytes.HasSuffix(name, []byte(".ring"))
 }
 
 // open maps a pending ring; it reports whether the ring is ready for
 // acceptance. Called with c.mu held.
 func (c *Consumer) open(e *ringEntry, now time.Time, t *Tunables) bool {
 	if e.fi.Mode&0o002 != 0 {
-		c.reject(e, fmt.Sprintf("writable by others (mode %04o)", e.fi.Mode))
+		c.reject(e, now, rejWritable, fmt.Sprintf("writable by others (mode %04o)", e.fi.Mode))
 		return false
 	}
 	r, fi, err := shm.OpenRing(e.key.path)
@@ -510,11 +656,20 @@ func (c *Consumer) open(e *ringEntry, now time.Time, t *Tunables) bool {
 	switch {
 	case errors.As(err, &he) && he.Initialising:
 		if now.Sub(e.firstSeen) > t.InitialiseLimit {
-			c.reject(e, "header never finished initialising")
+			c.reject(e, now, rejInitTimeout, "header never finished initialising")
 		}
 		return false
+	case err != nil && transientErr(err):
+		// Out of descriptors or memory: says nothing about the ring.
+		return false
+	case errors.Is(err, os.ErrNotExist):
+		e.gone = true
+		c.dirty.Store(true)
+		return false
 	case err != nil:
-		c.reject(e, err.Error())
+		// The path is the entry's own; keep only what went wrong (the
+		// reason is stored per rejected file).
+		c.reject(e, now, rejNotRing, strings.TrimPrefix(err.Error(), "open ring "+e.key.path+": "))
 		return false
 	case fi.Inode != e.key.inode:
 		// Replaced between the scan and the open: the next scan sees it.
@@ -527,14 +682,24 @@ func (c *Consumer) open(e *ringEntry, now time.Time, t *Tunables) bool {
 	return true
 }
 
-func (c *Consumer) reject(e *ringEntry, reason string) {
+// reject turns a ring away for good (until its file changes). Rejections
+// are aggregated per (owner uid, code): a directory full of junk costs one
+// log line and one audit record per key and minute. Called with c.mu held.
+func (c *Consumer) reject(e *ringEntry, now time.Time, code, reason string) {
 	if e.ring != nil {
 		_ = e.ring.Close()
 		e.ring = nil
 	}
-	e.state, e.reason = ringRejected, reason
-	c.log.Warn("ring rejected", "path", e.key.path, "reason", reason)
-	c.lifecycle(nil, pipeline.Lifecycle{Type: pipeline.RingRejected, Ring: e.key.path, Reason: reason})
+	e.state, e.code, e.reason = ringRejected, code, reason
+	if l, ok := c.rejects.add(now, e.fi.UID, code, e.key.path, reason); ok {
+		c.reportRejection(l)
+	}
+}
+
+func (c *Consumer) reportRejection(l pipeline.Lifecycle) {
+	c.log.Warn("ring rejected", "path", l.Ring, "reason", l.Reason, "uid", l.Details["uid"],
+		"reason_code", l.Details["reason_code"], "count", l.Details["count"])
+	c.lifecycle(nil, l)
 }
 
 // checkProducer advances one producer's lifecycle. Called with c.mu held.
@@ -569,10 +734,20 @@ func (c *Consumer) checkProducer(p *producer, now time.Time, mono int64, t *Tuna
 		}
 	}
 	if p.ending == prodLive {
+		var lv liveness
+		if !allClosed {
+			var err error
+			if lv, err = c.proc.check(p.p.HostPID, p.start); lv == procUnknown {
+				// Not a verdict: a live producer must never be ended
+				// because procfs could not be read (EMFILE, ENOMEM).
+				c.checkErrors.Add(1)
+				c.log.Debug("producer liveness check inconclusive; kept", "producer", p.p.Name, "err", err)
+			}
+		}
 		switch {
 		case allClosed:
 			p.ending = prodClosed
-		case !c.proc.alive(p.p.HostPID, p.start):
+		case lv == procGone:
 			p.ending = prodDead
 		default:
 			stale := newest > 0 && time.Duration(mono-newest) > t.StaleAfter

@@ -22,6 +22,7 @@ const (
 	ringDrained                      // producer ended and everything was read
 	ringRejected                     // never consumed; reason says why
 	ringQuarantined                  // stopped after corruption; reason says why
+	ringRetired                      // producer forgotten; file kept until its owner exits
 )
 
 type prodState int
@@ -49,10 +50,13 @@ type ringEntry struct {
 	prod      *producer
 	state     ringState
 	reason    string
+	code      string // rejection reason code
 	firstSeen time.Time
-	gone      bool // the file was removed or replaced by someone else
+	seenGen   uint64 // scan generation that last saw the file
+	gone      bool   // the file was removed or replaced by someone else
 	onRecord  func(*shm.Record) shm.Disposition
-	ev        pipeline.Event
+	ev        *pipeline.Event // decode scratch, allocated when accepted
+	epoch     uint64          // ring epoch, kept once the ring is unmapped
 }
 
 type producer struct {
@@ -84,36 +88,44 @@ func verifyKey(path string, inode, epoch uint64) string {
 }
 
 // accept checks a freshly opened ring (format §1.1). It returns the host
-// identity of its producer or a rejection reason.
-func (c *Consumer) accept(e *ringEntry, t *Tunables) (procIdentity, string) {
+// identity of its producer, or a rejection code and reason, or no code and
+// a reason when the check was inconclusive (retry later).
+func (c *Consumer) accept(e *ringEntry, t *Tunables) (id procIdentity, code, reason string) {
 	fi, h := e.fi, e.ring.Header()
 	if fi.Mode&0o002 != 0 {
-		return procIdentity{}, fmt.Sprintf("writable by others (mode %04o)", fi.Mode)
+		return procIdentity{}, rejWritable, fmt.Sprintf("writable by others (mode %04o)", fi.Mode)
 	}
 	if len(t.AllowedUIDs) > 0 && !containsUID(t.AllowedUIDs, fi.UID) {
-		return procIdentity{}, fmt.Sprintf("owner uid %d not in ring_allowed_uids", fi.UID)
+		return procIdentity{}, rejUIDNotAllowed, fmt.Sprintf("owner uid %d not in ring_allowed_uids", fi.UID)
 	}
 	id, err := c.proc.resolve(h.PID, h.PIDNSInode, h.StartTimeTicks)
 	if errors.Is(err, errNoProcess) {
 		var v verification
 		if ok, _ := c.state.Get(bucketRings, verifyKey(fi.Path, fi.Inode, h.Epoch), &v); ok && v.UID == fi.UID {
-			return procIdentity{HostPID: v.HostPID, RealUID: v.UID}, ""
+			return procIdentity{HostPID: v.HostPID, RealUID: v.UID}, "", ""
 		}
-		return procIdentity{}, fmt.Sprintf("producer pid %d (pid namespace %d) not running; owner unverifiable", h.PID, h.PIDNSInode)
+		return procIdentity{}, rejUnverifiable, fmt.Sprintf("producer pid %d (pid namespace %d) not running; owner unverifiable", h.PID, h.PIDNSInode)
 	}
 	if err != nil {
-		return procIdentity{}, err.Error()
+		return procIdentity{}, "", err.Error()
 	}
 	if id.RealUID != fi.UID {
-		return procIdentity{}, fmt.Sprintf("file owner uid %d is not the real uid %d of producer pid %d", fi.UID, id.RealUID, id.HostPID)
+		return procIdentity{}, rejOwnerMismatch, fmt.Sprintf("file owner uid %d is not the real uid %d of producer pid %d", fi.UID, id.RealUID, id.HostPID)
 	}
 	_ = c.state.Put(bucketRings, verifyKey(fi.Path, fi.Inode, h.Epoch), verification{UID: fi.UID, HostPID: id.HostPID})
-	return id, ""
+	return id, "", ""
 }
 
-// ringStem strips the directory and the class suffix from a ring path.
+// producerKey identifies one producer incarnation.
+func producerKey(id procIdentity, h *shm.Header) string {
+	return fmt.Sprintf("%d/%d/%d", id.HostPID, h.StartTimeTicks, h.Instance)
+}
+
+// ringStem strips the directory and the class suffix from a ring path. The
+// stem becomes a label value, so bytes that are not UTF-8 (any user can
+// name a file so) are replaced.
 func ringStem(path string) string {
-	base := filepath.Base(path)
+	base := strings.ToValidUTF8(filepath.Base(path), "\uFFFD")
 	for _, suffix := range []string{"-hot.ring", "-audit.ring", ".ring"} {
 		if strings.HasSuffix(base, suffix) {
 			return strings.TrimSuffix(base, suffix)
@@ -135,10 +147,12 @@ func containsUID(list []uint32, uid uint32) bool {
 // (and choosing its name) on its first ring. Called with c.mu held.
 func (c *Consumer) register(e *ringEntry, id procIdentity) {
 	h := e.ring.Header()
-	key := fmt.Sprintf("%d/%d/%d", id.HostPID, h.StartTimeTicks, h.Instance)
+	key := producerKey(id, h)
 	p := c.producers[key]
 	if p == nil {
-		name := c.chooseName(h.Identity.Producer, key, id.HostPID, h.Instance)
+		// Sanitized before the suffix rule, so two names that differ only
+		// in invalid bytes still end up as two distinct names.
+		name := c.chooseName(strings.ToValidUTF8(h.Identity.Producer, "\uFFFD"), key, id.HostPID, h.Instance)
 		p = &producer{
 			p:     pipeline.NewProducer(name, key, id.HostPID, h.PID, ringStem(e.key.path), h.Identity),
 			start: h.StartTimeTicks, uid: id.RealUID, createNs: h.CreateTimeNs,
@@ -152,6 +166,7 @@ func (c *Consumer) register(e *ringEntry, id procIdentity) {
 	}
 	e.prod = p
 	e.state = ringActive
+	e.ev = new(pipeline.Event)
 	e.onRecord = c.recordFunc(e)
 	p.rings = append(p.rings, e)
 	c.active = append(c.active, e)
@@ -220,26 +235,48 @@ func (c *Consumer) retire(removeFiles bool) {
 			kept = append(kept, e)
 			continue
 		}
+		if removeFiles && !e.gone && e.prod != nil {
+			// A ring file is never unlinked while its owner process
+			// exists, or while procfs cannot tell (EMFILE): it is
+			// unmapped and waits, unlisted, for its owner to exit.
+			if l, _ := c.proc.check(e.prod.p.HostPID, e.prod.start); l != procGone {
+				c.unmap(e)
+				e.state = ringRetired
+				kept = append(kept, e)
+				continue
+			}
+		}
 		c.closeEntry(e, removeFiles)
 	}
 	clear(c.retiring[len(kept):])
 	c.retiring = kept
 }
 
+// unmap releases what was acknowledged and unmaps the ring.
+func (c *Consumer) unmap(e *ringEntry) {
+	if e.ring == nil {
+		return
+	}
+	e.ring.Commit()
+	e.epoch = e.ring.Header().Epoch
+	_ = e.ring.Close()
+	e.ring = nil
+}
+
 func (c *Consumer) closeEntry(e *ringEntry, removeFile bool) {
-	if e.ring != nil {
-		e.ring.Commit()
-		if removeFile && !e.gone {
-			if fi, err := shm.StatRing(e.key.path); err == nil && fi.Inode == e.key.inode {
-				if err := os.Remove(e.key.path); err == nil {
-					c.log.Debug("ring file removed", "path", e.key.path)
-				}
+	if e.ring == nil && e.state != ringRetired {
+		delete(c.byFile, e.key)
+		return
+	}
+	c.unmap(e)
+	if removeFile && !e.gone {
+		if fi, err := shm.StatRing(e.key.path); err == nil && fi.Inode == e.key.inode {
+			if err := os.Remove(e.key.path); err == nil {
+				c.log.Debug("ring file removed", "path", e.key.path)
 			}
 		}
-		_ = c.state.Delete(bucketRings, verifyKey(e.key.path, e.key.inode, e.ring.Header().Epoch))
-		_ = e.ring.Close()
-		e.ring = nil
 	}
+	_ = c.state.Delete(bucketRings, verifyKey(e.key.path, e.key.inode, e.epoch))
 	delete(c.byFile, e.key)
 }
 
@@ -272,13 +309,26 @@ type RingInfo struct {
 
 // Rings returns every known ring, sorted by producer, class and path. Safe
 // from any goroutine.
-func (c *Consumer) Rings() []RingInfo {
+func (c *Consumer) Rings() []RingInfo { return c.rings(false) }
+
+// ProducerRings returns the rings of accepted producers only, in Rings'
+// order: what the per-second readers (health, alerting, probes) need. Junk
+// files in the ring directory cost them nothing.
+func (c *Consumer) ProducerRings() []RingInfo { return c.rings(true) }
+
+func (c *Consumer) rings(producersOnly bool) []RingInfo {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	mono := shm.MonoNow()
-	out := make([]RingInfo, 0, len(c.byFile))
+	n := len(c.byFile)
+	if producersOnly {
+		n = len(c.byFile) - c.candidates
+	}
+	out := make([]RingInfo, 0, max(n, 0))
 	for _, e := range c.byFile {
-		out = append(out, e.info(mono))
+		if e.state != ringRetired && (!producersOnly || e.prod != nil) {
+			out = append(out, e.info(mono))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -290,6 +340,29 @@ func (c *Consumer) Rings() []RingInfo {
 		}
 		return a.Path < b.Path
 	})
+	return out
+}
+
+// StateCounts counts rings by RingInfo.State without building the list
+// (the ring directory may hold thousands of rejected files). Safe from any
+// goroutine.
+func (c *Consumer) StateCounts() map[string]int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]int{"live": 0, "closed": 0, "dead": 0, "rejected": 0, "quarantined": 0, "initialising": 0}
+	for _, e := range c.byFile {
+		switch {
+		case e.state == ringRetired:
+		case e.state == ringPending:
+			out["initialising"]++
+		case e.state == ringRejected:
+			out["rejected"]++
+		case e.state == ringQuarantined:
+			out["quarantined"]++
+		case e.prod != nil:
+			out[e.prod.state.String()]++
+		}
+	}
 	return out
 }
 

@@ -3,12 +3,16 @@ package rings
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/agaobs/agaobs/internal/shm"
 )
@@ -28,26 +32,68 @@ func (s signal) notify() {
 // reader turns a pollable file into wake-ups on its own goroutine; Close
 // unblocks the read and waits for the goroutine.
 type reader struct {
-	f    *os.File
-	wake signal
-	wg   sync.WaitGroup
+	f     *os.File
+	wake  signal
+	done  chan struct{}
+	wg    sync.WaitGroup
+	wakes atomic.Uint64 // wake-ups sent (tests check the rate limit)
 }
 
-func startReader(f *os.File, wake signal, onData func([]byte)) *reader {
-	r := &reader{f: f, wake: wake}
+// startReader wakes the consumer when f has data, no faster than lim
+// allows: the files are writable by producers, and a flood of pokes must
+// cost one wake-up per token, not one per byte. Each wake-up first drains
+// everything queued (a backlog of thousands of inotify events is one
+// wake-up, not one per buffer).
+func startReader(f *os.File, wake signal, onData func([]byte), lim *rate.Limiter) *reader {
+	r := &reader{f: f, wake: wake, done: make(chan struct{})}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		close(r.done)
+		return r
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		buf := make([]byte, 4096)
+		buf := make([]byte, 16<<10)
+		t := time.NewTimer(time.Hour)
+		defer t.Stop()
 		for {
-			n, err := f.Read(buf)
-			if n > 0 {
-				if onData != nil {
-					onData(buf[:n])
+			var got bool
+			var rerr error
+			err := rc.Read(func(fd uintptr) bool {
+				for {
+					n, err := unix.Read(int(fd), buf)
+					switch {
+					case n > 0:
+						got = true
+						if onData != nil {
+							onData(buf[:n])
+						}
+					case err == unix.EINTR:
+					case err == unix.EAGAIN:
+						return got // nothing yet: let the poller wait
+					case err != nil:
+						rerr = err
+						return true
+					default:
+						rerr = io.EOF
+						return true
+					}
+				}
+			})
+			if got {
+				if d := lim.Reserve().Delay(); d > 0 {
+					t.Reset(d)
+					select {
+					case <-t.C:
+					case <-r.done:
+						return
+					}
 				}
 				wake.notify()
+				r.wakes.Add(1)
 			}
-			if err != nil {
+			if err != nil || rerr != nil {
 				return
 			}
 		}
@@ -56,6 +102,11 @@ func startReader(f *os.File, wake signal, onData func([]byte)) *reader {
 }
 
 func (r *reader) Close() error {
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
 	err := r.f.Close()
 	r.wg.Wait()
 	return err

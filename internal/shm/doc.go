@@ -6,8 +6,9 @@
 //
 // format.go and record.go are pure encoding over byte slices; ring.go is the
 // consumer protocol over a mapped []byte plus atomics; writer.go is the
-// producer protocol; mmap_linux.go and file.go do the system calls. Nothing
-// here logs: errors are returned, wrapped with the ring path.
+// producer protocol; file_linux.go does the system calls; fault.go guards
+// every access to a mapping. Nothing here logs: errors are returned, wrapped
+// with the ring path.
 //
 // # Lifetime and concurrency
 //
@@ -27,4 +28,10 @@
 // once when a ring is opened and cached: later changes to them in shared
 // memory are ignored, so a corrupted header cannot make the reader index
 // outside the mapping.
+//
+// A producer may shrink its file under the consumer's mapping. Every
+// consumer-side access to a mapping, on whatever goroutine (Poll and its
+// callback, Stats from HTTP handlers, NewRing, OpenRing, InspectRing), runs
+// with debug.SetPanicOnFault armed, so the SIGBUS becomes a recovered panic:
+// the ring is quarantined as "truncated" and its mapping is not read again.
 package shm

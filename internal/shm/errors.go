@@ -20,4 +20,7 @@ var (
 	// ErrQuarantined is returned by Ring.Poll once the ring has been
 	// quarantined; Ring.Quarantined says why.
 	ErrQuarantined = errors.New("ring quarantined")
+	// ErrTruncated marks a ring file that shrank under the agent's mapping:
+	// its producer truncated it after it was accepted.
+	ErrTruncated = errors.New("ring file truncated")
 )

@@ -220,7 +220,9 @@ var ErrNotRegular = errors.New("not a regular file")
 
 // OpenRing maps a ring file read-write (the consumer block must be
 // writable), validates its header and restores the consumer state. The
-// returned FileInfo describes the opened inode.
+// returned FileInfo describes the opened inode. The Ring keeps the file
+// open until Close, so that SetConsumer can notice the producer shrinking
+// it (one fstat a call).
 func OpenRing(path string) (*Ring, FileInfo, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -229,7 +231,12 @@ func OpenRing(path string) (*Ring, FileInfo, error) {
 		}
 		return nil, FileInfo{}, fmt.Errorf("open ring %s: %w", path, err)
 	}
-	defer unix.Close(fd)
+	keep := false
+	defer func() {
+		if !keep {
+			unix.Close(fd)
+		}
+	}()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, FileInfo{}, fmt.Errorf("open ring %s: %w", path, err)
@@ -245,11 +252,22 @@ func OpenRing(path string) (*Ring, FileInfo, error) {
 	if err != nil {
 		return nil, fi, fmt.Errorf("open ring %s: mmap: %w", path, err)
 	}
-	r, err := NewRing(mem, func() error { return unix.Munmap(mem) })
+	r, err := NewRing(mem, func() error {
+		unix.Close(fd)
+		return unix.Munmap(mem)
+	})
 	if err != nil {
 		unix.Munmap(mem)
 		return nil, fi, fmt.Errorf("open ring %s: %w", path, err)
 	}
+	r.fileSize = func() (int64, error) {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return 0, err
+		}
+		return st.Size, nil
+	}
+	keep = true
 	return r, fi, nil
 }
 
@@ -331,17 +349,39 @@ func InspectRing(path string) (Inspection, error) {
 		return Inspection{File: fi}, fmt.Errorf("inspect ring %s: mmap: %w", path, err)
 	}
 	defer unix.Munmap(mem)
-	r := &Ring{mem: mem}
-	if atomic.LoadUint64(r.u64(offMagic)) == 0 {
-		return Inspection{File: fi}, &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
-	}
-	h, err := ParseHeader(mem, st.Size)
+	in, err := inspectMem(mem, st.Size)
+	in.File = fi
 	if err != nil {
-		return Inspection{File: fi}, fmt.Errorf("inspect ring %s: %w", path, err)
+		var he *HeaderError
+		if errors.As(err, &he) && he.Initialising {
+			return in, err
+		}
+		return in, fmt.Errorf("inspect ring %s: %w", path, err)
 	}
-	r.hdr = h
-	cp := r.slot(atomic.LoadUint64(r.u64(offCommitGen)) & 1)
-	s := r.Stats()
-	s.ReadPos, s.Lost, s.Corrupt = cp.End, cp.Lost, cp.Corrupt
-	return Inspection{Header: h, Stats: s, File: fi}, nil
+	return in, nil
+}
+
+// inspectMem reads the header and counters of a mapped ring. The producer
+// may shrink the file meanwhile: a fault gives ErrTruncated.
+func inspectMem(mem []byte, size int64) (Inspection, error) {
+	var in Inspection
+	var err error
+	r := &Ring{mem: mem}
+	ok := guardMem(mem, func() {
+		if atomic.LoadUint64(r.u64(offMagic)) == 0 {
+			err = &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
+			return
+		}
+		if in.Header, err = ParseHeader(mem, size); err != nil {
+			return
+		}
+		r.hdr = in.Header
+		cp := r.slot(atomic.LoadUint64(r.u64(offCommitGen)) & 1)
+		in.Stats = r.Stats()
+		in.Stats.ReadPos, in.Stats.Lost, in.Stats.Corrupt = cp.End, cp.Lost, cp.Corrupt
+	})
+	if !ok || r.faulted.Load() {
+		return Inspection{}, ErrTruncated
+	}
+	return in, err
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/bits"
+	"strings"
+	"unicode/utf8"
 )
 
 // Magic is the header's first word, the bytes "AGARING\0" read little-endian.
@@ -19,12 +21,17 @@ const (
 
 // Header geometry.
 const (
-	HeaderSize      = 4096
-	IdentityOffset  = 0x800
-	MaxIdentityLen  = 2048
-	MinCapacity     = 4096
-	MinMaxRecordLen = 64
-	RecordHeaderLen = 24
+	HeaderSize     = 4096
+	IdentityOffset = 0x800
+	// MaxIdentityLen bounds the identity JSON, in the header and as a
+	// HELLO body alike.
+	MaxIdentityLen = 2048
+	// MaxIdentityField bounds every string of a parsed identity, in bytes:
+	// they become label values and log fields.
+	MaxIdentityField = 256
+	MinCapacity      = 4096
+	MinMaxRecordLen  = 64
+	RecordHeaderLen  = 24
 	// DroppedTypes is the length of the dropped-by-type table.
 	DroppedTypes = 64
 )
@@ -146,16 +153,41 @@ type Identity struct {
 	SchemaVersion int    `json:"schema_version"`
 }
 
-// ParseIdentity decodes and checks identity JSON.
+// ParseIdentity decodes and checks identity JSON: the header's and every
+// HELLO body. More than MaxIdentityLen bytes is corrupt (ErrCorrupt), so an
+// oversized HELLO cannot replace the producer's identity; every string is
+// made valid UTF-8 and cut to MaxIdentityField bytes, since producers are
+// untrusted and identities end up in metric labels.
 func ParseIdentity(b []byte) (Identity, error) {
+	if len(b) > MaxIdentityLen {
+		return Identity{}, fmt.Errorf("identity: %d bytes, more than %d: %w", len(b), MaxIdentityLen, ErrCorrupt)
+	}
 	var id Identity
 	if err := json.Unmarshal(b, &id); err != nil {
 		return Identity{}, fmt.Errorf("identity: %w", err)
+	}
+	for _, f := range []*string{&id.Producer, &id.Role, &id.Model, &id.AGAVersion, &id.Device,
+		&id.Pod, &id.Namespace, &id.Container, &id.Process, &id.Client} {
+		*f = clampIdentityField(*f)
 	}
 	if id.Producer == "" {
 		return Identity{}, fmt.Errorf("identity: producer name is empty")
 	}
 	return id, nil
+}
+
+// clampIdentityField returns s as valid UTF-8 (invalid bytes become
+// U+FFFD) of at most MaxIdentityField bytes, cut at a rune boundary.
+func clampIdentityField(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= MaxIdentityField {
+		return s
+	}
+	i := MaxIdentityField
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // Header is the immutable part of a ring header, validated and cached by

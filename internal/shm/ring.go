@@ -3,6 +3,7 @@ package shm
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -53,6 +54,12 @@ type PollResult struct {
 // mapped file or any byte slice holding a whole ring. Poll, Commit, Finish
 // and the consumer-block setters belong to one goroutine; Ack and Stats may
 // be called from any goroutine.
+//
+// No method can be killed by the producer shrinking its file: a fault on
+// the mapping, on any goroutine, marks the ring truncated (fault.go). From
+// then on the mapping is never touched again, Poll quarantines the ring with
+// the reason "truncated", Stats returns the last producer counters it read,
+// and Commit and the setters do nothing.
 type Ring struct {
 	mem  []byte
 	data []byte
@@ -77,6 +84,18 @@ type Ring struct {
 
 	stats ringStats
 	close func() error
+
+	// faulted is set by whichever goroutine faulted on the mapping (or saw
+	// the file shrink); the polling goroutine turns it into the quarantine.
+	faulted atomic.Bool
+	// fileSize, if set, returns the current size of the mapped file, so
+	// that a shrink is noticed even while no access would fault (OpenRing).
+	fileSize func() (int64, error)
+
+	// last holds the producer counters of the last Stats that read them,
+	// served once the mapping is gone.
+	lastMu sync.Mutex
+	last   Stats
 }
 
 // ringStats mirrors consumer counters for readers on other goroutines.
@@ -87,19 +106,34 @@ type ringStats struct {
 // NewRing validates the header in mem and restores the consumer state from
 // the consumer block. mem must be the whole ring (header and data); writes to
 // it are visible to the producer. closeFn, if non-nil, is called by Close.
+// A mapping whose file shrank under it gives an error wrapping ErrTruncated.
 func NewRing(mem []byte, closeFn func() error) (*Ring, error) {
 	if len(mem) < HeaderSize {
 		return nil, &HeaderError{Reason: "file shorter than the header"}
 	}
 	r := &Ring{mem: mem, close: closeFn}
+	err := r.open()
+	if r.faulted.Load() {
+		return nil, fmt.Errorf("ring header: %w", ErrTruncated)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// open is NewRing's work on the mapping, guarded against a shrinking file.
+func (r *Ring) open() error {
+	defer r.unguard(debug.SetPanicOnFault(true))
+	mem := r.mem
 	// Pairs with the producer's release store of the magic after the rest
 	// of the header: once it is seen, the header fields are complete.
 	if atomic.LoadUint64(r.u64(offMagic)) == 0 {
-		return nil, &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
+		return &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
 	}
 	h, err := ParseHeader(mem, int64(len(mem)))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.hdr = h
 	r.data = mem[h.HeaderSize : uint64(h.HeaderSize)+h.Capacity]
@@ -119,7 +153,8 @@ func NewRing(mem []byte, closeFn func() error) (*Ring, error) {
 		atomic.StoreUint64(r.u64(offHead), cp.End)
 	}
 	r.publishStats()
-	return r, nil
+	r.readProducer(&r.last)
+	return nil
 }
 
 func (r *Ring) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
@@ -138,24 +173,72 @@ func (r *Ring) slot(i uint64) Checkpoint {
 // Header returns the validated, cached header.
 func (r *Ring) Header() *Header { return &r.hdr }
 
-// Quarantined returns the reason the ring was quarantined, or "".
-func (r *Ring) Quarantined() string { return r.quarantine }
+// Quarantined returns the reason the ring was quarantined, or "". A ring
+// whose file shrank under its mapping reports "truncated" as soon as any
+// goroutine noticed, even before the next Poll.
+func (r *Ring) Quarantined() string {
+	if r.quarantine == "" && r.faulted.Load() {
+		return QuarantineTruncated
+	}
+	return r.quarantine
+}
+
+// QuarantineTruncated is the quarantine reason of a ring whose file shrank
+// under the agent's mapping.
+const QuarantineTruncated = "truncated"
+
+// Truncated reports whether the ring's file was found shorter than its
+// mapping. Safe from any goroutine.
+func (r *Ring) Truncated() bool { return r.faulted.Load() }
+
+// checkFault turns a fault seen on any goroutine into the quarantine.
+// Polling goroutine only.
+func (r *Ring) checkFault() {
+	if r.faulted.Load() && r.quarantine == "" {
+		r.quarantine = QuarantineTruncated
+	}
+}
 
 func (r *Ring) quarantinef(format string, a ...any) error {
 	if r.quarantine == "" {
 		r.quarantine = fmt.Sprintf(format, a...)
 	}
-	return fmt.Errorf("%s: %w", r.quarantine, ErrQuarantined)
+	return r.quarantineErr()
 }
 
 // Poll hands at most max records between the read position and the tail to
 // fn, in order. Padding, reserved types and records already consumed before
 // an agent restart are skipped. A frame that violates the format is counted
 // corrupt and the read position jumps to the tail loaded by this pass.
+//
+// fn runs with faults on the mapping recovered: a Body that vanishes because
+// the producer shrank its file while fn reads it quarantines the ring
+// ("truncated"), and Poll returns an error wrapping ErrQuarantined and
+// ErrTruncated.
 func (r *Ring) Poll(max int, fn func(*Record) Disposition) (PollResult, error) {
+	r.checkFault()
 	if r.quarantine != "" {
-		return PollResult{}, fmt.Errorf("%s: %w", r.quarantine, ErrQuarantined)
+		return PollResult{}, r.quarantineErr()
 	}
+	res, err := r.poll(max, fn)
+	if r.faulted.Load() {
+		r.checkFault()
+		// Records handed out before the fault stay counted.
+		r.publishStats()
+		return res, r.quarantineErr()
+	}
+	return res, err
+}
+
+func (r *Ring) quarantineErr() error {
+	if r.quarantine == QuarantineTruncated {
+		return fmt.Errorf("%s: %w (%w)", r.quarantine, ErrQuarantined, ErrTruncated)
+	}
+	return fmt.Errorf("%s: %w", r.quarantine, ErrQuarantined)
+}
+
+func (r *Ring) poll(max int, fn func(*Record) Disposition) (res PollResult, err error) {
+	defer r.unguard(debug.SetPanicOnFault(true))
 	// Acquire load, pairs with the producer's release store of the tail
 	// after writing the records (format §5.1 step 5). Read once per pass.
 	tail := atomic.LoadUint64(r.u64(offTail))
@@ -174,7 +257,6 @@ func (r *Ring) Poll(max int, fn func(*Record) Disposition) (PollResult, error) {
 	le := binary.LittleEndian
 	capacity := r.hdr.Capacity
 	maxLen := uint64(r.hdr.MaxRecordLen)
-	var res PollResult
 	var rec Record
 	for r.read < tail {
 		if res.Records >= max {
@@ -254,9 +336,10 @@ func (r *Ring) corruptFrame(tail uint64) {
 // one. Call it once the producer is closed or dead and Poll has read up to
 // the tail. It is idempotent.
 func (r *Ring) Finish() {
-	if r.finished || r.quarantine != "" {
+	if r.finished || r.quarantine != "" || r.faulted.Load() {
 		return
 	}
+	defer r.unguard(debug.SetPanicOnFault(true))
 	if atomic.LoadUint64(r.u64(offTail)) != r.read {
 		return
 	}
@@ -283,7 +366,7 @@ func (r *Ring) Ack(cp Checkpoint) {
 // ring up to the last acknowledged record (or the read position once every
 // Pending record is acknowledged). It returns the released checkpoint.
 func (r *Ring) Commit() Checkpoint {
-	if r.quarantine != "" {
+	if r.quarantine != "" || r.faulted.Load() {
 		return r.committed
 	}
 	target := Checkpoint{End: r.read, Seq: r.lastSeq, Lost: r.lost, Corrupt: r.corrupt}
@@ -298,6 +381,16 @@ func (r *Ring) Commit() Checkpoint {
 	if target == r.committed || target.End < r.committed.End {
 		return r.committed
 	}
+	if r.storeCommit(target) {
+		r.committed = target
+	}
+	return r.committed
+}
+
+// storeCommit writes target to the free commit slot and releases up to it;
+// false when the mapping faulted.
+func (r *Ring) storeCommit(target Checkpoint) (ok bool) {
+	defer r.unguard(debug.SetPanicOnFault(true))
 	gen := atomic.LoadUint64(r.u64(offCommitGen)) + 1
 	base := offCommitSlot0 + int(gen&1)*commitSlotLen
 	atomic.StoreUint64(r.u64(base), target.End)
@@ -308,8 +401,7 @@ func (r *Ring) Commit() Checkpoint {
 	// NewRing repairs head if we die in between.
 	atomic.StoreUint64(r.u64(offCommitGen), gen)
 	atomic.StoreUint64(r.u64(offHead), target.End)
-	r.committed = target
-	return target
+	return true
 }
 
 // Pending reports audit records handed out and not yet acknowledged.
@@ -327,14 +419,41 @@ func (r *Ring) publishStats() {
 	r.stats.read.Store(r.read)
 }
 
-// Caught reports whether the consumer has read everything published.
-func (r *Ring) Caught() bool { return atomic.LoadUint64(r.u64(offTail)) == r.read }
+// Caught reports whether the consumer has read everything published. A
+// truncated ring is never caught up, so that the consumer polls it (and
+// Poll reports the quarantine) rather than draining it as finished.
+func (r *Ring) Caught() (caught bool) {
+	if r.faulted.Load() {
+		return false
+	}
+	defer r.unguard(debug.SetPanicOnFault(true))
+	return atomic.LoadUint64(r.u64(offTail)) == r.read
+}
 
 // SetSleeping stores the consumer's sleep generation (0 = awake).
-func (r *Ring) SetSleeping(gen uint32) { atomic.StoreUint32(r.u32(offConsumerSleeping), gen) }
+func (r *Ring) SetSleeping(gen uint32) {
+	if r.faulted.Load() {
+		return
+	}
+	defer r.unguard(debug.SetPanicOnFault(true))
+	atomic.StoreUint32(r.u32(offConsumerSleeping), gen)
+}
 
-// SetConsumer stores the consumer pid and heartbeat.
+// SetConsumer stores the consumer pid and heartbeat. The consumer calls it
+// about once a second, so it also checks that the file still has the
+// mapped size: a producer that shrinks an idle ring is noticed here, before
+// an access would fault.
 func (r *Ring) SetConsumer(pid uint32, monoNs int64) {
+	if r.faulted.Load() {
+		return
+	}
+	if r.fileSize != nil {
+		if size, err := r.fileSize(); err == nil && size < int64(len(r.mem)) {
+			r.faulted.Store(true)
+			return
+		}
+	}
+	defer r.unguard(debug.SetPanicOnFault(true))
 	atomic.StoreUint32(r.u32(offConsumerPID), pid)
 	atomic.StoreUint64(r.u64(offConsumerHeartbeat), uint64(monoNs))
 }
@@ -353,30 +472,47 @@ type Stats struct {
 }
 
 // Stats reads the producer and consumer counters. Safe from any goroutine.
+// Once the ring is truncated the producer counters are the last ones read.
 func (r *Ring) Stats() Stats {
-	s := Stats{
-		Tail:            atomic.LoadUint64(r.u64(offTail)),
-		Head:            atomic.LoadUint64(r.u64(offHead)),
-		ReadPos:         r.stats.read.Load(),
-		LastSeq:         atomic.LoadUint64(r.u64(offLastSeq)),
-		Written:         atomic.LoadUint64(r.u64(offEventsWritten)),
-		Dropped:         atomic.LoadUint64(r.u64(offDroppedTotal)),
-		Lost:            r.stats.lost.Load(),
-		Corrupt:         r.stats.corrupt.Load(),
-		Unknown:         r.stats.unknown.Load(),
-		Consumed:        r.stats.consumed.Load(),
-		HeartbeatMonoNs: int64(atomic.LoadUint64(r.u64(offHeartbeat))),
-		ClosedTimeNs:    int64(atomic.LoadUint64(r.u64(offClosedTime))),
-		State:           State(atomic.LoadUint32(r.u32(offState))),
-		Capacity:        r.hdr.Capacity,
+	var s Stats
+	if !r.faulted.Load() && r.readProducer(&s) {
+		r.lastMu.Lock()
+		r.last = s
+		r.lastMu.Unlock()
+	} else {
+		r.lastMu.Lock()
+		s = r.last
+		r.lastMu.Unlock()
 	}
-	for i := range s.DroppedByType {
-		s.DroppedByType[i] = atomic.LoadUint64(r.u64(offDroppedByType + 8*i))
-	}
-	if s.Tail >= s.Head && s.Tail-s.Head <= s.Capacity {
+	s.ReadPos = r.stats.read.Load()
+	s.Lost = r.stats.lost.Load()
+	s.Corrupt = r.stats.corrupt.Load()
+	s.Unknown = r.stats.unknown.Load()
+	s.Consumed = r.stats.consumed.Load()
+	s.Capacity = r.hdr.Capacity
+	s.FillRatio = 0
+	if s.Tail >= s.Head && s.Tail-s.Head <= s.Capacity && s.Capacity > 0 {
 		s.FillRatio = float64(s.Tail-s.Head) / float64(s.Capacity)
 	}
 	return s
+}
+
+// readProducer loads the header counters into s; false when the mapping
+// faulted (s is then partly filled and must be discarded).
+func (r *Ring) readProducer(s *Stats) (ok bool) {
+	defer r.unguard(debug.SetPanicOnFault(true))
+	s.Tail = atomic.LoadUint64(r.u64(offTail))
+	s.Head = atomic.LoadUint64(r.u64(offHead))
+	s.LastSeq = atomic.LoadUint64(r.u64(offLastSeq))
+	s.Written = atomic.LoadUint64(r.u64(offEventsWritten))
+	s.Dropped = atomic.LoadUint64(r.u64(offDroppedTotal))
+	s.HeartbeatMonoNs = int64(atomic.LoadUint64(r.u64(offHeartbeat)))
+	s.ClosedTimeNs = int64(atomic.LoadUint64(r.u64(offClosedTime)))
+	s.State = State(atomic.LoadUint32(r.u32(offState)))
+	for i := range s.DroppedByType {
+		s.DroppedByType[i] = atomic.LoadUint64(r.u64(offDroppedByType + 8*i))
+	}
+	return true
 }
 
 // Close releases the mapping. The Ring must not be used afterwards.

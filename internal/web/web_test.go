@@ -25,7 +25,7 @@ func TestBasicAuthAndErrors(t *testing.T) {
 	os.WriteFile(cfg, []byte("basic_auth_users:\n  prom: "+string(hash)+"\n"), 0o600)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	log := slog.New(slog.DiscardHandler)
-	s, err := Listen("metrics", "127.0.0.1:0", h, cfg, log)
+	s, err := Listen("metrics", "127.0.0.1:0", h, cfg, Options{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +53,12 @@ func TestBasicAuthAndErrors(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	if _, err := Listen("metrics", s.Addr(), h, "", log); err == nil || !strings.Contains(err.Error(), "cannot bind "+s.Addr()) {
+	if _, err := Listen("metrics", s.Addr(), h, "", Options{}, log); err == nil || !strings.Contains(err.Error(), "cannot bind "+s.Addr()) {
 		t.Errorf("busy port: %v", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yml")
 	os.WriteFile(bad, []byte("tls_server_config:\n  cert_file: /nonexistent\n"), 0o600)
-	if _, err := Listen("metrics", "127.0.0.1:0", h, bad, log); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := Listen("metrics", "127.0.0.1:0", h, bad, Options{}, log); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("bad web config: %v", err)
 	}
 	cancel()

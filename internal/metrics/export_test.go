@@ -1,0 +1,7 @@
+package metrics
+
+// Helpers of the internal tests for the external ones (package metrics_test).
+var (
+	CheckExposition = checkExposition
+	PromtoolCheck   = promtoolCheck
+)

@@ -1,0 +1,37 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ClearDeadlines lifts the listener's read and write timeouts for the rest
+// of this request, for handlers that legitimately run longer than
+// WriteTimeout (a CPU profile, a WebSocket). Call it before the first
+// write. Both are cleared: the read deadline too, because net/http cancels
+// the request's context when its background read of the connection times
+// out. The next request on the connection gets the timeouts again.
+func ClearDeadlines(w http.ResponseWriter) error {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("clearing the read deadline: %w", err)
+	}
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("clearing the write deadline: %w", err)
+	}
+	return nil
+}
+
+// LongLived wraps a handler that may run past the listener's timeouts: it
+// clears them (ClearDeadlines) for each request before calling h, and
+// answers 500 when the ResponseWriter cannot reach the connection.
+func LongLived(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := ClearDeadlines(w); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package reliability_test
+
+// hostileRaceBuild: see skipHostileUnderRace.
+const hostileRaceBuild = true
