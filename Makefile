@@ -23,6 +23,8 @@ FUZZ_TARGETS := \
 	./internal/shm:FuzzDecodeRetrieval \
 	./internal/pipeline:FuzzDecode \
 	./internal/config:FuzzLoadFile \
+	./internal/pipeline:FuzzDecodeAudit \
+	./internal/eventlog:FuzzLogLine \
 	./tests/reliability:FuzzLiveRing
 
 .PHONY: all build bpf run test test-go test-reliability test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean

@@ -18,6 +18,7 @@ import (
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/web"
 )
 
 // MetricsReference renders the README's metrics reference: the AGA-domain
@@ -33,6 +34,10 @@ func MetricsReference() string {
 	reg.Self.Add("rings", metrics.NewRingsCollector(func() []rings.RingInfo {
 		return []rings.RingInfo{{Producer: "p", Class: "hot", State: "live"}}
 	}))
+	reg.Self.Add("consumer", metrics.NewConsumerCollector(func() rings.Counters {
+		return rings.Counters{Rejected: map[string]uint64{"not_a_ring": 0}}
+	}))
+	reg.MustRegister(web.ReferenceCollector("metrics"))
 	reg.Self.Add("pipeline", metrics.NewPipelineCollector(func() []pipeline.SinkStats { return []pipeline.SinkStats{{Name: "metrics"}} }))
 	if s, err := eventlog.New(eventlog.Options{Out: io.Discard}); err == nil {
 		s.Register(reg)

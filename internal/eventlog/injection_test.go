@@ -322,3 +322,30 @@ func TestTextEscapes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLogLine puts arbitrary bytes into each producer-controlled field:
+// whatever they hold, an event is one line of valid UTF-8 in both formats,
+// and a JSON line is one object with the sink's keys only.
+func FuzzLogLine(f *testing.F) {
+	for _, p := range injections {
+		f.Add(p, uint8(0))
+	}
+	f.Add(`{"a":[1,{"b":"\u2028"}]}`, uint8(3))
+	fields := injFields()
+	f.Fuzz(func(t *testing.T, p string, which uint8) {
+		field := fields[int(which)%len(fields)]
+		for _, format := range []string{"json", "text"} {
+			s, out := newSink(t, Options{Format: format, Level: "DEBUG"})
+			if err := s.Write(context.Background(), []pipeline.Event{field.event(p)}); err != nil {
+				t.Fatal(err)
+			}
+			if out.Len() == 0 {
+				continue // below the level or sampled out: nothing to check
+			}
+			line := checkOneLine(t, out.Bytes())
+			if format == "json" {
+				checkJSONLine(t, line)
+			}
+		}
+	})
+}
