@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
@@ -93,12 +94,15 @@ const housekeepingEvery = time.Second
 // examined (agaobs_ring_candidates_untracked) until tracked ones go away.
 const maxTrackedCandidates = 16384
 
-// Directory-change wake-ups: a burst is served at once (a producer creating
-// its rings makes a few events), a user creating and unlinking files in a
-// loop costs one rescan per watchCoalesce.
+// Directory-change wake-ups: a burst is served at once (producers starting
+// together), a user creating and unlinking files in a loop costs one rescan
+// per watchCoalesce.
 const (
-	watchCoalesce = 100 * time.Millisecond
-	watchBurst    = 8
+	watchCoalesce = 50 * time.Millisecond
+	watchBurst    = 32
+	// watchSettle gathers the events of one producer start (create and
+	// rename of two rings) into one wake-up.
+	watchSettle = 2 * time.Millisecond
 	// watchedRescanFactor stretches ring_rescan_interval while inotify
 	// works.
 	watchedRescanFactor = 5
@@ -147,6 +151,7 @@ type Consumer struct {
 	// Discovery state, owned by the consumer goroutine (read by Counters
 	// under mu).
 	direntBuf   []byte
+	pathBuf     []byte
 	scanGen     uint64
 	candidates  int // tracked entries that belong to no producer
 	untracked   int // ring files the last scan left unexamined (cap)
@@ -191,7 +196,7 @@ func New(opts Options) (*Consumer, error) {
 		return nil, err
 	}
 	c := &Consumer{
-		dir: opts.Dir, group: opts.Group, disp: opts.Dispatcher, state: opts.State, proc: proc,
+		dir: filepath.Clean(opts.Dir), group: opts.Group, disp: opts.Dispatcher, state: opts.State, proc: proc,
 		log: opts.Logger, pid: uint32(os.Getpid()),
 		byFile: map[fileKey]*ringEntry{}, producers: map[string]*producer{}, names: map[string]*producer{},
 		wake: newSignal(), rejects: newRejections(), direntBuf: make([]byte, 32<<10),
@@ -313,15 +318,15 @@ func (c *Consumer) disarmDoorbell() {
 func (c *Consumer) startReaders() {
 	// Both files can be written by any producer's uid: each reader wakes
 	// the consumer at most once per gap, however fast it is poked.
-	if f, err := openDoorbell(c.dir, c.group >= 0); err != nil {
+	if fd, err := openDoorbell(c.dir, c.group >= 0); err != nil {
 		c.log.Warn("doorbell unavailable; polling only (idle latency up to ring_idle_sleep)", "err", err)
 	} else {
-		c.doorbell = startReader(f, c.wake, nil, rate.NewLimiter(rate.Every(c.tun.Load().PollInterval), 1))
+		c.doorbell = startReader(fd, c.wake, nil, rate.NewLimiter(rate.Every(c.tun.Load().PollInterval), 1), 0)
 	}
-	if f, err := openWatch(c.dir); err != nil {
+	if fd, err := openWatch(c.dir); err != nil {
 		c.log.Warn("inotify unavailable; discovering rings by rescan only", "err", err)
 	} else {
-		c.watch = startReader(f, c.wake, func([]byte) { c.dirty.Store(true) }, rate.NewLimiter(rate.Every(watchCoalesce), watchBurst))
+		c.watch = startReader(fd, c.wake, func([]byte) { c.dirty.Store(true) }, rate.NewLimiter(rate.Every(watchCoalesce), watchBurst), watchSettle)
 	}
 }
 
@@ -583,11 +588,15 @@ func (c *Consumer) scan(now time.Time) {
 		if !isRingName(d.name) || (d.typ != unix.DT_REG && d.typ != unix.DT_UNKNOWN && d.typ != unix.DT_LNK) {
 			return
 		}
-		path := filepath.Join(c.dir, string(d.name))
-		if e := c.byFile[fileKey{path, d.ino}]; e != nil {
+		// Look the file up without allocating its path: a rescan of a
+		// directory of unchanged junk makes no garbage.
+		c.pathBuf = append(append(c.pathBuf[:0], c.dir...), '/')
+		c.pathBuf = append(c.pathBuf, d.name...)
+		if e := c.byFile[fileKey{unsafe.String(unsafe.SliceData(c.pathBuf), len(c.pathBuf)), d.ino}]; e != nil {
 			e.seenGen = gen
 			return
 		}
+		path := string(c.pathBuf)
 		if len(fresh) >= room {
 			untracked++
 			return
@@ -669,7 +678,7 @@ func (c *Consumer) open(e *ringEntry, now time.Time, t *Tunables) bool {
 	case err != nil:
 		// The path is the entry's own; keep only what went wrong (the
 		// reason is stored per rejected file).
-		c.reject(e, now, rejNotRing, strings.TrimPrefix(err.Error(), "open ring "+e.key.path+": "))
+		c.reject(e, now, rejNotRing, strings.Clone(strings.TrimPrefix(err.Error(), "open ring "+e.key.path+": ")))
 		return false
 	case fi.Inode != e.key.inode:
 		// Replaced between the scan and the open: the next scan sees it.

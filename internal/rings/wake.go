@@ -3,12 +3,10 @@ package rings
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,93 +27,109 @@ func (s signal) notify() {
 	}
 }
 
-// reader turns a pollable file into wake-ups on its own goroutine; Close
-// unblocks the read and waits for the goroutine.
+// reader turns a file that producers can write (the doorbell FIFO, the
+// ring directory's inotify queue) into wake-ups on its own goroutine. It
+// does not use the Go netpoller: with the descriptor registered there, a
+// user writing the FIFO in a loop wakes the scheduler on every write,
+// whether or not anybody reads (a flood kept the agent near a full core).
+// Instead the goroutine polls the descriptor itself, only when it has a
+// token to spend, so writes between two tokens cost the agent nothing.
 type reader struct {
-	f     *os.File
+	fd    int
 	wake  signal
 	done  chan struct{}
 	wg    sync.WaitGroup
 	wakes atomic.Uint64 // wake-ups sent (tests check the rate limit)
 }
 
-// startReader wakes the consumer when f has data, no faster than lim
-// allows: the files are writable by producers, and a flood of pokes must
-// cost one wake-up per token, not one per byte. Each wake-up first drains
-// everything queued (a backlog of thousands of inotify events is one
-// wake-up, not one per buffer).
-func startReader(f *os.File, wake signal, onData func([]byte), lim *rate.Limiter) *reader {
-	r := &reader{f: f, wake: wake, done: make(chan struct{})}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		close(r.done)
-		return r
-	}
+// readerPollTimeout bounds how long Close waits for the reader to notice.
+const readerPollTimeout = 100 // ms
+
+// startReader wakes the consumer when fd (non-blocking) has data, no
+// faster than lim allows: a flood of pokes costs one wake-up per token,
+// not one per byte. Each wake-up drains what is queued (a backlog of
+// thousands of inotify events is one wake-up, not one per buffer),
+// stopping at the first short read; with settle > 0 it first lets that much
+// time pass, so a burst of events (a producer creating its two rings) is one
+// wake-up. The reader owns fd and closes it.
+func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, settle time.Duration) *reader {
+	r := &reader{fd: fd, wake: wake, done: make(chan struct{})}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer unix.Close(fd)
 		buf := make([]byte, 16<<10)
 		t := time.NewTimer(time.Hour)
 		defer t.Stop()
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
-			var got bool
-			var rerr error
-			err := rc.Read(func(fd uintptr) bool {
-				for {
-					n, err := unix.Read(int(fd), buf)
-					switch {
-					case n > 0:
-						got = true
-						if onData != nil {
-							onData(buf[:n])
-						}
-					case err == unix.EINTR:
-					case err == unix.EAGAIN:
-						return got // nothing yet: let the poller wait
-					case err != nil:
-						rerr = err
-						return true
-					default:
-						rerr = io.EOF
-						return true
-					}
-				}
-			})
-			if got {
-				if d := lim.Reserve().Delay(); d > 0 {
-					t.Reset(d)
-					select {
-					case <-t.C:
-					case <-r.done:
-						return
-					}
-				}
-				wake.notify()
-				r.wakes.Add(1)
+			select {
+			case <-r.done:
+				return
+			default:
 			}
-			if err != nil || rerr != nil {
+			n, err := unix.Poll(pfd, readerPollTimeout)
+			if err == unix.EINTR || (err == nil && n == 0) {
+				continue
+			}
+			if err != nil || pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 				return
 			}
+			if settle > 0 {
+				t.Reset(settle)
+				select {
+				case <-t.C:
+				case <-r.done:
+					return
+				}
+			}
+			got := false
+			for {
+				n, err := unix.Read(fd, buf)
+				if n > 0 {
+					got = true
+					if onData != nil {
+						onData(buf[:n])
+					}
+				}
+				if err == unix.EINTR {
+					continue
+				}
+				// Drained as of this read, or an error: a writer that
+				// keeps the file busy must not keep us reading.
+				if err != nil || n < len(buf) {
+					break
+				}
+			}
+			if !got {
+				continue
+			}
+			if d := lim.Reserve().Delay(); d > 0 {
+				t.Reset(d)
+				select {
+				case <-t.C:
+				case <-r.done:
+					return
+				}
+			}
+			wake.notify()
+			r.wakes.Add(1)
 		}
 	}()
 	return r
 }
 
+// Close stops the reader (within readerPollTimeout) and closes its file.
 func (r *reader) Close() error {
-	select {
-	case <-r.done:
-	default:
-		close(r.done)
-	}
-	err := r.f.Close()
+	close(r.done)
 	r.wg.Wait()
-	return err
+	return nil
 }
 
 // openDoorbell creates (if needed) and opens the doorbell FIFO of dir. It is
 // opened read-write so it never reports EOF when producers close it, and
-// non-blocking so Go's poller waits on it without a thread.
-func openDoorbell(dir string, groupOnly bool) (*os.File, error) {
+// non-blocking so a read drains it without waiting.
+func openDoorbell(dir string, groupOnly bool) (int, error) {
 	path := filepath.Join(dir, shm.DoorbellName)
 	mode := uint32(0o622) // producers of any user poke it; only we read
 	if groupOnly {
@@ -126,34 +140,34 @@ func openDoorbell(dir string, groupOnly bool) (*os.File, error) {
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		if err := unix.Mkfifo(path, mode); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("doorbell %s: %w", path, err)
+			return -1, fmt.Errorf("doorbell %s: %w", path, err)
 		}
 		if err := os.Chmod(path, os.FileMode(mode)); err != nil {
-			return nil, fmt.Errorf("doorbell %s: %w", path, err)
+			return -1, fmt.Errorf("doorbell %s: %w", path, err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("doorbell %s: %w", path, err)
+		return -1, fmt.Errorf("doorbell %s: %w", path, err)
 	case st.Mode&unix.S_IFMT != unix.S_IFIFO:
-		return nil, fmt.Errorf("doorbell %s: exists and is not a FIFO", path)
+		return -1, fmt.Errorf("doorbell %s: exists and is not a FIFO", path)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("doorbell %s: %w", path, err)
+		return -1, fmt.Errorf("doorbell %s: %w", path, err)
 	}
-	return f, nil
+	return fd, nil
 }
 
 // openWatch returns an inotify file watching dir for ring files appearing
 // or disappearing. The read loop only needs to know that something changed.
-func openWatch(dir string) (*os.File, error) {
+func openWatch(dir string) (int, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("inotify: %w", err)
+		return -1, fmt.Errorf("inotify: %w", err)
 	}
 	mask := uint32(unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF)
 	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("inotify watch %s: %w", dir, err)
+		return -1, fmt.Errorf("inotify watch %s: %w", dir, err)
 	}
-	return os.NewFile(uintptr(fd), "inotify:"+dir), nil
+	return fd, nil
 }

@@ -52,7 +52,9 @@ func TestMain(m *testing.M) {
 		soakProducer()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	hostileAgentBin.Remove() // shared by several tests
+	os.Exit(code)
 }
 
 // streamProducer writes forward records as fast as it can until killed.
