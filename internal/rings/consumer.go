@@ -549,6 +549,7 @@ func (c *Consumer) housekeeping(now time.Time, first bool) {
 	for _, p := range c.producers {
 		c.checkProducer(p, now, mono, t)
 	}
+	c.trimEnded()
 	c.retire(t.RemoveDead)
 	// Rings turned away by the producer cap are looked at again once their
 	// uid has room.
@@ -560,6 +561,35 @@ func (c *Consumer) housekeeping(now time.Time, first bool) {
 	}
 	for _, l := range c.rejects.due(now) {
 		c.reportRejection(l)
+	}
+}
+
+// maxEndedPerUID bounds the closed or dead producers of one uid kept for
+// producer_retention: each holds series and windows in every sink, and a
+// uid that starts and kills producers in a loop would otherwise make the
+// agent hold rate × retention of them. Older ones are forgotten at once.
+const maxEndedPerUID = 64
+
+// trimEnded forgets the oldest ended producers of each uid beyond
+// maxEndedPerUID. Called with c.mu held.
+func (c *Consumer) trimEnded() {
+	var byUID map[uint32][]*producer
+	for _, p := range c.producers {
+		if p.state != prodLive {
+			if byUID == nil {
+				byUID = map[uint32][]*producer{}
+			}
+			byUID[p.uid] = append(byUID[p.uid], p)
+		}
+	}
+	for _, ps := range byUID {
+		if len(ps) <= maxEndedPerUID {
+			continue
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].endedAt.Before(ps[j].endedAt) })
+		for _, p := range ps[:len(ps)-maxEndedPerUID] {
+			c.forget(p, fmt.Sprintf("more than %d ended producers of uid %d", maxEndedPerUID, p.uid))
+		}
 	}
 }
 
@@ -631,7 +661,7 @@ func (c *Consumer) scan(now time.Time) {
 	for k, e := range c.byFile {
 		if e.seenGen != gen {
 			e.gone = true
-			if e.state == ringRejected || e.state == ringPending {
+			if e.state == ringRejected || e.state == ringPending || e.state == ringRetired {
 				delete(c.byFile, k)
 				continue
 			}

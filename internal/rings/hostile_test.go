@@ -214,3 +214,46 @@ func TestDoorbellFloodRateLimited(t *testing.T) {
 		t.Fatal("no wake-up at all")
 	}
 }
+
+// A uid that starts and ends producers in a loop keeps at most
+// maxEndedPerUID of them for producer_retention; older ones are forgotten
+// at once, so their state in every sink goes with them.
+func TestEndedProducersBoundedPerUID(t *testing.T) {
+	dir := t.TempDir()
+	h := startConsumer(t, dir, Tunables{Retention: time.Hour}, nil, true)
+	const n = maxEndedPerUID + 6
+	var lastClosed, lastForgotten int
+	for i := 0; i < n; i++ {
+		w, err := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Instance: uint32(i), Identity: shm.Identity{Producer: fmt.Sprintf("short-%d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	ok := testutil.WaitFor(20*time.Second, func() bool {
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		closed, forgotten := 0, 0
+		for _, ev := range h.rec.evs {
+			if ev.Kind == pipeline.KindLifecycle {
+				switch ev.Lifecycle.Type {
+				case pipeline.ProducerClosed:
+					closed++
+				case pipeline.ProducerForgotten:
+					forgotten++
+				}
+			}
+		}
+		lastClosed, lastForgotten = closed, forgotten
+		return closed == n && forgotten == n-maxEndedPerUID
+	})
+	if !ok {
+		t.Fatalf("ended producers not bounded (or a forgotten ring taken for a new one): %d closed, %d forgotten", lastClosed, lastForgotten)
+	}
+	h.c.mu.RLock()
+	kept := len(h.c.producers)
+	h.c.mu.RUnlock()
+	if kept != maxEndedPerUID {
+		t.Fatalf("%d producers kept, want %d", kept, maxEndedPerUID)
+	}
+}

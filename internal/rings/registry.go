@@ -235,7 +235,16 @@ func (c *Consumer) retire(removeFiles bool) {
 			kept = append(kept, e)
 			continue
 		}
-		if removeFiles && !e.gone && e.prod != nil {
+		switch {
+		case e.gone:
+			c.closeEntry(e, false)
+		case !removeFiles || e.prod == nil:
+			// The file stays: unmap it and keep a tombstone while it
+			// exists, so that a rescan does not take it for a new ring
+			// (and a new producer) again.
+			c.unmap(e)
+			e.state = ringRetired
+		default:
 			// A ring file is never unlinked while its owner process
 			// exists, or while procfs cannot tell (EMFILE): it is
 			// unmapped and waits, unlisted, for its owner to exit.
@@ -245,8 +254,8 @@ func (c *Consumer) retire(removeFiles bool) {
 				kept = append(kept, e)
 				continue
 			}
+			c.closeEntry(e, true)
 		}
-		c.closeEntry(e, removeFiles)
 	}
 	clear(c.retiring[len(kept):])
 	c.retiring = kept

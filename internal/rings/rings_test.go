@@ -504,7 +504,7 @@ func TestKillMidStreamNoTornRecords(t *testing.T) {
 		killed := time.Now()
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		if !waitFor(5*time.Second, func() bool { return rec.lifecycle(pipeline.ProducerDied, name) != nil }) {
+		if !testutil.WaitFor(5*time.Second, func() bool { return rec.lifecycle(pipeline.ProducerDied, name) != nil }) {
 			t.Fatalf("%s: death not detected within 5s: %+v", name, c.Rings())
 		}
 		t.Logf("%s: death detected after %v", name, time.Since(killed).Round(time.Millisecond))
@@ -604,13 +604,4 @@ func TestDrainedAuditRingReleasedWhenAcked(t *testing.T) {
 		ri, _ = ringInfo(&harness{c: c}, "slow-store", "audit")
 		return ri.Fill == 0
 	}, "acknowledged records of the drained ring not released: fill %v", ri.Fill)
-}
-
-func waitFor(d time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
 }

@@ -50,11 +50,20 @@ func RequireTool(tb testing.TB, name string) string {
 // fails with msg.
 func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	tb.Helper()
+	if !WaitFor(timeout, cond) {
+		tb.Fatalf("timed out after %v: "+msg, append([]any{timeout}, args...)...)
+	}
+}
+
+// WaitFor polls cond every 10 ms until it is true (true) or timeout passes
+// (false): for a caller whose failure message needs the state at the end.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v: "+msg, append([]any{timeout}, args...)...)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }

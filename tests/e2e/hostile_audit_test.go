@@ -174,7 +174,7 @@ func TestHostileAuditBodiesReachTheStore(t *testing.T) {
 		}
 		return n
 	}
-	if !waitFor(15*time.Second, func() bool { return stored() == len(cases) }) {
+	if !testutil.WaitFor(15*time.Second, func() bool { return stored() == len(cases) }) {
 		t.Fatalf("the agent stored %d of the %d records\n%s", stored(), len(cases), a.logText())
 	}
 	a.stop(t)
@@ -222,14 +222,4 @@ func TestHostileAuditBodiesReachTheStore(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "OK ") {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
 	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
 }
