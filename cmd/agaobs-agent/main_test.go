@@ -46,6 +46,9 @@ func TestConfigErrorsExit2(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
 		{"config without print", []string{"config"}, []string{"usage: agaobs-agent config print"}},
 		{"bad format", []string{"rings", "--format", "xml"}, []string{"--format"}},
+		// Every numeric key has an upper bound, named in the error.
+		{"huge gomaxprocs", []string{"run", "--agent-gomaxprocs", "100000"}, []string{`"agent_gomaxprocs"`, "between 0 and 1024"}},
+		{"huge sink queue", []string{"run", "--sink-queue-size", "99999999999"}, []string{`"sink_queue_size"`, "between 16 and 16777216"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
