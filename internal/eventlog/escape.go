@@ -72,15 +72,15 @@ func hexDigit(c byte) byte { return "0123456789abcdef"[c] }
 // store keeps details to the same depth (pipeline.MaxAuditDepth).
 const maxDataDepth = pipeline.MaxAuditDepth
 
-// appendRawJSON appends a producer's JSON value compacted (whitespace,
+// appendRawJSON appends a producer's JSON object compacted (whitespace,
 // newlines included, removed; C1 controls and U+2028/U+2029 escaped inside
-// strings, the only place valid JSON can hold them). A value that is not
-// exactly one valid JSON value of valid UTF-8, nested at most maxDataDepth
-// levels, is appended as {"_unencodable": "<its text>"}: one value,
-// whatever the producer wrote.
+// strings, the only place valid JSON can hold them). Anything that is not
+// exactly one JSON object of valid UTF-8, nested at most maxDataDepth
+// levels, is appended as {"_unencodable": "<its text>"}: the line's data is
+// an object, as the seed's format has it, whatever the producer wrote.
 func appendRawJSON(b []byte, raw []byte, scratch *bytes.Buffer) []byte {
 	scratch.Reset()
-	if utf8.Valid(raw) && !nestedDeeper(raw, maxDataDepth) && json.Compact(scratch, raw) == nil && scratch.Len() > 0 {
+	if utf8.Valid(raw) && !nestedDeeper(raw, maxDataDepth) && json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{' {
 		c := scratch.Bytes()
 		for i := 0; i < len(c); {
 			if c[i] < utf8.RuneSelf {
