@@ -80,7 +80,7 @@ const maxDataDepth = pipeline.MaxAuditDepth
 // an object, as the seed's format has it, whatever the producer wrote.
 func appendRawJSON(b []byte, raw []byte, scratch *bytes.Buffer) []byte {
 	scratch.Reset()
-	if utf8.Valid(raw) && !nestedDeeper(raw, maxDataDepth) && json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{' {
+	if utf8.Valid(raw) && !pipeline.NestedDeeper(raw, maxDataDepth) && json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{' {
 		c := scratch.Bytes()
 		for i := 0; i < len(c); {
 			if c[i] < utf8.RuneSelf {
@@ -140,35 +140,4 @@ func appendText(b, s []byte) []byte {
 		i += n
 	}
 	return b
-}
-
-// nestedDeeper reports whether a JSON text nests objects and arrays more
-// than limit levels deep (brackets in strings do not count).
-func nestedDeeper(b []byte, limit int) bool {
-	if bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= limit {
-		return false // the common case: too few brackets to tell apart
-	}
-	depth, inStr, esc := 0, false, false
-	for _, c := range b {
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			if depth++; depth > limit {
-				return true
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return false
 }

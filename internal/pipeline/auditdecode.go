@@ -31,7 +31,7 @@ func decodeAudit(body []byte) *Audit {
 	obj = body[8:]
 	// Raw is copied out of the ring; Details below alias Unmarshal's copy.
 	a.Raw = append(json.RawMessage(nil), obj...)
-	if utf8.Valid(obj) && !nestedDeeper(obj, MaxAuditDepth) && json.Unmarshal(obj, a) == nil && isObject(obj) {
+	if utf8.Valid(obj) && !NestedDeeper(obj, MaxAuditDepth) && json.Unmarshal(obj, a) == nil && isObject(obj) {
 		// The common case: one Unmarshal, as before.
 		if len(a.Details) == 0 || string(a.Details) == "null" {
 			a.Details = json.RawMessage("{}")
@@ -82,7 +82,7 @@ func sanitizeAudit(a *Audit, obj []byte) {
 	switch {
 	case !isSet(f.Details):
 		a.Details = json.RawMessage("{}")
-	case nestedDeeper(f.Details, MaxAuditDepth-1):
+	case NestedDeeper(f.Details, MaxAuditDepth-1):
 		// Stored, served and logged inside other objects: keep every
 		// reader's decoder (Go's stops at 10000 levels, Python's near
 		// 1000) able to read the record. Raw keeps the text.
@@ -133,9 +133,10 @@ func sanitizeAudit(a *Audit, obj []byte) {
 // levels of details.
 const MaxAuditDepth = 128
 
-// nestedDeeper reports whether a JSON text nests objects and arrays more
-// than limit levels deep.
-func nestedDeeper(b []byte, limit int) bool {
+// NestedDeeper reports whether a JSON text nests objects and arrays more
+// than limit levels deep (brackets inside strings do not count): decoders
+// of other languages give up far earlier than Go's.
+func NestedDeeper(b []byte, limit int) bool {
 	if bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= limit {
 		return false // the common case: too few brackets to tell apart
 	}
