@@ -318,15 +318,19 @@ func (c *Consumer) disarmDoorbell() {
 func (c *Consumer) startReaders() {
 	// Both files can be written by any producer's uid: each reader wakes
 	// the consumer at most once per gap, however fast it is poked.
-	if fd, err := openDoorbell(c.dir, c.group >= 0); err != nil {
-		c.log.Warn("doorbell unavailable; polling only (idle latency up to ring_idle_sleep)", "err", err)
-	} else {
-		c.doorbell = startReader(fd, c.wake, nil, rate.NewLimiter(rate.Every(c.tun.Load().PollInterval), 1), 0)
+	fd, err := openDoorbell(c.dir, c.group >= 0)
+	if err == nil {
+		c.doorbell, err = startReader(fd, c.wake, nil, rate.NewLimiter(rate.Every(c.tun.Load().PollInterval), 1), 0)
 	}
-	if fd, err := openWatch(c.dir); err != nil {
+	if err != nil {
+		c.log.Warn("doorbell unavailable; polling only (idle latency up to ring_idle_sleep)", "err", err)
+	}
+	fd, err = openWatch(c.dir)
+	if err == nil {
+		c.watch, err = startReader(fd, c.wake, func([]byte) { c.dirty.Store(true) }, rate.NewLimiter(rate.Every(watchCoalesce), watchBurst), watchSettle)
+	}
+	if err != nil {
 		c.log.Warn("inotify unavailable; discovering rings by rescan only", "err", err)
-	} else {
-		c.watch = startReader(fd, c.wake, func([]byte) { c.dirty.Store(true) }, rate.NewLimiter(rate.Every(watchCoalesce), watchBurst), watchSettle)
 	}
 }
 

@@ -36,14 +36,12 @@ func (s signal) notify() {
 // token to spend, so writes between two tokens cost the agent nothing.
 type reader struct {
 	fd    int
+	stop  int // eventfd that Close signals, polled beside fd
 	wake  signal
 	done  chan struct{}
 	wg    sync.WaitGroup
 	wakes atomic.Uint64 // wake-ups sent (tests check the rate limit)
 }
-
-// readerPollTimeout bounds how long Close waits for the reader to notice.
-const readerPollTimeout = 100 // ms
 
 // startReader wakes the consumer when fd (non-blocking) has data, no
 // faster than lim allows: a flood of pokes costs one wake-up per token,
@@ -52,27 +50,29 @@ const readerPollTimeout = 100 // ms
 // stopping at the first short read; with settle > 0 it first lets that much
 // time pass, so a burst of events (a producer creating its two rings) is one
 // wake-up. The reader owns fd and closes it.
-func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, settle time.Duration) *reader {
-	r := &reader{fd: fd, wake: wake, done: make(chan struct{})}
+func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, settle time.Duration) (*reader, error) {
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	r := &reader{fd: fd, stop: stop, wake: wake, done: make(chan struct{})}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer unix.Close(fd)
+		defer unix.Close(stop)
 		buf := make([]byte, 16<<10)
 		t := time.NewTimer(time.Hour)
 		defer t.Stop()
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
 		for {
-			select {
-			case <-r.done:
-				return
-			default:
-			}
-			n, err := unix.Poll(pfd, readerPollTimeout)
-			if err == unix.EINTR || (err == nil && n == 0) {
+			// Blocks until data or Close: an idle reader costs no wake-up.
+			_, err := unix.Poll(pfd, -1)
+			if err == unix.EINTR {
 				continue
 			}
-			if err != nil || pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+			if err != nil || pfd[1].Revents != 0 || pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 				return
 			}
 			if settle > 0 {
@@ -116,13 +116,19 @@ func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, se
 			r.wakes.Add(1)
 		}
 	}()
-	return r
+	return r, nil
 }
 
-// Close stops the reader (within readerPollTimeout) and closes its file.
+// Close stops the reader and closes its file.
 func (r *reader) Close() error {
 	close(r.done)
+	var one [8]byte
+	one[0] = 1 // eventfd counters are host-endian; any non-zero value wakes poll
+	_, err := unix.Write(r.stop, one[:])
 	r.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("stop reader: %w", err)
+	}
 	return nil
 }
 
