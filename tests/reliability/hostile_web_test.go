@@ -126,18 +126,7 @@ func TestHostileWebClients(t *testing.T) {
 	}
 
 	// Stop the producer; its rings drain; then the agent; then count.
-	prod.cmd.Process.Signal(syscall.SIGTERM)
-	if err := prod.cmd.Wait(); err != nil {
-		t.Fatalf("producer: %v", err)
-	}
-	var res restartResult
-	b, err := os.ReadFile(resultFile)
-	if err == nil {
-		err = json.Unmarshal(b, &res)
-	}
-	if err != nil {
-		t.Fatalf("producer result: %v", err)
-	}
+	res := stopRestartProducer(t, prod, resultFile)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		au := r.aud.snap()
 		return au.head == au.tail && au.headSeq == au.lastSeq

@@ -441,18 +441,7 @@ func TestAgentRestart(t *testing.T) {
 
 	// Stop the producer cleanly: it closes both rings and says what it
 	// committed.
-	prod.cmd.Process.Signal(syscall.SIGTERM)
-	if err := prod.cmd.Wait(); err != nil {
-		t.Fatalf("producer: %v", err)
-	}
-	var res restartResult
-	b, err := os.ReadFile(resultFile)
-	if err == nil {
-		err = json.Unmarshal(b, &res)
-	}
-	if err != nil {
-		t.Fatalf("producer result: %v", err)
-	}
+	res := stopRestartProducer(t, prod, resultFile)
 
 	// No ring stuck: both drain to empty (head == tail, every sequence
 	// number accounted) within 5 s of the producer's close.
@@ -622,4 +611,23 @@ func restartAuditOnce(t *testing.T, db, producer string, committed []int) (dup, 
 		t.Errorf("audit chain: %v (%+v)", err, rep)
 	}
 	return dup, missing, extra, gaps
+}
+
+// stopRestartProducer stops a "restart" producer cleanly (SIGTERM: it
+// closes both rings) and reads what it committed.
+func stopRestartProducer(t *testing.T, prod *helperProc, resultFile string) restartResult {
+	t.Helper()
+	prod.cmd.Process.Signal(syscall.SIGTERM)
+	if err := prod.cmd.Wait(); err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	var res restartResult
+	b, err := os.ReadFile(resultFile)
+	if err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil {
+		t.Fatalf("producer result: %v", err)
+	}
+	return res
 }
