@@ -11,9 +11,9 @@
  * cookie that names the histogram (see common.h), so they need no lookup.
  */
 #include "vmlinux_min.h"
-#include "bpf_helpers.h"
-#include "bpf_tracing.h"
-#include "bpf_core_read.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
