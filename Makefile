@@ -82,9 +82,14 @@ e2e: build
 # Every performance goal against its measurement from one run on this
 # machine (~1.5 min with a warm build cache): a markdown table to stdout and
 # to .e2e/perf-report.md (BENCHMARKS.md, "Side by side").
+# `make perf BASE=<git ref>`: that ref vs this working tree instead, interleaved (scripts/perf-compare.sh, .e2e/perf-compare.md).
 perf:
 	@mkdir -p .e2e
+ifneq ($(BASE),)
+	GO=$(GO) PYTHON=$(PYTHON) scripts/perf-compare.sh "$(BASE)" $(CURDIR)/.e2e/perf-compare.md
+else
 	GO=$(GO) PYTHON=$(PYTHON) scripts/perf-report.sh $(CURDIR)/.e2e/perf-report.md
+endif
 
 # The Python suite includes an offline `pip install` into a venv of the machine's Python.
 test-python:

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/agaobs/agaobs/internal/dashboard"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // cmdDashboard writes the Grafana dashboard for the configured
@@ -25,7 +25,7 @@ func cmdDashboard(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := dashboard.Render(dashboard.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
+	b, err := dashboard.Render(dashboard.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
 		Title: title, Refresh: refresh, APIWrapper: wrapper})
 	if err != nil {
 		// The config is already valid: only --title or --refresh can be wrong.

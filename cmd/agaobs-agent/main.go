@@ -29,8 +29,8 @@ import (
 	"github.com/agaobs/agaobs/internal/alerting/promrules"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/demo"
-	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // version is set at link time (make build); "dev" otherwise.
@@ -384,7 +384,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, skipped, err := promrules.Generate(promrules.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
+	b, skipped, err := promrules.Generate(promrules.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
 		Rules: promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules), SLOs: cfg.SLOs})
 	if err != nil {
 		return err

@@ -1,7 +1,3 @@
-// Package agent wires agaobs-agent together: it owns the lifecycle of the
-// state file, the pipeline dispatcher and its sinks, the ring consumer, the
-// HTTP listeners and configuration reloads, and it shuts them down in a
-// written order (see Run).
 package agent
 
 import (
@@ -27,10 +23,13 @@ import (
 	"github.com/agaobs/agaobs/internal/eventlog"
 	"github.com/agaobs/agaobs/internal/gpu"
 	"github.com/agaobs/agaobs/internal/health"
+	"github.com/agaobs/agaobs/internal/jsonfloat"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/probes"
 	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/schema"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	"github.com/agaobs/agaobs/internal/state"
 	"github.com/agaobs/agaobs/internal/web"
 )
@@ -75,8 +74,10 @@ type Agent struct {
 	prodHealth *health.Producers
 	health     *health.Health
 	servers    []*web.Server
-	webOpts    web.Options // every listener's timeouts and connection cap
-	started    time.Time
+	// sinkCollectors are the metrics of sinks added with addSink.
+	sinkCollectors []namedCollector
+	webOpts        web.Options // every listener's timeouts and connection cap
+	started        time.Time
 }
 
 // New validates the config against the machine (group names, listeners,
@@ -116,7 +117,7 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		a.log.Warn("state_path is empty: ring verifications and producer names do not survive restarts")
 	}
 	a.disp = pipeline.NewDispatcher(a.log.With("component", "pipeline"))
-	a.disp.Register(a.counter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	a.addSink(a.counter)
 	if err := a.newAudit(cfg); err != nil {
 		return nil, err
 	}
@@ -124,10 +125,10 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	a.disp.Register(a.audit, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
 	a.newGPU(cfg)
 	if cfg.PrometheusEnabled {
-		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: metrics.Naming(cfg.PrometheusNaming),
+		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
 			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms, Node: NodeName(), ProducerGPUs: a.gpuUUIDs,
 			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer})
-		a.disp.Register(a.exporter, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+		a.addSink(a.exporter)
 	}
 	var logSink *eventlog.Sink
 	if cfg.LogEnabled {
@@ -136,16 +137,16 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		if err != nil {
 			return nil, &config.Error{Key: "log_level", Source: "config", Msg: err.Error()}
 		}
-		a.disp.Register(logSink, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+		a.addSink(logSink)
 	}
 	if cfg.AlertEnabled {
 		if err := a.newAlerting(cfg); err != nil {
 			return nil, err
 		}
-		a.disp.Register(a.alerts, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+		a.addSink(a.alerts)
 	}
 	for _, s := range opts.Sinks {
-		a.disp.Register(s, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+		a.addSink(s)
 	}
 	a.consumer, err = rings.New(rings.Options{
 		Dir: cfg.RingDir, Group: gid, Tunables: tunables(cfg), Dispatcher: a.disp, State: a.state,
@@ -162,28 +163,36 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 	if cfg.PrometheusEnabled {
-		a.registry = metrics.NewRegistry(cfg.PrometheusLabels, a.exporter)
-		rc := metrics.NewRingsCollector(a.consumer.ProducerRings)
-		rc.States = a.consumer.StateCounts
-		a.registry.Self.Add("rings", rc)
-		a.registry.Self.Add("consumer", metrics.NewConsumerCollector(a.consumer.Counters))
-		a.registry.Self.Add("pipeline", metrics.NewPipelineCollector(a.disp.Stats))
+		// Every agaobs_* source goes in one set, complete before the
+		// registry checks its descriptors (the exporter's is added there).
+		self := selfmetrics.NewSet()
+		self.Add("rings", metrics.NewRingsCollector(a.consumer.Snapshot))
+		self.Add("consumer", metrics.NewConsumerCollector(a.consumer.Counters))
+		pc := metrics.NewPipelineCollector(a.disp.Stats)
+		pc.AgentEvents = a.disp.AgentEventStats
+		self.Add("pipeline", pc)
+		for _, c := range a.sinkCollectors {
+			self.Add(c.name, c.col)
+		}
 		if logSink != nil {
-			logSink.Register(a.registry)
+			self.Add("eventlog", logSink.Collector())
 		}
 		if a.alerts != nil {
-			a.registry.MustRegister(a.alerts.Collector(cfg.PrometheusPrefix), a.notifier.Collector())
+			self.Add("alerting", a.alerts.Collector(cfg.PrometheusPrefix))
+			self.Add("notify", a.notifier.Collector())
 		}
-		a.registry.MustRegister(a.audit.Collector(), a.health.Collector())
+		self.Add("audit", a.audit.Collector())
+		self.Add("health", a.health.Collector())
 		// Asked at each scrape: the admin listener is bound below.
-		a.registry.MustRegister(web.Collector(func() []*web.Server { return a.servers }))
+		self.Add("web", web.Collector(func() []*web.Server { return a.servers }))
 		if a.probes != nil {
-			a.registry.MustRegister(a.probes.Collector())
+			self.Add("probes", a.probes.Collector())
 		}
 		if a.gpu != nil {
-			a.registry.MustRegister(a.gpu.Metrics())
-			a.registry.Self.Add("producer_gpu", metrics.NewProducerGPUCollector(a.consumer.Rings, a.gpuMemory))
+			self.Add("gpu", a.gpu.Metrics())
+			self.Add("producer_gpu", metrics.NewProducerGPUCollector(a.consumer.Snapshot, a.gpuMemory))
 		}
+		a.registry = metrics.NewRegistry(cfg.PrometheusLabels, a.exporter, self)
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
 		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.webOpts, a.log)
 		if err != nil {
@@ -199,6 +208,22 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		a.servers = append(a.servers, s)
 	}
 	return a, nil
+}
+
+// addSink registers a sink with a queue of sink_queue_size events. A sink
+// that is also a selfmetrics.Collector has its metrics registered under
+// its name (with agaobs_collector_success and duration). It must be
+// called before the metrics registry is built in New.
+func (a *Agent) addSink(s pipeline.Sink) {
+	a.disp.Register(s, pipeline.SinkOptions{QueueSize: a.cfg.SinkQueueSize})
+	if c, ok := s.(selfmetrics.Collector); ok {
+		a.sinkCollectors = append(a.sinkCollectors, namedCollector{s.Name(), c})
+	}
+}
+
+type namedCollector struct {
+	name string
+	col  selfmetrics.Collector
 }
 
 func tunables(cfg config.Config) rings.Tunables {
@@ -256,18 +281,10 @@ func (a *Agent) newAudit(cfg config.Config) error {
 // auditAlert puts an alert transition on the audit trail (through the
 // pipeline, so it is ordered with everything else the agent records).
 func (a *Agent) auditAlert(t alerting.AuditTransition) {
-	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: t.At.UnixNano(),
+	a.disp.Publish(pipeline.Event{Kind: pipeline.KindAgent, TimeNs: t.At.UnixNano(),
 		Lifecycle: &pipeline.Lifecycle{Type: pipeline.AlertTransition, Details: map[string]any{
 			"rule": t.Rule, "producer": t.Producer, "state": t.State, "severity": t.Severity, "metric": t.Metric,
-			"value": finite(t.Value), "threshold": t.Threshold, "message": t.Message}}})
-}
-
-// finite keeps a value JSON can encode (NaN and ±Inf become strings).
-func finite(v float64) any {
-	if v != v || v > 1e308 || v < -1e308 {
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	return v
+			"value": jsonfloat.Value(t.Value), "threshold": jsonfloat.Value(t.Threshold), "message": t.Message}}})
 }
 
 // newAlerting builds the notifier and the alert engine.
@@ -294,7 +311,7 @@ func (a *Agent) newAlerting(cfg config.Config) error {
 		Config: cfg, State: a.state, Notifier: a.notifier, Logger: a.log.With("component", "alerts"), Node: NodeName(),
 		// The consumer is built after the sinks; the engine asks it at
 		// evaluation time.
-		Rings:        func() []rings.RingInfo { return a.consumer.ProducerRings() },
+		Snapshot:     func() *pipeline.Snapshot { return a.consumer.Snapshot() },
 		OnTransition: a.auditAlert,
 	})
 	return err
@@ -359,7 +376,7 @@ func (a *Agent) Registry() *metrics.Registry { return a.registry }
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	a.disp.Start()
-	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: time.Now().UnixNano(),
+	a.disp.Publish(pipeline.Event{Kind: pipeline.KindAgent, TimeNs: time.Now().UnixNano(),
 		Lifecycle: &pipeline.Lifecycle{Type: pipeline.ConfigLoaded, Keys: config.Diff(config.Default(), a.Config())}})
 
 	consumerCtx, stopConsumer := context.WithCancel(context.Background())
@@ -490,7 +507,7 @@ func (a *Agent) Reload() error {
 	if a.opts.Level != nil {
 		a.opts.Level.Set(parseLevel(next.AgentLogLevel))
 	}
-	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: time.Now().UnixNano(),
+	a.disp.Publish(pipeline.Event{Kind: pipeline.KindAgent, TimeNs: time.Now().UnixNano(),
 		Lifecycle: &pipeline.Lifecycle{Type: pipeline.ConfigReloaded, Keys: changed}})
 	a.log.Info("config reloaded", "changed", strings.Join(changed, ","))
 	if len(restart) > 0 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/probes"
-	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/web"
 )
 
@@ -71,12 +69,12 @@ func (a *Agent) gpuUUIDs(hostPID int) []string {
 // checks, and the listener.
 func (a *Agent) newHealth(cfg config.Config) error {
 	a.prodHealth = health.NewProducers(health.ProducerOptions{
-		Rings:                 func() []rings.RingInfo { return a.consumer.ProducerRings() },
+		Snapshot:              func() *pipeline.Snapshot { return a.consumer.Snapshot() },
 		KVUtilizationDegraded: cfg.HealthKVUtilizationDegraded,
 		DropRateDegraded:      cfg.HealthDropRateDegraded,
 		HeartbeatStale:        time.Duration(cfg.HealthHeartbeatStale * float64(time.Second)),
 	})
-	a.disp.Register(a.prodHealth, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize})
+	a.addSink(a.prodHealth)
 	a.health = health.New(health.Options{
 		Path:         cfg.HealthPath,
 		Sources:      []health.Source{a.prodHealth, health.SourceFunc(a.agentComponents)},
@@ -221,10 +219,12 @@ func (a *Agent) checkAlerting(context.Context) error {
 	return a.alertLoopErr(time.Now())
 }
 
+// checkRingDir reports what the consumer's last scan of ring_dir saw:
+// the directory the agent actually reads, without listing it again per
+// probe (it may hold thousands of junk files).
 func (a *Agent) checkRingDir(context.Context) error {
-	dir := a.Config().RingDir
-	if _, err := os.ReadDir(dir); err != nil {
-		return fmt.Errorf("ring_dir %s: %w", dir, err)
+	if err := a.consumer.DirError(); err != nil {
+		return fmt.Errorf("ring_dir %s: %w", a.Config().RingDir, err)
 	}
 	return nil
 }
@@ -252,7 +252,7 @@ func (a *Agent) auditHealth(t health.Transition) {
 			d[k] = v
 		}
 	}
-	a.consumer.Inject(pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: t.At.UnixNano(),
+	a.disp.Publish(pipeline.Event{Kind: pipeline.KindAgent, TimeNs: t.At.UnixNano(),
 		Lifecycle: &pipeline.Lifecycle{Type: pipeline.HealthTransition, Details: d}})
 }
 
@@ -272,13 +272,10 @@ func (a *Agent) newProbes(cfg config.Config) error {
 // probeTargets are the live producers: their host pids.
 func (a *Agent) probeTargets() []probes.Target {
 	var out []probes.Target
-	seen := map[string]bool{}
-	for _, r := range a.consumer.ProducerRings() {
-		if r.State != "live" || r.Producer == "" || r.HostPID <= 0 || seen[r.Producer] {
-			continue
+	for _, p := range a.consumer.Snapshot().Producers {
+		if pid := p.LiveHostPID(); pid > 0 {
+			out = append(out, probes.Target{Producer: p.Name, HostPID: pid})
 		}
-		seen[r.Producer] = true
-		out = append(out, probes.Target{Producer: r.Producer, HostPID: r.HostPID})
 	}
 	return out
 }

@@ -103,7 +103,7 @@ func TestStateMachine(t *testing.T) {
 }
 
 func TestBucketQuantileMatchesPrometheus(t *testing.T) {
-	bounds := latencyBoundsUs()
+	bounds := latencyBoundsUs
 	counts := make([]uint64, numLatencyBuckets)
 	counts[7] = 990 // (500, 1000]
 	counts[8] = 10  // (1000, 2500]

@@ -3,6 +3,8 @@ package alerting
 import (
 	"sort"
 	"time"
+
+	"github.com/agaobs/agaobs/internal/jsonfloat"
 )
 
 // AlertView is an active (pending or firing) or recently resolved alert.
@@ -12,8 +14,8 @@ type AlertView struct {
 	State      string            `json:"state"`
 	Severity   string            `json:"severity"`
 	Metric     string            `json:"metric"`
-	Value      float64           `json:"value"`
-	Threshold  float64           `json:"threshold"`
+	Value      jsonfloat.Float   `json:"value"`
+	Threshold  jsonfloat.Float   `json:"threshold"`
 	Message    string            `json:"message,omitempty"`
 	ActiveAt   *time.Time        `json:"active_at,omitempty"`
 	FiredAt    *time.Time        `json:"fired_at,omitempty"`
@@ -45,7 +47,7 @@ func (e *Engine) Alerts(severity string, limit int, since float64) ([]AlertView,
 				state = "resolved"
 			}
 			active = append(active, AlertView{RuleName: r.Name, Producer: a.Producer, State: state, Severity: r.Severity,
-				Metric: r.Metric, Value: a.Value, Threshold: r.Threshold, Message: a.Message, ActiveAt: tp(a.ActiveAt),
+				Metric: r.Metric, Value: jsonfloat.Float(a.Value), Threshold: jsonfloat.Float(r.Threshold), Message: a.Message, ActiveAt: tp(a.ActiveAt),
 				FiredAt: tp(a.FiredAt), ResolvedAt: tp(a.ResolvedAt), Labels: e.labels(r, a.Producer)})
 		}
 	}
@@ -74,21 +76,21 @@ func (e *Engine) Alerts(severity string, limit int, since float64) ([]AlertView,
 
 // RuleView describes a rule and its current state.
 type RuleView struct {
-	Name          string             `json:"name"`
-	Metric        string             `json:"metric"`
-	Operator      string             `json:"operator"`
-	Threshold     float64            `json:"threshold"`
-	WindowSeconds float64            `json:"window_seconds,omitempty"`
-	Severity      string             `json:"severity"`
-	For           string             `json:"for,omitempty"`
-	KeepFiringFor string             `json:"keep_firing_for,omitempty"`
-	Cooldown      float64            `json:"cooldown_seconds"`
-	PerProducer   bool               `json:"per_producer"`
-	Labels        map[string]string  `json:"labels,omitempty"`
-	State         string             `json:"state"`
-	Alerts        map[string]string  `json:"alerts,omitempty"` // target → state
-	Values        map[string]float64 `json:"values,omitempty"` // target → last value
-	Failures      uint64             `json:"template_failures,omitempty"`
+	Name          string                     `json:"name"`
+	Metric        string                     `json:"metric"`
+	Operator      string                     `json:"operator"`
+	Threshold     float64                    `json:"threshold"`
+	WindowSeconds float64                    `json:"window_seconds,omitempty"`
+	Severity      string                     `json:"severity"`
+	For           string                     `json:"for,omitempty"`
+	KeepFiringFor string                     `json:"keep_firing_for,omitempty"`
+	Cooldown      float64                    `json:"cooldown_seconds"`
+	PerProducer   bool                       `json:"per_producer"`
+	Labels        map[string]string          `json:"labels,omitempty"`
+	State         string                     `json:"state"`
+	Alerts        map[string]string          `json:"alerts,omitempty"` // target → state
+	Values        map[string]jsonfloat.Float `json:"values,omitempty"` // target → last value
+	Failures      uint64                     `json:"template_failures,omitempty"`
 }
 
 // Rules returns every rule (SLO burn alerts included) with its state:
@@ -109,9 +111,9 @@ func (e *Engine) Rules() []RuleView {
 		worst := StateInactive
 		for target, a := range e.active[r.Name] {
 			if v.Alerts == nil {
-				v.Alerts, v.Values = map[string]string{}, map[string]float64{}
+				v.Alerts, v.Values = map[string]string{}, map[string]jsonfloat.Float{}
 			}
-			v.Alerts[target], v.Values[target] = a.State.String(), a.Value
+			v.Alerts[target], v.Values[target] = a.State.String(), jsonfloat.Float(a.Value)
 			worst = max(worst, a.State)
 		}
 		v.State = worst.String()

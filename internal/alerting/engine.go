@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/agaobs/agaobs/internal/alerting/notify"
 	"github.com/agaobs/agaobs/internal/alerting/promrules"
 	"github.com/agaobs/agaobs/internal/config"
+	"github.com/agaobs/agaobs/internal/jsonfloat"
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/schema"
 	"github.com/agaobs/agaobs/internal/state"
 )
 
@@ -24,8 +23,9 @@ type Notifier interface{ Notify([]notify.Alert) }
 // Options configure an Engine.
 type Options struct {
 	Config config.Config
-	// Rings lists the producers' rings (drops, heartbeats, liveness).
-	Rings    func() []rings.RingInfo
+	// Snapshot is the ring consumer's view of the producers (drops,
+	// heartbeats, liveness).
+	Snapshot func() *pipeline.Snapshot
 	State    *state.Store // persists alert and SLO state; nil is fine
 	Notifier Notifier     // nil: transitions are only recorded
 	Logger   *slog.Logger
@@ -55,22 +55,21 @@ const historyLen = 1000
 // HistoryEntry is one notification, in the seed's get_alerts shape plus
 // status and producer.
 type HistoryEntry struct {
-	RuleName  string  `json:"rule_name"`
-	Metric    string  `json:"metric"`
-	Value     float64 `json:"value"`
-	Threshold float64 `json:"threshold"`
-	Severity  string  `json:"severity"`
-	Message   string  `json:"message"`
-	Timestamp float64 `json:"timestamp"`
-	Status    string  `json:"status"`
-	Producer  string  `json:"producer,omitempty"`
+	RuleName  string          `json:"rule_name"`
+	Metric    string          `json:"metric"`
+	Value     jsonfloat.Float `json:"value"`
+	Threshold jsonfloat.Float `json:"threshold"`
+	Severity  string          `json:"severity"`
+	Message   string          `json:"message"`
+	Timestamp float64         `json:"timestamp"`
+	Status    string          `json:"status"`
+	Producer  string          `json:"producer,omitempty"`
 }
 
 // target is what the engine knows about one producer (or the node).
 type target struct {
 	win          *window
-	lastConsumed uint64
-	lastDropped  uint64
+	lastDrops    pipeline.DropCounts
 	sampled      bool
 	available    bool
 	lastAvailSec int64
@@ -114,8 +113,8 @@ func New(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Rings == nil {
-		opts.Rings = func() []rings.RingInfo { return nil }
+	if opts.Snapshot == nil {
+		opts.Snapshot = func() *pipeline.Snapshot { return &pipeline.Snapshot{} }
 	}
 	e := &Engine{
 		opts: opts, log: opts.Logger, active: map[string]map[string]*Alert{}, targets: map[string]*target{},
@@ -243,40 +242,45 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 		switch ev.Kind {
 		case pipeline.KindForward:
 			f := &ev.Forward
+			lat, hasLat := f.Latency()
+			gate, hasGate := f.Gate()
+			ent, hasEnt := f.Entropy()
 			for _, x := range [2]*slice{s, ns} {
 				x.forwards++
 				if f.Applied() {
 					x.applied++
 				}
-				// The exporter's observation rules, so the agent and a
-				// Prometheus evaluating `agaobs-agent rules` agree.
-				if f.Has(shm.FwdHasLatency) && f.LatencyUs > 0 {
-					x.lat[latencyBucket(f.LatencyUs)]++
+				// The pipeline's observation rules, as the exporter's, so the
+				// agent and a Prometheus evaluating `agaobs-agent rules` agree.
+				if hasLat {
+					x.lat[latencyBucket(lat)]++
 				}
-				if f.Has(shm.FwdHasGate) {
-					x.gateSum += f.GateMean
+				if hasGate {
+					x.gateSum += gate
 					x.gateN++
 				}
-				if f.Has(shm.FwdHasEntropy) && f.EntropyMean > 0 {
-					x.entSum += f.EntropyMean
+				if hasEnt {
+					x.entSum += ent
 					x.entN++
 				}
 			}
-			for _, so := range e.slos {
-				if so.SLI.Type == "latency" && f.Has(shm.FwdHasLatency) && f.LatencyUs > 0 {
-					good := 0.0
-					if f.LatencyUs <= so.SLI.ThresholdUs {
-						good = 1
+			if hasLat {
+				for _, so := range e.slos {
+					if so.SLI.Type == "latency" {
+						good := 0.0
+						if lat <= so.SLI.ThresholdUs {
+							good = 1
+						}
+						so.seriesFor(name).add(sec, good, 1)
 					}
-					so.seriesFor(name).add(sec, good, 1)
 				}
 			}
 		case pipeline.KindRetrieval:
 			r := ev.Retrieval
-			if r.Fields&shm.RetHasResults != 0 && r.ResultsCount > 0 {
+			if n := r.Results(); n > 0 {
 				for _, x := range [2]*slice{s, ns} {
-					x.results += int64(r.ResultsCount)
-					x.injected += int64(max(r.InjectedCount, 0))
+					x.results += n
+					x.injected += r.Injected()
 				}
 			}
 			retrieval = true
@@ -304,7 +308,7 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 }
 
 func latencyBucket(v float64) int {
-	for i, b := range latencyBoundsUs() {
+	for i, b := range latencyBoundsUs {
 		if v <= b {
 			return i
 		}
@@ -316,7 +320,7 @@ func latencyBucket(v float64) int {
 // window for one producer, or across all producers for node-wide rules.
 func (e *Engine) ruleCond(r *Rule) func(string, int64) (float64, bool, bool) {
 	window := time.Duration(r.WindowSeconds * float64(time.Second))
-	if q, ok := latencyQuantile(r.Metric); ok && (r.Operator == ">" || r.Operator == ">=") && isLatencyBound(r.Threshold) {
+	if q, ok := schema.RuleMetric(r.Metric).Quantile(); ok && (r.Operator == ">" || r.Operator == ">=") && schema.IsLatencyBound(r.Threshold) {
 		// "pQ > T" with T on a bucket bound is "more than 1-Q of the
 		// forwards slower than T", exactly, also for the top bound, where
 		// the interpolated quantile stops at T (histogram_quantile does
@@ -347,30 +351,9 @@ func (e *Engine) ruleCond(r *Rule) func(string, int64) (float64, bool, bool) {
 	}
 }
 
-func latencyQuantile(metric string) (float64, bool) {
-	switch metric {
-	case "latency_p50":
-		return 0.5, true
-	case "latency_p95":
-		return 0.95, true
-	case "latency_p99":
-		return 0.99, true
-	}
-	return 0, false
-}
-
-func isLatencyBound(t float64) bool {
-	for _, b := range latencyBoundsUs() {
-		if b == t {
-			return true
-		}
-	}
-	return false
-}
-
 // countAtOrBelow counts the observations at or below bound t, and all.
 func countAtOrBelow(counts []uint64, t float64) (atOrBelow, total uint64) {
-	bounds := latencyBoundsUs()
+	bounds := latencyBoundsUs
 	for i, c := range counts {
 		total += c
 		if i < len(bounds) && bounds[i] <= t {
@@ -384,14 +367,14 @@ func countAtOrBelow(counts []uint64, t float64) (atOrBelow, total uint64) {
 // Node-wide, counted metrics aggregate all producers' events; last-value
 // gauges and the heartbeat age take the worst (largest) producer.
 func (e *Engine) metric(metric, producer string, sec int64, window time.Duration) (float64, bool) {
-	if metric == "producer_heartbeat_age_seconds" {
+	if metric == string(schema.RuleHeartbeatAge) {
 		if producer != "" {
 			v, ok := e.heart[producer]
 			return v, ok
 		}
 		return maxOver(e.heart)
 	}
-	if producer == "" && (metric == "knowledge_utilization" || metric == "slot_change_rate") {
+	if producer == "" && (metric == string(schema.RuleKnowledgeUtilization) || metric == string(schema.RuleSlotChangeRate)) {
 		vals := map[string]float64{}
 		for name, t := range e.targets {
 			if v, ok := metricValue(metric, t.win.sum(sec, window), window); ok {
@@ -425,51 +408,34 @@ func maxOver(m map[string]float64) (float64, bool) {
 // availability SLOs once a second. It returns the known producers.
 func (e *Engine) sampleRings(now time.Time) []string {
 	sec := now.Unix()
-	type prod struct {
-		live              bool
-		consumed, dropped uint64
-		age               float64
-		hasAge            bool
-	}
-	prods := map[string]*prod{}
-	for _, r := range e.opts.Rings() {
-		if r.Producer == "" || r.Class == "" {
-			continue
-		}
-		p := prods[r.Producer]
-		if p == nil {
-			p = &prod{}
-			prods[r.Producer] = p
-		}
-		p.live = p.live || r.State == "live"
-		if r.Class == "hot" {
-			p.consumed, p.dropped = r.Consumed, r.Dropped
-		}
-		if !p.hasAge || r.HeartbeatAgeSeconds < p.age {
-			p.age, p.hasAge = r.HeartbeatAgeSeconds, true
-		}
-	}
 	clear(e.heart)
-	names := make([]string, 0, len(prods))
-	for name, p := range prods {
+	snap := e.opts.Snapshot()
+	names := make([]string, 0, len(snap.Producers))
+	for i := range snap.Producers {
+		p := &snap.Producers[i]
+		name := p.Name
 		names = append(names, name)
-		if p.hasAge && p.live {
-			e.heart[name] = p.age
+		live := p.Up()
+		if age, ok := p.HeartbeatAge(); ok && live {
+			e.heart[name] = age
 		}
+		d := p.Drops()
 		t := e.targetFor(name)
 		dDrops := uint64(0)
 		if t.sampled {
-			if p.consumed >= t.lastConsumed && p.dropped >= t.lastDropped {
-				dDrops = p.dropped - t.lastDropped
+			// The windows sum the deltas; a rule's drop_rate is then
+			// pipeline.DropRate over its window.
+			if delta, ok := d.Since(t.lastDrops); ok {
+				dDrops = delta.Dropped
 				for _, w := range [2]*window{t.win, e.node.win} {
 					sl := w.at(sec)
-					sl.consumed += p.consumed - t.lastConsumed
-					sl.drops += dDrops
+					sl.consumed += delta.Consumed
+					sl.drops += delta.Dropped
 				}
 			}
 		}
-		t.lastConsumed, t.lastDropped, t.sampled = p.consumed, p.dropped, true
-		t.available = p.live && dDrops == 0
+		t.lastDrops, t.sampled = d, true
+		t.available = live && dDrops == 0
 		if sec > t.lastAvailSec {
 			t.lastAvailSec = sec
 			good := 0.0
@@ -483,8 +449,7 @@ func (e *Engine) sampleRings(now time.Time) []string {
 			}
 		}
 	}
-	sort.Strings(names)
-	return names
+	return names // the snapshot is sorted by name
 }
 
 // Eval evaluates every rule at now and sends the resulting notifications.
@@ -610,7 +575,7 @@ func (e *Engine) toNotify(r *Rule, tr Transition, now time.Time) notify.Alert {
 }
 
 func (e *Engine) record(r *Rule, tr Transition, now time.Time) {
-	h := HistoryEntry{RuleName: r.Name, Metric: r.Metric, Value: tr.Alert.Value, Threshold: r.Threshold,
+	h := HistoryEntry{RuleName: r.Name, Metric: r.Metric, Value: jsonfloat.Float(tr.Alert.Value), Threshold: jsonfloat.Float(r.Threshold),
 		Severity: r.Severity, Message: tr.Alert.Message, Timestamp: float64(now.UnixNano()) / 1e9,
 		Status: tr.Status, Producer: tr.Alert.Producer}
 	if len(e.history) < historyLen {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +13,6 @@ import (
 	"github.com/agaobs/agaobs/internal/alerting/notify"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
-	"github.com/agaobs/agaobs/internal/shm"
 	"github.com/agaobs/agaobs/internal/state"
 )
 
@@ -44,28 +43,30 @@ func (r *recorder) sent(name, status string) int {
 // fakeRings returns a live hot ring per producer with settable counters.
 type fakeRings struct {
 	mu    sync.Mutex
-	infos map[string]*rings.RingInfo
+	infos map[string]*pipeline.RingStatus
 }
 
 func newFakeRings(producers ...string) *fakeRings {
-	f := &fakeRings{infos: map[string]*rings.RingInfo{}}
+	f := &fakeRings{infos: map[string]*pipeline.RingStatus{}}
 	for _, p := range producers {
-		f.infos[p] = &rings.RingInfo{Producer: p, Class: "hot", State: "live", HeartbeatAgeSeconds: 0.2}
+		f.infos[p] = &pipeline.RingStatus{Class: pipeline.ClassHot, State: pipeline.RingStateLive, HeartbeatAge: 0.2}
 	}
 	return f
 }
 
-func (f *fakeRings) list() []rings.RingInfo {
+// snapshot is the consumer's snapshot of the fake rings, sorted by name.
+func (f *fakeRings) snapshot() *pipeline.Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []rings.RingInfo
-	for _, r := range f.infos {
-		out = append(out, *r)
+	s := &pipeline.Snapshot{}
+	for name, r := range f.infos {
+		s.Producers = append(s.Producers, pipeline.ProducerStatus{Name: name, Rings: []pipeline.RingStatus{*r}})
 	}
-	return out
+	sort.Slice(s.Producers, func(i, j int) bool { return s.Producers[i].Name < s.Producers[j].Name })
+	return s
 }
 
-func (f *fakeRings) set(p string, fn func(*rings.RingInfo)) {
+func (f *fakeRings) set(p string, fn func(*pipeline.RingStatus)) {
 	f.mu.Lock()
 	fn(f.infos[p])
 	f.mu.Unlock()
@@ -82,9 +83,9 @@ func newHarness(t *testing.T, cfg config.Config, st *state.Store, producers ...s
 	t.Helper()
 	h := &harness{rec: &recorder{}, rings: newFakeRings(producers...), prods: map[string]*pipeline.Producer{}}
 	for _, p := range producers {
-		h.prods[p] = pipeline.NewProducer(p, p, 1, 1, "r", shm.Identity{Producer: p})
+		h.prods[p] = pipeline.NewProducer(p, p, 1, 1, "r", pipeline.Identity{Producer: p})
 	}
-	e, err := New(Options{Config: cfg, Rings: h.rings.list, Notifier: h.rec, State: st, Node: "node-1"})
+	e, err := New(Options{Config: cfg, Snapshot: h.rings.snapshot, Notifier: h.rec, State: st, Node: "node-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func (h *harness) write(evs ...pipeline.Event) { h.e.Write(context.Background(),
 
 func (h *harness) fwd(p string, at time.Time, latency float64) pipeline.Event {
 	return pipeline.Event{Kind: pipeline.KindForward, Producer: h.prods[p], RecvNs: at.UnixNano(),
-		Forward: shm.Forward{LatencyUs: latency, GateMean: 0.5, Layer: 31, Fields: shm.FwdHasLatency | shm.FwdHasGate | shm.FwdHasLayer | shm.FwdApplied}}
+		Forward: pipeline.Forward{}.WithLatency(latency).WithGate(0.5).WithLayer(31).WithApplied(true)}
 }
 
 func (h *harness) state(rule, producer string) string {
@@ -184,18 +185,15 @@ func TestGaugeAndRateMetrics(t *testing.T) {
 	}
 	g := func(p string, gate float64, applied bool) pipeline.Event {
 		ev := h.fwd(p, now, 100)
-		ev.Forward.GateMean = gate
-		if !applied {
-			ev.Forward.Fields &^= shm.FwdApplied
-		}
+		ev.Forward = ev.Forward.WithGate(gate).WithApplied(applied)
 		return ev
 	}
 	// Gate mean is a real mean (0.1 and 0.9 → 0.5), not the latest value.
 	h.write(st(0.96, 0.7), g("tp0", 0.1, true), g("tp0", 0.9, true), g("tp0", 0.9, true), g("tp0", 0.1, false),
 		g("tp1", 0.2, true), g("tp1", 0.2, true),
 		pipeline.Event{Kind: pipeline.KindRetrieval, Producer: h.prods["tp1"], RecvNs: now.UnixNano(),
-			Retrieval: &pipeline.Retrieval{Retrieval: shm.Retrieval{ResultsCount: 10, InjectedCount: 2, Fields: 15}}})
-	h.rings.set("tp1", func(r *rings.RingInfo) { r.Consumed, r.Dropped, r.HeartbeatAgeSeconds = 100, 50, 9 })
+			Retrieval: retrieval(pipeline.Retrieval{}.WithLayer(0).WithResults(10).WithInjected(2).WithBudget(0))})
+	h.rings.set("tp1", func(r *pipeline.RingStatus) { r.Consumed, r.Dropped, r.HeartbeatAge = 100, 50, 9 })
 	h.e.Eval(now.Add(time.Second))
 	want := map[[2]string]string{
 		{"high_utilization", "tp0"}: "firing", {"slot_thrashing", "tp0"}: "firing", {"gate_mean_mid", "tp0"}: "firing",
@@ -454,3 +452,5 @@ func TestTransitionsReachAuditHook(t *testing.T) {
 		t.Fatalf("notifications: %+v", h.rec.got)
 	}
 }
+
+func retrieval(r pipeline.Retrieval) *pipeline.Retrieval { return &r }

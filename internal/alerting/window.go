@@ -4,16 +4,17 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
-// latencyBoundsUs are the exported forward latency buckets (µs); rule
-// quantiles are computed over the same buckets as Prometheus would, so a
-// threshold on a bound keeps its meaning in both places.
-func latencyBoundsUs() []float64 {
-	return []float64{5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}
-}
+// latencyBoundsUs are the exported forward latency buckets (µs), read-only;
+// rule quantiles are computed over the same buckets as Prometheus would, so
+// a threshold on a bound keeps its meaning in both places.
+var latencyBoundsUs = schema.LatencyBoundsUs()
 
-const numLatencyBuckets = 11 // 10 bounds + +Inf
+const numLatencyBuckets = schema.NumLatencyBounds + 1 // + +Inf
 
 // slice is one time step of a window: what happened during it.
 type slice struct {
@@ -129,34 +130,31 @@ func bucketQuantile(q float64, bounds []float64, counts []uint64) (float64, bool
 // metricValue computes a rule metric over an aggregated window of length
 // d (docs/alerting.md has the table). ok is false when there is no data.
 func metricValue(metric string, s slice, d time.Duration) (float64, bool) {
-	switch metric {
-	case "latency_p50":
-		return bucketQuantile(0.5, latencyBoundsUs(), s.lat[:])
-	case "latency_p95":
-		return bucketQuantile(0.95, latencyBoundsUs(), s.lat[:])
-	case "latency_p99":
-		return bucketQuantile(0.99, latencyBoundsUs(), s.lat[:])
-	case "gate_mean":
+	switch m := schema.RuleMetric(metric); m {
+	case schema.RuleLatencyP50, schema.RuleLatencyP95, schema.RuleLatencyP99:
+		q, _ := m.Quantile()
+		return bucketQuantile(q, latencyBoundsUs, s.lat[:])
+	case schema.RuleGateMean:
 		return ratio(s.gateSum, float64(s.gateN))
-	case "entropy_mean":
+	case schema.RuleEntropyMean:
 		return ratio(s.entSum, float64(s.entN))
-	case "activation_rate":
+	case schema.RuleActivationRate:
 		return ratio(float64(s.applied), float64(s.forwards))
-	case "retrieval_failure_rate":
+	case schema.RuleRetrievalFailureRate:
 		if s.results <= 0 {
 			return 0, false
 		}
 		return 1 - float64(s.injected)/float64(s.results), true
-	case "knowledge_utilization":
+	case schema.RuleKnowledgeUtilization:
 		return s.util, s.hasUtil
-	case "slot_change_rate":
+	case schema.RuleSlotChangeRate:
 		return s.slot, s.hasSlot
-	case "forward_rate":
+	case schema.RuleForwardRate:
 		return float64(s.forwards) / d.Seconds(), true
-	case "drop_rate":
-		return ratio(float64(s.drops), float64(s.consumed+s.drops))
+	case schema.RuleDropRate:
+		return pipeline.DropCounts{Consumed: s.consumed, Dropped: s.drops}.Rate()
 	}
-	return 0, false
+	return 0, false // producer_heartbeat_age_seconds: Engine.metric reads it
 }
 
 func ratio(a, b float64) (float64, bool) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/shm"
 )
 
 // BenchmarkWriterDurable feeds aga-core-sized audit events to a Writer
@@ -28,7 +27,7 @@ func BenchmarkWriterDurable(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); _ = w.Run(ctx) }()
-			prod := pipeline.NewProducer("tp0", "tp0", 1, 1, "r", shm.Identity{Producer: "tp0"})
+			prod := pipeline.NewProducer("tp0", "tp0", 1, 1, "r", pipeline.Identity{Producer: "tp0"})
 			details := json.RawMessage(`{"id":"k-12345","reliability":0.93,"pinned":false,"metadata":{"source":"wiki","namespace":"default"},"store_count":48211}`)
 			const chunk = 512 // what one consumer pass hands the sink
 			evs := make([]pipeline.Event, chunk)

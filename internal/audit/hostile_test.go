@@ -78,7 +78,7 @@ func hsRing(t *testing.T, bodies [][]byte) (*shm.Ring, []pipeline.Event) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod := pipeline.NewProducer("hostile", "hostile", 1, 1, "r", shm.Identity{Producer: "hostile"})
+	prod := pipeline.NewProducer("hostile", "hostile", 1, 1, "r", pipeline.Identity{Producer: "hostile"})
 	var evs []pipeline.Event
 	_, err = r.Poll(1000, func(rec *shm.Record) shm.Disposition {
 		var ev pipeline.Event
@@ -90,7 +90,7 @@ func hsRing(t *testing.T, bodies [][]byte) (*shm.Ring, []pipeline.Event) {
 			return shm.Done
 		}
 		ev.Producer, ev.RecvNs = prod, time.Now().UnixNano()
-		ev.Ack = &pipeline.AckRef{Ring: r, Checkpoint: rec.Checkpoint}
+		ev.Ack, ev.Epoch = ackRecord(r, rec), r.Header().Epoch
 		evs = append(evs, ev)
 		return shm.Pending
 	})

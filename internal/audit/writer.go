@@ -33,7 +33,7 @@ type WriterOptions struct {
 
 type pendingRec struct {
 	rec   *Record
-	ack   *pipeline.AckRef
+	ack   *pipeline.Ack
 	evtNs int64 // the event's own time, for the event → durable latency
 }
 
@@ -100,10 +100,10 @@ func NewWriter(opts WriterOptions) *Writer {
 // Name implements pipeline.Sink.
 func (w *Writer) Name() string { return "audit" }
 
-// Kinds implements pipeline.Sink: producer audit events and the agent's
-// own lifecycle events.
+// Kinds implements pipeline.Sink: producer audit events, the ring
+// layer's lifecycle events and the events the agent publishes.
 func (w *Writer) Kinds() pipeline.KindMask {
-	return pipeline.KindAudit.Mask() | pipeline.KindLifecycle.Mask()
+	return pipeline.KindAudit.Mask() | pipeline.KindLifecycle.Mask() | pipeline.KindAgent.Mask()
 }
 
 // Write implements pipeline.Sink. It blocks while the writer is busy or
@@ -165,8 +165,8 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 	case pipeline.KindAudit:
 		a := ev.Audit
 		epoch := ""
-		if ev.Ack != nil {
-			epoch = fmt.Sprintf("%016x", ev.Ack.Ring.Header().Epoch)
+		if ev.Ack != nil { // a record of an audit ring
+			epoch = fmt.Sprintf("%016x", ev.Epoch)
 		}
 		if a.LostBefore > 0 {
 			msg := fmt.Sprintf("%d audit records lost: the producer's audit ring stayed full", a.LostBefore)
@@ -190,7 +190,7 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 			attachRaw(rec, a.Raw, w.redact)
 		}
 		out = append(out, pendingRec{rec: rec, ack: ev.Ack, evtNs: ev.TimeNs})
-	case pipeline.KindLifecycle:
+	case pipeline.KindLifecycle, pipeline.KindAgent:
 		l := ev.Lifecycle
 		d := map[string]any{}
 		if l.Ring != "" {

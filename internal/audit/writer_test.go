@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	"github.com/agaobs/agaobs/internal/shm"
 )
 
@@ -49,7 +50,7 @@ func newTestRing(t *testing.T, epoch uint64, n int, details func(i int) string) 
 		t.Fatal(err)
 	}
 	tr := &testRing{ring: r}
-	prod := pipeline.NewProducer("p1", "p1", 1, 1, "r", shm.Identity{Producer: "p1"})
+	prod := pipeline.NewProducer("p1", "p1", 1, 1, "r", pipeline.Identity{Producer: "p1"})
 	_, err = r.Poll(10*n+10, func(rec *shm.Record) shm.Disposition {
 		var ev pipeline.Event
 		if err := pipeline.Decode(rec, &ev); err != nil {
@@ -59,7 +60,7 @@ func newTestRing(t *testing.T, epoch uint64, n int, details func(i int) string) 
 			return shm.Done
 		}
 		ev.Producer, ev.RecvNs = prod, time.Now().UnixNano()
-		ev.Ack = &pipeline.AckRef{Ring: r, Checkpoint: rec.Checkpoint}
+		ev.Ack, ev.Epoch = ackRecord(r, rec), r.Header().Epoch
 		tr.evs = append(tr.evs, ev)
 		return shm.Pending
 	})
@@ -269,7 +270,7 @@ func TestWriterConvertsGapsAndAgentEvents(t *testing.T) {
 	evs := append([]pipeline.Event{}, r.evs...)
 	evs = append(evs,
 		pipeline.Event{Kind: pipeline.KindLifecycle, Producer: prod, TimeNs: now,
-			Lifecycle: &pipeline.Lifecycle{Type: pipeline.AuditGap, Ring: "/dev/shm/x", Class: shm.ClassAudit, Lost: 2}},
+			Lifecycle: &pipeline.Lifecycle{Type: pipeline.AuditGap, Ring: "/dev/shm/x", Class: pipeline.ClassAudit, Lost: 2}},
 		pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: now,
 			Lifecycle: &pipeline.Lifecycle{Type: pipeline.ConfigReloaded, Keys: []string{"alert_rules"}}},
 		pipeline.Event{Kind: pipeline.KindLifecycle, TimeNs: now,
@@ -378,8 +379,13 @@ func TestWriterMetrics(t *testing.T) {
 // sample count for histograms) of the series with these labels.
 func gaugeValue(t *testing.T, w *Writer, name string, labels map[string]string) float64 {
 	t.Helper()
+	s := selfmetrics.NewSet()
+	s.Add("audit", w.Collector())
+	if err := selfmetrics.Check(s); err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(w.Collector())
+	reg.MustRegister(s)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -436,4 +442,16 @@ func TestWriterLag(t *testing.T) {
 	}
 	fs.fail.Store(false)
 	eventually(t, "commit", func() bool { return w.Lag(time.Now()) == 0 })
+}
+
+// ringAck plays the ring consumer's acknowledgement handle for a test ring.
+type ringAck struct{ r *shm.Ring }
+
+func (a ringAck) Acknowledge(t pipeline.AckToken) {
+	a.r.Ack(shm.Checkpoint{End: t[0], Seq: t[1], Lost: t[2], Corrupt: t[3]})
+}
+
+func ackRecord(r *shm.Ring, rec *shm.Record) *pipeline.Ack {
+	cp := rec.Checkpoint
+	return pipeline.NewAck(ringAck{r}, pipeline.AckToken{cp.End, cp.Seq, cp.Lost, cp.Corrupt})
 }

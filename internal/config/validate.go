@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // Value sets of the enumerated keys, in the order error messages list them.
@@ -19,16 +21,22 @@ const (
 	agentLogFormats = "text json"
 	auditBackends   = "bbolt file memory sqlite"
 	operators       = "> < >= <= == !="
-	// RuleMetrics are the metrics alert rules can watch (docs/alerting.md).
-	RuleMetrics = "latency_p50 latency_p95 latency_p99 gate_mean entropy_mean activation_rate retrieval_failure_rate knowledge_utilization slot_change_rate forward_rate drop_rate producer_heartbeat_age_seconds"
-	// sloLatencyBounds are the forward latency histogram bounds (µs): a
-	// latency SLI threshold must be one, so Prometheus can compute the same
-	// SLI from the exported buckets.
-	sloLatencyBounds = "5 10 25 50 100 250 500 1000 2500 5000"
-	severities       = "info warning critical"
-	sliTypes         = "latency availability"
-	bpfProbes        = "offcpu runqueue python_gc cuda_sync cuda_graph_launch cuda_launch gil_wait forward_marker"
+	severities      = "info warning critical"
+	sliTypes        = "latency availability"
+	bpfProbes       = "offcpu runqueue python_gc cuda_sync cuda_graph_launch cuda_launch gil_wait forward_marker"
 )
+
+// latencyBoundList spells the forward latency bucket bounds (µs) as errors
+// list them. A latency SLI threshold must be one, so Prometheus can compute
+// the same SLI from the exported buckets.
+func latencyBoundList() string {
+	bs := schema.LatencyBoundsUs()
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = formatFloat(b)
+	}
+	return strings.Join(parts, " ")
+}
 
 // Upper bounds shared by several keys: every numeric key has one, so a
 // typo cannot ask for a terabyte queue or a million threads.
@@ -312,8 +320,8 @@ func (c Config) validateAlertRules(ch *checker) {
 			first[r.Name] = i
 		}
 		ch.notEmpty(p+"metric", r.Metric)
-		if r.Metric != "" && !strings.Contains(" "+RuleMetrics+" ", " "+r.Metric+" ") {
-			ch.fail(p+"metric", invalid(r.Metric, "unknown rule metric: must be one of "+RuleMetrics))
+		if r.Metric != "" && !schema.RuleMetric(r.Metric).Valid() { // the rule metrics of docs/alerting.md
+			ch.fail(p+"metric", invalid(r.Metric, "unknown rule metric: must be one of "+schema.RuleMetricList()))
 		}
 		ch.oneOf(p+"operator", r.Operator, operators)
 		ch.finite(p+"threshold", r.Threshold)
@@ -351,8 +359,8 @@ func (c Config) validateSLOs(ch *checker) {
 			ch.fail(p+"sli.threshold_us", "required when sli.type is latency (> 0)")
 		} else if s.SLI.Type == "latency" && !(s.SLI.ThresholdUs > 0) {
 			ch.fail(p+"sli.threshold_us", invalid(formatFloat(s.SLI.ThresholdUs), "must be > 0 when sli.type is latency"))
-		} else if s.SLI.Type == "latency" && !strings.Contains(" "+sloLatencyBounds+" ", " "+formatFloat(s.SLI.ThresholdUs)+" ") {
-			ch.fail(p+"sli.threshold_us", invalid(formatFloat(s.SLI.ThresholdUs), "must be a forward latency bucket bound ("+sloLatencyBounds+") so Prometheus can compute the same SLI"))
+		} else if s.SLI.Type == "latency" && !schema.IsLatencyBound(s.SLI.ThresholdUs) {
+			ch.fail(p+"sli.threshold_us", invalid(formatFloat(s.SLI.ThresholdUs), "must be a forward latency bucket bound ("+latencyBoundList()+") so Prometheus can compute the same SLI"))
 		}
 		if s.Name != "" && !isIdent(s.Name) {
 			ch.fail(p+"name", invalid(s.Name, "must match ^[a-zA-Z_][a-zA-Z0-9_]*$ (it names alerts and recording rules)"))

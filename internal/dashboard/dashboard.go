@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // Defaults of Options.
@@ -20,11 +20,11 @@ const (
 
 // Options select the metric names and the dashboard's presentation.
 type Options struct {
-	Prefix     string         // prometheus_prefix (default "aga")
-	Naming     metrics.Naming // prometheus_naming (default metrics.Compat)
-	Title      string         // default "AGA Observability"
-	Refresh    string         // default "30s"; "off" disables auto-refresh
-	APIWrapper bool           // {"dashboard": ..., "overwrite": true}
+	Prefix     string        // prometheus_prefix (default "aga")
+	Naming     schema.Naming // prometheus_naming (default schema.Compat)
+	Title      string        // default "AGA Observability"
+	Refresh    string        // default "30s"; "off" disables auto-refresh
+	APIWrapper bool          // {"dashboard": ..., "overwrite": true}
 }
 
 // Query is one panel target's PromQL expression, with Grafana's template
@@ -41,7 +41,7 @@ func (o Options) withDefaults() Options {
 		o.Prefix = defaultPrefix
 	}
 	if o.Naming == "" {
-		o.Naming = metrics.Compat
+		o.Naming = schema.Compat
 	}
 	if o.Title = strings.TrimSpace(o.Title); o.Title == "" {
 		o.Title = defaultTitle
@@ -56,8 +56,8 @@ func (o Options) validate() error {
 	if !identRe.MatchString(o.Prefix) {
 		return fmt.Errorf("prefix %q: must match %s", o.Prefix, identRe)
 	}
-	if o.Naming != metrics.Compat && o.Naming != metrics.Conventional {
-		return fmt.Errorf("naming %q: not %s or %s", o.Naming, metrics.Compat, metrics.Conventional)
+	if o.Naming != schema.Compat && o.Naming != schema.Conventional {
+		return fmt.Errorf("naming %q: not %s or %s", o.Naming, schema.Compat, schema.Conventional)
 	}
 	if o.Refresh != "off" && !refreshRe.MatchString(o.Refresh) {
 		return fmt.Errorf("refresh %q: want a Grafana interval such as 30s, 1m, 1h, or off", o.Refresh)
@@ -117,9 +117,9 @@ func Queries(opts Options) []Query {
 
 // dashboardUID is the dashboard's stable uid: agaobs-<prefix>, plus -conventional
 // for conventional naming, so variants imported side by side don't collide.
-func dashboardUID(prefix string, naming metrics.Naming) string {
+func dashboardUID(prefix string, naming schema.Naming) string {
 	uid := "agaobs-" + prefix
-	if naming == metrics.Conventional {
+	if naming == schema.Conventional {
 		uid += "-conventional"
 	}
 	// Grafana caps uids at 40 characters; a hash keeps long prefixes distinct.
@@ -182,15 +182,15 @@ func variables(n names) []Variable {
 			Name: name, Options: []struct{}{}, Query: VariableQuery{QryType: 1, Query: q, RefID: "PrometheusVariableQueryEditor-VariableQuery"},
 			Refresh: 2, Sort: sort, Type: "query"}
 	}
-	node := query("node", "Node", "Nodes with producers (the node label of "+n.aga(famProducerInfo)+").",
-		"label_values("+n.aga(famProducerInfo)+", node)", 1)
+	node := query("node", "Node", "Nodes with producers (the node label of "+n.aga(schema.FamProducerInfo)+").",
+		"label_values("+n.aga(schema.FamProducerInfo)+", node)", 1)
 	// .* rather than every value joined: also matches series of producers
 	// without a node label.
 	node.AllValue = ".*"
 	producer := query("producer", "Producer", "Producers on the selected nodes.",
 		"label_values("+n.info()+", producer)", 1)
 	layer := query("layer", "Layer", "Hooked layers of the selected producers.",
-		"label_values("+n.aga(famForward)+"{"+producerMatch+"}, layer)", 3)
+		"label_values("+n.aga(schema.FamForward)+"{"+producerMatch+"}, layer)", 3)
 	layer.AllValue = ".*" // a 96-layer model would otherwise give a 96-way regex
 	return []Variable{
 		{

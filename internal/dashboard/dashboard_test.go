@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the committed dashboards under dashboards/")
@@ -21,7 +21,7 @@ var committed = []struct {
 	opts Options
 }{
 	{"aga.json", Options{}},
-	{"aga-conventional.json", Options{Naming: metrics.Conventional}},
+	{"aga-conventional.json", Options{Naming: schema.Conventional}},
 }
 
 func TestCommittedDashboards(t *testing.T) {
@@ -61,7 +61,7 @@ func TestRenderOptions(t *testing.T) {
 				t.Errorf("title %q refresh %q uid %q id %v schema %d", d.Title, d.Refresh, d.UID, d.ID, d.SchemaVersion)
 			}
 		}},
-		{name: "conventional uid", opts: Options{Naming: metrics.Conventional}, check: func(t *testing.T, d Dashboard) {
+		{name: "conventional uid", opts: Options{Naming: schema.Conventional}, check: func(t *testing.T, d Dashboard) {
 			if d.UID != "agaobs-aga-conventional" {
 				t.Errorf("uid %q", d.UID)
 			}
@@ -71,7 +71,7 @@ func TestRenderOptions(t *testing.T) {
 				t.Errorf("uid %q", d.UID)
 			}
 		}},
-		{name: "long prefix uid within 40", opts: Options{Prefix: strings.Repeat("p", 60), Naming: metrics.Conventional}, check: func(t *testing.T, d Dashboard) {
+		{name: "long prefix uid within 40", opts: Options{Prefix: strings.Repeat("p", 60), Naming: schema.Conventional}, check: func(t *testing.T, d Dashboard) {
 			if len(d.UID) > 40 {
 				t.Errorf("uid %q longer than 40", d.UID)
 			}
@@ -169,7 +169,7 @@ func jsonEqual(a, b any) bool {
 // The layout, titles, units, variables and queries follow the dashboard's
 // conventions in both namings.
 func TestDashboardConventions(t *testing.T) {
-	for _, naming := range []metrics.Naming{metrics.Compat, metrics.Conventional} {
+	for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
 		t.Run(string(naming), func(t *testing.T) {
 			b, err := Render(Options{Naming: naming})
 			if err != nil {
@@ -235,7 +235,7 @@ func TestDashboardConventions(t *testing.T) {
 				t.Errorf("UI import does not ask for the datasource: inputs %+v", d.Inputs)
 			}
 
-			wantUnit := map[metrics.Naming]string{metrics.Compat: "µs", metrics.Conventional: "s"}[naming]
+			wantUnit := map[schema.Naming]string{schema.Compat: "µs", schema.Conventional: "s"}[naming]
 			for _, p := range d.Panels {
 				if strings.HasPrefix(p.Title, "Forward latency (") || strings.HasPrefix(p.Title, "Forward latency P99") {
 					if u := p.FieldConfig.Defaults.Unit; u != wantUnit {
@@ -258,7 +258,7 @@ func english(s string) bool {
 }
 
 func TestQueriesConventions(t *testing.T) {
-	for _, naming := range []metrics.Naming{metrics.Compat, metrics.Conventional} {
+	for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
 		qs := Queries(Options{Naming: naming})
 		if len(qs) < 40 {
 			t.Fatalf("%s: only %d queries", naming, len(qs))
@@ -280,7 +280,7 @@ func TestQueriesConventions(t *testing.T) {
 			if strings.Contains(q.Expr, "_bucket") && strings.Contains(q.Expr, "histogram_quantile") && !strings.Contains(q.Expr, "sum by (") {
 				t.Errorf("%s: %s: quantile without sum by (le …)", where, q.Expr)
 			}
-			for _, fam := range []string{famLatency, famGate, famEntropy, famForward, famRetrieval, famRetrievalInj} {
+			for _, fam := range []string{schema.FamForwardLatency, schema.FamGateValue, schema.FamEntropyValue, schema.FamForward, schema.FamRetrieval, schema.FamRetrievalInjected} {
 				f, _ := familyByKey(fam)
 				if strings.Contains(q.Expr, f.Name("aga", naming)+"{") || strings.Contains(q.Expr, f.Name("aga", naming)+"_bucket{") {
 					if !strings.Contains(q.Expr, `layer=~"$layer"`) {
@@ -296,7 +296,7 @@ func TestQueriesConventions(t *testing.T) {
 		t.Errorf("no query %s", want)
 	}
 	want = `histogram_quantile(0.99, sum by (le, layer) (rate(llm_forward_latency_seconds_bucket{producer=~"$producer",layer=~"$layer"}[$__rate_interval])))`
-	if !hasExpr(Queries(Options{Prefix: "llm", Naming: metrics.Conventional}), want) {
+	if !hasExpr(Queries(Options{Prefix: "llm", Naming: schema.Conventional}), want) {
 		t.Errorf("no query %s", want)
 	}
 }
@@ -310,11 +310,11 @@ func hasExpr(qs []Query, expr string) bool {
 	return false
 }
 
-func familyByKey(key string) (metrics.Family, bool) {
-	for _, f := range metrics.Families() {
+func familyByKey(key string) (schema.Family, bool) {
+	for _, f := range schema.Families() {
 		if f.Key == key {
 			return f, true
 		}
 	}
-	return metrics.Family{}, false
+	return schema.Family{}, false
 }

@@ -3,7 +3,7 @@
 // their PromQL, and the rendering that `agaobs-agent dashboard` prints and
 // that is committed under dashboards/.
 //
-// Metric names come from the exporter's own definitions (metrics.Families
+// Metric names come from the exporter's own definitions (schema.Families
 // for the AGA-domain families, honouring prometheus_prefix and
 // prometheus_naming), so a renamed family changes the generated dashboard
 // instead of silently emptying a panel. The agent's agaobs_* names, which

@@ -1,25 +1,7 @@
 package dashboard
 
 import (
-	"github.com/agaobs/agaobs/internal/metrics"
-)
-
-// Keys of the AGA-domain families (metrics.Family.Key) the panels read.
-const (
-	famForward        = "forward"
-	famRetrieval      = "retrieval"
-	famRetrievalInj   = "retrieval_injected"
-	famAudit          = "audit_operations"
-	famLatency        = "forward_latency"
-	famGate           = "gate_value"
-	famEntropy        = "entropy_value"
-	famScore          = "retrieval_score"
-	famKnowledgeCount = "knowledge_count"
-	famKnowledgeUtil  = "knowledge_utilization"
-	famPinned         = "knowledge_pinned"
-	famActivation     = "activation_rate"
-	famSlotChange     = "slot_change_rate"
-	famProducerInfo   = "producer_info"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // Alerting families: prometheus_prefix + these suffixes (alerting.Collector).
@@ -65,12 +47,13 @@ const (
 )
 
 // names resolves the exposed metric names and units the panels read.
-type names struct{ metrics.Names }
+type names struct{ schema.Names }
 
-// newNames fails if the exporter renamed a family the panels read.
-func newNames(prefix string, naming metrics.Naming) (names, error) {
-	n, err := metrics.NewNames(prefix, naming, famForward, famRetrieval, famRetrievalInj, famAudit, famLatency, famGate, famEntropy, famScore,
-		famKnowledgeCount, famKnowledgeUtil, famPinned, famActivation, famSlotChange, famProducerInfo)
+// newNames fails if a family the panels read was renamed.
+func newNames(prefix string, naming schema.Naming) (names, error) {
+	n, err := schema.NewNames(prefix, naming, schema.FamForward, schema.FamRetrieval, schema.FamRetrievalInjected, schema.FamAuditOperations,
+		schema.FamForwardLatency, schema.FamGateValue, schema.FamEntropyValue, schema.FamRetrievalScore, schema.FamKnowledgeCount,
+		schema.FamKnowledgeUtil, schema.FamKnowledgePinned, schema.FamActivationRate, schema.FamSlotChangeRate, schema.FamProducerInfo)
 	return names{n}, err
 }
 
@@ -84,7 +67,7 @@ func (n names) alerting(suffix string) string { return n.Prefix() + suffix }
 // family is in µs in compat naming and in seconds (its Divisor applied) in
 // conventional naming.
 func (n names) latencyUnit() string {
-	if n.Divisor(famLatency) == 1e6 {
+	if n.Divisor(schema.FamForwardLatency) == 1e6 {
 		return "s"
 	}
 	return "µs"
@@ -92,11 +75,11 @@ func (n names) latencyUnit() string {
 
 // latencyBound converts a latency in µs (the alert rules' unit) to the
 // histogram's unit.
-func (n names) latencyBound(us float64) float64 { return us / n.Divisor(famLatency) }
+func (n names) latencyBound(us float64) float64 { return us / n.Divisor(schema.FamForwardLatency) }
 
 // info is the producer info series of the selected nodes.
 func (n names) info() string {
-	return n.aga(famProducerInfo) + "{" + nodeSelector + "}"
+	return n.aga(schema.FamProducerInfo) + "{" + nodeSelector + "}"
 }
 
 // byNode attaches the node label to a node-wide expression (one without a

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/agaobs/agaobs/internal/agent"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // family is one exported metric family as the agent's references list it.
@@ -82,7 +82,7 @@ var (
 func TestQueriesReadExportedSeries(t *testing.T) {
 	fams := exported(t)
 	used := map[string]bool{}
-	for _, naming := range []metrics.Naming{metrics.Compat, metrics.Conventional} {
+	for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
 		var exprs []string
 		for _, q := range Queries(Options{Naming: naming}) {
 			exprs = append(exprs, q.Panel+"\x00"+q.Expr)

@@ -1,6 +1,10 @@
 package dashboard
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/agaobs/agaobs/internal/schema"
+)
 
 // Row titles, in dashboard order: the seed's five groups, then what the
 // agent adds.
@@ -37,24 +41,24 @@ func addOverview(b *builder, n names) {
 	b.row(rowOverview)
 	p := producerMatch
 	b.add(6, 4, stat(statSpec{title: "Activation rate", unit: "percentunit",
-		desc:       "Share of forwards where AGA applied its injection, over each producer's most recent 1000 forwards (all layers).",
+		desc:       fmt.Sprintf("Share of forwards where AGA applied its injection, over each producer's most recent %d forwards (all layers).", schema.ActivationWindowLen),
 		thresholds: steps("green", at(0.3, "yellow"), at(0.7, "red")),
-		targets:    []Target{series(n.aga(famActivation)+"{"+p+"}", byProducer)}}))
+		targets:    []Target{series(n.aga(schema.FamActivationRate)+"{"+p+"}", byProducer)}}))
 	b.add(6, 4, stat(statSpec{title: "Knowledge items", unit: "short",
 		desc:    "Knowledge items in each producer's KV store (from its status snapshot, every 2 s).",
-		targets: []Target{series(n.aga(famKnowledgeCount)+"{"+p+"}", byProducer)}}))
+		targets: []Target{series(n.aga(schema.FamKnowledgeCount)+"{"+p+"}", byProducer)}}))
 	b.add(6, 4, stat(statSpec{title: "KV store utilization", unit: "percentunit",
 		desc:       "KV store utilization, knowledge items / max_slots. The high_utilization alert fires above 95 %; eviction is likely near 100 %.",
 		thresholds: steps("green", at(0.7, "yellow"), at(0.9, "red")),
-		targets:    []Target{series(n.aga(famKnowledgeUtil)+"{"+p+"}", byProducer)}}))
+		targets:    []Target{series(n.aga(schema.FamKnowledgeUtil)+"{"+p+"}", byProducer)}}))
 	b.add(6, 4, stat(statSpec{title: "Pinned knowledge", unit: "short",
 		desc:    "Pinned knowledge items (never evicted) in each producer's KV store.",
-		targets: []Target{series(n.aga(famPinned)+"{"+p+"}", byProducer)}}))
+		targets: []Target{series(n.aga(schema.FamKnowledgePinned)+"{"+p+"}", byProducer)}}))
 }
 
 func addForward(b *builder, n names) {
 	b.row(rowForward)
-	lat := n.aga(famLatency) + "_bucket"
+	lat := n.aga(schema.FamForwardLatency) + "_bucket"
 	pl := producerMatch + "," + layerMatch
 	var qs []Target
 	for _, q := range [][2]string{{"0.5", "P50"}, {"0.95", "P95"}, {"0.99", "P99"}} {
@@ -67,7 +71,7 @@ func addForward(b *builder, n names) {
 	b.add(8, 8, timeseries(tsSpec{title: "Forward latency P99 by layer", unit: n.latencyUnit(),
 		desc:    "P99 latency of the AGA forward hook per hooked layer, across the selected producers.",
 		targets: []Target{series(quantile("0.99", "le, layer", rate(lat, pl)), "layer {{layer}}")}}))
-	fwd := n.aga(famForward)
+	fwd := n.aga(schema.FamForward)
 	b.add(8, 8, timeseries(tsSpec{title: "Forward QPS (applied vs bypassed)", unit: "ops",
 		desc: "AGA forward hook invocations per second: applied (knowledge injected) and bypassed (the gate or entropy check skipped injection).",
 		targets: []Target{
@@ -80,9 +84,9 @@ func addGateEntropy(b *builder, n names) {
 	b.row(rowGate)
 	pl := producerMatch + "," + layerMatch
 	b.add(12, 8, heatmap("Gate value distribution", "Distribution of the mean gate value per forward (0: knowledge ignored, 1: fully injected), per second.", "none",
-		buckets("sum by (le) ("+rate(n.aga(famGate)+"_bucket", pl)+")")))
+		buckets("sum by (le) ("+rate(n.aga(schema.FamGateValue)+"_bucket", pl)+")")))
 	b.add(12, 8, heatmap("Entropy distribution", "Distribution of the mean attention entropy per forward (observed when > 0), per second. High entropy marks the uncertain tokens where AGA injects.", "none",
-		buckets("sum by (le) ("+rate(n.aga(famEntropy)+"_bucket", pl)+")")))
+		buckets("sum by (le) ("+rate(n.aga(schema.FamEntropyValue)+"_bucket", pl)+")")))
 }
 
 func addRetrieval(b *builder, n names) {
@@ -90,16 +94,16 @@ func addRetrieval(b *builder, n names) {
 	p, pl := producerMatch, producerMatch+","+layerMatch
 	b.add(6, 8, timeseries(tsSpec{title: "Retrieval rate", unit: "ops",
 		desc:    "Retrieve-and-inject cycles per second that injected knowledge (aga-core emits retrieval events only then).",
-		targets: []Target{series("sum by (producer) ("+rate(n.aga(famRetrieval), pl)+")", byProducer)}}))
+		targets: []Target{series("sum by (producer) ("+rate(n.aga(schema.FamRetrieval), pl)+")", byProducer)}}))
 	b.add(6, 8, timeseries(tsSpec{title: "Injected knowledge items", unit: "ops",
 		desc:    "Knowledge items injected by retrievals, per second.",
-		targets: []Target{series("sum by (producer) ("+rate(n.aga(famRetrievalInj), pl)+")", byProducer)}}))
+		targets: []Target{series("sum by (producer) ("+rate(n.aga(schema.FamRetrievalInjected), pl)+")", byProducer)}}))
 	b.add(6, 8, timeseries(tsSpec{title: "Slot change rate", unit: "short",
 		desc:       "aga-core's average slot changes per retrieval (status snapshot). The slot_thrashing alert fires above 0.5.",
 		thresholds: steps("green", at(0.5, "red")),
-		targets:    []Target{series(n.aga(famSlotChange)+"{"+p+"}", byProducer)}}))
+		targets:    []Target{series(n.aga(schema.FamSlotChangeRate)+"{"+p+"}", byProducer)}}))
 	b.add(6, 8, heatmap("Retrieval score distribution", "Scores of the retrieved knowledge items (one observation per item), per second.", "none",
-		buckets("sum by (le) ("+rate(n.aga(famScore)+"_bucket", p)+")")))
+		buckets("sum by (le) ("+rate(n.aga(schema.FamRetrievalScore)+"_bucket", p)+")")))
 }
 
 func addAudit(b *builder, n names) {
@@ -107,7 +111,7 @@ func addAudit(b *builder, n names) {
 	b.add(24, 8, timeseries(tsSpec{title: "Audit operations by type", unit: "ops",
 		desc: "Audit operations reported by the producers per second, by operation and success (register, unregister, load_from, clear, attach, …). " +
 			"These are the producers' operations; the agent's tamper-evident trail is in the Agent row.",
-		targets: []Target{series("sum by (operation, success) ("+rate(n.aga(famAudit), producerMatch)+")", "{{operation}} (success={{success}})")}}))
+		targets: []Target{series("sum by (operation, success) ("+rate(n.aga(schema.FamAuditOperations), producerMatch)+")", "{{operation}} (success={{success}})")}}))
 }
 
 func addAlerts(b *builder, n names) {

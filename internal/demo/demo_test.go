@@ -30,7 +30,7 @@ func (a *auditOps) Write(_ context.Context, b []pipeline.Event) error {
 		case pipeline.KindAudit:
 			a.ops[ev.Audit.Operation]++
 		case pipeline.KindForward:
-			a.layers[ev.Forward.Layer] = true
+			a.layers[ev.Forward.Layer()] = true
 		case pipeline.KindStatus:
 			a.status = ev.Status
 		}

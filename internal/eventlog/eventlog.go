@@ -1,8 +1,3 @@
-// Package eventlog owns the structured event log (the seed's LogExporter,
-// out of process): one line per producer event, JSON or text, to stderr
-// and/or a size-rotated file (lumberjack). It is a pipeline sink on its own
-// bounded queue, so a slow disk never slows ring consumption; events below
-// log_level are never formatted and forward events can be sampled.
 package eventlog
 
 import (
@@ -10,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -20,9 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/natefinch/lumberjack.v2"
 
+	"github.com/agaobs/agaobs/internal/jsonfloat"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/pyfmt"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // Python logging levels, as the seed used them.
@@ -258,6 +253,16 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 	s.buf = append(b, "}\n"...)
 }
 
+// appendCount appends `"key":v,` when the retrieval carried the count.
+func appendCount(b []byte, key string, get func() (int32, bool)) []byte {
+	v, ok := get()
+	if !ok {
+		return b
+	}
+	b = append(append(append(b, '"'), key...), `":`...)
+	return append(strconv.AppendInt(b, int64(v), 10), ',')
+}
+
 // appendData appends the event's data as aga-core emitted it (JSON bodies
 // compacted to one line, see appendRawJSON).
 func (s *Sink) appendData(b []byte, ev *pipeline.Event) []byte {
@@ -266,35 +271,26 @@ func (s *Sink) appendData(b []byte, ev *pipeline.Event) []byte {
 		f := &ev.Forward
 		b = append(b, `{"aga_applied":`...)
 		b = strconv.AppendBool(b, f.Applied())
-		if f.Has(shm.FwdHasGate) {
-			b = appendJSONFloat(append(b, `,"gate_mean":`...), f.GateMean)
+		if v, ok := f.GateMean(); ok {
+			b = appendJSONFloat(append(b, `,"gate_mean":`...), v)
 		}
-		if f.Has(shm.FwdHasEntropy) {
-			b = appendJSONFloat(append(b, `,"entropy_mean":`...), f.EntropyMean)
+		if v, ok := f.EntropyMean(); ok {
+			b = appendJSONFloat(append(b, `,"entropy_mean":`...), v)
 		}
-		if f.Has(shm.FwdHasLayer) {
-			b = strconv.AppendInt(append(b, `,"layer_idx":`...), int64(f.Layer), 10)
+		if v, ok := f.LayerIdx(); ok {
+			b = strconv.AppendInt(append(b, `,"layer_idx":`...), int64(v), 10)
 		}
-		if f.Has(shm.FwdHasLatency) {
-			b = appendJSONFloat(append(b, `,"latency_us":`...), f.LatencyUs)
+		if v, ok := f.LatencyUs(); ok {
+			b = appendJSONFloat(append(b, `,"latency_us":`...), v)
 		}
 		return append(b, '}')
 	case pipeline.KindRetrieval:
 		r := ev.Retrieval
 		b = append(b, '{')
-		for _, fld := range [...]struct {
-			key string
-			bit uint32
-			v   int32
-		}{{"layer_idx", shm.RetHasLayer, r.Layer}, {"results_count", shm.RetHasResults, r.ResultsCount},
-			{"injected_count", shm.RetHasInjected, r.InjectedCount}, {"budget_remaining", shm.RetHasBudget, r.BudgetRemaining}} {
-			if r.Fields&fld.bit != 0 {
-				b = append(b, '"')
-				b = append(b, fld.key...)
-				b = strconv.AppendInt(append(b, `":`...), int64(fld.v), 10)
-				b = append(b, ',')
-			}
-		}
+		b = appendCount(b, "layer_idx", r.LayerIdx)
+		b = appendCount(b, "results_count", r.ResultsCount)
+		b = appendCount(b, "injected_count", r.InjectedCount)
+		b = appendCount(b, "budget_remaining", r.BudgetRemaining)
 		b = append(b, `"ids":[`...)
 		for i, id := range r.IDs {
 			if i > 0 {
@@ -318,37 +314,39 @@ func (s *Sink) appendData(b []byte, ev *pipeline.Event) []byte {
 	return append(b, "{}"...)
 }
 
-// appendJSONFloat renders a float the way Python's json module does
-// (always with a decimal point or exponent), non-finite values as null.
+// appendJSONFloat renders a finite float the way Python's json module
+// does (always with a decimal point or exponent); a non-finite one as
+// package jsonfloat says, where Python wrote invalid JSON (NaN, Infinity).
 func appendJSONFloat(b []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return append(b, "null"...)
+	if out, ok := jsonfloat.AppendNonFinite(b, v); ok {
+		return out
 	}
 	return pyfmt.AppendFloat(b, v)
 }
 
-// Register exports the sink's counters.
-func (s *Sink) Register(reg interface{ MustRegister(...prometheus.Collector) }) {
-	lines := prometheus.NewDesc("agaobs_log_lines_total", "Event log lines written, by level.", []string{"level"}, nil)
-	sampled := prometheus.NewDesc("agaobs_log_sampled_out_total", "Forward events not logged because of log_forward_sample_rate.", nil, nil)
-	reg.MustRegister(collectorFunc{
-		describe: func(ch chan<- *prometheus.Desc) { ch <- lines; ch <- sampled },
-		collect: func(ch chan<- prometheus.Metric) {
-			for i := range s.lines {
-				ch <- prometheus.MustNewConstMetric(lines, prometheus.CounterValue, float64(s.lines[i].Load()), levelName((i+1)*10))
-			}
-			ch <- prometheus.MustNewConstMetric(sampled, prometheus.CounterValue, float64(s.sampledOut.Load()))
-		},
-	})
+// Collector exports the sink's counters.
+func (s *Sink) Collector() selfmetrics.Collector {
+	c := &collector{s: s}
+	c.lines = c.fams.Counter("agaobs_log_lines_total", "Event log lines written, by level.", "level")
+	c.sampled = c.fams.Counter("agaobs_log_sampled_out_total", "Forward events not logged because of log_forward_sample_rate.")
+	return c
 }
 
-type collectorFunc struct {
-	describe func(chan<- *prometheus.Desc)
-	collect  func(chan<- prometheus.Metric)
+type collector struct {
+	s              *Sink
+	lines, sampled *prometheus.Desc
+	fams           selfmetrics.Families
 }
 
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { c.describe(ch) }
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+func (c *collector) Describe() []selfmetrics.Family { return c.fams }
+
+func (c *collector) Update(ch chan<- prometheus.Metric) error {
+	for i := range c.s.lines {
+		ch <- prometheus.MustNewConstMetric(c.lines, prometheus.CounterValue, float64(c.s.lines[i].Load()), levelName((i+1)*10))
+	}
+	ch <- prometheus.MustNewConstMetric(c.sampled, prometheus.CounterValue, float64(c.s.sampledOut.Load()))
+	return nil
+}
 
 func or(a, b string) string {
 	if a != "" {

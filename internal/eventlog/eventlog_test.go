@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/shm"
 )
 
 var fixed = time.Date(2026, 11, 27, 14, 3, 57, 135_000_000, time.FixedZone("CET", 3600))
@@ -30,14 +29,14 @@ func newSink(t *testing.T, opts Options) (*Sink, *bytes.Buffer) {
 	return s, &out
 }
 
-var prod = pipeline.NewProducer("worker-tp0", "k", 1, 1, "r", shm.Identity{Producer: "worker-tp0"})
+var prod = pipeline.NewProducer("worker-tp0", "k", 1, 1, "r", pipeline.Identity{Producer: "worker-tp0"})
 
 func events() []pipeline.Event {
 	errMsg := "disk full"
 	return []pipeline.Event{
-		{Kind: pipeline.KindForward, Producer: prod, TimeNs: 1764252237135000000, Forward: shm.Forward{GateMean: 0.12345, EntropyMean: 2, LatencyUs: 123.45, Layer: 31, Fields: 31}},
-		{Kind: pipeline.KindRetrieval, Producer: prod, TimeNs: 1764252237500000000, Retrieval: &pipeline.Retrieval{
-			Retrieval: shm.Retrieval{Layer: 29, ResultsCount: 5, InjectedCount: 3, BudgetRemaining: 2, Fields: 15}, IDs: []string{"a", "b"}, Scores: []float64{0.9, 1}}},
+		{Kind: pipeline.KindForward, Producer: prod, TimeNs: 1764252237135000000, Forward: pipeline.Forward{}.WithGate(0.12345).WithEntropy(2).WithLatency(123.45).WithLayer(31).WithApplied(true)},
+		{Kind: pipeline.KindRetrieval, Producer: prod, TimeNs: 1764252237500000000, Retrieval: retrieval(pipeline.Retrieval{
+			IDs: []string{"a", "b"}, Scores: []float64{0.9, 1}}.WithLayer(29).WithResults(5).WithInjected(3).WithBudget(2))},
 		{Kind: pipeline.KindAudit, Producer: prod, TimeNs: 1764252238000000000, Audit: &pipeline.Audit{Operation: "register", Success: true,
 			Details: json.RawMessage(`{"id":"k1","pinned":false,"metadata":{"source":"it's"},"ns":null,"r":0.9,"n":1,"big":1e22}`),
 			Raw:     json.RawMessage(`{"operation":"register","details":{"id":"k1"},"success":true,"error":null,"timestamp":1764252238.0}`)}},
@@ -93,7 +92,7 @@ func TestForwardSampling(t *testing.T) {
 	s, out := newSink(t, Options{Level: "DEBUG", ForwardSampleRate: 10})
 	evs := make([]pipeline.Event, 100)
 	for i := range evs {
-		evs[i] = pipeline.Event{Kind: pipeline.KindForward, Producer: prod, Forward: shm.Forward{Fields: shm.FwdHasLayer, Layer: int32(i)}}
+		evs[i] = pipeline.Event{Kind: pipeline.KindForward, Producer: prod, Forward: pipeline.Forward{}.WithLayer(int32(i))}
 	}
 	s.Write(context.Background(), evs)
 	if n := strings.Count(out.String(), "\n"); n != 10 || s.sampledOut.Load() != 90 {
@@ -150,3 +149,5 @@ func TestMaxSizeRounding(t *testing.T) {
 		}
 	}
 }
+
+func retrieval(r pipeline.Retrieval) *pipeline.Retrieval { return &r }

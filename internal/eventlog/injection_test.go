@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/shm"
 )
 
 // Log injection: every field a producer controls, carrying a line break
@@ -68,7 +67,7 @@ type injField struct {
 }
 
 func injProducer(name string) *pipeline.Producer {
-	return pipeline.NewProducer(name, "k", 1, 1, "r", shm.Identity{Producer: name})
+	return pipeline.NewProducer(name, "k", 1, 1, "r", pipeline.Identity{Producer: name})
 }
 
 func injAudit(a *pipeline.Audit) pipeline.Event {

@@ -5,18 +5,17 @@ import (
 
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/pyfmt"
-	"github.com/agaobs/agaobs/internal/shm"
 )
 
-// appendMessage appends the seed's message string (python-reference.md
-// §2.6).
+// appendMessage appends the seed's message string
+// (docs/seed-compatibility.md §5.2).
 func appendMessage(b []byte, ev *pipeline.Event) []byte {
 	switch ev.Kind {
 	case pipeline.KindForward:
 		f := &ev.Forward
 		b = append(b, "layer="...)
-		if f.Has(shm.FwdHasLayer) {
-			b = strconv.AppendInt(b, int64(f.Layer), 10)
+		if l, ok := f.LayerIdx(); ok {
+			b = strconv.AppendInt(b, int64(l), 10)
 		} else {
 			b = append(b, '?')
 		}
@@ -25,22 +24,30 @@ func appendMessage(b []byte, ev *pipeline.Event) []byte {
 		} else {
 			b = append(b, " applied=✗ gate="...)
 		}
-		b = strconv.AppendFloat(b, f.GateMean, 'f', 3, 64)
-		b = strconv.AppendFloat(append(b, " entropy="...), f.EntropyMean, 'f', 3, 64)
-		b = strconv.AppendFloat(append(b, " latency="...), f.LatencyUs, 'f', 1, 64)
+		// The seed printed missing values as 0.
+		gate, _ := f.GateMean()
+		ent, _ := f.EntropyMean()
+		lat, _ := f.LatencyUs()
+		b = strconv.AppendFloat(b, gate, 'f', 3, 64)
+		b = strconv.AppendFloat(append(b, " entropy="...), ent, 'f', 3, 64)
+		b = strconv.AppendFloat(append(b, " latency="...), lat, 'f', 1, 64)
 		return append(b, "μs"...)
 	case pipeline.KindRetrieval:
 		r := ev.Retrieval
-		val := func(b []byte, has uint32, v int32) []byte {
-			if r.Fields&has == 0 {
+		val := func(b []byte, v int32, ok bool) []byte {
+			if !ok {
 				return append(b, "None"...)
 			}
 			return strconv.AppendInt(b, int64(v), 10)
 		}
-		b = val(append(b, "layer="...), shm.RetHasLayer, r.Layer)
-		b = val(append(b, " results="...), shm.RetHasResults, r.ResultsCount)
-		b = val(append(b, " injected="...), shm.RetHasInjected, r.InjectedCount)
-		return val(append(b, " budget_left="...), shm.RetHasBudget, r.BudgetRemaining)
+		l, ok := r.LayerIdx()
+		b = val(append(b, "layer="...), l, ok)
+		n, ok := r.ResultsCount()
+		b = val(append(b, " results="...), n, ok)
+		n, ok = r.InjectedCount()
+		b = val(append(b, " injected="...), n, ok)
+		n, ok = r.BudgetRemaining()
+		return val(append(b, " budget_left="...), n, ok)
 	case pipeline.KindAudit:
 		if ev.Audit.Success {
 			b = append(b, "[OK] "...)

@@ -10,14 +10,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // Collector samples NVML into a snapshot and serves it as metrics,
 // checks, processes and identities. Run owns its goroutines and is the
-// only caller of Init and Collect in the agent (tests call them
-// directly); Metrics, Checks, Processes and GPUs are safe to call
-// concurrently with it.
+// only caller of Init and Poll in the agent (tests call them directly);
+// Metrics, Checks, Processes and GPUs are safe to call concurrently with
+// it.
 type Collector struct {
 	opts Options
 	log  *slog.Logger
@@ -58,12 +58,12 @@ type snapshot struct {
 	procs   map[uint32][]ProcessMemory
 }
 
-// Metrics returns the prometheus.Collector serving the last snapshot (an
-// unchecked collector: its series depend on the GPUs present).
-func (c *Collector) Metrics() prometheus.Collector { return c.m }
+// Metrics returns the self-metrics collector serving the last snapshot;
+// it describes every family, whichever GPUs are present.
+func (c *Collector) Metrics() selfmetrics.Collector { return c.m }
 
 // Init initialises NVML and reads the driver, CUDA and GPU identities. Run
-// calls it; tests call it before Collect. A failure leaves
+// calls it; tests call it before Poll. A failure leaves
 // agaobs_gpu_up 0 with its reason.
 func (c *Collector) Init() error {
 	sys, err := c.b.start()
@@ -86,8 +86,9 @@ func asInitError(err error) *initError {
 	return &initError{reason: "unknown", err: err}
 }
 
-// Collect runs one collection and replaces the snapshot.
-func (c *Collector) Collect(now time.Time) { _ = c.collect(now) }
+// Poll samples NVML once and replaces the snapshot that Metrics, Checks,
+// Processes and GPUs serve.
+func (c *Collector) Poll(now time.Time) { _ = c.collect(now) }
 
 // collect returns the collection's error; an *initError means NVML went
 // away and Run must re-initialise it.

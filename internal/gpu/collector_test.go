@@ -34,7 +34,7 @@ func perGPU(mfs []*dto.MetricFamily, uuid string) map[string]int {
 // series; an unexpected error also fails the collection.
 func TestUnsupportedValueOmitsOnlyItsSeries(t *testing.T) {
 	healthy := newTestCollector(newFakeNode(2), Options{})
-	initCollect(t, healthy)
+	initPoll(t, healthy)
 	base := [2]map[string]int{perGPU(gather(t, healthy), uuidOf(0)), perGPU(gather(t, healthy), uuidOf(1))}
 	if len(base[0]) != 13 {
 		t.Fatalf("healthy GPU has %d per-GPU families, want 13: %v", len(base[0]), base[0])
@@ -122,7 +122,7 @@ func TestUnsupportedValueOmitsOnlyItsSeries(t *testing.T) {
 			f := newFakeNode(2)
 			tc.setup(f)
 			c := newTestCollector(f, Options{})
-			initCollect(t, c)
+			initPoll(t, c)
 			mfs := gather(t, c)
 			for i := range 2 {
 				got := perGPU(mfs, uuidOf(i))
@@ -174,7 +174,7 @@ func TestProcesses(t *testing.T) {
 	}
 	f.devs[2].GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_GPU_IS_LOST }
 	c := newTestCollector(f, Options{})
-	initCollect(t, c)
+	initPoll(t, c)
 
 	want := map[uint32][]ProcessMemory{
 		100: {{uuidOf(0), 4*gib + gib/2}, {uuidOf(1), 2 * gib}},
@@ -190,7 +190,7 @@ func TestProcesses(t *testing.T) {
 
 	// The next collection replaces the map: an exited process goes.
 	f.devs[0].GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
-	c.Collect(t0)
+	c.Poll(t0)
 	if got := c.Processes()[200]; got != nil {
 		t.Errorf("exited pid 200 still reported: %v", got)
 	}
@@ -205,7 +205,7 @@ func TestPCIeOnlyWhenEnabled(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
 		f := newFakeNode(2)
 		c := newTestCollector(f, Options{PCIe: enabled})
-		initCollect(t, c)
+		initPoll(t, c)
 		want := 0
 		if enabled {
 			want = 2
@@ -249,7 +249,7 @@ func TestThermalDegraded(t *testing.T) {
 			d.GetTemperatureThresholdFunc = func(nvml.TemperatureThresholds) (uint32, nvml.Return) { return 87, tc.threshold }
 			d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return tc.reasons, nvml.SUCCESS }
 			c := newTestCollector(f, Options{})
-			initCollect(t, c)
+			initPoll(t, c)
 			checks := c.Checks(t0)
 			ch := check(t, checks, "thermal")
 			if ch.Status != tc.want {
@@ -272,10 +272,10 @@ func TestThermalDegraded(t *testing.T) {
 func TestGPUDisappears(t *testing.T) {
 	f := newFakeNode(3)
 	c := newTestCollector(f, Options{ExpectedCount: 3})
-	initCollect(t, c)
+	initPoll(t, c)
 	all := f.srv.Devices
 	f.srv.Devices = all[:2]
-	c.Collect(t0)
+	c.Poll(t0)
 	checks := c.Checks(t0)
 	if got, want := statuses(checks), "nvml=healthy gpu_count=unhealthy gpu_lost=unhealthy xid=healthy ecc=healthy thermal=healthy"; got != want {
 		t.Fatalf("checks %s, want %s", got, want)
@@ -287,7 +287,7 @@ func TestGPUDisappears(t *testing.T) {
 		t.Errorf("disappeared GPU still has series: %v", n)
 	}
 	f.srv.Devices = all
-	c.Collect(t0)
+	c.Poll(t0)
 	if got := statuses(c.Checks(t0)); strings.Contains(got, "unhealthy") {
 		t.Errorf("after the GPU came back: %s", got)
 	}
@@ -298,9 +298,9 @@ func TestGPUDisappears(t *testing.T) {
 func TestFailedCollectionDropsSeries(t *testing.T) {
 	f := newFakeNode(2)
 	c := newTestCollector(f, Options{})
-	initCollect(t, c)
+	initPoll(t, c)
 	f.srv.DeviceGetCountFunc = func() (int, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }
-	c.Collect(t0.Add(time.Second))
+	c.Poll(t0.Add(time.Second))
 	mfs := gather(t, c)
 	for _, uuid := range []string{uuidOf(0), uuidOf(1)} {
 		if n := perGPU(mfs, uuid); len(n) != 0 {
@@ -339,7 +339,7 @@ func TestChecksOrder(t *testing.T) {
 	if before[0].Status != StatusUnhealthy {
 		t.Errorf("nvml before Init: %+v", before[0])
 	}
-	initCollect(t, c)
+	initPoll(t, c)
 	if got := names(c.Checks(t0)); !reflect.DeepEqual(got, want) {
 		t.Errorf("after a collection: %v", got)
 	}
@@ -349,7 +349,7 @@ func TestChecksOrder(t *testing.T) {
 // degraded.
 func TestStaleCollection(t *testing.T) {
 	c := newTestCollector(newFakeNode(2), Options{Interval: 5 * time.Second})
-	initCollect(t, c)
+	initPoll(t, c)
 	if ch := check(t, c.Checks(t0.Add(15*time.Second)), "nvml"); ch.Status != StatusHealthy {
 		t.Errorf("at 3 intervals: %+v", ch)
 	}
@@ -395,9 +395,9 @@ func TestCudaVersion(t *testing.T) {
 func TestUnidentifiableGPU(t *testing.T) {
 	f := newFakeNode(2)
 	c := newTestCollector(f, Options{})
-	initCollect(t, c)
+	initPoll(t, c)
 	f.devs[1].GetUUIDFunc = func() (string, nvml.Return) { return "", nvml.ERROR_UNKNOWN }
-	c.Collect(t0)
+	c.Poll(t0)
 	if ch := check(t, c.Checks(t0), "gpu_lost"); ch.Status != StatusUnhealthy ||
 		ch.Reason != "GPU 1 ("+uuidOf(1)+") lost: cannot be identified: ERROR_UNKNOWN" {
 		t.Errorf("gpu_lost %+v", ch)
@@ -426,7 +426,7 @@ func TestRealLibrary(t *testing.T) {
 		return
 	}
 	defer c.b.stop()
-	c.Collect(time.Now())
+	c.Poll(time.Now())
 	if len(c.GPUs()) == 0 {
 		t.Error("NVML initialised but no GPU collected")
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	agatest "github.com/agaobs/agaobs/internal/testutil"
@@ -82,7 +81,7 @@ func TestGolden(t *testing.T) {
 		{
 			name: "xid", gpus: 2,
 			act: func(t *testing.T, c *Collector, f *fakeNode) {
-				initCollect(t, c)
+				initPoll(t, c)
 				feedXIDs(t, c, f, []scripted{xidOn(f.devs[0], 79), xidOn(f.devs[1], 13), xidOn(f.devs[0], 79)})
 			},
 			checks:  "nvml=healthy gpu_count=healthy gpu_lost=healthy xid=unhealthy ecc=healthy thermal=healthy",
@@ -116,7 +115,7 @@ func TestGolden(t *testing.T) {
 				if err := c.Init(); err == nil {
 					t.Fatal("Init succeeded without a library")
 				}
-				c.Collect(t0)
+				c.Poll(t0)
 			},
 			checks: "nvml=unhealthy gpu_count=unhealthy gpu_lost=healthy xid=healthy ecc=healthy thermal=healthy",
 			reasons: map[string]string{
@@ -134,7 +133,7 @@ func TestGolden(t *testing.T) {
 			if tc.act != nil {
 				tc.act(t, c, f)
 			} else {
-				initCollect(t, c)
+				initPoll(t, c)
 			}
 			golden := filepath.Join("testdata", tc.name+".prom")
 			if *update {
@@ -146,9 +145,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reg := prometheus.NewPedanticRegistry()
-			reg.MustRegister(c.Metrics())
-			if err := testutil.GatherAndCompare(reg, bytes.NewReader(want)); err != nil {
+			reg, names := metricsRegistry(t, c)
+			if err := testutil.GatherAndCompare(reg, bytes.NewReader(want), names...); err != nil {
 				t.Fatal(err)
 			}
 			checks := c.Checks(t0)

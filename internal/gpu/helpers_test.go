@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +18,6 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
@@ -194,24 +194,23 @@ func newTestCollector(f *fakeNode, opts Options) *Collector {
 	return New(opts)
 }
 
-// initCollect runs Init and one collection at t0.
-func initCollect(t testing.TB, c *Collector) {
+// initPoll runs Init and one collection at t0.
+func initPoll(t testing.TB, c *Collector) {
 	t.Helper()
 	if err := c.Init(); err != nil {
 		t.Fatal(err)
 	}
-	c.Collect(t0)
+	c.Poll(t0)
 }
 
 func gather(t testing.TB, c *Collector) []*dto.MetricFamily {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c.Metrics())
+	reg, names := metricsRegistry(t, c)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mfs
+	return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return !slices.Contains(names, mf.GetName()) })
 }
 
 func exposition(t testing.TB, c *Collector) []byte {

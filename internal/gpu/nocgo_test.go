@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -20,9 +19,8 @@ func TestWithoutCgo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "built without cgo") {
 		t.Fatalf("Init error %v, want one saying the binary was built without cgo", err)
 	}
-	c.Collect(now)
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c.Metrics())
+	c.Poll(now)
+	reg, _ := metricsRegistry(t, c)
 	want := `
 # HELP agaobs_gpu_up Whether NVML is initialised (1), or 0 with the reason: nvml_missing, driver_not_loaded, version_mismatch, no_permission, unknown.
 # TYPE agaobs_gpu_up gauge

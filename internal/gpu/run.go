@@ -43,7 +43,7 @@ func (c *Collector) initWithBackoff(ctx context.Context) bool {
 			c.log.Info("gpu: NVML initialised", "driver", sys.driver, "cuda", sys.cuda, "gpus", len(sys.gpus))
 			return true
 		}
-		c.Collect(c.now())
+		c.Poll(c.now())
 		if msg := err.Error(); msg != last {
 			// Logged on change only: a node without GPUs retries forever.
 			c.log.Warn("gpu: NVML unavailable, retrying", "err", err, "retry_in", bo)

@@ -49,7 +49,7 @@ func TestXIDWindow(t *testing.T) {
 			f := newFakeNode(2)
 			clk := &clock{t: t0}
 			c := newTestCollector(f, Options{XIDWindow: 10 * time.Minute, Now: clk.Now})
-			initCollect(t, c)
+			initPoll(t, c)
 			events := tc.events(f)
 			feedXIDs(t, c, f, events)
 			if got := countSeries(t, c, "agaobs_gpu_xid_errors_total"); got != len(events) {
@@ -77,7 +77,7 @@ func TestXIDWindow(t *testing.T) {
 func TestXIDIgnoresOtherEvents(t *testing.T) {
 	f := newFakeNode(2)
 	c := newTestCollector(f, Options{})
-	initCollect(t, c)
+	initPoll(t, c)
 	feedXIDs(t, c, f, []scripted{
 		{data: nvml.EventData{Device: f.devs[0], EventType: nvml.EventTypeSingleBitEccError}},
 		xidOn(f.devs[0], 79),
@@ -117,7 +117,7 @@ func TestXIDLoopBackoff(t *testing.T) {
 	c := newTestCollector(f, Options{})
 	sl := &sleeps{}
 	c.sleep = sl.sleep
-	initCollect(t, c)
+	initPoll(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { c.xidLoop(ctx) })
@@ -143,7 +143,7 @@ func TestXIDEventsUnsupported(t *testing.T) {
 	c := newTestCollector(f, Options{})
 	sl := &sleeps{}
 	c.sleep = sl.sleep
-	initCollect(t, c)
+	initPoll(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	c.xidLoop(ctx)

@@ -1,23 +1,35 @@
 package health
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	agtest "github.com/agaobs/agaobs/internal/testutil"
 )
 
 func TestCollectorSeries(t *testing.T) {
 	src := newFake(statuses("gpu", "disabled", "tp0/kv_store", "degraded", "tp0/liveness", "unhealthy", "tp1/liveness", "closed", "audit", "healthy"))
 	h := New(Options{Sources: []Source{src}})
+	set := selfmetrics.NewSet()
+	set.Add("health", h.Collector())
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(h.Collector())
+	reg.MustRegister(set)
 
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+	if n, err := testutil.GatherAndCount(reg, "agaobs_health_status", "agaobs_health_overall_status"); err != nil || n != 0 {
 		t.Fatalf("before the first Evaluate: %d series, %v; want none", n, err)
+	}
+	// Nothing to report yet is not a failure.
+	noData := `# HELP agaobs_collector_success Whether the collector's last scrape succeeded (1) or failed (0).
+# TYPE agaobs_collector_success gauge
+agaobs_collector_success{collector="health"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(noData), "agaobs_collector_success"); err != nil {
+		t.Fatal(err)
 	}
 	h.Evaluate(time.Now())
 	want := map[string]float64{"gpu": -1, "tp0/kv_store": 1, "tp0/liveness": 2, "tp1/liveness": 0, "audit": 0}
@@ -38,7 +50,7 @@ func TestCollectorSeries(t *testing.T) {
 				t.Errorf("series for gone component %q still exported: %v", comp, m)
 			}
 		}
-		if n := testutil.CollectAndCount(h.Collector(), "agaobs_health_status"); n != len(want) {
+		if n := testutil.CollectAndCount(set, "agaobs_health_status"); n != len(want) {
 			t.Errorf("%d agaobs_health_status series, want %d", n, len(want))
 		}
 		m := agtest.FindSeries(mfs, "agaobs_health_overall_status", nil)
@@ -56,7 +68,10 @@ func TestCollectorSeries(t *testing.T) {
 	h.Evaluate(time.Now())
 	check(map[string]float64{}, 0, "gpu", "tp0/kv_store", "audit")
 
-	if problems, err := testutil.CollectAndLint(h.Collector()); err != nil || len(problems) > 0 {
+	if problems, err := testutil.CollectAndLint(set); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
+	}
+	if err := selfmetrics.Check(set); err != nil {
+		t.Error(err)
 	}
 }

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
 )
 
 // ProducerOptions configure the producer components.
 type ProducerOptions struct {
-	// Rings lists the rings (state, fill, counters, heartbeat age).
-	Rings func() []rings.RingInfo
+	// Snapshot is the ring consumer's view of the producers (ring
+	// states, fill, counters, heartbeat ages).
+	Snapshot func() *pipeline.Snapshot
 	// KVUtilizationDegraded (health_kv_utilization_degraded), DropRateDegraded
 	// (health_drop_rate_degraded) and HeartbeatStale
 	// (health_heartbeat_stale_seconds) are the thresholds.
@@ -40,8 +40,8 @@ type Producers struct {
 }
 
 type dropSample struct {
-	at              time.Time
-	attempts, drops uint64
+	at time.Time
+	pipeline.DropCounts
 }
 
 // NewProducers returns an empty tracker.
@@ -84,18 +84,17 @@ func (p *Producers) Write(_ context.Context, batch []pipeline.Event) error {
 
 // Components implements Source.
 func (p *Producers) Components(now time.Time) map[string]Component {
-	byProducer := map[string][]rings.RingInfo{}
-	for _, r := range p.opts.Rings() {
-		if r.Producer != "" {
-			byProducer[r.Producer] = append(byProducer[r.Producer], r)
-		}
-	}
+	snap := p.opts.Snapshot()
+	known := make(map[string]bool, len(snap.Producers))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]Component{}
-	for name, rs := range byProducer {
-		out[name+"/liveness"] = p.liveness(rs)
-		out[name+"/ring"] = p.ring(name, rs, now)
+	for i := range snap.Producers {
+		ps := &snap.Producers[i]
+		name := ps.Name
+		known[name] = true
+		out[name+"/liveness"] = p.liveness(ps.Rings)
+		out[name+"/ring"] = p.ring(ps, now)
 		st := p.status[name]
 		if st == nil {
 			continue // no snapshot yet: nothing the plugin reported to judge
@@ -114,7 +113,7 @@ func (p *Producers) Components(now time.Time) map[string]Component {
 		}
 	}
 	for name := range p.samples {
-		if _, ok := byProducer[name]; !ok {
+		if !known[name] {
 			delete(p.samples, name)
 		}
 	}
@@ -124,15 +123,15 @@ func (p *Producers) Components(now time.Time) map[string]Component {
 // liveness: dead without closing, or a heartbeat older than the threshold,
 // is unhealthy; a clean close is "closed". A live ring that took a dead
 // predecessor's name over decides.
-func (p *Producers) liveness(rs []rings.RingInfo) Component {
-	var live, closed, dead []rings.RingInfo
+func (p *Producers) liveness(rs []pipeline.RingStatus) Component {
+	var live, closed, dead []pipeline.RingStatus
 	for _, r := range rs {
 		switch r.State {
-		case "live":
+		case pipeline.RingStateLive:
 			live = append(live, r)
-		case "closed":
+		case pipeline.RingStateClosed:
 			closed = append(closed, r)
-		case "dead":
+		case pipeline.RingStateDead:
 			dead = append(dead, r)
 		}
 	}
@@ -140,7 +139,7 @@ func (p *Producers) liveness(rs []rings.RingInfo) Component {
 	case len(live) > 0:
 		age := 0.0
 		for _, r := range live {
-			age = max(age, r.HeartbeatAgeSeconds)
+			age = max(age, r.HeartbeatAge)
 		}
 		f := map[string]any{"state": "live", "heartbeat_age_seconds": round3(age), "host_pid": live[0].HostPID}
 		if age > p.opts.HeartbeatStale.Seconds() {
@@ -154,28 +153,25 @@ func (p *Producers) liveness(rs []rings.RingInfo) Component {
 	case len(closed) > 0:
 		return Component{Status: Closed, Fields: map[string]any{"state": "closed"}}
 	}
-	return Component{Status: Unhealthy, Fields: map[string]any{"state": rs[0].State, "reason": rs[0].Reason}}
+	return Component{Status: Unhealthy, Fields: map[string]any{"state": rs[0].State.String(), "reason": rs[0].Reason}}
 }
 
 // ring: a full ring that drains is fine; records dropped faster than the
-// threshold over the last minute, or a quarantined ring, are not.
-func (p *Producers) ring(name string, rs []rings.RingInfo, now time.Time) Component {
-	var cur dropSample
-	cur.at = now
+// threshold over the last minute (pipeline.DropCounts.Rate, the rate the
+// alert rules use), or a quarantined ring, are not.
+func (p *Producers) ring(ps *pipeline.ProducerStatus, now time.Time) Component {
+	name := ps.Name
+	cur := dropSample{at: now, DropCounts: ps.Drops()}
 	f := map[string]any{}
 	status := Healthy
-	for _, r := range rs {
-		cur.attempts += r.Written + r.Dropped
-		cur.drops += r.Dropped
-		if r.Class != "" {
-			f[r.Class+"_fill_ratio"] = round3(r.Fill)
-		}
-		if r.State == "quarantined" || r.State == "rejected" {
+	for _, r := range ps.Rings {
+		f[r.Class.String()+"_fill_ratio"] = round3(r.Fill)
+		if r.State == pipeline.RingStateQuarantined || r.State == pipeline.RingStateRejected {
 			status = Unhealthy
 			f["reason"] = fmt.Sprintf("%s ring %s: %s", r.Class, r.State, r.Reason)
 		}
 	}
-	f["dropped_total"] = cur.drops
+	f["dropped_total"] = cur.Dropped
 	ss := p.samples[name]
 	// Keep one sample older than the window as the baseline.
 	for len(ss) > 1 && now.Sub(ss[1].at) >= dropWindow {
@@ -185,10 +181,9 @@ func (p *Producers) ring(name string, rs []rings.RingInfo, now time.Time) Compon
 		ss = append(ss, cur)
 	}
 	p.samples[name] = ss
-	base := ss[0]
 	rate := 0.0
-	if cur.attempts > base.attempts && cur.drops >= base.drops {
-		rate = float64(cur.drops-base.drops) / float64(cur.attempts-base.attempts)
+	if d, ok := cur.Since(ss[0].DropCounts); ok {
+		rate, _ = d.Rate()
 	}
 	f["drop_rate_1m"] = round3(rate)
 	if status == Healthy && rate > p.opts.DropRateDegraded {

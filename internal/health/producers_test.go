@@ -9,29 +9,30 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/pipeline/pipelinetest"
 )
 
 func ptr[T any](v T) *T { return &v }
 
-type fakeRings struct{ list []rings.RingInfo }
+type ringRow = pipelinetest.Ring
 
-func (f *fakeRings) get() []rings.RingInfo { return f.list }
+type fakeRings struct{ list []ringRow }
 
-func newTracker(list ...rings.RingInfo) (*Producers, *fakeRings) {
+func (f *fakeRings) get() *pipeline.Snapshot { return pipelinetest.Snapshot(f.list...) }
+
+func newTracker(list ...ringRow) (*Producers, *fakeRings) {
 	fr := &fakeRings{list: list}
-	return NewProducers(ProducerOptions{Rings: fr.get, KVUtilizationDegraded: 0.95, DropRateDegraded: 0.01,
+	return NewProducers(ProducerOptions{Snapshot: fr.get, KVUtilizationDegraded: 0.95, DropRateDegraded: 0.01,
 		HeartbeatStale: 5 * time.Second}), fr
 }
 
-func liveRing(producer, class string) rings.RingInfo {
-	return rings.RingInfo{Producer: producer, Class: class, State: "live", HostPID: 42, HeartbeatAgeSeconds: 0.3}
+func liveRing(producer, class string) ringRow {
+	return ringRow{Producer: producer, Class: class, State: "live", HostPID: 42, HeartbeatAge: 0.3}
 }
 
 func statusEvent(producer string, st pipeline.Status) pipeline.Event {
 	return pipeline.Event{Kind: pipeline.KindStatus, Status: &st,
-		Producer: pipeline.NewProducer(producer, producer, 42, 42, "r", shm.Identity{Producer: producer})}
+		Producer: pipeline.NewProducer(producer, producer, 42, 42, "r", pipeline.Identity{Producer: producer})}
 }
 
 // Each plugin component follows the reference's rules, with the fixes
@@ -80,14 +81,14 @@ func TestProducerComponents(t *testing.T) {
 func TestProducerLiveness(t *testing.T) {
 	cases := []struct {
 		name  string
-		rings []rings.RingInfo
+		rings []ringRow
 		want  Status
 	}{
-		{"live", []rings.RingInfo{liveRing("tp0", "hot"), liveRing("tp0", "audit")}, Healthy},
-		{"stale heartbeat", []rings.RingInfo{{Producer: "tp0", Class: "hot", State: "live", HeartbeatAgeSeconds: 6}}, Unhealthy},
-		{"died without closing", []rings.RingInfo{{Producer: "tp0", Class: "hot", State: "dead"}}, Unhealthy},
-		{"closed cleanly", []rings.RingInfo{{Producer: "tp0", Class: "hot", State: "closed"}, {Producer: "tp0", Class: "audit", State: "closed"}}, Closed},
-		{"a new incarnation took the name over", []rings.RingInfo{{Producer: "tp0", Class: "hot", State: "dead"}, liveRing("tp0", "hot")}, Healthy},
+		{"live", []ringRow{liveRing("tp0", "hot"), liveRing("tp0", "audit")}, Healthy},
+		{"stale heartbeat", []ringRow{{Producer: "tp0", Class: "hot", State: "live", HeartbeatAge: 6}}, Unhealthy},
+		{"died without closing", []ringRow{{Producer: "tp0", Class: "hot", State: "dead"}}, Unhealthy},
+		{"closed cleanly", []ringRow{{Producer: "tp0", Class: "hot", State: "closed"}, {Producer: "tp0", Class: "audit", State: "closed"}}, Closed},
+		{"a new incarnation took the name over", []ringRow{{Producer: "tp0", Class: "hot", State: "dead"}, liveRing("tp0", "hot")}, Healthy},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,33 +103,33 @@ func TestProducerLiveness(t *testing.T) {
 // A full ring that drains is healthy; the drop rate over the last minute
 // decides, and old drops age out.
 func TestProducerRingDropRate(t *testing.T) {
-	r := rings.RingInfo{Producer: "tp0", Class: "hot", State: "live", Fill: 0.99, Written: 1000}
+	r := ringRow{Producer: "tp0", Class: "hot", State: "live", Fill: 0.99, Consumed: 1000}
 	p, fr := newTracker(r)
 	t0 := time.Unix(1_000_000, 0)
 	if c := p.Components(t0)["tp0/ring"]; c.Status != Healthy || c.Fields["hot_fill_ratio"] != 0.99 {
 		t.Fatalf("full, draining ring: %+v", c)
 	}
-	// 30 s later: 10 000 more written, 50 dropped (0.5 %).
-	r.Written, r.Dropped = 11000, 50
-	fr.list = []rings.RingInfo{r}
+	// 30 s later: 10 000 more consumed, 50 dropped (0.5 %).
+	r.Consumed, r.Dropped = 11000, 50
+	fr.list = []ringRow{r}
 	if c := p.Components(t0.Add(30 * time.Second))["tp0/ring"]; c.Status != Healthy {
 		t.Fatalf("0.5%% drops: %+v", c)
 	}
 	// Then 300 more drops in 10 s: 350 of 10 350 over the minute (3.4 %).
 	r.Dropped = 350
-	fr.list = []rings.RingInfo{r}
+	fr.list = []ringRow{r}
 	c := p.Components(t0.Add(40 * time.Second))["tp0/ring"]
 	if c.Status != Degraded || math.Abs(c.Fields["drop_rate_1m"].(float64)-0.034) > 0.001 {
 		t.Fatalf("3.4%% drops: %+v", c)
 	}
 	// Two quiet minutes later (no new drops) the window no longer holds them.
-	r.Written = 20000
-	fr.list = []rings.RingInfo{r}
+	r.Consumed = 20000
+	fr.list = []ringRow{r}
 	p.Components(t0.Add(100 * time.Second))
 	if c := p.Components(t0.Add(170 * time.Second))["tp0/ring"]; c.Status != Healthy {
 		t.Fatalf("drops older than a minute still count: %+v", c)
 	}
-	fr.list = []rings.RingInfo{{Producer: "tp0", Class: "hot", State: "quarantined", Reason: "bad frame"}}
+	fr.list = []ringRow{{Producer: "tp0", Class: "hot", State: "quarantined", Reason: "bad frame"}}
 	if c := p.Components(t0.Add(171 * time.Second))["tp0/ring"]; c.Status != Unhealthy {
 		t.Fatalf("quarantined ring: %+v", c)
 	}

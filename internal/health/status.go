@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
+
+	"github.com/agaobs/agaobs/internal/jsonfloat"
 )
 
 // Status is a component's or the agent's health.
@@ -68,9 +69,9 @@ type Component struct {
 }
 
 // MarshalJSON writes "status" first, then the fields in key order; Status
-// wins over a "status" field. NaN and ±Inf become the strings "NaN",
-// "+Inf", "-Inf", and a value encoding/json rejects becomes its fmt form,
-// so that one odd field never breaks the whole /health response.
+// wins over a "status" field. NaN and ±Inf become "NaN", "+Inf", "-Inf"
+// (package jsonfloat), and a value encoding/json rejects becomes its fmt
+// form, so that one odd field never breaks the whole /health response.
 func (c Component) MarshalJSON() ([]byte, error) {
 	keys := make([]string, 0, len(c.Fields))
 	for k := range c.Fields {
@@ -93,52 +94,10 @@ func (c Component) MarshalJSON() ([]byte, error) {
 }
 
 func writeValue(b *bytes.Buffer, v any) {
-	enc, err := json.Marshal(finite(v))
+	// Other types that still fail (named floats, structs) fall back to fmt.
+	enc, err := json.Marshal(jsonfloat.Replace(v))
 	if err != nil {
 		enc, _ = json.Marshal(fmt.Sprint(v)) // a string always encodes
 	}
 	b.Write(enc)
-}
-
-// finite replaces non-finite floats, also inside the common containers.
-// Other types (named floats, structs) that still fail fall back to fmt in
-// writeValue.
-func finite(v any) any {
-	switch x := v.(type) {
-	case float64:
-		return finiteFloat(x)
-	case float32:
-		return finiteFloat(float64(x))
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = finite(e)
-		}
-		return m
-	case []any:
-		s := make([]any, len(x))
-		for i, e := range x {
-			s[i] = finite(e)
-		}
-		return s
-	case []float64:
-		s := make([]any, len(x))
-		for i, e := range x {
-			s[i] = finiteFloat(e)
-		}
-		return s
-	}
-	return v
-}
-
-func finiteFloat(f float64) any {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "+Inf"
-	case math.IsInf(f, -1):
-		return "-Inf"
-	}
-	return f
 }

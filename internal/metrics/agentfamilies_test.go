@@ -13,8 +13,7 @@ import (
 	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // The collectors of other packages that label series by producer (alert
@@ -24,10 +23,10 @@ import (
 // every format.
 func TestHostileLabelsAgentCollectors(t *testing.T) {
 	const name = "w\xff\n\"\\"
-	p := pipeline.NewProducer(name, "k", 1, 1, "r\xfe", shm.Identity{Producer: name})
+	p := pipeline.NewProducer(name, "k", 1, 1, "r\xfe", pipeline.Identity{Producer: name})
 	ctx := context.Background()
 	now := time.Now()
-	reg := metrics.NewRegistry(map[string]string{"site": "lab"}, nil)
+	self := selfmetrics.NewSet()
 
 	cfg := config.Default()
 	cfg.AlertUseDefaultRules = false
@@ -40,8 +39,9 @@ func TestHostileLabelsAgentCollectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts, err := alerting.New(alerting.Options{Config: cfg, Notifier: n, Rings: func() []rings.RingInfo {
-		return []rings.RingInfo{{Producer: name, Class: "hot", State: "live", Consumed: 5}}
+	alerts, err := alerting.New(alerting.Options{Config: cfg, Notifier: n, Snapshot: func() *pipeline.Snapshot {
+		return &pipeline.Snapshot{Producers: []pipeline.ProducerStatus{{Name: name,
+			Rings: []pipeline.RingStatus{{Class: pipeline.ClassHot, State: pipeline.RingStateLive, Consumed: 5}}}}}
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,8 @@ func TestHostileLabelsAgentCollectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts.Eval(now)
-	reg.MustRegister(alerts.Collector("aga"), n.Collector())
+	self.Add("alerting", alerts.Collector("aga"))
+	self.Add("notify", n.Collector())
 
 	w := audit.NewWriter(audit.WriterOptions{Store: audit.NewMemory()})
 	runCtx, cancel := context.WithCancel(ctx)
@@ -63,13 +64,14 @@ func TestHostileLabelsAgentCollectors(t *testing.T) {
 	}
 	cancel()
 	<-done
-	reg.MustRegister(w.Collector())
+	self.Add("audit", w.Collector())
 
 	h := health.New(health.Options{Sources: []health.Source{health.SourceFunc(func(time.Time) map[string]health.Component {
 		return map[string]health.Component{name + "/gate_system": {Status: health.Degraded}}
 	})}})
 	h.Evaluate(now)
-	reg.MustRegister(h.Collector())
+	self.Add("health", h.Collector())
+	reg := metrics.NewRegistry(map[string]string{"site": "lab"}, nil, self)
 
 	var errLog logBuffer
 	text, mfs := metrics.CheckExposition(t, reg.Handler(slog.New(slog.NewTextHandler(&errLog, nil))))

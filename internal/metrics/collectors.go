@@ -1,140 +1,67 @@
 package metrics
 
 import (
-	"errors"
-	"sort"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/schema"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
-
-// Collector is one source of agent self-metrics. A failing Update is
-// reported as agaobs_collector_success{collector} 0 and never fails the
-// scrape (node_exporter's pattern).
-type Collector interface {
-	Update(ch chan<- prometheus.Metric) error
-}
-
-// Collectors runs named Collectors on every scrape.
-type Collectors struct {
-	names    []string
-	cols     map[string]Collector
-	success  *prometheus.Desc
-	duration *prometheus.Desc
-}
-
-// NewCollectors returns an empty set.
-func NewCollectors() *Collectors {
-	return &Collectors{
-		cols: map[string]Collector{},
-		success: prometheus.NewDesc("agaobs_collector_success", "Whether the collector's last scrape succeeded (1) or failed (0).",
-			[]string{"collector"}, nil),
-		duration: prometheus.NewDesc("agaobs_collector_duration_seconds", "Duration of the collector's last scrape.",
-			[]string{"collector"}, nil),
-	}
-}
-
-// Add registers a collector under name.
-func (c *Collectors) Add(name string, col Collector) {
-	c.names = append(c.names, name)
-	sort.Strings(c.names)
-	c.cols[name] = col
-}
-
-// Describe sends nothing: the set is an unchecked collector, its series
-// depend on what the agent sees.
-func (c *Collectors) Describe(chan<- *prometheus.Desc) {}
-
-// Collect implements prometheus.Collector.
-func (c *Collectors) Collect(ch chan<- prometheus.Metric) {
-	for _, name := range c.names {
-		start := time.Now()
-		err := c.cols[name].Update(ch)
-		ok := 1.0
-		if err != nil && !errors.Is(err, ErrNoData) {
-			ok = 0
-		}
-		ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, time.Since(start).Seconds(), name)
-		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, ok, name)
-	}
-}
 
 // RingsCollector exports per-ring and per-producer counters from the ring
 // consumer. Series exist (at 0) from the moment a ring is accepted and go
 // away when its producer is forgotten.
 type RingsCollector struct {
-	Rings func() []rings.RingInfo
-	// States, if set, counts rings by state for agaobs_rings; Rings then
-	// only needs the producers' rings (the directory may hold thousands
-	// of rejected files, which a scrape should not list one by one).
-	States                               func() map[string]int
+	Snapshot                             func() *pipeline.Snapshot
 	events, dropped, lost, corrupt, fill *prometheus.Desc
 	up, heartbeat, states, unknownDesc   *prometheus.Desc
+	fams                                 *selfmetrics.Families
 }
 
-// NewRingsCollector returns a collector over rings().
-func NewRingsCollector(ringsFn func() []rings.RingInfo) *RingsCollector {
+// NewRingsCollector returns a collector over the consumer's snapshots.
+func NewRingsCollector(snapshot func() *pipeline.Snapshot) *RingsCollector {
 	l := []string{"producer", "class"}
+	f := new(selfmetrics.Families)
 	return &RingsCollector{
-		Rings:     ringsFn,
-		events:    prometheus.NewDesc("agaobs_ring_events_total", "Records consumed from the ring by this agent process.", l, nil),
-		dropped:   prometheus.NewDesc("agaobs_ring_dropped_total", "Records the producer dropped because the ring was full (its own count, since the ring was created).", l, nil),
-		lost:      prometheus.NewDesc("agaobs_ring_lost_total", "Sequence gaps the consumer saw (equals dropped once the producer commits again or closes).", l, nil),
-		corrupt:   prometheus.NewDesc("agaobs_ring_corrupt_total", "Corrupt frames or bodies counted and skipped.", l, nil),
-		fill:      prometheus.NewDesc("agaobs_ring_fill_ratio", "Share of the ring's data area holding unreleased records.", l, nil),
-		up:        prometheus.NewDesc("agaobs_producer_up", "1 while the producer process is live, 0 once it closed or died (until producer_retention forgets it).", []string{"producer"}, nil),
-		heartbeat: prometheus.NewDesc("agaobs_producer_heartbeat_age_seconds", "Age of the producer's newest ring heartbeat.", []string{"producer"}, nil),
-		states:    prometheus.NewDesc("agaobs_rings", "Rings in the ring directory by state (live, closed, dead, rejected, quarantined, initialising).", []string{"state"}, nil),
+		Snapshot:  snapshot,
+		fams:      f,
+		events:    f.Counter("agaobs_ring_events_total", "Records consumed from the ring by this agent process.", l...),
+		dropped:   f.Counter("agaobs_ring_dropped_total", "Records the producer dropped because the ring was full (its own count, since the ring was created).", l...),
+		lost:      f.Counter("agaobs_ring_lost_total", "Sequence gaps the consumer saw (equals dropped once the producer commits again or closes).", l...),
+		corrupt:   f.Counter("agaobs_ring_corrupt_total", "Corrupt frames or bodies counted and skipped.", l...),
+		fill:      f.Gauge("agaobs_ring_fill_ratio", "Share of the ring's data area holding unreleased records.", l...),
+		up:        f.Gauge("agaobs_producer_up", "1 while the producer process is live, 0 once it closed or died (until producer_retention forgets it).", "producer"),
+		heartbeat: f.Gauge("agaobs_producer_heartbeat_age_seconds", "Age of the producer's newest ring heartbeat.", "producer"),
+		states:    f.Gauge("agaobs_rings", "Rings in the ring directory by state (live, closed, dead, rejected, quarantined, initialising).", "state"),
 	}
 }
 
-// Update implements Collector.
+// Describe implements selfmetrics.Collector.
+func (c *RingsCollector) Describe() []selfmetrics.Family { return *c.fams }
+
+// Update implements selfmetrics.Collector.
 func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
-	list := c.Rings()
-	states := map[string]int{"live": 0, "closed": 0, "dead": 0, "rejected": 0, "quarantined": 0, "initialising": 0}
-	type prod struct {
-		up  bool
-		age float64
-		set bool
-	}
-	prods := map[string]*prod{}
-	for _, r := range list {
-		states[r.State]++
-		if r.Producer == "" || r.Class == "" {
-			continue
+	snap := c.Snapshot()
+	for _, p := range snap.Producers {
+		name := schema.LabelValue(p.Name) // const metrics panic on invalid UTF-8
+		for _, r := range p.Rings {
+			class := r.Class.String()
+			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Consumed), name, class)
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(r.Dropped), name, class)
+			ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(r.Lost), name, class)
+			ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(r.Corrupt), name, class)
+			ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, r.Fill, name, class)
 		}
-		name := LabelValue(r.Producer) // const metrics panic on invalid UTF-8
-		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Consumed), name, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(r.Dropped), name, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(r.Lost), name, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(r.Corrupt), name, r.Class)
-		ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, r.Fill, name, r.Class)
-		p := prods[name]
-		if p == nil {
-			p = &prod{}
-			prods[name] = p
-		}
-		p.up = p.up || r.State == "live"
-		if !p.set || r.HeartbeatAgeSeconds < p.age {
-			p.age, p.set = r.HeartbeatAgeSeconds, true
-		}
-	}
-	for name, p := range prods {
 		up := 0.0
-		if p.up {
+		if p.Up() {
 			up = 1
 		}
+		age, _ := p.HeartbeatAge()
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
-		ch <- prometheus.MustNewConstMetric(c.heartbeat, prometheus.GaugeValue, p.age, name)
+		ch <- prometheus.MustNewConstMetric(c.heartbeat, prometheus.GaugeValue, age, name)
 	}
-	if c.States != nil {
-		states = c.States()
-	}
-	for s, n := range states {
-		ch <- prometheus.MustNewConstMetric(c.states, prometheus.GaugeValue, float64(n), s)
+	for st, n := range snap.RingStates {
+		ch <- prometheus.MustNewConstMetric(c.states, prometheus.GaugeValue, float64(n), pipeline.RingState(st).String())
 	}
 	return nil
 }
@@ -142,26 +69,39 @@ func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
 // PipelineCollector exports the sinks' queue counters and event → sink
 // latency.
 type PipelineCollector struct {
-	Stats                                    func() []pipeline.SinkStats
+	Stats func() []pipeline.SinkStats
+	// AgentEvents, if set, reports the events the agent published
+	// (pipeline.Dispatcher.AgentEventStats).
+	AgentEvents                              func() (published, dropped uint64)
 	depth, capacity, written, drop, err, lat *prometheus.Desc
+	agentEvents, agentDropped                *prometheus.Desc
+	fams                                     *selfmetrics.Families
 }
 
 // NewPipelineCollector returns a collector over stats().
 func NewPipelineCollector(stats func() []pipeline.SinkStats) *PipelineCollector {
 	l := []string{"sink"}
+	f := new(selfmetrics.Families)
 	return &PipelineCollector{
 		Stats:    stats,
-		depth:    prometheus.NewDesc("agaobs_sink_queue_depth", "Events waiting in the sink's queue.", l, nil),
-		capacity: prometheus.NewDesc("agaobs_sink_queue_capacity", "Capacity of the sink's queue in events (sink_queue_size).", l, nil),
-		written:  prometheus.NewDesc("agaobs_sink_events_total", "Events handed to the sink.", l, nil),
-		drop:     prometheus.NewDesc("agaobs_sink_dropped_total", "Events dropped because the sink's queue was full (the ring consumer never waits for a sink).", l, nil),
-		err:      prometheus.NewDesc("agaobs_sink_errors_total", "Failed sink writes.", l, nil),
-		lat: prometheus.NewDesc("agaobs_sink_event_latency_seconds",
-			"Event → sink latency of the oldest event of each batch the sink received (an upper bound for the batch).", l, nil),
+		fams:     f,
+		depth:    f.Gauge("agaobs_sink_queue_depth", "Events waiting in the sink's queue.", l...),
+		capacity: f.Gauge("agaobs_sink_queue_capacity", "Capacity of the sink's queue in events (sink_queue_size).", l...),
+		written:  f.Counter("agaobs_sink_events_total", "Events handed to the sink.", l...),
+		drop:     f.Counter("agaobs_sink_dropped_total", "Events dropped because the sink's queue was full (the ring consumer never waits for a sink).", l...),
+		err:      f.Counter("agaobs_sink_errors_total", "Failed sink writes.", l...),
+		lat: f.Histogram("agaobs_sink_event_latency_seconds",
+			"Event → sink latency of the oldest event of each batch the sink received (an upper bound for the batch).", l...),
+		agentEvents: f.Counter("agaobs_agent_events_total", "Events the agent made (config loaded or reloaded, alert and health transitions) accepted into the pipeline."),
+		agentDropped: f.Counter("agaobs_agent_events_dropped_total",
+			"Events the agent made that were dropped: more than 4096 waited for the next flush, or they were left when the pipeline closed."),
 	}
 }
 
-// Update implements Collector.
+// Describe implements selfmetrics.Collector.
+func (c *PipelineCollector) Describe() []selfmetrics.Family { return *c.fams }
+
+// Update implements selfmetrics.Collector.
 func (c *PipelineCollector) Update(ch chan<- prometheus.Metric) error {
 	bounds := pipeline.LatencyBounds()
 	for _, s := range c.Stats() {
@@ -178,43 +118,42 @@ func (c *PipelineCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		ch <- prometheus.MustNewConstHistogram(c.lat, s.Latency.Count, s.Latency.Sum, buckets, s.Name)
 	}
+	if c.AgentEvents != nil {
+		pub, dropped := c.AgentEvents()
+		ch <- prometheus.MustNewConstMetric(c.agentEvents, prometheus.CounterValue, float64(pub))
+		ch <- prometheus.MustNewConstMetric(c.agentDropped, prometheus.CounterValue, float64(dropped))
+	}
 	return nil
 }
-
-// FuncCollector adapts a function to Collector.
-type FuncCollector func(ch chan<- prometheus.Metric) error
-
-// Update implements Collector.
-func (f FuncCollector) Update(ch chan<- prometheus.Metric) error { return f(ch) }
-
-// ErrNoData marks a collector with nothing to report; it is not a failure.
-var ErrNoData = errors.New("collector has no data")
 
 // producerGPUCollector attributes GPU memory to AGA producers: the GPU
 // collector's running processes matched to the producers' host pids.
 type producerGPUCollector struct {
-	rings func() []rings.RingInfo
-	mem   func(hostPID int) map[string]uint64
-	desc  *prometheus.Desc
+	snapshot func() *pipeline.Snapshot
+	mem      func(hostPID int) map[string]uint64
+	desc     *prometheus.Desc
+	fams     selfmetrics.Families
 }
 
 // NewProducerGPUCollector exports agaobs_producer_gpu_memory_bytes{producer,uuid}
 // for live producers; mem returns a host pid's used bytes per GPU uuid.
-func NewProducerGPUCollector(list func() []rings.RingInfo, mem func(hostPID int) map[string]uint64) Collector {
-	return &producerGPUCollector{rings: list, mem: mem,
-		desc: prometheus.NewDesc("agaobs_producer_gpu_memory_bytes", "GPU memory used by the producer's process, per GPU (NVML running processes matched to the producer's host pid).",
-			[]string{"producer", "uuid"}, nil)}
+func NewProducerGPUCollector(snapshot func() *pipeline.Snapshot, mem func(hostPID int) map[string]uint64) selfmetrics.Collector {
+	c := &producerGPUCollector{snapshot: snapshot, mem: mem}
+	c.desc = c.fams.Gauge("agaobs_producer_gpu_memory_bytes", "GPU memory used by the producer's process, per GPU (NVML running processes matched to the producer's host pid).",
+		"producer", "uuid")
+	return c
 }
 
+func (c *producerGPUCollector) Describe() []selfmetrics.Family { return c.fams }
+
 func (c *producerGPUCollector) Update(ch chan<- prometheus.Metric) error {
-	seen := map[string]bool{}
-	for _, r := range c.rings() {
-		if r.Producer == "" || r.State != "live" || r.HostPID == 0 || seen[r.Producer] {
+	for _, p := range c.snapshot().Producers {
+		pid := p.LiveHostPID() // one process, two rings: counted once
+		if pid == 0 {
 			continue
 		}
-		seen[r.Producer] = true // one process, two rings: count it once
-		for uuid, used := range c.mem(r.HostPID) {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(used), LabelValue(r.Producer), LabelValue(uuid))
+		for uuid, used := range c.mem(pid) {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(used), schema.LabelValue(p.Name), schema.LabelValue(uuid))
 		}
 	}
 	return nil
@@ -224,22 +163,28 @@ func (c *producerGPUCollector) Update(ch chan<- prometheus.Metric) error {
 // checks that could not decide, rejections by reason code, and the
 // candidate-file cap.
 type ConsumerCollector struct {
-	Counters                                  func() rings.Counters
+	Counters                                  func() pipeline.ConsumerCounters
 	checkErrors, rejected, tracked, untracked *prometheus.Desc
+	fams                                      *selfmetrics.Families
 }
 
 // NewConsumerCollector returns a collector over counters().
-func NewConsumerCollector(counters func() rings.Counters) *ConsumerCollector {
+func NewConsumerCollector(counters func() pipeline.ConsumerCounters) *ConsumerCollector {
+	f := new(selfmetrics.Families)
 	return &ConsumerCollector{
 		Counters:    counters,
-		checkErrors: prometheus.NewDesc("agaobs_producer_check_errors_total", "Producer liveness checks that could not decide (procfs errors other than no such process, e.g. EMFILE); the producer was kept and checked again.", nil, nil),
-		rejected:    prometheus.NewDesc("agaobs_rings_rejected_total", "Ring files turned away, by reason code (log lines and audit records are aggregated per uid and reason, one per minute).", []string{"reason"}, nil),
-		tracked:     prometheus.NewDesc("agaobs_ring_candidates_tracked", "Ring files of no accepted producer (initialising or rejected) that the consumer remembers, so a rescan does not look at them again.", nil, nil),
-		untracked:   prometheus.NewDesc("agaobs_ring_candidates_untracked", "Ring files the last scan left unexamined because the tracked candidates reached their cap (16384).", nil, nil),
+		fams:        f,
+		checkErrors: f.Counter("agaobs_producer_check_errors_total", "Producer liveness checks that could not decide (procfs errors other than no such process, e.g. EMFILE); the producer was kept and checked again."),
+		rejected:    f.Counter("agaobs_rings_rejected_total", "Ring files turned away, by reason code (log lines and audit records are aggregated per uid and reason, one per minute).", "reason"),
+		tracked:     f.Gauge("agaobs_ring_candidates_tracked", "Ring files of no accepted producer (initialising or rejected) that the consumer remembers, so a rescan does not look at them again."),
+		untracked:   f.Gauge("agaobs_ring_candidates_untracked", "Ring files the last scan left unexamined because the tracked candidates reached their cap (16384)."),
 	}
 }
 
-// Update implements Collector.
+// Describe implements selfmetrics.Collector.
+func (c *ConsumerCollector) Describe() []selfmetrics.Family { return *c.fams }
+
+// Update implements selfmetrics.Collector.
 func (c *ConsumerCollector) Update(ch chan<- prometheus.Metric) error {
 	n := c.Counters()
 	ch <- prometheus.MustNewConstMetric(c.checkErrors, prometheus.CounterValue, float64(n.CheckErrors))

@@ -1,26 +1,26 @@
 package metrics
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // GPU memory is attributed to live producers once per process (hot and
 // audit ring share a pid), not to dead ones.
 func TestProducerGPUCollector(t *testing.T) {
-	list := func() []rings.RingInfo {
-		return []rings.RingInfo{
-			{Producer: "tp0", Class: "hot", State: "live", HostPID: 100},
-			{Producer: "tp0", Class: "audit", State: "live", HostPID: 100},
-			{Producer: "tp1", Class: "hot", State: "live", HostPID: 101},
-			{Producer: "old", Class: "hot", State: "dead", HostPID: 102},
-		}
-	}
+	list := snapshotOf([]ringRow{
+		{Producer: "tp0", Class: "hot", State: "live", HostPID: 100},
+		{Producer: "tp0", Class: "audit", State: "live", HostPID: 100},
+		{Producer: "tp1", Class: "hot", State: "live", HostPID: 101},
+		{Producer: "old", Class: "hot", State: "dead", HostPID: 102},
+	})
 	mem := func(pid int) map[string]uint64 {
 		return map[int]map[string]uint64{
 			100: {"GPU-a": 1 << 30},
@@ -28,7 +28,7 @@ func TestProducerGPUCollector(t *testing.T) {
 			102: {"GPU-b": 5},
 		}[pid]
 	}
-	cs := NewCollectors()
+	cs := selfmetrics.NewSet()
 	cs.Add("producer_gpu", NewProducerGPUCollector(list, mem))
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(cs)
@@ -40,5 +40,37 @@ agaobs_producer_gpu_memory_bytes{producer="tp1",uuid="GPU-b"} 3.145728e+06
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "agaobs_producer_gpu_memory_bytes"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failing is a collector whose Update fails.
+type failing struct{}
+
+func (failing) Describe() []selfmetrics.Family        { return nil }
+func (failing) Update(chan<- prometheus.Metric) error { return errors.New("boom") }
+
+// The self collectors of this package emit only what they describe.
+func TestCollectorsDescribe(t *testing.T) {
+	live := []ringRow{
+		{Producer: "tp0", Class: "hot", State: "live", HostPID: 100, Consumed: 3},
+		{Producer: "tp0", Class: "audit", State: "live", HostPID: 100},
+		{Producer: "tp1", Class: "hot", State: "dead"},
+	}
+	e := New(Options{})
+	rc := NewRingsCollector(snapshotOf(live))
+	s := selfmetrics.NewSet()
+	s.Add("rings", rc)
+	s.Add("consumer", NewConsumerCollector(func() pipeline.ConsumerCounters {
+		return pipeline.ConsumerCounters{CheckErrors: 1, Rejected: map[string]uint64{"not_a_ring": 2}, Candidates: 3}
+	}))
+	s.Add("pipeline", NewPipelineCollector(func() []pipeline.SinkStats { return []pipeline.SinkStats{{Name: "metrics", Written: 4}} }))
+	s.Add("producer_gpu", NewProducerGPUCollector(snapshotOf(live),
+		func(int) map[string]uint64 { return map[string]uint64{"GPU-a": 1} }))
+	s.Add("exporter", e.Collector())
+	if err := selfmetrics.Check(s); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.CollectAndLint(s); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // maxAuditOperations bounds the operation label of one producer: the
@@ -38,8 +38,8 @@ var limitLabels = [numLimits]string{"layer", "operation"}
 
 // Options configure an Exporter.
 type Options struct {
-	Prefix string // default "aga"
-	Naming Naming // default Compat
+	Prefix string        // default "aga"
+	Naming schema.Naming // default schema.Compat
 	// ConstLabels are prometheus_labels, added to every series.
 	ConstLabels map[string]string
 	// Native adds native histograms (schema 3) beside the classic buckets.
@@ -75,7 +75,7 @@ type Exporter struct {
 
 // famRender is a family with its rendering parameters resolved.
 type famRender struct {
-	Family
+	schema.Family
 	name    string
 	bounds  []float64 // classic bounds in exposition units
 	div     float64   // compat → exposition units
@@ -90,21 +90,21 @@ func New(opts Options) *Exporter {
 		opts.Prefix = "aga"
 	}
 	if opts.Naming == "" {
-		opts.Naming = Compat
+		opts.Naming = schema.Compat
 	}
 	if opts.MaxLayersPerProducer <= 0 {
 		opts.MaxLayersPerProducer = DefaultMaxLayersPerProducer
 	}
 	e := &Exporter{opts: opts, fams: map[string]*famRender{}, producers: map[*pipeline.Producer]*prodState{}, byLabel: map[string]*prodState{}}
-	for _, f := range Families() {
+	for _, f := range schema.Families() {
 		fr := &famRender{Family: f, name: f.Name(opts.Prefix, opts.Naming), div: 1}
-		if opts.Naming == Conventional && f.Divisor != 0 {
+		if opts.Naming == schema.Conventional && f.Divisor != 0 {
 			fr.div = f.Divisor
 		}
 		for _, b := range f.Buckets {
 			fr.bounds = append(fr.bounds, b/fr.div)
 		}
-		fr.help, fr.typ, fr.nameptr = &fr.Family.Help, &fr.Family.Type, &fr.name
+		fr.help, fr.typ, fr.nameptr = &fr.Family.Help, dtoType(f.Type), &fr.name
 		e.fams[f.Key] = fr
 		e.order = append(e.order, fr)
 	}
@@ -278,9 +278,9 @@ func (e *Exporter) state(p *pipeline.Producer) *prodState {
 // another producer here is that producer's name taken over after its
 // ProducerForgotten event was lost (a full sink queue drops events), so the
 // new producer replaces it. Two names that only became one label value
-// through LabelValue get a "~N" suffix.
+// through schema.LabelValue get a "~N" suffix.
 func (e *Exporter) producerLabel(p *pipeline.Producer) string {
-	name := LabelValue(p.Name)
+	name := schema.LabelValue(p.Name)
 	old := e.byLabel[name]
 	if old == nil {
 		return name
@@ -292,7 +292,7 @@ func (e *Exporter) producerLabel(p *pipeline.Producer) string {
 	for i := 2; ; i++ {
 		suffix := "~" + strconv.Itoa(i)
 		base := name
-		for len(base)+len(suffix) > MaxLabelValueLen {
+		for len(base)+len(suffix) > schema.MaxLabelValueLen {
 			_, n := utf8.DecodeLastRuneInString(base)
 			base = base[:len(base)-n]
 		}
@@ -348,10 +348,8 @@ func (e *Exporter) newLayer(s *prodState, ls string) *layerState {
 	return l
 }
 
-// Write implements pipeline.Sink. Observation rules follow the seed
-// (python-reference.md §2.4): latency only when > 0, entropy only when
-// > 0, a missing layer counts as layer 0. Deviation: a gate value the event
-// did not carry is not observed (the seed observed it as 0).
+// Write implements pipeline.Sink. What is observed follows the observation
+// accessors of pipeline.Forward and pipeline.Retrieval (the seed's rules).
 func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -370,20 +368,20 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		case pipeline.KindForward:
 			s := e.state(ev.Producer)
 			f := &ev.Forward
-			l := e.layer(s, f.Layer) // 0 when the event had no layer
+			l := e.layer(s, f.Layer())
 			applied := 0
 			if f.Applied() {
 				applied = 1
 			}
 			l.fwd[applied]++
-			if f.Has(shm.FwdHasLatency) && f.LatencyUs > 0 {
-				l.lat.observe(f.LatencyUs, lat, native, latDiv)
+			if v, ok := f.Latency(); ok {
+				l.lat.observe(v, lat, native, latDiv)
 			}
-			if f.Has(shm.FwdHasGate) {
-				l.gate.observe(f.GateMean, gate, native, 1)
+			if v, ok := f.Gate(); ok {
+				l.gate.observe(v, gate, native, 1)
 			}
-			if f.Has(shm.FwdHasEntropy) && f.EntropyMean > 0 {
-				l.entropy.observe(f.EntropyMean, ent, native, 1)
+			if v, ok := f.Entropy(); ok {
+				l.entropy.observe(v, ent, native, 1)
 			}
 			if s.winLen == activationWindowLen {
 				if s.win[s.winPos] {
@@ -398,12 +396,10 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		case pipeline.KindRetrieval:
 			s := e.state(ev.Producer)
 			r := ev.Retrieval
-			l := e.layer(s, r.Layer)
+			l := e.layer(s, r.Layer())
 			l.hasRet = true
 			l.retrieval++
-			if r.InjectedCount > 0 {
-				l.injected += uint64(r.InjectedCount)
-			}
+			l.injected += uint64(r.Injected())
 			for _, v := range r.Scores {
 				s.score.observe(v, score, native, 1)
 			}
@@ -411,7 +407,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			s := e.state(ev.Producer)
 			// Keyed by the label value, so operations that differ only in
 			// invalid bytes count as one series.
-			k := auditKey{LabelValue(ev.Audit.Operation), ev.Audit.Success}
+			k := auditKey{schema.LabelValue(ev.Audit.Operation), ev.Audit.Success}
 			if _, ok := s.audit[k]; !ok && len(s.audit) >= maxAuditOperations {
 				k.op = otherValue
 				s.limited[limitOperation]++
@@ -473,7 +469,7 @@ func (e *Exporter) status(s *prodState, st *pipeline.Status) {
 }
 
 // labels builds sorted label pairs (with the const labels) from name/value
-// pairs, values made valid (LabelValue). The result is shared read-only by
+// pairs, values made valid (schema.LabelValue). The result is shared read-only by
 // every gather.
 func (e *Exporter) labels(kv ...string) []*dto.LabelPair {
 	out := make([]*dto.LabelPair, 0, len(kv)/2+len(e.constLP))
@@ -486,6 +482,6 @@ func (e *Exporter) labels(kv ...string) []*dto.LabelPair {
 }
 
 func lp(name, value string) *dto.LabelPair {
-	value = LabelValue(value)
+	value = schema.LabelValue(value)
 	return &dto.LabelPair{Name: &name, Value: &value}
 }

@@ -3,7 +3,6 @@ package metrics
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,14 +15,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/schema"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	agatest "github.com/agaobs/agaobs/internal/testutil"
 )
 
@@ -31,8 +29,10 @@ var update = flag.Bool("update", false, "rewrite the golden exposition files")
 
 func ptr[T any](v T) *T { return &v }
 
+func retrieval(r pipeline.Retrieval) *pipeline.Retrieval { return &r }
+
 func producer(name string, rank int) *pipeline.Producer {
-	p := pipeline.NewProducer(name, name+"-key", 4000+rank, uint32(10+rank), "agaobs-10-4026531836-0", shm.Identity{
+	p := pipeline.NewProducer(name, name+"-key", 4000+rank, uint32(10+rank), "agaobs-10-4026531836-0", pipeline.Identity{
 		Producer: name, Role: "worker", Rank: ptr(rank), WorldSize: ptr(2), Model: "tiny-llama", AGAVersion: "4.4.0",
 		HiddenDim: ptr(4096), BottleneckDim: ptr(64), MaxSlots: ptr(256), Device: fmt.Sprintf("cuda:%d", rank),
 		Pod: "infer-0", Namespace: "ml", Container: "server",
@@ -54,11 +54,7 @@ func testGPUs(hostPID int) []string {
 }
 
 func fwd(p *pipeline.Producer, layer int32, applied bool, gate, entropy, latency float64) pipeline.Event {
-	f := shm.Forward{GateMean: gate, EntropyMean: entropy, LatencyUs: latency, Layer: layer,
-		Fields: shm.FwdHasGate | shm.FwdHasEntropy | shm.FwdHasLatency | shm.FwdHasLayer}
-	if applied {
-		f.Fields |= shm.FwdApplied
-	}
+	f := pipeline.Forward{}.WithGate(gate).WithEntropy(entropy).WithLatency(latency).WithLayer(layer).WithApplied(applied)
 	return pipeline.Event{Kind: pipeline.KindForward, Producer: p, Forward: f}
 }
 
@@ -74,12 +70,12 @@ func knownSequence() ([]pipeline.Event, map[string]*pipeline.Producer) {
 		evs = append(evs, fwd(p0, 0, i%2 == 0, gate[i], ent[i], lat[i]))
 	}
 	// Layer 1: no latency, no gate: neither is observed.
-	evs = append(evs, pipeline.Event{Kind: pipeline.KindForward, Producer: p0, Forward: shm.Forward{Layer: 1, EntropyMean: 2, Fields: shm.FwdHasLayer | shm.FwdHasEntropy}})
+	evs = append(evs, pipeline.Event{Kind: pipeline.KindForward, Producer: p0, Forward: pipeline.Forward{}.WithLayer(1).WithEntropy(2)})
 	// No layer: counted as layer 0, like the seed's default.
-	evs = append(evs, pipeline.Event{Kind: pipeline.KindForward, Producer: p0, Forward: shm.Forward{LatencyUs: 20, Fields: shm.FwdHasLatency | shm.FwdApplied}})
+	evs = append(evs, pipeline.Event{Kind: pipeline.KindForward, Producer: p0, Forward: pipeline.Forward{}.WithLatency(20).WithApplied(true)})
 	evs = append(evs,
-		pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p0, Retrieval: &pipeline.Retrieval{Retrieval: shm.Retrieval{Layer: 0, InjectedCount: 3, Fields: 15}, Scores: []float64{0.9, 0.8, 0.05}}},
-		pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p0, Retrieval: &pipeline.Retrieval{Retrieval: shm.Retrieval{Layer: 0, InjectedCount: 0, Fields: 15}}},
+		pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p0, Retrieval: retrieval(pipeline.Retrieval{Scores: []float64{0.9, 0.8, 0.05}}.WithLayer(0).WithResults(0).WithInjected(3).WithBudget(0))},
+		pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p0, Retrieval: retrieval(pipeline.Retrieval{}.WithLayer(0).WithResults(0).WithInjected(0).WithBudget(0))},
 		pipeline.Event{Kind: pipeline.KindAudit, Producer: p0, Audit: &pipeline.Audit{Operation: "register", Success: true}},
 		pipeline.Event{Kind: pipeline.KindAudit, Producer: p0, Audit: &pipeline.Audit{Operation: "register", Success: true}},
 		pipeline.Event{Kind: pipeline.KindAudit, Producer: p0, Audit: &pipeline.Audit{Operation: "clear", Success: false}},
@@ -95,7 +91,7 @@ func knownSequence() ([]pipeline.Event, map[string]*pipeline.Producer) {
 	return evs, map[string]*pipeline.Producer{"tp0": p0, "tp1": p1}
 }
 
-func newLoaded(t testing.TB, naming Naming, native bool) *Exporter {
+func newLoaded(t testing.TB, naming schema.Naming, native bool) *Exporter {
 	e := New(Options{Naming: naming, ConstLabels: map[string]string{"cluster": "test"}, Native: native, Node: "node-7", ProducerGPUs: testGPUs})
 	evs, _ := knownSequence()
 	if err := e.Write(context.Background(), evs); err != nil {
@@ -105,7 +101,7 @@ func newLoaded(t testing.TB, naming Naming, native bool) *Exporter {
 }
 
 func TestGoldenExposition(t *testing.T) {
-	for _, naming := range []Naming{Compat, Conventional} {
+	for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
 		t.Run(string(naming), func(t *testing.T) {
 			e := newLoaded(t, naming, false)
 			golden := filepath.Join("testdata", "aga_"+string(naming)+".prom")
@@ -131,7 +127,7 @@ func TestGoldenExposition(t *testing.T) {
 
 // The values the golden files hold, computed here independently.
 func TestKnownValues(t *testing.T) {
-	e := newLoaded(t, Compat, false)
+	e := newLoaded(t, schema.Compat, false)
 	mfs, _ := e.Gather()
 	get := func(name string, labels map[string]string) *dto.Metric {
 		m := agatest.FindSeries(mfs, name, labels)
@@ -211,11 +207,11 @@ func TestKnownValues(t *testing.T) {
 
 func TestLint(t *testing.T) {
 	for _, tc := range []struct {
-		naming Naming
+		naming schema.Naming
 		want   []string
 	}{
-		{Conventional, nil},
-		{Compat, []string{
+		{schema.Conventional, nil},
+		{schema.Compat, []string{
 			`aga_forward_latency_us: metric names should not contain abbreviated units`,
 			`aga_knowledge_count: non-histogram and non-summary metrics should not have "_count" suffix`,
 			`aga_knowledge_pinned_count: non-histogram and non-summary metrics should not have "_count" suffix`,
@@ -259,7 +255,7 @@ func TestActivationWindowIsLast1000(t *testing.T) {
 }
 
 func TestNativeHistogram(t *testing.T) {
-	e := New(Options{Native: true, Naming: Conventional})
+	e := New(Options{Native: true, Naming: schema.Conventional})
 	p := producer("w", 0)
 	e.Write(context.Background(), []pipeline.Event{fwd(p, 0, true, 0, 1, 1e6), fwd(p, 0, true, 1.0, 2, 2e6), fwd(p, 0, true, 1.0, 2, 2e6)})
 	mfs, _ := e.Gather()
@@ -304,12 +300,11 @@ func TestAuditOperationsBounded(t *testing.T) {
 // The /metrics handler merges self-metrics and AGA families, applies const
 // labels to both, and reports a failing collector without failing.
 func TestHandler(t *testing.T) {
-	e := newLoaded(t, Compat, false)
-	reg := NewRegistry(map[string]string{"cluster": "test"}, e)
-	reg.Self.Add("rings", NewRingsCollector(func() []rings.RingInfo {
-		return []rings.RingInfo{{Producer: "worker-tp0", Class: "hot", State: "live", Consumed: 7, Dropped: 2, Lost: 2, Fill: 0.25}}
-	}))
-	reg.Self.Add("broken", FuncCollector(func(chan<- prometheus.Metric) error { return errors.New("boom") }))
+	e := newLoaded(t, schema.Compat, false)
+	self := selfmetrics.NewSet()
+	self.Add("rings", NewRingsCollector(snapshotOf([]ringRow{{Producer: "worker-tp0", Class: "hot", State: "live", Consumed: 7, Dropped: 2, Lost: 2, Fill: 0.25}})))
+	self.Add("broken", failing{})
+	reg := NewRegistry(map[string]string{"cluster": "test"}, e, self)
 	srv := httptest.NewServer(reg.Handler(slogDiscard()))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
@@ -345,7 +340,7 @@ func TestNativeOverProtobuf(t *testing.T) {
 	e := New(Options{Native: true})
 	p := producer("w", 0)
 	e.Write(context.Background(), []pipeline.Event{fwd(p, 0, true, 0.5, 1, 120)})
-	srv := httptest.NewServer(NewRegistry(nil, e).Handler(slogDiscard()))
+	srv := httptest.NewServer(NewRegistry(nil, e, nil).Handler(slogDiscard()))
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
 	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")

@@ -10,48 +10,50 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/agaobs/agaobs/internal/schema"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // Registry holds the agent's self-metrics (agaobs_*, go_*, process_*) with
 // the const labels applied, and merges them with the AGA families.
 type Registry struct {
 	reg      *prometheus.Registry
-	wrapped  prometheus.Registerer
 	exporter *Exporter
-	Self     *Collectors
+	Self     *selfmetrics.Set
 }
 
 // NewRegistry returns a registry with the Go, process and build-info
-// collectors and an empty set of self collectors, plus the exporter's own
-// counters when exporter is not nil.
-func NewRegistry(constLabels map[string]string, exporter *Exporter) *Registry {
+// collectors and self, every agaobs_* source (nil: none), plus the
+// exporter's own counters, added to self as "exporter", when exporter is
+// not nil. The registry checks self's descriptors now: add to it before.
+func NewRegistry(constLabels map[string]string, exporter *Exporter, self *selfmetrics.Set) *Registry {
 	reg := prometheus.NewRegistry()
 	// Const label values come from flags and the environment too: keep
 	// the wrapping registerer from panicking on invalid UTF-8.
 	cl := make(prometheus.Labels, len(constLabels))
 	for k, v := range constLabels {
-		cl[k] = LabelValue(v)
+		cl[k] = schema.LabelValue(v)
 	}
-	r := &Registry{reg: reg, wrapped: prometheus.WrapRegistererWith(cl, reg), exporter: exporter, Self: NewCollectors()}
-	r.wrapped.MustRegister(
+	if self == nil {
+		self = selfmetrics.NewSet()
+	}
+	if exporter != nil {
+		self.Add("exporter", exporter.Collector())
+	}
+	prometheus.WrapRegistererWith(cl, reg).MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("agaobs"),
-		r.Self,
+		self,
 	)
-	if exporter != nil {
-		r.wrapped.MustRegister(exporter.Collector())
-	}
-	return r
+	return &Registry{reg: reg, exporter: exporter, Self: self}
 }
-
-// MustRegister adds a collector (with the const labels).
-func (r *Registry) MustRegister(c ...prometheus.Collector) { r.wrapped.MustRegister(c...) }
 
 // Gather implements prometheus.Gatherer: self-metrics and AGA families,
 // sorted by name. The AGA families skip the registry's per-metric checks
 // (Exporter.Gather explains why), which keeps large scrapes cheap; their
-// label values pass through LabelValue when their label pairs are built.
+// label values pass through schema.LabelValue when their label pairs are built.
 func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 	mfs, err := r.reg.Gather()
 	if r.exporter != nil {

@@ -20,46 +20,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/schema"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	agatest "github.com/agaobs/agaobs/internal/testutil"
 )
-
-func TestLabelValue(t *testing.T) {
-	long := strings.Repeat("é", MaxLabelValueLen) // 2 bytes a rune
-	for _, tc := range []struct {
-		name, in, want string
-	}{
-		{"valid", "worker-tp0", "worker-tp0"},
-		{"empty", "", ""},
-		{"escapes are valid", "a\"b\\c\nd\x00\x7f", "a\"b\\c\nd\x00\x7f"},
-		{"replacement char kept", "w\uFFFD", "w\uFFFD"},
-		{"invalid byte", "w\xff", "w\uFFFD"},
-		{"each invalid byte", "w\xff\xfe", "w\uFFFD\uFFFD"},
-		{"truncated sequence", "a\xc3", "a\uFFFD"},
-		{"surrogate half", "\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"},
-		{"overlong encoding", "\xc0\xaf", "\uFFFD\uFFFD"},
-		{"cut at a rune boundary", long, long[:MaxLabelValueLen]},
-		{"cut, one byte short of a rune", "x" + long, "x" + long[:MaxLabelValueLen-2]},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := LabelValue(tc.in)
-			if got != tc.want {
-				t.Errorf("LabelValue(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-			if !utf8.ValidString(got) || len(got) > MaxLabelValueLen {
-				t.Errorf("LabelValue(%q) = %q: invalid or too long", tc.in, got)
-			}
-		})
-	}
-	if got := LabelValues([]string{"a\xff", "b"}); got[0] != "a\uFFFD" || got[1] != "b" {
-		t.Errorf("LabelValues = %q", got)
-	}
-	// The scrape path calls it per label value: no allocation when valid.
-	if n := testing.AllocsPerRun(100, func() { _ = LabelValue("worker-tp0/layer-12") }); n != 0 {
-		t.Errorf("LabelValue allocates %v times on a valid value", n)
-	}
-}
 
 // hostileStrings are identity values an untrusted producer may write:
 // invalid UTF-8, control characters, exposition syntax, 400 KB.
@@ -72,7 +36,7 @@ func hostile(i int) string { return hostileStrings[i%len(hostileStrings)] }
 
 // hostileProducer has a hostile name, identity and ring file name.
 func hostileProducer(name string, i int) *pipeline.Producer {
-	p := pipeline.NewProducer(name, name+"/key", 5000+i, uint32(20+i), "agaobs-\xff\xfe-"+hostile(i+1), shm.Identity{
+	p := pipeline.NewProducer(name, name+"/key", 5000+i, uint32(20+i), "agaobs-\xff\xfe-"+hostile(i+1), pipeline.Identity{
 		Producer: name, Role: hostile(i), Rank: ptr(i), WorldSize: ptr(2), Model: hostile(i + 1), AGAVersion: hostile(i + 2),
 		HiddenDim: ptr(64), Device: hostile(i + 3), Pod: hostile(i + 4), Namespace: hostile(i + 5), Container: hostile(i + 6),
 	})
@@ -83,13 +47,13 @@ func hostileProducer(name string, i int) *pipeline.Producer {
 // hostileRegistry is the agent's registry over hostile producers, with
 // every AGA family and every self-metric collector of this package holding
 // series.
-func hostileRegistry(t *testing.T, naming Naming, native bool) *Registry {
+func hostileRegistry(t *testing.T, naming schema.Naming, native bool) *Registry {
 	t.Helper()
 	names := []string{"w\xff", "w\xfe", "w\uFFFD", "ok", "\n\"\\", hostileStrings[6], "ctl\x00\x1b"}
 	e := New(Options{Naming: naming, Native: native, ConstLabels: map[string]string{"cluster": "c\xff\n"}, Node: "node\xff\"",
 		MaxLayersPerProducer: 2,
 		ProducerGPUs:         func(int) []string { return []string{"GPU-\xff", hostileStrings[6]} }})
-	var infos []rings.RingInfo
+	var infos []ringRow
 	for i, name := range names {
 		p := hostileProducer(name, i)
 		evs := []pipeline.Event{{Kind: pipeline.KindLifecycle, Producer: p, Lifecycle: &pipeline.Lifecycle{Type: pipeline.ProducerAppeared}}}
@@ -98,11 +62,11 @@ func hostileRegistry(t *testing.T, naming Naming, native bool) *Registry {
 		}
 		// A forward whose NaN gate Decode dropped.
 		ev := fwd(p, 0, true, 0, 1, 10)
-		ev.Forward.Fields &^= shm.FwdHasGate
+		ev.Forward = pipeline.Forward{}.WithApplied(ev.Forward.Applied()).WithLayer(ev.Forward.Layer())
 		ev.Invalid = 1 << pipeline.InvalidGate
 		evs = append(evs, ev,
-			pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p, Retrieval: &pipeline.Retrieval{
-				Retrieval: shm.Retrieval{Layer: 1, InjectedCount: 2, Fields: 15}, Scores: []float64{0.5}, IDs: []string{hostile(i)}}},
+			pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p, Retrieval: retrieval(pipeline.Retrieval{
+				Scores: []float64{0.5}, IDs: []string{hostile(i)}}.WithLayer(1).WithResults(0).WithInjected(2).WithBudget(0))},
 			pipeline.Event{Kind: pipeline.KindStatus, Producer: p, Status: &pipeline.Status{
 				KVStore:        &pipeline.KVStoreStatus{Count: ptr(3.0), MaxSlots: ptr(8.0), Pinned: ptr(1.0)},
 				SlotChangeRate: ptr(0.1), Build: &pipeline.Build{Version: hostile(i), Device: hostile(i + 1), MaxSlots: ptr(8)}}},
@@ -118,15 +82,15 @@ func hostileRegistry(t *testing.T, naming Naming, native bool) *Registry {
 			continue // the ring consumer keeps names apart as label values
 		}
 		for _, class := range []string{"hot", "audit"} {
-			infos = append(infos, rings.RingInfo{Producer: name, Class: class, State: "live", HostPID: 5000 + i, Consumed: 9})
+			infos = append(infos, ringRow{Producer: name, Class: class, State: "live", HostPID: 5000 + i, Consumed: 9})
 		}
 	}
-	reg := NewRegistry(map[string]string{"cluster": "c\xff\n"}, e)
-	reg.Self.Add("rings", NewRingsCollector(func() []rings.RingInfo { return infos }))
-	reg.Self.Add("pipeline", NewPipelineCollector(func() []pipeline.SinkStats { return []pipeline.SinkStats{{Name: "metrics"}} }))
-	reg.Self.Add("producer_gpu", NewProducerGPUCollector(func() []rings.RingInfo { return infos },
+	self := selfmetrics.NewSet()
+	self.Add("rings", NewRingsCollector(snapshotOf(infos)))
+	self.Add("pipeline", NewPipelineCollector(func() []pipeline.SinkStats { return []pipeline.SinkStats{{Name: "metrics"}} }))
+	self.Add("producer_gpu", NewProducerGPUCollector(snapshotOf(infos),
 		func(int) map[string]uint64 { return map[string]uint64{"GPU-\xff": 1, hostileStrings[6]: 2} }))
-	return reg
+	return NewRegistry(map[string]string{"cluster": "c\xff\n"}, e, self)
 }
 
 // logRecorder keeps the handler's error log.
@@ -228,8 +192,8 @@ func checkFamilies(t *testing.T, format string, mfs map[string]*dto.MetricFamily
 		for _, m := range mf.Metric {
 			var key []string
 			for _, l := range m.Label {
-				if !utf8.ValidString(l.GetValue()) || len(l.GetValue()) > MaxLabelValueLen {
-					t.Errorf("%s: %s: label %s value %q invalid or longer than %d", format, name, l.GetName(), l.GetValue(), MaxLabelValueLen)
+				if !utf8.ValidString(l.GetValue()) || len(l.GetValue()) > schema.MaxLabelValueLen {
+					t.Errorf("%s: %s: label %s value %q invalid or longer than %d", format, name, l.GetName(), l.GetValue(), schema.MaxLabelValueLen)
 				}
 				key = append(key, l.GetName()+"="+l.GetValue())
 			}
@@ -252,14 +216,14 @@ var compatFindings = []string{
 
 // Every family the exporter and this package's collectors expose, with
 // hostile producer identities: the exposition parses in every format and
-// promtool accepts it. Without LabelValue the rings collector panics (a
+// promtool accepts it. Without schema.LabelValue the rings collector panics (a
 // crashed agent) and the AGA families carry invalid UTF-8 (an unparseable
 // target).
 func TestHostileLabelsEveryFamily(t *testing.T) {
 	for _, tc := range []struct {
-		naming Naming
+		naming schema.Naming
 		native bool
-	}{{Conventional, false}, {Conventional, true}, {Compat, false}} {
+	}{{schema.Conventional, false}, {schema.Conventional, true}, {schema.Compat, false}} {
 		t.Run(string(tc.naming)+map[bool]string{true: "/native"}[tc.native], func(t *testing.T) {
 			reg := hostileRegistry(t, tc.naming, tc.native)
 			var errLog logRecorder
@@ -270,7 +234,7 @@ func TestHostileLabelsEveryFamily(t *testing.T) {
 			}
 			wantFams := []string{"agaobs_cardinality_limited_total", "agaobs_invalid_values_total", "agaobs_ring_events_total",
 				"agaobs_producer_up", "agaobs_producer_gpu_memory_bytes", "agaobs_sink_events_total"}
-			for _, f := range Families() {
+			for _, f := range schema.Families() {
 				wantFams = append(wantFams, f.Name("aga", tc.naming))
 			}
 			for _, name := range wantFams {
@@ -293,7 +257,7 @@ func TestHostileLabelsEveryFamily(t *testing.T) {
 			}
 			// Last: it skips where promtool is missing.
 			var want []string
-			if tc.naming == Compat {
+			if tc.naming == schema.Compat {
 				want = compatFindings
 			}
 			if got := promtoolCheck(t, text); strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -70,7 +70,7 @@ func TestNonFiniteValuesThroughRing(t *testing.T) {
 	if err := e.Write(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
-	srv := NewRegistry(nil, e).Handler(slogDiscard())
+	srv := NewRegistry(nil, e, nil).Handler(slogDiscard())
 	_, mfs := checkExposition(t, srv)
 	hist := func(name string) *dto.Histogram {
 		t.Helper()

@@ -13,14 +13,17 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/schema"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // limitedCount is agaobs_cardinality_limited_total{producer,label}.
 func limitedCount(t *testing.T, e *Exporter, producer, label string) float64 {
 	t.Helper()
+	self := selfmetrics.NewSet()
+	self.Add("exporter", e.Collector())
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(e.Collector())
+	reg.MustRegister(self)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +81,8 @@ func TestLayerCardinalityBounded(t *testing.T) {
 					// buckets without end, but for their own limit.
 					evs[i] = fwd(p, layer, i%2 == 0, float64(i%100)/100, 1, math.Ldexp(1, (n+i)%2000-1000))
 				}
-				evs[0] = pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p, Retrieval: &pipeline.Retrieval{
-					Retrieval: shm.Retrieval{Layer: int32(n), InjectedCount: 1, Fields: 15}}}
+				evs[0] = pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p, Retrieval: retrieval(
+					pipeline.Retrieval{}.WithLayer(int32(n)).WithResults(0).WithInjected(1).WithBudget(0))}
 				if err := e.Write(context.Background(), evs); err != nil {
 					t.Fatal(err)
 				}
@@ -123,8 +126,8 @@ func TestLayerCardinalityBounded(t *testing.T) {
 }
 
 func familyKey(name string) string {
-	for _, f := range Families() {
-		if f.Name("aga", Compat) == name {
+	for _, f := range schema.Families() {
+		if f.Name("aga", schema.Compat) == name {
 			return f.Key
 		}
 	}
@@ -149,7 +152,7 @@ func TestLayerLimit(t *testing.T) {
 		fwd(p, 7, true, 0.5, 1, 10), fwd(p, 3, true, 0.5, 1, 10), // kept
 		fwd(p, 9, false, 0.5, 1, 10), fwd(p, -1, true, 0.5, 1, 10), // other
 		fwd(p, 7, true, 0.5, 1, 10),
-		{Kind: pipeline.KindRetrieval, Producer: p, Retrieval: &pipeline.Retrieval{Retrieval: shm.Retrieval{Layer: 12, InjectedCount: 4, Fields: 15}}},
+		{Kind: pipeline.KindRetrieval, Producer: p, Retrieval: retrieval(pipeline.Retrieval{}.WithLayer(12).WithResults(0).WithInjected(4).WithBudget(0))},
 	})
 	want := `# HELP aga_forward_total AGA forward hook invocations, by layer and whether the injection was applied.
 # TYPE aga_forward_total counter

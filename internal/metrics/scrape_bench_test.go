@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // loadedRegistry is a scrape target the size of a node: producers ×
@@ -17,7 +17,7 @@ import (
 // sinks per producer.
 func loadedRegistry(b *testing.B, producers, layers int, native bool) *Registry {
 	e := New(Options{Native: native, ConstLabels: map[string]string{"cluster": "bench"}})
-	var infos []rings.RingInfo
+	var infos []ringRow
 	for p := 0; p < producers; p++ {
 		pr := producer(fmt.Sprintf("worker-tp%d", p), p)
 		var evs []pipeline.Event
@@ -34,14 +34,14 @@ func loadedRegistry(b *testing.B, producers, layers int, native bool) *Registry 
 			KVStore: &pipeline.KVStoreStatus{Count: ptr(10.0), MaxSlots: ptr(256.0), Pinned: ptr(1.0)}, SlotChangeRate: ptr(0.2)}})
 		e.Write(context.Background(), evs)
 		for _, c := range []string{"hot", "audit"} {
-			infos = append(infos, rings.RingInfo{Producer: pr.Name, Class: c, State: "live", Consumed: 1000})
+			infos = append(infos, ringRow{Producer: pr.Name, Class: c, State: "live", Consumed: 1000})
 		}
 	}
-	reg := NewRegistry(map[string]string{"cluster": "bench"}, e)
-	reg.Self.Add("rings", NewRingsCollector(func() []rings.RingInfo { return infos }))
+	self := selfmetrics.NewSet()
+	self.Add("rings", NewRingsCollector(snapshotOf(infos)))
 	sinks := []pipeline.SinkStats{{Name: "metrics"}, {Name: "log"}, {Name: "counter"}, {Name: "audit-ack"}}
-	reg.Self.Add("pipeline", NewPipelineCollector(func() []pipeline.SinkStats { return sinks }))
-	return reg
+	self.Add("pipeline", NewPipelineCollector(func() []pipeline.SinkStats { return sinks }))
+	return NewRegistry(map[string]string{"cluster": "bench"}, e, self)
 }
 
 func benchScrape(b *testing.B, producers, layers int, accept, encoding string) {

@@ -20,14 +20,17 @@ func Decode(rec *shm.Record, ev *Event) error {
 		if err != nil {
 			return err
 		}
-		ev.Kind, ev.Forward = KindForward, f
+		ev.Kind = KindForward
+		ev.Forward = Forward{gate: f.GateMean, entropy: f.EntropyMean, latency: f.LatencyUs, layer: f.Layer,
+			bits: forwardBits(f.Fields) & fwdAll}
 		cleanForward(ev)
 	case shm.TypeRetrieval:
 		v, err := shm.DecodeRetrieval(rec.Body)
 		if err != nil {
 			return err
 		}
-		r := &Retrieval{Retrieval: v.Retrieval, Scores: make([]float64, 0, v.NumScores()), IDs: make([]string, 0, v.NumIDs())}
+		r := &Retrieval{layer: v.Layer, results: v.ResultsCount, injected: v.InjectedCount, budget: v.BudgetRemaining,
+			bits: retrievalBits(v.Fields) & retAll, Scores: make([]float64, 0, v.NumScores()), IDs: make([]string, 0, v.NumIDs())}
 		for i := 0; i < v.NumScores(); i++ {
 			if s := v.Score(i); Finite(s) {
 				r.Scores = append(r.Scores, s)
@@ -65,7 +68,8 @@ func Decode(rec *shm.Record, ev *Event) error {
 		if err != nil {
 			return fmt.Errorf("hello: %v: %w", err, shm.ErrCorrupt)
 		}
-		ev.Kind, ev.Hello = KindHello, &id
+		pid := Identity(id)
+		ev.Kind, ev.Hello = KindHello, &pid
 	default:
 		return fmt.Errorf("record type %v: %w", rec.Type, shm.ErrCorrupt)
 	}
@@ -98,19 +102,19 @@ func decodeOther(name string, data []byte, ev *Event) error {
 // InvalidField).
 func cleanForward(ev *Event) {
 	f := &ev.Forward
-	if Finite(f.GateMean) && Finite(f.EntropyMean) && Finite(f.LatencyUs) {
+	if Finite(f.gate) && Finite(f.entropy) && Finite(f.latency) {
 		return // the common case, three comparisons on the hot path
 	}
 	for _, x := range [...]struct {
-		bit   uint32
+		bit   forwardBits
 		v     *float64
 		field InvalidField
-	}{{shm.FwdHasGate, &f.GateMean, InvalidGate}, {shm.FwdHasEntropy, &f.EntropyMean, InvalidEntropy}, {shm.FwdHasLatency, &f.LatencyUs, InvalidLatency}} {
+	}{{fwdHasGate, &f.gate, InvalidGate}, {fwdHasEntropy, &f.entropy, InvalidEntropy}, {fwdHasLatency, &f.latency, InvalidLatency}} {
 		if !Finite(*x.v) {
-			if f.Fields&x.bit != 0 {
+			if f.bits&x.bit != 0 {
 				ev.Invalid |= 1 << x.field
 			}
-			f.Fields &^= x.bit
+			f.bits &^= x.bit
 			*x.v = 0 // a value without its has bit is zero for sinks that print it anyway
 		}
 	}
@@ -144,37 +148,37 @@ func clampI32(f float64) int32 {
 	return int32(max(math.MinInt32, min(math.MaxInt32, f)))
 }
 
-func forwardFromMap(m map[string]any) shm.Forward {
-	var f shm.Forward
+func forwardFromMap(m map[string]any) Forward {
+	var f Forward
 	if b, ok := m["aga_applied"].(bool); ok && b {
-		f.Fields |= shm.FwdApplied
+		f = f.WithApplied(true)
 	}
 	if v, ok := num(m, "gate_mean"); ok {
-		f.GateMean, f.Fields = v, f.Fields|shm.FwdHasGate
+		f = f.WithGate(v)
 	}
 	if v, ok := num(m, "entropy_mean"); ok {
-		f.EntropyMean, f.Fields = v, f.Fields|shm.FwdHasEntropy
+		f = f.WithEntropy(v)
 	}
 	if v, ok := num(m, "latency_us"); ok {
-		f.LatencyUs, f.Fields = v, f.Fields|shm.FwdHasLatency
+		f = f.WithLatency(v)
 	}
 	if v, ok := num(m, "layer_idx"); ok {
-		f.Layer, f.Fields = clampI32(v), f.Fields|shm.FwdHasLayer
+		f = f.WithLayer(clampI32(v))
 	}
 	return f
 }
 
 func retrievalFromMap(m map[string]any) *Retrieval {
 	r := &Retrieval{}
-	set := func(k string, dst *int32, bit uint32) {
+	set := func(k string, dst *int32, bit retrievalBits) {
 		if v, ok := num(m, k); ok {
-			*dst, r.Fields = clampI32(v), r.Fields|bit
+			*dst, r.bits = clampI32(v), r.bits|bit
 		}
 	}
-	set("layer_idx", &r.Layer, shm.RetHasLayer)
-	set("results_count", &r.ResultsCount, shm.RetHasResults)
-	set("injected_count", &r.InjectedCount, shm.RetHasInjected)
-	set("budget_remaining", &r.BudgetRemaining, shm.RetHasBudget)
+	set("layer_idx", &r.layer, retHasLayer)
+	set("results_count", &r.results, retHasResults)
+	set("injected_count", &r.injected, retHasInjected)
+	set("budget_remaining", &r.budget, retHasBudget)
 	if s, ok := m["scores"].([]any); ok {
 		for _, x := range s {
 			if v, ok := x.(float64); ok && Finite(v) {

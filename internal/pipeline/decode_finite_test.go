@@ -34,10 +34,10 @@ func TestDecodeForwardNonFinite(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := ev.Forward
-			if f.Fields != tc.fields {
-				t.Errorf("fields %05b, want %05b", f.Fields, tc.fields)
+			if uint32(f.bits) != tc.fields {
+				t.Errorf("fields %05b, want %05b", f.bits, tc.fields)
 			}
-			for _, v := range []float64{f.GateMean, f.EntropyMean, f.LatencyUs} {
+			for _, v := range []float64{f.gate, f.entropy, f.latency} {
 				if !Finite(v) {
 					t.Errorf("non-finite value left: %+v", f)
 				}
@@ -65,7 +65,7 @@ func TestDecodeRetrievalNonFinite(t *testing.T) {
 	if len(r.Scores) != 2 || r.Scores[0] != 0.9 || r.Scores[1] != 0.1 || r.InvalidScores != 3 || !ev.Invalid.Has(InvalidScore) {
 		t.Errorf("scores %v, invalid %d, mask %b", r.Scores, r.InvalidScores, ev.Invalid)
 	}
-	if ev.Invalid != 1<<InvalidScore || r.ResultsCount != 5 {
+	if ev.Invalid != 1<<InvalidScore || r.Results() != 5 {
 		t.Errorf("event %+v", r)
 	}
 }

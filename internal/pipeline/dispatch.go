@@ -118,8 +118,12 @@ const (
 	shrinkAfterDrains = 1000
 )
 
+// MaxPublished is how many events Publish holds between two flushes; more
+// are dropped and counted (AgentEventStats).
+const MaxPublished = 4096
+
 // Dispatcher fans decoded events out to sinks. Add and Flush belong to the
-// one consumer goroutine; Stats may be called from anywhere.
+// one consumer goroutine; Publish and Stats may be called from anywhere.
 type Dispatcher struct {
 	log     *slog.Logger
 	queues  []*queue
@@ -127,6 +131,13 @@ type Dispatcher struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	started bool
+
+	// Events the agent makes wait in published until the next Flush.
+	pubMu     sync.Mutex
+	published []Event
+	wake      atomic.Pointer[func()]
+	pubTotal  atomic.Uint64
+	pubDrops  atomic.Uint64
 }
 
 // NewDispatcher returns a dispatcher with no sinks. A nil logger discards.
@@ -172,10 +183,58 @@ func (d *Dispatcher) Start() {
 // Add queues an event for the next Flush.
 func (d *Dispatcher) Add(ev Event) { d.pending = append(d.pending, ev) }
 
-// Flush hands the events added since the last Flush to every sink's queue.
-// A full non-lossless queue drops the excess and counts it; Flush never
-// blocks on a sink.
+// SetWake sets the function Publish calls so that whoever owns Flush (the
+// ring consumer) flushes soon.
+func (d *Dispatcher) SetWake(fn func()) { d.wake.Store(&fn) }
+
+// Publish is the way in for events the agent makes (config loaded or
+// reloaded, alert and health transitions): safe from any goroutine, never
+// blocking. The events go to the sinks with the next Flush, in the order
+// they were published. At most MaxPublished wait; Publish drops the rest,
+// counts them and reports false.
+func (d *Dispatcher) Publish(ev Event) bool {
+	d.pubMu.Lock()
+	if len(d.published) >= MaxPublished {
+		d.pubMu.Unlock()
+		d.pubDrops.Add(1)
+		return false
+	}
+	d.published = append(d.published, ev)
+	d.pubMu.Unlock()
+	d.pubTotal.Add(1)
+	if fn := d.wake.Load(); fn != nil {
+		(*fn)()
+	}
+	return true
+}
+
+// AgentEventStats returns how many events Publish accepted and dropped.
+func (d *Dispatcher) AgentEventStats() (published, dropped uint64) {
+	return d.pubTotal.Load(), d.pubDrops.Load()
+}
+
+// takePublished moves the published events behind the pending ones, as
+// many as every lossless sink that wants them has room for (an agent event
+// must not push a ring's audit record out of the audit store's queue); the
+// rest wait for a later Flush.
+func (d *Dispatcher) takePublished() {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	if len(d.published) == 0 {
+		return
+	}
+	n := min(len(d.published), d.Room(KindAgent))
+	d.pending = append(d.pending, d.published[:n]...)
+	rest := copy(d.published, d.published[n:])
+	clear(d.published[rest:])
+	d.published = d.published[:rest]
+}
+
+// Flush hands the events added since the last Flush, then the published
+// ones, to every sink's queue. A full non-lossless queue drops the excess
+// and counts it; Flush never blocks on a sink.
 func (d *Dispatcher) Flush() {
+	d.takePublished()
 	if len(d.pending) == 0 {
 		return
 	}
@@ -330,6 +389,11 @@ func (d *Dispatcher) Close() {
 	}
 	close(d.done)
 	d.wg.Wait()
+	// Published events a full lossless queue had no room for are lost.
+	d.pubMu.Lock()
+	d.pubDrops.Add(uint64(len(d.published)))
+	d.published = nil
+	d.pubMu.Unlock()
 }
 
 // Stats returns per-sink counters.

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
-
-	"github.com/agaobs/agaobs/internal/shm"
 )
 
 // Kind classifies events.
@@ -20,10 +18,14 @@ const (
 	KindStatus
 	KindHello
 	KindLifecycle
+	// KindAgent events are made by the agent itself (config loaded or
+	// reloaded, alert and health transitions) and enter through
+	// Dispatcher.Publish; their body is a Lifecycle.
+	KindAgent
 	numKinds
 )
 
-var kindNames = [numKinds]string{"forward", "retrieval", "audit", "event", "status", "hello", "lifecycle"}
+var kindNames = [numKinds]string{"forward", "retrieval", "audit", "event", "status", "hello", "lifecycle", "agent"}
 
 func (k Kind) String() string {
 	if k < numKinds {
@@ -59,32 +61,21 @@ type Producer struct {
 	// (from its cgroup; empty outside Kubernetes). Set before the producer
 	// is shared, never changed.
 	PodUID, ContainerID string
-	info                atomic.Pointer[shm.Identity]
+	info                atomic.Pointer[Identity]
 }
 
 // NewProducer returns a Producer with its initial identity.
-func NewProducer(name, key string, hostPID int, pid uint32, ring string, id shm.Identity) *Producer {
+func NewProducer(name, key string, hostPID int, pid uint32, ring string, id Identity) *Producer {
 	p := &Producer{Name: name, Key: key, HostPID: hostPID, PID: pid, Ring: ring}
 	p.info.Store(&id)
 	return p
 }
 
 // Identity returns the newest identity. Callers must not modify it.
-func (p *Producer) Identity() *shm.Identity { return p.info.Load() }
+func (p *Producer) Identity() *Identity { return p.info.Load() }
 
 // SetIdentity replaces the descriptive identity (the name stays).
-func (p *Producer) SetIdentity(id shm.Identity) { p.info.Store(&id) }
-
-// Retrieval is a decoded retrieval event with its own copies of scores and
-// ids.
-type Retrieval struct {
-	shm.Retrieval
-	Scores []float64
-	IDs    []string
-	// InvalidScores is the number of non-finite scores Decode removed
-	// from Scores (Event.Invalid has InvalidScore set when > 0).
-	InvalidScores int
-}
+func (p *Producer) SetIdentity(id Identity) { p.info.Store(&id) }
 
 // InvalidField is a numeric field a producer wrote as NaN or ±Inf.
 type InvalidField uint8
@@ -249,7 +240,7 @@ const (
 type Lifecycle struct {
 	Type   LifecycleType
 	Ring   string // ring path, when about one ring
-	Class  shm.Class
+	Class  RingClass
 	Reason string
 	Lost   uint64   // AuditGap: records lost
 	Keys   []string // ConfigLoaded/ConfigReloaded: changed keys
@@ -259,44 +250,32 @@ type Lifecycle struct {
 	Details map[string]any
 }
 
-// AckRef lets a lossless sink acknowledge a record back to its ring.
-type AckRef struct {
-	Ring       *shm.Ring
-	Checkpoint shm.Checkpoint
-	// Notify, if set, wakes the consumer so it releases the space soon.
-	Notify func()
-}
-
-// Ack reports the record durable.
-func (a *AckRef) Ack() {
-	a.Ring.Ack(a.Checkpoint)
-	if a.Notify != nil {
-		a.Notify()
-	}
-}
-
 // Event is one decoded record or agent observation. Events are passed by
 // value; pointer fields are immutable once the event is dispatched and are
 // shared by all sinks.
 type Event struct {
 	Kind  Kind
-	Flags uint16 // record flags (shm.FlagTruncated)
+	Flags uint16 // record flags (bit 0: body truncated; docs/ring-format.md)
 	// Invalid lists the fields Decode dropped as non-finite (it fits the
 	// padding before Producer: events are copied by value).
 	Invalid  InvalidMask
 	Producer *Producer
-	Seq      uint64
-	TimeNs   int64 // the event's own time (wall clock ns)
-	RecvNs   int64 // when the agent decoded it (wall clock ns)
-	Forward  shm.Forward
+	// Epoch and Seq name the record in its ring: the ring's epoch (new
+	// for every ring file) and the record's sequence number. Zero for
+	// events the agent makes.
+	Epoch   uint64
+	Seq     uint64
+	TimeNs  int64 // the event's own time (wall clock ns)
+	RecvNs  int64 // when the agent decoded it (wall clock ns)
+	Forward Forward
 
 	Retrieval *Retrieval
 	Audit     *Audit
 	Other     *Other
 	Status    *Status
-	Hello     *shm.Identity
+	Hello     *Identity
 	Lifecycle *Lifecycle
 	// Ack is set for records of audit rings; the audit store calls it once
 	// the record is durable.
-	Ack *AckRef
+	Ack *Ack
 }

@@ -33,14 +33,15 @@ func TestDecode(t *testing.T) {
 		err   bool
 	}{
 		{"forward", rec(shm.TypeForward, forwardBody(shm.Forward{GateMean: 0.5, Layer: 2, Fields: 3})), func(t *testing.T, ev *Event) {
-			if ev.Kind != KindForward || ev.Forward.GateMean != 0.5 || ev.Forward.Layer != 2 || !ev.Forward.Applied() {
+			g, hasG := ev.Forward.GateMean()
+			if l, hasL := ev.Forward.LayerIdx(); ev.Kind != KindForward || g != 0.5 || !hasG || hasL || l != 0 || ev.Forward.layer != 2 || !ev.Forward.Applied() {
 				t.Errorf("%+v", ev.Forward)
 			}
 		}, false},
 		{"forward short", rec(shm.TypeForward, "abc"), nil, true},
 		{"retrieval", rec(shm.TypeRetrieval, string(retBody)), func(t *testing.T, ev *Event) {
 			r := ev.Retrieval
-			if r.InjectedCount != 2 || len(r.Scores) != 2 || r.Scores[0] != 0.9 || strings.Join(r.IDs, ",") != "a,bc" {
+			if n, ok := r.InjectedCount(); n != 2 || !ok || r.Injected() != 2 || len(r.Scores) != 2 || r.Scores[0] != 0.9 || strings.Join(r.IDs, ",") != "a,bc" {
 				t.Errorf("%+v", r)
 			}
 		}, false},
@@ -69,12 +70,14 @@ func TestDecode(t *testing.T) {
 		{"event bad json", rec(shm.TypeEvent, "\x01\x00x{"), nil, true},
 		{"forward fallback", rec(shm.TypeEvent, "\x07\x00forward"+`{"gate_mean":0.25,"aga_applied":true,"layer_idx":"x","latency_us":12}`), func(t *testing.T, ev *Event) {
 			f := ev.Forward
-			if ev.Kind != KindForward || f.GateMean != 0.25 || !f.Applied() || f.Has(shm.FwdHasLayer) || f.LatencyUs != 12 {
+			g, _ := f.GateMean()
+			lat, _ := f.Latency()
+			if _, hasL := f.LayerIdx(); ev.Kind != KindForward || g != 0.25 || !f.Applied() || hasL || lat != 12 {
 				t.Errorf("%+v", f)
 			}
 		}, false},
 		{"retrieval fallback", rec(shm.TypeEvent, "\x09\x00retrieval"+`{"injected_count":2,"scores":[0.5],"ids":[1]}`), func(t *testing.T, ev *Event) {
-			if ev.Kind != KindRetrieval || ev.Retrieval.InjectedCount != 2 || ev.Retrieval.IDs[0] != "1" {
+			if ev.Kind != KindRetrieval || ev.Retrieval.Injected() != 2 || ev.Retrieval.IDs[0] != "1" {
 				t.Errorf("%+v", ev.Retrieval)
 			}
 		}, false},

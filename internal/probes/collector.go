@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"errors"
 	"math"
 	"sort"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // HistSlots is the number of log2 buckets per kernel histogram.
@@ -76,6 +79,7 @@ type collector struct {
 	down     *prometheus.Desc
 	attached *prometheus.Desc
 	errors   *prometheus.Desc
+	fams     selfmetrics.Families
 }
 
 // familyOf names each probe's metric.
@@ -101,23 +105,34 @@ func familyOf(p Probe) (name, help string, labels []string, hist bool) {
 	return "", "", nil, false
 }
 
+// newCollector describes every probe's family, enabled or not: the set of
+// enabled probes is configuration.
 func newCollector(src snapshotSource, native bool) *collector {
-	c := &collector{src: src, native: native, families: map[ID]*family{},
-		up:       prometheus.NewDesc("agaobs_bpf_available", "Whether eBPF programs could be loaded (1), or 0 with the reason (not_permitted, not_supported, disabled, unknown).", nil, nil),
-		down:     prometheus.NewDesc("agaobs_bpf_available", "Whether eBPF programs could be loaded (1), or 0 with the reason (not_permitted, not_supported, disabled, unknown).", []string{"reason"}, nil),
-		attached: prometheus.NewDesc("agaobs_bpf_probe_attached", "Producer processes a probe is attached to (0: none yet, or it failed).", []string{"probe"}, nil),
-		errors:   prometheus.NewDesc("agaobs_bpf_probe_errors_total", "Probe attach failures by reason: not_permitted, not_supported, symbol_missing, no_target, other.", []string{"probe", "reason"}, nil),
-	}
+	const availHelp = "Whether eBPF programs could be loaded (1), or 0 with the reason (not_permitted, not_supported, disabled, unknown)."
+	c := &collector{src: src, native: native, families: map[ID]*family{}}
+	// One family, two shapes: down carries the reason, up does not. Only
+	// down is described (a checked collector describes a name once); up
+	// has the same name, so the registry accepts it.
+	c.down = c.fams.Gauge("agaobs_bpf_available", availHelp, "reason")
+	c.up = prometheus.NewDesc("agaobs_bpf_available", availHelp, nil, nil)
+	c.attached = c.fams.Gauge("agaobs_bpf_probe_attached", "Producer processes a probe is attached to (0: none yet, or it failed).", "probe")
+	c.errors = c.fams.Counter("agaobs_bpf_probe_errors_total", "Probe attach failures by reason: not_permitted, not_supported, symbol_missing, no_target, other.", "probe", "reason")
 	for _, p := range All() {
 		name, help, labels, hist := familyOf(p)
-		c.families[p.ID] = &family{desc: prometheus.NewDesc(name, help, labels, nil), labels: labels, probe: p, hist: hist}
+		add := c.fams.Counter
+		if hist {
+			add = c.fams.Histogram
+		}
+		c.families[p.ID] = &family{desc: add(name, help, labels...), labels: labels, probe: p, hist: hist}
 	}
 	return c
 }
 
-func (c *collector) Describe(chan<- *prometheus.Desc) {}
+// Describe implements selfmetrics.Collector.
+func (c *collector) Describe() []selfmetrics.Family { return c.fams }
 
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
+// Update implements selfmetrics.Collector.
+func (c *collector) Update(ch chan<- prometheus.Metric) error {
 	available, reason, slots, probes := c.src.state()
 	if available {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
@@ -135,13 +150,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	r := c.src.reader()
 	if r == nil {
-		return
+		return nil
 	}
 	enabled := func(id ID) bool {
 		f := c.families[id]
 		return f != nil && probes[f.probe.Name].Enabled
 	}
-	if hs, err := r.hists(); err == nil {
+	// A map that cannot be read loses its series for this scrape and
+	// reports the collector failed.
+	hs, hErr := r.hists()
+	if hErr == nil {
 		for i := range hs {
 			h := &hs[i]
 			prod, ok := slots[h.Slot]
@@ -152,7 +170,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- &histMetric{desc: f.desc, names: f.labels, values: c.labels(f.probe, prod, h.Sub), h: h, native: c.native}
 		}
 	}
-	if cs, err := r.counts(); err == nil {
+	cs, cErr := r.counts()
+	if cErr == nil {
 		// A family without an api label (cuda_graph_launch) sums its subs.
 		type series struct {
 			f      *family
@@ -182,6 +201,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(s.f.desc, prometheus.CounterValue, s.n, s.values...)
 		}
 	}
+	return errors.Join(hErr, cErr)
 }
 
 // labels returns a series' label values: producer, then the reason or api.

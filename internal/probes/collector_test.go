@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -9,8 +10,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	agatest "github.com/agaobs/agaobs/internal/testutil"
 )
+
+// register puts c in a selfmetrics set, as the agent does, checks that it
+// emits only what it describes, and returns a pedantic registry holding
+// it with the names of c's own families (comparisons leave out the set's
+// agaobs_collector_* series).
+func register(t *testing.T, c selfmetrics.Collector) (*prometheus.Registry, []string) {
+	t.Helper()
+	s := selfmetrics.NewSet()
+	s.Add("probes", c)
+	if err := selfmetrics.Check(s); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s)
+	var names []string
+	for _, f := range c.Describe() {
+		names = append(names, f.Name)
+	}
+	return reg, names
+}
 
 func mfsMap(mfs []*dto.MetricFamily) map[string]*dto.MetricFamily {
 	out := map[string]*dto.MetricFamily{}
@@ -56,12 +78,18 @@ func (f *fakeSource) reader() mapReader {
 }
 
 type fakeReader struct {
-	h []HistEntry
-	c []CountEntry
+	h   []HistEntry
+	c   []CountEntry
+	err error
 }
 
-func (r *fakeReader) hists() ([]HistEntry, error)   { return r.h, nil }
-func (r *fakeReader) counts() ([]CountEntry, error) { return r.c, nil }
+func (r *fakeReader) hists() ([]HistEntry, error) { return r.h, r.err }
+func (r *fakeReader) counts() ([]CountEntry, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.c, nil
+}
 
 func enabledStatus(names ...string) map[string]ProbeStatus {
 	out := map[string]ProbeStatus{}
@@ -93,8 +121,7 @@ func TestCollectorRendering(t *testing.T) {
 			{Slot: 1, Probe: IDCUDAGraphLaunch, Sub: 1, Count: 4}, {Slot: 1, Probe: IDCUDAGraphLaunch, Sub: 2, Count: 3},
 			{Slot: 1, Probe: IDCUDALaunch, Sub: 3, Count: 9},
 		}}}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newCollector(src, false))
+	reg, _ := register(t, newCollector(src, false))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +177,7 @@ func TestCollectorNative(t *testing.T) {
 	h.Count = 8
 	src := &fakeSource{available: true, slots: map[uint32]string{1: "tp0"}, probes: enabledStatus("forward_marker"),
 		rd: &fakeReader{h: []HistEntry{h}}}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newCollector(src, true))
+	reg, _ := register(t, newCollector(src, true))
 	mfs, _ := reg.Gather()
 	s := series(mfsMap(mfs), "agaobs_bpf_forward_latency_seconds", "producer", "tp0")
 	if s == nil {
@@ -175,8 +201,7 @@ func TestCollectorUnavailable(t *testing.T) {
 	st := enabledStatus("offcpu")
 	st["offcpu"] = ProbeStatus{Enabled: true, Errors: map[string]uint64{ReasonNotPermitted: 1}}
 	src := &fakeSource{reason: ReasonNotPermitted, probes: st}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newCollector(src, false))
+	reg, names := register(t, newCollector(src, false))
 	want := `# HELP agaobs_bpf_available Whether eBPF programs could be loaded (1), or 0 with the reason (not_permitted, not_supported, disabled, unknown).
 # TYPE agaobs_bpf_available gauge
 agaobs_bpf_available{reason="not_permitted"} 0
@@ -187,7 +212,22 @@ agaobs_bpf_probe_attached{probe="offcpu"} 0
 # TYPE agaobs_bpf_probe_errors_total counter
 agaobs_bpf_probe_errors_total{probe="offcpu",reason="not_permitted"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A kernel map that cannot be read fails the collector (its
+// agaobs_collector_success goes to 0), not the scrape.
+func TestCollectorMapError(t *testing.T) {
+	src := &fakeSource{available: true, slots: map[uint32]string{1: "tp0"}, probes: enabledStatus("offcpu"),
+		rd: &fakeReader{err: errors.New("map gone")}}
+	reg, _ := register(t, newCollector(src, false))
+	want := `# HELP agaobs_collector_success Whether the collector's last scrape succeeded (1) or failed (0).
+# TYPE agaobs_collector_success gauge
+agaobs_collector_success{collector="probes"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "agaobs_collector_success"); err != nil {
 		t.Fatal(err)
 	}
 }

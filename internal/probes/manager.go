@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // Target is a producer process to instrument.
@@ -86,7 +86,7 @@ func New(opts Options) *Manager {
 
 // Collector exports the probes' histograms and counters and the eBPF
 // self-metrics.
-func (m *Manager) Collector() prometheus.Collector { return newCollector(m, m.opts.Native) }
+func (m *Manager) Collector() selfmetrics.Collector { return newCollector(m, m.opts.Native) }
 
 func (m *Manager) state() (bool, string, map[uint32]string, map[string]ProbeStatus) {
 	m.mu.Lock()

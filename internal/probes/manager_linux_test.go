@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agaobs/agaobs/internal/testutil"
@@ -66,8 +65,7 @@ func helper(t *testing.T, kind string) *exec.Cmd {
 // gather collects the manager's metrics.
 func gather(t *testing.T, m *Manager) map[string]*dto.MetricFamily {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m.Collector())
+	reg, _ := register(t, m.Collector())
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

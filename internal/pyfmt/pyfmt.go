@@ -1,7 +1,3 @@
-// Package pyfmt renders values the way Python prints them (repr of
-// dicts, lists, strings and floats, and str.format specs), so that the
-// agent's event log lines and alert messages read exactly as the seed's
-// Python code wrote them.
 package pyfmt
 
 import (
@@ -50,7 +46,7 @@ func reprValue(dec *json.Decoder, b *strings.Builder) error {
 				if err != nil {
 					return err
 				}
-				b.WriteString(Str(fmt.Sprint(k)))
+				b.WriteString(reprStr(fmt.Sprint(k)))
 				b.WriteString(": ")
 			}
 			if err := reprValue(dec, b); err != nil {
@@ -66,7 +62,7 @@ func reprValue(dec *json.Decoder, b *strings.Builder) error {
 			b.WriteByte('}')
 		}
 	case string:
-		b.WriteString(Str(t))
+		b.WriteString(reprStr(t))
 	case json.Number:
 		if i, err := t.Int64(); err == nil && !strings.ContainsAny(string(t), ".eE") {
 			b.WriteString(strconv.FormatInt(i, 10))
@@ -87,9 +83,9 @@ func reprValue(dec *json.Decoder, b *strings.Builder) error {
 	return nil
 }
 
-// Str is Python's repr of a str: single quotes unless the string holds a
+// reprStr is Python's repr of a str: single quotes unless the string holds a
 // single quote and no double quote.
-func Str(s string) string {
+func reprStr(s string) string {
 	q := byte('\'')
 	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
 		q = '"'

@@ -142,8 +142,6 @@ type Consumer struct {
 	lastPass  atomic.Int64 // unix ns of the last pass: the liveness probe
 	passes    atomic.Uint64
 	dirErr    atomic.Pointer[string]
-	injectMu  sync.Mutex
-	injected  []pipeline.Event
 	doorbell  *reader
 	watch     *reader
 	ackNotify func()
@@ -161,23 +159,15 @@ type Consumer struct {
 	scans       atomic.Uint64
 }
 
-// Counters are the consumer's own counters for the metrics.
-type Counters struct {
-	// CheckErrors counts producer liveness checks that could not decide
-	// (procfs errors other than "no such process"); the producer is kept.
-	CheckErrors uint64
-	// Rejected counts ring rejections by reason code.
-	Rejected map[string]uint64
-	// Candidates is the number of tracked ring files of no producer;
-	// Untracked those the last scan did not examine (maxTrackedCandidates).
-	Candidates, Untracked int
-}
-
 // Counters returns the consumer's counters. Safe from any goroutine.
-func (c *Consumer) Counters() Counters {
+func (c *Consumer) Counters() pipeline.ConsumerCounters {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return Counters{CheckErrors: c.checkErrors.Load(), Rejected: c.rejects.totals(), Candidates: c.candidates, Untracked: c.untracked}
+	return c.countersLocked()
+}
+
+func (c *Consumer) countersLocked() pipeline.ConsumerCounters {
+	return pipeline.ConsumerCounters{CheckErrors: c.checkErrors.Load(), Rejected: c.rejects.totals(), Candidates: c.candidates, Untracked: c.untracked}
 }
 
 // New returns a Consumer. It touches nothing on disk until Run.
@@ -202,6 +192,8 @@ func New(opts Options) (*Consumer, error) {
 		wake: newSignal(), rejects: newRejections(), direntBuf: make([]byte, 32<<10),
 	}
 	c.ackNotify = c.wake.notify
+	// Events the agent publishes reach the sinks at the next pass.
+	opts.Dispatcher.SetWake(c.wake.notify)
 	c.SetTunables(opts.Tunables)
 	return c, nil
 }
@@ -345,26 +337,6 @@ func (c *Consumer) stopReaders() {
 	}
 }
 
-// Inject queues an agent-generated event (config reload, health
-// transition) for the sinks, in order with ring events. Safe from any
-// goroutine.
-func (c *Consumer) Inject(ev pipeline.Event) {
-	c.injectMu.Lock()
-	c.injected = append(c.injected, ev)
-	c.injectMu.Unlock()
-	c.wake.notify()
-}
-
-func (c *Consumer) takeInjected() {
-	c.injectMu.Lock()
-	evs := c.injected
-	c.injected = nil
-	c.injectMu.Unlock()
-	for _, ev := range evs {
-		c.disp.Add(ev)
-	}
-}
-
 // pass polls every active ring once, round-robin from a rotating start so
 // no ring is always first, and hands the decoded events to the dispatcher.
 func (c *Consumer) pass() int {
@@ -401,7 +373,6 @@ func (c *Consumer) pass() int {
 		e.ring.Commit()
 	}
 	c.rr++
-	c.takeInjected()
 	c.disp.Flush()
 	c.lastPass.Store(c.passNow)
 	c.passes.Add(1)
@@ -417,14 +388,15 @@ func (c *Consumer) recordFunc(e *ringEntry) func(*shm.Record) shm.Disposition {
 		if err := pipeline.Decode(rec, ev); err != nil {
 			return shm.Corrupt
 		}
-		ev.Producer, ev.RecvNs = e.prod.p, c.passNow
+		ev.Producer, ev.RecvNs, ev.Epoch = e.prod.p, c.passNow, e.epoch
 		if ev.Kind == pipeline.KindHello {
 			id := *ev.Hello
 			id.Producer = e.prod.p.Identity().Producer // the header's name is authoritative
 			e.prod.p.SetIdentity(id)
 		}
 		if e.class == shm.ClassAudit && ev.Kind == pipeline.KindAudit {
-			ev.Ack = &pipeline.AckRef{Ring: e.ring, Checkpoint: rec.Checkpoint, Notify: c.ackNotify}
+			cp := rec.Checkpoint
+			ev.Ack = pipeline.NewAck(e.acker, pipeline.AckToken{cp.End, cp.Seq, cp.Lost, cp.Corrupt})
 			c.disp.Add(*ev)
 			return shm.Pending
 		}
@@ -439,7 +411,7 @@ func (c *Consumer) quarantine(e *ringEntry, err error) {
 	e.state, e.reason = ringQuarantined, e.ring.Quarantined()
 	c.removeActive(e)
 	c.log.Error("ring quarantined", "path", e.key.path, "producer", e.prod.p.Name, "err", err)
-	c.lifecycle(e.prod, pipeline.Lifecycle{Type: pipeline.RingQuarantined, Ring: e.key.path, Class: e.class, Reason: e.reason})
+	c.lifecycle(e.prod, pipeline.Lifecycle{Type: pipeline.RingQuarantined, Ring: e.key.path, Class: ringClass(e.class), Reason: e.reason})
 }
 
 // finalDrain reads what producers committed before shutdown, for at most
@@ -722,7 +694,32 @@ func (c *Consumer) open(e *ringEntry, now time.Time, t *Tunables) bool {
 		return false
 	}
 	e.fi, e.ring, e.class = fi, r, r.Header().Class
+	e.epoch, e.acker = r.Header().Epoch, &ringAcker{ring: r, notify: c.ackNotify}
 	return true
+}
+
+// ringAcker acknowledges the audit records of one ring; the audit store
+// calls it through pipeline.Ack from its own goroutine.
+type ringAcker struct {
+	ring   *shm.Ring
+	notify func()
+}
+
+// Acknowledge implements pipeline.Acknowledger.
+func (a *ringAcker) Acknowledge(t pipeline.AckToken) {
+	a.ring.Ack(shm.Checkpoint{End: t[0], Seq: t[1], Lost: t[2], Corrupt: t[3]})
+	a.notify() // release the space soon
+}
+
+// ringClass is the pipeline's name for a ring class.
+func ringClass(c shm.Class) pipeline.RingClass {
+	switch c {
+	case shm.ClassHot:
+		return pipeline.ClassHot
+	case shm.ClassAudit:
+		return pipeline.ClassAudit
+	}
+	return 0
 }
 
 // reject turns a ring away for good (until its file changes). Rejections
@@ -815,7 +812,7 @@ func (c *Consumer) checkProducer(p *producer, now time.Time, mono int64, t *Tuna
 		e.ring.Finish()
 		e.ring.Commit()
 		if lost := e.ring.Stats().Lost - before; lost > 0 && e.class == shm.ClassAudit {
-			c.lifecycle(p, pipeline.Lifecycle{Type: pipeline.AuditGap, Ring: e.key.path, Class: e.class, Lost: lost})
+			c.lifecycle(p, pipeline.Lifecycle{Type: pipeline.AuditGap, Ring: e.key.path, Class: ringClass(e.class), Lost: lost})
 		}
 		e.state = ringDrained
 		c.removeActive(e)

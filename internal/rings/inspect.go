@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/shm"
 )
 
@@ -42,7 +43,7 @@ func Inspect(dir, procRoot string) ([]RingInfo, error) {
 			ri.State, ri.Reason = "rejected", err.Error()
 		default:
 			h, st := in.Header, in.Stats
-			id := h.Identity
+			id := pipeline.Identity(h.Identity)
 			ri.Producer, ri.Class, ri.PID, ri.Identity = id.Producer, h.Class.String(), h.PID, &id
 			ri.Epoch, ri.Capacity = fmt.Sprintf("%016x", h.Epoch), h.Capacity
 			ri.Fill, ri.Written, ri.Dropped, ri.Lost, ri.Corrupt = st.FillRatio, st.Written, st.Dropped, st.Lost, st.Corrupt

@@ -57,6 +57,7 @@ type ringEntry struct {
 	onRecord  func(*shm.Record) shm.Disposition
 	ev        *pipeline.Event // decode scratch, allocated when accepted
 	epoch     uint64          // ring epoch, kept once the ring is unmapped
+	acker     *ringAcker      // audit rings' acknowledgements
 }
 
 type producer struct {
@@ -154,14 +155,14 @@ func (c *Consumer) register(e *ringEntry, id procIdentity) {
 		// in invalid bytes still end up as two distinct names.
 		name := c.chooseName(strings.ToValidUTF8(h.Identity.Producer, "\uFFFD"), key, id.HostPID, h.Instance)
 		p = &producer{
-			p:     pipeline.NewProducer(name, key, id.HostPID, h.PID, ringStem(e.key.path), h.Identity),
+			p:     pipeline.NewProducer(name, key, id.HostPID, h.PID, ringStem(e.key.path), pipeline.Identity(h.Identity)),
 			start: h.StartTimeTicks, uid: id.RealUID, createNs: h.CreateTimeNs,
 		}
 		p.p.PodUID, p.p.ContainerID = c.proc.k8sIdentity(id.HostPID)
 		c.producers[key] = p
 		c.names[name] = p
 		_ = c.state.Put(bucketNames, key, name)
-		c.lifecycle(p, pipeline.Lifecycle{Type: pipeline.ProducerAppeared, Ring: e.key.path, Class: e.class})
+		c.lifecycle(p, pipeline.Lifecycle{Type: pipeline.ProducerAppeared, Ring: e.key.path, Class: ringClass(e.class)})
 		c.log.Info("producer appeared", "producer", name, "host_pid", id.HostPID, "uid", id.RealUID, "model", h.Identity.Model)
 	}
 	e.prod = p
@@ -293,49 +294,40 @@ func (c *Consumer) closeEntry(e *ringEntry, removeFile bool) {
 // the metrics. States: live, closed, dead (of its producer), initialising,
 // rejected, quarantined.
 type RingInfo struct {
-	Path                string            `json:"path"`
-	Producer            string            `json:"producer,omitempty"`
-	Class               string            `json:"class,omitempty"`
-	HostPID             int               `json:"host_pid,omitempty"`
-	PID                 uint32            `json:"pid,omitempty"`
-	State               string            `json:"state"`
-	Reason              string            `json:"reason,omitempty"`
-	Epoch               string            `json:"epoch,omitempty"`
-	Capacity            uint64            `json:"capacity_bytes,omitempty"`
-	Fill                float64           `json:"fill_ratio"`
-	Written             uint64            `json:"written"`
-	Consumed            uint64            `json:"consumed"`
-	Dropped             uint64            `json:"dropped"`
-	Lost                uint64            `json:"lost"`
-	Corrupt             uint64            `json:"corrupt"`
-	DroppedByType       map[string]uint64 `json:"dropped_by_type,omitempty"`
-	Stale               bool              `json:"heartbeat_stale,omitempty"`
-	HeartbeatAgeSeconds float64           `json:"heartbeat_age_seconds"`
-	OwnerUID            uint32            `json:"owner_uid"`
-	Identity            *shm.Identity     `json:"identity,omitempty"`
-	DiscoveredAt        time.Time         `json:"discovered_at"`
+	Path                string             `json:"path"`
+	Producer            string             `json:"producer,omitempty"`
+	Class               string             `json:"class,omitempty"`
+	HostPID             int                `json:"host_pid,omitempty"`
+	PID                 uint32             `json:"pid,omitempty"`
+	State               string             `json:"state"`
+	Reason              string             `json:"reason,omitempty"`
+	Epoch               string             `json:"epoch,omitempty"`
+	Capacity            uint64             `json:"capacity_bytes,omitempty"`
+	Fill                float64            `json:"fill_ratio"`
+	Written             uint64             `json:"written"`
+	Consumed            uint64             `json:"consumed"`
+	Dropped             uint64             `json:"dropped"`
+	Lost                uint64             `json:"lost"`
+	Corrupt             uint64             `json:"corrupt"`
+	DroppedByType       map[string]uint64  `json:"dropped_by_type,omitempty"`
+	Stale               bool               `json:"heartbeat_stale,omitempty"`
+	HeartbeatAgeSeconds float64            `json:"heartbeat_age_seconds"`
+	OwnerUID            uint32             `json:"owner_uid"`
+	Identity            *pipeline.Identity `json:"identity,omitempty"`
+	DiscoveredAt        time.Time          `json:"discovered_at"`
 }
 
-// Rings returns every known ring, sorted by producer, class and path. Safe
-// from any goroutine.
-func (c *Consumer) Rings() []RingInfo { return c.rings(false) }
-
-// ProducerRings returns the rings of accepted producers only, in Rings'
-// order: what the per-second readers (health, alerting, probes) need. Junk
-// files in the ring directory cost them nothing.
-func (c *Consumer) ProducerRings() []RingInfo { return c.rings(true) }
-
-func (c *Consumer) rings(producersOnly bool) []RingInfo {
+// Rings returns every known ring, sorted by producer, class and path: the
+// `rings` command and the admin API. Readers that run every second use
+// Snapshot, which does not list junk files one by one. Safe from any
+// goroutine.
+func (c *Consumer) Rings() []RingInfo {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	mono := shm.MonoNow()
-	n := len(c.byFile)
-	if producersOnly {
-		n = len(c.byFile) - c.candidates
-	}
-	out := make([]RingInfo, 0, max(n, 0))
+	out := make([]RingInfo, 0, len(c.byFile))
 	for _, e := range c.byFile {
-		if e.state != ringRetired && (!producersOnly || e.prod != nil) {
+		if e.state != ringRetired {
 			out = append(out, e.info(mono))
 		}
 	}
@@ -349,29 +341,6 @@ func (c *Consumer) rings(producersOnly bool) []RingInfo {
 		}
 		return a.Path < b.Path
 	})
-	return out
-}
-
-// StateCounts counts rings by RingInfo.State without building the list
-// (the ring directory may hold thousands of rejected files). Safe from any
-// goroutine.
-func (c *Consumer) StateCounts() map[string]int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := map[string]int{"live": 0, "closed": 0, "dead": 0, "rejected": 0, "quarantined": 0, "initialising": 0}
-	for _, e := range c.byFile {
-		switch {
-		case e.state == ringRetired:
-		case e.state == ringPending:
-			out["initialising"]++
-		case e.state == ringRejected:
-			out["rejected"]++
-		case e.state == ringQuarantined:
-			out["quarantined"]++
-		case e.prod != nil:
-			out[e.prod.state.String()]++
-		}
-	}
 	return out
 }
 

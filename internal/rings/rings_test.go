@@ -473,7 +473,11 @@ func (c *tornCheck) Write(_ context.Context, b []pipeline.Event) error {
 	defer c.mu.Unlock()
 	for _, ev := range b {
 		f := ev.Forward
-		if f.LatencyUs != 2*f.GateMean || f.Fields != 31 || int64(f.GateMean) != ev.TimeNs {
+		g, hasG := f.GateMean()
+		lat, hasLat := f.LatencyUs()
+		_, hasE := f.EntropyMean()
+		_, hasL := f.LayerIdx()
+		if lat != 2*g || !hasG || !hasLat || !hasE || !hasL || !f.Applied() || int64(g) != ev.TimeNs {
 			c.bad++
 		}
 		c.checked++
@@ -528,7 +532,7 @@ func TestKillMidStreamNoTornRecords(t *testing.T) {
 // store.
 type gatedAck struct {
 	mu      sync.Mutex
-	held    []*pipeline.AckRef
+	held    []*pipeline.Ack
 	release bool
 }
 

@@ -19,7 +19,7 @@ func prefill(b *testing.B, rec func(w *Writer) error) *Ring {
 // split (decode only, no sink).
 func BenchmarkDrain(b *testing.B) {
 	body := []byte(`0123456789012345678901234567890123456`) // 37 B + 3 B name hdr
-	r := prefill(b, func(w *Writer) error { return w.EmitEvent(1, "e", body) })
+	r := prefill(b, func(w *Writer) error { return w.emitEvent(1, "e", body) })
 	var sink int
 	b.ReportAllocs()
 	b.SetBytes(64)

@@ -4,11 +4,14 @@
 //
 // # Layout
 //
-// format.go and record.go are pure encoding over byte slices; ring.go is the
-// consumer protocol over a mapped []byte plus atomics; writer.go is the
-// producer protocol; file_linux.go does the system calls; fault.go guards
-// every access to a mapping. Nothing here logs: errors are returned, wrapped
-// with the ring path.
+// Pure encoding over byte slices: format.go (the header, identity, classes
+// and producer states) and record.go (record framing and the FORWARD,
+// RETRIEVAL, AUDIT and EVENT bodies). ring.go is the consumer protocol over
+// a mapped []byte plus atomics; writer.go is the producer protocol;
+// file_linux.go does the system calls (ring files, the directory, the
+// doorbell FIFO, procfs); fault.go guards every access to a mapping;
+// errors.go holds the sentinel errors. Nothing here logs: errors are
+// returned, wrapped with the ring path.
 //
 // # Lifetime and concurrency
 //

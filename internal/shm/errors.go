@@ -12,15 +12,15 @@ var (
 	// ErrFull is returned by a Writer when a record was dropped because the
 	// ring was full (after the bounded wait, for audit rings).
 	ErrFull = errors.New("ring full: record dropped")
-	// ErrTooLarge is returned when a record cannot fit max_record_len even
+	// errTooLarge is returned when a record cannot fit max_record_len even
 	// after truncation.
-	ErrTooLarge = errors.New("record larger than max_record_len")
-	// ErrClosed is returned by operations on a closed Writer or Ring.
-	ErrClosed = os.ErrClosed
-	// ErrQuarantined is returned by Ring.Poll once the ring has been
+	errTooLarge = errors.New("record larger than max_record_len")
+	// errClosed is returned by operations on a closed Writer or Ring.
+	errClosed = os.ErrClosed
+	// errQuarantined is returned by Ring.Poll once the ring has been
 	// quarantined; Ring.Quarantined says why.
-	ErrQuarantined = errors.New("ring quarantined")
-	// ErrTruncated marks a ring file that shrank under the agent's mapping:
+	errQuarantined = errors.New("ring quarantined")
+	// errTruncated marks a ring file that shrank under the agent's mapping:
 	// its producer truncated it after it was accepted.
-	ErrTruncated = errors.New("ring file truncated")
+	errTruncated = errors.New("ring file truncated")
 )

@@ -20,8 +20,8 @@ import (
 // DoorbellName is the agent's FIFO in the ring directory (format §5.3).
 const DoorbellName = "agaobs.doorbell"
 
-// RingFileName returns the conventional file name of a ring (format §1).
-func RingFileName(pid uint32, pidns uint64, instance uint32, class Class) string {
+// ringFileName returns the conventional file name of a ring (format §1).
+func ringFileName(pid uint32, pidns uint64, instance uint32, class Class) string {
 	return fmt.Sprintf("agaobs-%d-%d-%d-%s.ring", pid, pidns, instance, class)
 }
 
@@ -138,7 +138,7 @@ func CreateWriter(dir string, opts WriterOptions) (*Writer, error) {
 	if opts.Doorbell == nil {
 		opts.Doorbell = NewFIFODoorbell(filepath.Join(dir, DoorbellName))
 	}
-	name := RingFileName(opts.PID, opts.PIDNSInode, opts.Instance, opts.Class)
+	name := ringFileName(opts.PID, opts.PIDNSInode, opts.Instance, opts.Class)
 	final := filepath.Join(dir, name)
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
@@ -214,9 +214,9 @@ func fileInfo(path string, st *unix.Stat_t) FileInfo {
 	}
 }
 
-// ErrNotRegular is returned by OpenRing for symlinks and other non-regular
+// errNotRegular is returned by OpenRing for symlinks and other non-regular
 // files.
-var ErrNotRegular = errors.New("not a regular file")
+var errNotRegular = errors.New("not a regular file")
 
 // OpenRing maps a ring file read-write (the consumer block must be
 // writable), validates its header and restores the consumer state. The
@@ -227,7 +227,7 @@ func OpenRing(path string) (*Ring, FileInfo, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			err = ErrNotRegular
+			err = errNotRegular
 		}
 		return nil, FileInfo{}, fmt.Errorf("open ring %s: %w", path, err)
 	}
@@ -243,7 +243,7 @@ func OpenRing(path string) (*Ring, FileInfo, error) {
 	}
 	fi := fileInfo(path, &st)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fi, fmt.Errorf("open ring %s: %w", path, ErrNotRegular)
+		return nil, fi, fmt.Errorf("open ring %s: %w", path, errNotRegular)
 	}
 	if st.Size < HeaderSize || st.Size > HeaderSize+(1<<40) {
 		return nil, fi, fmt.Errorf("open ring %s: %w", path, &HeaderError{Reason: fmt.Sprintf("file size %d", st.Size)})
@@ -362,7 +362,7 @@ func InspectRing(path string) (Inspection, error) {
 }
 
 // inspectMem reads the header and counters of a mapped ring. The producer
-// may shrink the file meanwhile: a fault gives ErrTruncated.
+// may shrink the file meanwhile: a fault gives errTruncated.
 func inspectMem(mem []byte, size int64) (Inspection, error) {
 	var in Inspection
 	var err error
@@ -372,7 +372,7 @@ func inspectMem(mem []byte, size int64) (Inspection, error) {
 			err = &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
 			return
 		}
-		if in.Header, err = ParseHeader(mem, size); err != nil {
+		if in.Header, err = parseHeader(mem, size); err != nil {
 			return
 		}
 		r.hdr = in.Header
@@ -381,7 +381,7 @@ func inspectMem(mem []byte, size int64) (Inspection, error) {
 		in.Stats.ReadPos, in.Stats.Lost, in.Stats.Corrupt = cp.End, cp.Lost, cp.Corrupt
 	})
 	if !ok || r.faulted.Load() {
-		return Inspection{}, ErrTruncated
+		return Inspection{}, errTruncated
 	}
 	return in, err
 }

@@ -66,7 +66,7 @@ func TestCreateWriterAtomicRename(t *testing.T) {
 		t.Fatalf("dir holds %v, want exactly the renamed ring", entries)
 	}
 	pid, ns, _, _ := ProcessInfo()
-	if entries[0].Name() != RingFileName(pid, ns, 3, ClassAudit) {
+	if entries[0].Name() != ringFileName(pid, ns, 3, ClassAudit) {
 		t.Errorf("name %s", entries[0].Name())
 	}
 	in, err := InspectRing(w.Path())

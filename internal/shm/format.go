@@ -9,31 +9,31 @@ import (
 	"unicode/utf8"
 )
 
-// Magic is the header's first word, the bytes "AGARING\0" read little-endian.
-const Magic uint64 = 0x00474E4952414741
+// magic is the header's first word, the bytes "AGARING\0" read little-endian.
+const magic uint64 = 0x00474E4952414741
 
 // Format version written by this package.
 const (
-	VersionMajor  = 1
-	VersionMinor  = 0
-	SchemaVersion = 1
+	versionMajor  = 1
+	versionMinor  = 0
+	schemaVersion = 1
 )
 
 // Header geometry.
 const (
 	HeaderSize     = 4096
-	IdentityOffset = 0x800
-	// MaxIdentityLen bounds the identity JSON, in the header and as a
+	identityOffset = 0x800
+	// maxIdentityLen bounds the identity JSON, in the header and as a
 	// HELLO body alike.
-	MaxIdentityLen = 2048
+	maxIdentityLen = 2048
 	// MaxIdentityField bounds every string of a parsed identity, in bytes:
 	// they become label values and log fields.
 	MaxIdentityField = 256
-	MinCapacity      = 4096
-	MinMaxRecordLen  = 64
+	minCapacity      = 4096
+	minMaxRecordLen  = 64
 	RecordHeaderLen  = 24
-	// DroppedTypes is the length of the dropped-by-type table.
-	DroppedTypes = 64
+	// droppedTypes is the length of the dropped-by-type table.
+	droppedTypes = 64
 )
 
 // Header field offsets (docs/ring-format.md §2).
@@ -98,32 +98,21 @@ func (c Class) String() string {
 	return fmt.Sprintf("class(%d)", uint32(c))
 }
 
-// ParseClass maps "hot" and "audit" to their Class.
-func ParseClass(s string) (Class, error) {
-	switch s {
-	case "hot":
-		return ClassHot, nil
-	case "audit":
-		return ClassAudit, nil
-	}
-	return 0, fmt.Errorf("unknown ring class %q", s)
-}
-
 // State is the producer state word.
 type State uint32
 
 // Producer states.
 const (
-	StateInit    State = 0
-	StateRunning State = 1
+	stateInit    State = 0
+	stateRunning State = 1
 	StateClosed  State = 2
 )
 
 func (s State) String() string {
 	switch s {
-	case StateInit:
+	case stateInit:
 		return "init"
-	case StateRunning:
+	case stateRunning:
 		return "running"
 	case StateClosed:
 		return "closed"
@@ -154,13 +143,13 @@ type Identity struct {
 }
 
 // ParseIdentity decodes and checks identity JSON: the header's and every
-// HELLO body. More than MaxIdentityLen bytes is corrupt (ErrCorrupt), so an
+// HELLO body. More than maxIdentityLen bytes is corrupt (ErrCorrupt), so an
 // oversized HELLO cannot replace the producer's identity; every string is
 // made valid UTF-8 and cut to MaxIdentityField bytes, since producers are
 // untrusted and identities end up in metric labels.
 func ParseIdentity(b []byte) (Identity, error) {
-	if len(b) > MaxIdentityLen {
-		return Identity{}, fmt.Errorf("identity: %d bytes, more than %d: %w", len(b), MaxIdentityLen, ErrCorrupt)
+	if len(b) > maxIdentityLen {
+		return Identity{}, fmt.Errorf("identity: %d bytes, more than %d: %w", len(b), maxIdentityLen, ErrCorrupt)
 	}
 	var id Identity
 	if err := json.Unmarshal(b, &id); err != nil {
@@ -226,11 +215,11 @@ func headerErr(format string, a ...any) error {
 	return &HeaderError{Reason: fmt.Sprintf(format, a...)}
 }
 
-// ParseHeader validates the header at the start of b, which must hold at
+// parseHeader validates the header at the start of b, which must hold at
 // least HeaderSize bytes. fileSize is the size of the whole ring file, or -1
 // to skip that check. It reads the magic with a plain load: callers that race
 // with a creating producer load it atomically first (see Ring).
-func ParseHeader(b []byte, fileSize int64) (Header, error) {
+func parseHeader(b []byte, fileSize int64) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, headerErr("file shorter than the %d-byte header", HeaderSize)
 	}
@@ -238,7 +227,7 @@ func ParseHeader(b []byte, fileSize int64) (Header, error) {
 	switch m := le.Uint64(b[offMagic:]); {
 	case m == 0:
 		return Header{}, &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
-	case m != Magic:
+	case m != magic:
 		return Header{}, headerErr("bad magic %#016x", m)
 	}
 	h := Header{
@@ -257,8 +246,8 @@ func ParseHeader(b []byte, fileSize int64) (Header, error) {
 		StartTimeTicks: le.Uint64(b[offStartTime:]),
 		SchemaVersion:  le.Uint32(b[offSchemaVersion:]),
 	}
-	if h.VersionMajor != VersionMajor {
-		return Header{}, headerErr("unsupported version %d.%d (this agent reads %d.x)", h.VersionMajor, h.VersionMinor, VersionMajor)
+	if h.VersionMajor != versionMajor {
+		return Header{}, headerErr("unsupported version %d.%d (this agent reads %d.x)", h.VersionMajor, h.VersionMinor, versionMajor)
 	}
 	if h.HeaderSize < HeaderSize || h.HeaderSize%HeaderSize != 0 {
 		return Header{}, headerErr("header_size %d is not a multiple of %d", h.HeaderSize, HeaderSize)
@@ -266,18 +255,18 @@ func ParseHeader(b []byte, fileSize int64) (Header, error) {
 	if h.Class != ClassHot && h.Class != ClassAudit {
 		return Header{}, headerErr("unknown ring class %d", uint32(h.Class))
 	}
-	if h.Capacity < MinCapacity || bits.OnesCount64(h.Capacity) != 1 || h.Capacity > 1<<40 {
-		return Header{}, headerErr("data_capacity %d is not a power of two in [%d, 2^40]", h.Capacity, MinCapacity)
+	if h.Capacity < minCapacity || bits.OnesCount64(h.Capacity) != 1 || h.Capacity > 1<<40 {
+		return Header{}, headerErr("data_capacity %d is not a power of two in [%d, 2^40]", h.Capacity, minCapacity)
 	}
-	if h.MaxRecordLen%8 != 0 || h.MaxRecordLen < MinMaxRecordLen || uint64(h.MaxRecordLen) > h.Capacity/8 {
-		return Header{}, headerErr("max_record_len %d outside [%d, capacity/8] or not a multiple of 8", h.MaxRecordLen, MinMaxRecordLen)
+	if h.MaxRecordLen%8 != 0 || h.MaxRecordLen < minMaxRecordLen || uint64(h.MaxRecordLen) > h.Capacity/8 {
+		return Header{}, headerErr("max_record_len %d outside [%d, capacity/8] or not a multiple of 8", h.MaxRecordLen, minMaxRecordLen)
 	}
 	if h.Epoch == 0 {
 		return Header{}, headerErr("ring_epoch is zero")
 	}
 	idLen := le.Uint32(b[offIdentityLen:])
 	idOff := le.Uint32(b[offIdentityOffset:])
-	if idLen > MaxIdentityLen || uint64(idOff)+uint64(idLen) > uint64(HeaderSize) || idOff < offDroppedByType+8*DroppedTypes {
+	if idLen > maxIdentityLen || uint64(idOff)+uint64(idLen) > uint64(HeaderSize) || idOff < offDroppedByType+8*droppedTypes {
 		return Header{}, headerErr("identity (offset %d, length %d) outside the header", idOff, idLen)
 	}
 	if fileSize >= 0 && uint64(fileSize) != uint64(h.HeaderSize)+h.Capacity {
@@ -309,9 +298,9 @@ func encodeHeader(b []byte, h *Header) {
 	le.PutUint32(b[offInstance:], h.Instance)
 	le.PutUint64(b[offPIDNSInode:], h.PIDNSInode)
 	le.PutUint64(b[offStartTime:], h.StartTimeTicks)
-	le.PutUint32(b[offIdentityOffset:], IdentityOffset)
+	le.PutUint32(b[offIdentityOffset:], identityOffset)
 	le.PutUint32(b[offSchemaVersion:], h.SchemaVersion)
-	copy(b[IdentityOffset:], h.IdentityJSON)
+	copy(b[identityOffset:], h.IdentityJSON)
 }
 
 // align8 rounds n up to a multiple of 8.

@@ -18,7 +18,7 @@ func FuzzParseHeader(f *testing.F) {
 		if len(b) < HeaderSize {
 			b = append(b, make([]byte, HeaderSize-len(b))...)
 		}
-		h, err := ParseHeader(b[:HeaderSize], -1)
+		h, err := parseHeader(b[:HeaderSize], -1)
 		if err == nil && (h.Identity.Producer == "" || h.Capacity&(h.Capacity-1) != 0 || h.Epoch == 0) {
 			t.Fatalf("accepted invalid header %+v", h)
 		}
@@ -38,7 +38,7 @@ func FuzzPoll(f *testing.F) {
 	}
 	ret := Retrieval{}
 	_ = w.EmitRetrieval(1, &ret, []float64{1, 2}, []string{"a", "bb"})
-	_ = w.EmitEvent(2, "x", []byte(`{}`))
+	_ = w.emitEvent(2, "x", []byte(`{}`))
 	f.Add(append([]byte(nil), buf[HeaderSize:]...), uint64(0), uint64(w.Stats().Tail), uint64(w.Stats().LastSeq))
 	f.Add(make([]byte, 4096), uint64(8), uint64(4000), uint64(3))
 	f.Fuzz(func(t *testing.T, data []byte, head, tail, lastSeq uint64) {
@@ -73,7 +73,7 @@ func FuzzPoll(f *testing.F) {
 						_ = v.Score(j)
 					}
 				case TypeAudit:
-					if _, _, err := DecodeAudit(rec.Body); err != nil {
+					if _, _, err := decodeAudit(rec.Body); err != nil {
 						return Corrupt
 					}
 				case TypeEvent:

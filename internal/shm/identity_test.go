@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// An identity (HELLO body or header JSON) over MaxIdentityLen bytes is
+// An identity (HELLO body or header JSON) over maxIdentityLen bytes is
 // corrupt; this is what kept a 400 KB label value out of /metrics.
 func TestParseIdentityCap(t *testing.T) {
 	huge := `{"producer":"p","model":"` + strings.Repeat("m", 400<<10) + `"}`
@@ -21,11 +21,11 @@ func TestParseIdentityCap(t *testing.T) {
 		b = append(b, strings.Repeat("m", rest)...)
 		return append(b, `"}`...)
 	}
-	if _, err := ParseIdentity(pad(MaxIdentityLen)); err != nil {
-		t.Fatalf("identity of exactly %d bytes: %v", MaxIdentityLen, err)
+	if _, err := ParseIdentity(pad(maxIdentityLen)); err != nil {
+		t.Fatalf("identity of exactly %d bytes: %v", maxIdentityLen, err)
 	}
-	if _, err := ParseIdentity(pad(MaxIdentityLen + 1)); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("identity of %d bytes: %v, want ErrCorrupt", MaxIdentityLen+1, err)
+	if _, err := ParseIdentity(pad(maxIdentityLen + 1)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("identity of %d bytes: %v, want ErrCorrupt", maxIdentityLen+1, err)
 	}
 }
 
@@ -93,9 +93,9 @@ func trunc(s string) string {
 func TestHeaderIdentitySanitized(t *testing.T) {
 	_, _, buf := newTestPair(t, ClassHot, 4096, nil)
 	raw := []byte(`{"producer":"` + strings.Repeat("n", 400) + "\xff" + `","instance":0,"schema_version":1}`)
-	copy(buf[IdentityOffset:], raw)
+	copy(buf[identityOffset:], raw)
 	binary.LittleEndian.PutUint32(buf[offIdentityLen:], uint32(len(raw)))
-	h, err := ParseHeader(buf[:HeaderSize], -1)
+	h, err := parseHeader(buf[:HeaderSize], -1)
 	if err != nil {
 		t.Fatal(err)
 	}

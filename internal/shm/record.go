@@ -12,7 +12,7 @@ type RecordType uint16
 // Record types (docs/ring-format.md §4). 7–63 are reserved and skipped by
 // readers; 64 and above are corrupt.
 const (
-	TypePadding   RecordType = 0
+	typePadding   RecordType = 0
 	TypeHello     RecordType = 1
 	TypeStatus    RecordType = 2
 	TypeForward   RecordType = 3
@@ -33,8 +33,8 @@ func (t RecordType) String() string {
 
 // Record flags.
 const (
-	// FlagTruncated marks a body cut to fit max_record_len.
-	FlagTruncated uint16 = 1 << 0
+	// flagTruncated marks a body cut to fit max_record_len.
+	flagTruncated uint16 = 1 << 0
 )
 
 // Forward field bits (docs/ring-format.md §4.1).
@@ -208,14 +208,6 @@ func PutRetrieval(b []byte, r *Retrieval, scores []float64, ids []string) {
 		p += 2
 		p += copy(b[p:], id)
 	}
-}
-
-// DecodeAudit splits an AUDIT body into lost_before and the JSON object.
-func DecodeAudit(b []byte) (lostBefore uint64, obj []byte, err error) {
-	if len(b) < 8+2 {
-		return 0, nil, fmt.Errorf("audit body is %d bytes: %w", len(b), ErrCorrupt)
-	}
-	return binary.LittleEndian.Uint64(b), b[8:], nil
 }
 
 // DecodeEvent splits an EVENT body into the event name and its JSON data.

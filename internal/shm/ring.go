@@ -106,7 +106,7 @@ type ringStats struct {
 // NewRing validates the header in mem and restores the consumer state from
 // the consumer block. mem must be the whole ring (header and data); writes to
 // it are visible to the producer. closeFn, if non-nil, is called by Close.
-// A mapping whose file shrank under it gives an error wrapping ErrTruncated.
+// A mapping whose file shrank under it gives an error wrapping errTruncated.
 func NewRing(mem []byte, closeFn func() error) (*Ring, error) {
 	if len(mem) < HeaderSize {
 		return nil, &HeaderError{Reason: "file shorter than the header"}
@@ -114,7 +114,7 @@ func NewRing(mem []byte, closeFn func() error) (*Ring, error) {
 	r := &Ring{mem: mem, close: closeFn}
 	err := r.open()
 	if r.faulted.Load() {
-		return nil, fmt.Errorf("ring header: %w", ErrTruncated)
+		return nil, fmt.Errorf("ring header: %w", errTruncated)
 	}
 	if err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func (r *Ring) open() error {
 	if atomic.LoadUint64(r.u64(offMagic)) == 0 {
 		return &HeaderError{Reason: "magic not yet written (ring initialising)", Initialising: true}
 	}
-	h, err := ParseHeader(mem, int64(len(mem)))
+	h, err := parseHeader(mem, int64(len(mem)))
 	if err != nil {
 		return err
 	}
@@ -187,10 +187,6 @@ func (r *Ring) Quarantined() string {
 // under the agent's mapping.
 const QuarantineTruncated = "truncated"
 
-// Truncated reports whether the ring's file was found shorter than its
-// mapping. Safe from any goroutine.
-func (r *Ring) Truncated() bool { return r.faulted.Load() }
-
 // checkFault turns a fault seen on any goroutine into the quarantine.
 // Polling goroutine only.
 func (r *Ring) checkFault() {
@@ -213,8 +209,8 @@ func (r *Ring) quarantinef(format string, a ...any) error {
 //
 // fn runs with faults on the mapping recovered: a Body that vanishes because
 // the producer shrank its file while fn reads it quarantines the ring
-// ("truncated"), and Poll returns an error wrapping ErrQuarantined and
-// ErrTruncated.
+// ("truncated"), and Poll returns an error wrapping errQuarantined and
+// errTruncated.
 func (r *Ring) Poll(max int, fn func(*Record) Disposition) (PollResult, error) {
 	r.checkFault()
 	if r.quarantine != "" {
@@ -232,9 +228,9 @@ func (r *Ring) Poll(max int, fn func(*Record) Disposition) (PollResult, error) {
 
 func (r *Ring) quarantineErr() error {
 	if r.quarantine == QuarantineTruncated {
-		return fmt.Errorf("%s: %w (%w)", r.quarantine, ErrQuarantined, ErrTruncated)
+		return fmt.Errorf("%s: %w (%w)", r.quarantine, errQuarantined, errTruncated)
 	}
-	return fmt.Errorf("%s: %w", r.quarantine, ErrQuarantined)
+	return fmt.Errorf("%s: %w", r.quarantine, errQuarantined)
 }
 
 func (r *Ring) poll(max int, fn func(*Record) Disposition) (res PollResult, err error) {
@@ -266,7 +262,7 @@ func (r *Ring) poll(max int, fn func(*Record) Disposition) (res PollResult, err 
 		off := r.read & r.mask
 		length := uint64(le.Uint32(r.data[off:]))
 		typ := RecordType(le.Uint16(r.data[off+4:]))
-		if typ == TypePadding {
+		if typ == typePadding {
 			if length != capacity-off || r.read+length > tail {
 				r.corruptFrame(tail)
 				break
@@ -294,7 +290,7 @@ func (r *Ring) poll(max int, fn func(*Record) Disposition) (res PollResult, err 
 		}
 		r.lastSeq = seq
 		switch {
-		case typ >= DroppedTypes:
+		case typ >= droppedTypes:
 			r.corrupt++
 			continue
 		case typ > maxKnownType:

@@ -58,7 +58,7 @@ func TestRoundTripEveryType(t *testing.T) {
 	must(t, w.EmitForward(10, &fwd))
 	ret := Retrieval{Layer: 1, ResultsCount: 5, InjectedCount: 2, BudgetRemaining: -3, Fields: 15}
 	must(t, w.EmitRetrieval(20, &ret, []float64{0.5, 0.25}, []string{"id-a", "ид-б"}))
-	must(t, w.EmitEvent(30, "custom", []byte(`{"k":1}`)))
+	must(t, w.emitEvent(30, "custom", []byte(`{"k":1}`)))
 	must(t, w.EmitStatus(40, []byte(`{"bound":false}`)))
 	recs := drain(t, r)
 	if len(recs) != 5 {
@@ -111,7 +111,7 @@ func TestWrapWithPadding(t *testing.T) {
 		// Variable-size events so wraps land at different offsets.
 		for i := 0; i < 7; i++ {
 			data := fmt.Sprintf(`{"n":%d,"pad":"%s"}`, next, strings.Repeat("x", (next*37)%300))
-			must(t, w.EmitEvent(int64(next), "e", []byte(data)))
+			must(t, w.emitEvent(int64(next), "e", []byte(data)))
 			next++
 		}
 		tail := atomic.LoadUint64((*uint64)(ptr(buf, offTail)))
@@ -164,7 +164,7 @@ func TestHotFullDropsEqualGaps(t *testing.T) {
 			}
 			drain(t, r)
 			if tc.close {
-				w.MarkClosed(1)
+				w.markClosed(1)
 				r.Finish()
 			} else {
 				must(t, w.EmitForward(999, &f))
@@ -225,7 +225,7 @@ func TestAuditBoundedWaitAndLostBefore(t *testing.T) {
 		return Done
 	})
 	must(t, err)
-	lost, _, err := DecodeAudit(last.Body)
+	lost, _, err := decodeAudit(last.Body)
 	must(t, err)
 	s := r.Stats()
 	// Dropped: the first ErrFull and the one before the drain.
@@ -363,7 +363,7 @@ func TestQuarantine(t *testing.T) {
 	drain(t, r)
 	atomic.StoreUint64((*uint64)(ptr(buf, offTail)), 8)
 	_, err := r.Poll(10, func(*Record) Disposition { return Done })
-	if !errors.Is(err, ErrQuarantined) || !strings.Contains(r.Quarantined(), "backwards") {
+	if !errors.Is(err, errQuarantined) || !strings.Contains(r.Quarantined(), "backwards") {
 		t.Fatalf("err %v, reason %q", err, r.Quarantined())
 	}
 	_ = w
@@ -389,7 +389,7 @@ func TestHeaderValidation(t *testing.T) {
 		{"max record", func(b []byte) { le.PutUint32(b[offMaxRecordLen:], 4096) }, "max_record_len", false},
 		{"epoch", func(b []byte) { le.PutUint64(b[offEpoch:], 0) }, "ring_epoch", false},
 		{"identity len", func(b []byte) { le.PutUint32(b[offIdentityLen:], 4000) }, "identity", false},
-		{"identity json", func(b []byte) { b[IdentityOffset] = '[' }, "identity", false},
+		{"identity json", func(b []byte) { b[identityOffset] = '[' }, "identity", false},
 		{"size", nil, "file size", false},
 	}
 	for _, tc := range cases {
@@ -424,13 +424,13 @@ func TestTruncation(t *testing.T) {
 	must(t, hw.EmitRetrieval(1, &ret, []float64{1}, []string{strings.Repeat("a", 40), strings.Repeat("b", 40), "c"}))
 	recs := drain(t, r)
 	last := recs[len(recs)-1]
-	_, obj, _ := DecodeAudit(last.Body)
-	if last.Flags&FlagTruncated == 0 || !strings.Contains(string(obj), `"_truncated":true`) || !strings.Contains(string(obj), `"operation":"register"`) {
+	_, obj, _ := decodeAudit(last.Body)
+	if last.Flags&flagTruncated == 0 || !strings.Contains(string(obj), `"_truncated":true`) || !strings.Contains(string(obj), `"operation":"register"`) {
 		t.Errorf("truncated audit flags %d body %s", last.Flags, obj)
 	}
 	hrecs := drain(t, hr)
 	v, err := DecodeRetrieval(hrecs[len(hrecs)-1].Body)
-	if err != nil || v.NumIDs() != 1 || hrecs[len(hrecs)-1].Flags&FlagTruncated == 0 {
+	if err != nil || v.NumIDs() != 1 || hrecs[len(hrecs)-1].Flags&flagTruncated == 0 {
 		t.Errorf("truncated retrieval ids %d flags %d err %v", v.NumIDs(), hrecs[len(hrecs)-1].Flags, err)
 	}
 }

@@ -29,7 +29,7 @@ func liveRingFile(t *testing.T, n int) (string, *Writer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Abandon() })
+	t.Cleanup(func() { w.abandon() })
 	f := Forward{Fields: 31}
 	for i := 0; i < n; i++ {
 		f.GateMean, f.LatencyUs = float64(i), 2*float64(i)
@@ -160,10 +160,10 @@ func TestTruncatedRingEveryMethod(t *testing.T) {
 					if got := r.Quarantined(); got != QuarantineTruncated {
 						t.Fatalf("Quarantined() = %q, want %q", got, QuarantineTruncated)
 					}
-					if !errors.Is(pollErr, ErrQuarantined) || !errors.Is(pollErr, ErrTruncated) {
-						t.Fatalf("Poll error %v, want ErrQuarantined and ErrTruncated (delivered %d, stats %+v)", pollErr, delivered, r.Stats())
+					if !errors.Is(pollErr, errQuarantined) || !errors.Is(pollErr, errTruncated) {
+						t.Fatalf("Poll error %v, want errQuarantined and errTruncated (delivered %d, stats %+v)", pollErr, delivered, r.Stats())
 					}
-					if _, err := r.Poll(10, copyBody(&delivered)); !errors.Is(err, ErrQuarantined) {
+					if _, err := r.Poll(10, copyBody(&delivered)); !errors.Is(err, errQuarantined) {
 						t.Fatalf("Poll after quarantine: %v", err)
 					}
 					if size > 0 && (delivered == 0 || delivered >= records+1-before) {
@@ -181,8 +181,8 @@ func TestTruncatedRingEveryMethod(t *testing.T) {
 						t.Errorf("stats after truncation %+v, want last known written %d tail %d, consumed %d",
 							s, known.Written, known.Tail, before+delivered)
 					}
-					if !r.Truncated() {
-						t.Error("Truncated() false")
+					if !r.truncated() {
+						t.Error("truncated() false")
 					}
 				})
 			}
@@ -197,9 +197,9 @@ func TestTruncatedInsideCallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abandon()
+	defer w.abandon()
 	// One EVENT record straddling the end of the first data page.
-	must(t, w.EmitEvent(1, "big", []byte(`"`+strings.Repeat("x", 6000)+`"`)))
+	must(t, w.emitEvent(1, "big", []byte(`"`+strings.Repeat("x", 6000)+`"`)))
 	r := openRing(t, w.Path())
 	shrink(t, w.Path(), HeaderSize+4096, false)
 	var entered, finished int
@@ -216,7 +216,7 @@ func TestTruncatedInsideCallback(t *testing.T) {
 	if entered != 1 || finished != 0 {
 		t.Fatalf("callback entered %d, finished %d: want the fault inside it", entered, finished)
 	}
-	if !errors.Is(err, ErrTruncated) || r.Quarantined() != QuarantineTruncated {
+	if !errors.Is(err, errTruncated) || r.Quarantined() != QuarantineTruncated {
 		t.Fatalf("err %v, reason %q", err, r.Quarantined())
 	}
 }
@@ -253,7 +253,7 @@ func TestFaultGuardScope(t *testing.T) {
 			if v == nil {
 				t.Fatal("panic swallowed")
 			}
-			if r.Truncated() || r.Quarantined() != "" {
+			if r.truncated() || r.Quarantined() != "" {
 				t.Fatalf("a %s was taken for a truncation (%v)", name, v)
 			}
 			if debug.SetPanicOnFault(false) {
@@ -290,7 +290,7 @@ func TestSetConsumerSeesShrunkFile(t *testing.T) {
 		t.Fatalf("idle ring: %v", err) // nothing new: no fault yet
 	}
 	r.SetConsumer(1, 1)
-	if _, err := r.Poll(10, copyBody(new(int))); !errors.Is(err, ErrTruncated) || r.Quarantined() != QuarantineTruncated {
+	if _, err := r.Poll(10, copyBody(new(int))); !errors.Is(err, errTruncated) || r.Quarantined() != QuarantineTruncated {
 		t.Fatalf("after SetConsumer: err %v, reason %q", err, r.Quarantined())
 	}
 }
@@ -311,13 +311,13 @@ func TestStatsFaultQuarantines(t *testing.T) {
 	if r.Quarantined() != QuarantineTruncated {
 		t.Fatalf("reason %q", r.Quarantined())
 	}
-	if _, err := r.Poll(10, copyBody(new(int))); !errors.Is(err, ErrQuarantined) {
+	if _, err := r.Poll(10, copyBody(new(int))); !errors.Is(err, errQuarantined) {
 		t.Fatalf("poll: %v", err)
 	}
 }
 
 // NewRing and InspectRing over a mapping whose file already shrank to 0:
-// an error wrapping ErrTruncated, not a crash. (OpenRing and InspectRing
+// an error wrapping errTruncated, not a crash. (OpenRing and InspectRing
 // size their mapping by fstat, so a shrink must land between the fstat
 // and the reads; this maps first and shrinks second to hit that window
 // every time.)
@@ -334,10 +334,10 @@ func TestOpenTruncatedMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		shrink(t, path, 0, viaFD)
-		if _, err := NewRing(mem, nil); !errors.Is(err, ErrTruncated) {
+		if _, err := NewRing(mem, nil); !errors.Is(err, errTruncated) {
 			t.Errorf("NewRing over an emptied file: %v", err)
 		}
-		if _, err := inspectMem(mem, HeaderSize+truncCap); !errors.Is(err, ErrTruncated) {
+		if _, err := inspectMem(mem, HeaderSize+truncCap); !errors.Is(err, errTruncated) {
 			t.Errorf("inspect over an emptied file: %v", err)
 		}
 		unix.Munmap(mem)
@@ -377,12 +377,12 @@ func TestOpenAndInspectRacingTruncation(t *testing.T) {
 		}()
 		close(start)
 		for k := 0; k < 3; k++ {
-			if _, err := InspectRing(path); err != nil && !errors.Is(err, ErrTruncated) && !isHeaderErr(err) {
+			if _, err := InspectRing(path); err != nil && !errors.Is(err, errTruncated) && !isHeaderErr(err) {
 				t.Fatalf("round %d: inspect: %v", i, err)
 			}
 			r, _, err := OpenRing(path)
 			if err != nil {
-				if !errors.Is(err, ErrTruncated) && !isHeaderErr(err) {
+				if !errors.Is(err, errTruncated) && !isHeaderErr(err) {
 					t.Fatalf("round %d: open: %v", i, err)
 				}
 				continue

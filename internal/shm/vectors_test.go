@@ -119,7 +119,7 @@ func parseVectors(t *testing.T, text string) []*scenario {
 		}
 		switch key {
 		case "class":
-			c, err := ParseClass(rest)
+			c, err := parseClass(rest)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,14 +222,14 @@ func applyOp(w *Writer, buf []byte, op []string) error {
 	case "audit":
 		err = w.EmitAudit(ts, []byte(rest(2)))
 	case "event":
-		err = w.EmitEvent(ts, op[2], []byte(rest(3)))
+		err = w.emitEvent(ts, op[2], []byte(rest(3)))
 	case "status":
 		err = w.EmitStatus(ts, []byte(rest(2)))
 	case "set_head":
 		// Simulates the consumer releasing space.
 		*(*uint64)(ptr(buf, offHead)) = uint64(num(1))
 	case "close":
-		w.MarkClosed(ts)
+		w.markClosed(ts)
 	default:
 		return fmt.Errorf("unknown op %q", op[0])
 	}
@@ -351,7 +351,7 @@ func verifyScenarioDecode(t *testing.T, s *scenario, file []byte) {
 				t.Errorf("record %d: %v", rec.Seq, err)
 			}
 		case TypeAudit:
-			if _, _, err := DecodeAudit(bodies[i]); err != nil {
+			if _, _, err := decodeAudit(bodies[i]); err != nil {
 				t.Errorf("record %d: %v", rec.Seq, err)
 			}
 		}

@@ -16,9 +16,9 @@ import (
 // Default ring sizes (config keys ring_hot_bytes, ring_audit_bytes) and the
 // audit ring's bounded wait (ring_audit_wait_us).
 const (
-	DefaultHotBytes   = 4 << 20
-	DefaultAuditBytes = 1 << 20
-	DefaultAuditWait  = 200 * time.Microsecond
+	defaultHotBytes   = 4 << 20
+	defaultAuditBytes = 1 << 20
+	defaultAuditWait  = 200 * time.Microsecond
 	// defaultMaxRecordLen caps the default max_record_len for big rings.
 	defaultMaxRecordLen = 1 << 20
 )
@@ -60,22 +60,22 @@ func (o *WriterOptions) fill() error {
 		return fmt.Errorf("writer: unknown ring class %d", o.Class)
 	}
 	if o.Capacity == 0 {
-		o.Capacity = DefaultHotBytes
+		o.Capacity = defaultHotBytes
 		if o.Class == ClassAudit {
-			o.Capacity = DefaultAuditBytes
+			o.Capacity = defaultAuditBytes
 		}
 	}
-	if o.Capacity < MinCapacity || o.Capacity&(o.Capacity-1) != 0 {
-		return fmt.Errorf("writer: capacity %d is not a power of two ≥ %d", o.Capacity, MinCapacity)
+	if o.Capacity < minCapacity || o.Capacity&(o.Capacity-1) != 0 {
+		return fmt.Errorf("writer: capacity %d is not a power of two ≥ %d", o.Capacity, minCapacity)
 	}
 	if o.MaxRecordLen == 0 {
 		o.MaxRecordLen = uint32(min(o.Capacity/8, defaultMaxRecordLen))
 	}
-	if o.MaxRecordLen%8 != 0 || o.MaxRecordLen < MinMaxRecordLen || uint64(o.MaxRecordLen) > o.Capacity/8 {
-		return fmt.Errorf("writer: max record length %d outside [%d, capacity/8]", o.MaxRecordLen, MinMaxRecordLen)
+	if o.MaxRecordLen%8 != 0 || o.MaxRecordLen < minMaxRecordLen || uint64(o.MaxRecordLen) > o.Capacity/8 {
+		return fmt.Errorf("writer: max record length %d outside [%d, capacity/8]", o.MaxRecordLen, minMaxRecordLen)
 	}
 	if o.AuditWait == 0 {
-		o.AuditWait = DefaultAuditWait
+		o.AuditWait = defaultAuditWait
 	}
 	if o.Epoch == 0 {
 		var b [8]byte
@@ -96,7 +96,7 @@ func (o *WriterOptions) fill() error {
 		return errors.New("writer: identity has no producer name")
 	}
 	if o.Identity.SchemaVersion == 0 {
-		o.Identity.SchemaVersion = SchemaVersion
+		o.Identity.SchemaVersion = schemaVersion
 	}
 	o.Identity.Instance = int(o.Instance)
 	return nil
@@ -151,26 +151,26 @@ func newBufferWriter(buf []byte, opts WriterOptions, idJSON []byte) (*Writer, er
 	if uint64(len(buf)) != HeaderSize+opts.Capacity {
 		return nil, fmt.Errorf("writer: buffer is %d bytes, want %d", len(buf), HeaderSize+opts.Capacity)
 	}
-	if len(idJSON) > MaxIdentityLen {
-		return nil, fmt.Errorf("writer: identity is %d bytes, max %d", len(idJSON), MaxIdentityLen)
+	if len(idJSON) > maxIdentityLen {
+		return nil, fmt.Errorf("writer: identity is %d bytes, max %d", len(idJSON), maxIdentityLen)
 	}
 	w := &Writer{mem: buf, data: buf[HeaderSize:], opts: opts, mask: opts.Capacity - 1}
 	h := Header{
-		VersionMajor: VersionMajor, VersionMinor: VersionMinor, HeaderSize: HeaderSize,
+		VersionMajor: versionMajor, VersionMinor: versionMinor, HeaderSize: HeaderSize,
 		Class: opts.Class, Capacity: opts.Capacity, MaxRecordLen: opts.MaxRecordLen,
 		Epoch: opts.Epoch, CreateTimeNs: opts.CreateTimeNs, PID: opts.PID, Instance: opts.Instance,
 		PIDNSInode: opts.PIDNSInode, StartTimeTicks: opts.StartTimeTicks,
-		SchemaVersion: SchemaVersion, IdentityJSON: idJSON,
+		SchemaVersion: schemaVersion, IdentityJSON: idJSON,
 	}
 	encodeHeader(buf, &h)
-	atomic.StoreUint32(w.u32(offState), uint32(StateRunning))
+	atomic.StoreUint32(w.u32(offState), uint32(stateRunning))
 	w.Heartbeat()
 	if err := w.Emit(TypeHello, 0, opts.CreateTimeNs, idJSON); err != nil {
 		return nil, fmt.Errorf("writer: hello: %w", err)
 	}
 	// Release store: the header is complete before a reader can see the
 	// magic (format §2.1).
-	atomic.StoreUint64(w.u64(offMagic), Magic)
+	atomic.StoreUint64(w.u64(offMagic), magic)
 	return w, nil
 }
 
@@ -208,7 +208,7 @@ func (w *Writer) reserve(t RecordType, flags uint16, timeNs int64, length uint32
 	le := binary.LittleEndian
 	if pad > 0 {
 		le.PutUint32(w.data[off:], uint32(pad))
-		le.PutUint16(w.data[off+4:], uint16(TypePadding))
+		le.PutUint16(w.data[off+4:], uint16(typePadding))
 		le.PutUint16(w.data[off+6:], 0)
 		off = 0
 	}
@@ -263,15 +263,15 @@ func (w *Writer) poke(force bool) {
 }
 
 // Emit appends one record with a raw body. It returns ErrFull when the
-// record was dropped, ErrTooLarge when it cannot fit max_record_len.
+// record was dropped, errTooLarge when it cannot fit max_record_len.
 func (w *Writer) Emit(t RecordType, flags uint16, timeNs int64, body []byte) error {
 	if uint64(len(body))+RecordHeaderLen > uint64(w.opts.MaxRecordLen) {
-		return ErrTooLarge
+		return errTooLarge
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return errClosed
 	}
 	dst, ok := w.reserve(t, flags, timeNs, uint32(len(body))+RecordHeaderLen)
 	if !ok {
@@ -287,7 +287,7 @@ func (w *Writer) EmitForward(timeNs int64, f *Forward) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return errClosed
 	}
 	dst, ok := w.reserve(TypeForward, 0, timeNs, RecordHeaderLen+ForwardBodyLen)
 	if !ok {
@@ -304,17 +304,17 @@ func (w *Writer) EmitRetrieval(timeNs int64, r *Retrieval, scores []float64, ids
 	var flags uint16
 	maxBody := int(w.opts.MaxRecordLen) - RecordHeaderLen
 	if retrievalFixedLen+8*len(scores) > maxBody || len(scores) > 0xffff {
-		return ErrTooLarge
+		return errTooLarge
 	}
 	for RetrievalBodyLen(len(scores), ids) > maxBody || len(ids) > 0xffff {
 		ids = ids[:len(ids)-1]
-		flags |= FlagTruncated
+		flags |= flagTruncated
 	}
 	n := RetrievalBodyLen(len(scores), ids)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return errClosed
 	}
 	dst, ok := w.reserve(TypeRetrieval, flags, timeNs, uint32(RecordHeaderLen+n))
 	if !ok {
@@ -336,15 +336,15 @@ func (w *Writer) EmitAudit(timeNs int64, obj []byte) error {
 		if err != nil {
 			return err
 		}
-		obj, flags = t, FlagTruncated
+		obj, flags = t, flagTruncated
 		if 8+len(obj)+RecordHeaderLen > int(w.opts.MaxRecordLen) {
-			return ErrTooLarge
+			return errTooLarge
 		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return errClosed
 	}
 	dst, ok := w.reserve(TypeAudit, flags, timeNs, uint32(RecordHeaderLen+8+len(obj)))
 	if !ok {
@@ -365,31 +365,6 @@ func truncateAudit(obj []byte) ([]byte, error) {
 	}
 	m["details"] = json.RawMessage(fmt.Sprintf(`{"_truncated":true,"_original_bytes":%d}`, len(obj)))
 	return json.Marshal(m)
-}
-
-// EmitEvent appends an EVENT record (any other EventBus event type).
-func (w *Writer) EmitEvent(timeNs int64, name string, data []byte) error {
-	if name == "" || len(name) > 0xffff {
-		return fmt.Errorf("event name length %d: %w", len(name), ErrTooLarge)
-	}
-	n := 2 + len(name) + len(data)
-	if n+RecordHeaderLen > int(w.opts.MaxRecordLen) {
-		return ErrTooLarge
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
-	}
-	dst, ok := w.reserve(TypeEvent, 0, timeNs, uint32(RecordHeaderLen+n))
-	if !ok {
-		return ErrFull
-	}
-	binary.LittleEndian.PutUint16(dst, uint16(len(name)))
-	copy(dst[2:], name)
-	copy(dst[2+len(name):], data)
-	w.commit()
-	return nil
 }
 
 // EmitStatus appends a STATUS snapshot (JSON object).
@@ -414,8 +389,8 @@ func (w *Writer) Stats() WriterStats {
 	return WriterStats{Tail: w.tail, LastSeq: w.seq, Written: w.written, Dropped: w.dropped}
 }
 
-// MarkClosed marks the ring closed (format §5.1) without releasing it.
-func (w *Writer) MarkClosed(timeNs int64) {
+// markClosed marks the ring closed (format §5.1) without releasing it.
+func (w *Writer) markClosed(timeNs int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -430,23 +405,9 @@ func (w *Writer) MarkClosed(timeNs int64) {
 // Close marks the ring closed and releases the mapping. The file stays for
 // the agent to drain.
 func (w *Writer) Close() error {
-	w.MarkClosed(time.Now().UnixNano())
+	w.markClosed(time.Now().UnixNano())
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.release == nil {
-		return nil
-	}
-	err := w.release()
-	w.release = nil
-	return err
-}
-
-// Abandon releases the mapping without marking the ring closed, as if the
-// process had died. For tests and the demo.
-func (w *Writer) Abandon() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
 	if w.release == nil {
 		return nil
 	}

@@ -12,8 +12,8 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// ErrLocked is returned by Open when another process holds the file.
-var ErrLocked = errors.New("state file is locked by another process")
+// errLocked is returned by Open when another process holds the file.
+var errLocked = errors.New("state file is locked by another process")
 
 // Options configures Open. The zero value is valid.
 type Options struct {
@@ -49,7 +49,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("state %s: %w", path, ErrLocked)
+		return nil, fmt.Errorf("state %s: %w", path, errLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", path, err)

@@ -51,8 +51,8 @@ func TestLockedByAnother(t *testing.T) {
 	}
 	defer s.Close()
 	_, err = Open(path, &Options{LockTimeout: 50 * time.Millisecond})
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("second open: %v, want ErrLocked", err)
+	if !errors.Is(err, errLocked) {
+		t.Fatalf("second open: %v, want errLocked", err)
 	}
 }
 

@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// ClearDeadlines lifts the listener's read and write timeouts for the rest
+// clearDeadlines lifts the listener's read and write timeouts for the rest
 // of this request, for handlers that legitimately run longer than
 // WriteTimeout (a CPU profile, a WebSocket). Call it before the first
 // write. Both are cleared: the read deadline too, because net/http cancels
 // the request's context when its background read of the connection times
 // out. The next request on the connection gets the timeouts again.
-func ClearDeadlines(w http.ResponseWriter) error {
+func clearDeadlines(w http.ResponseWriter) error {
 	rc := http.NewResponseController(w)
 	if err := rc.SetReadDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("clearing the read deadline: %w", err)
@@ -23,12 +23,12 @@ func ClearDeadlines(w http.ResponseWriter) error {
 	return nil
 }
 
-// LongLived wraps a handler that may run past the listener's timeouts: it
-// clears them (ClearDeadlines) for each request before calling h, and
+// longLived wraps a handler that may run past the listener's timeouts: it
+// clears them (clearDeadlines) for each request before calling h, and
 // answers 500 when the ResponseWriter cannot reach the connection.
-func LongLived(h http.Handler) http.Handler {
+func longLived(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := ClearDeadlines(w); err != nil {
+		if err := clearDeadlines(w); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}

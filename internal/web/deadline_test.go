@@ -10,7 +10,7 @@ import (
 
 // A handler that streams for longer than WriteTimeout and ReadTimeout
 // survives when it clears its deadlines, with its context not cancelled;
-// without ClearDeadlines the same handler is cut off, so the test can
+// without clearDeadlines the same handler is cut off, so the test can
 // tell.
 func TestLongHandlerClearsDeadlines(t *testing.T) {
 	// Generous, so that on a loaded machine the handler still starts (and
@@ -35,7 +35,7 @@ func TestLongHandlerClearsDeadlines(t *testing.T) {
 			io.WriteString(w, "done")
 		})
 		if clear {
-			return LongLived(h)
+			return longLived(h)
 		}
 		return h
 	}
@@ -56,11 +56,11 @@ func TestLongHandlerClearsDeadlines(t *testing.T) {
 		return string(b), err
 	}
 	if body, err := get("/long"); err != nil || body != "abcdone" {
-		t.Errorf("with ClearDeadlines: %q %v, want the whole stream", body, err)
+		t.Errorf("with clearDeadlines: %q %v, want the whole stream", body, err)
 	}
 	if body, err := get("/short"); err == nil && body == "abcdone" {
-		t.Errorf("without ClearDeadlines the stream survived a %v write timeout: the test cannot fail", timeout)
+		t.Errorf("without clearDeadlines the stream survived a %v write timeout: the test cannot fail", timeout)
 	} else if strings.Contains(body, "done") {
-		t.Errorf("without ClearDeadlines: %q", body)
+		t.Errorf("without clearDeadlines: %q", body)
 	}
 }

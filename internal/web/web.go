@@ -1,13 +1,3 @@
-// Package web runs the agent's HTTP listeners: it binds first (so a port
-// that cannot be bound is a startup error naming the address), then serves
-// through exporter-toolkit, which adds TLS and basic auth from a web config
-// file, and shuts the server down when the context ends.
-//
-// Any local process can reach these listeners, so each one bounds what a
-// client can hold: read, write and idle timeouts, and a cap on concurrent
-// connections at which the oldest idle keep-alive connection is closed to
-// let a new one in (see limitListener). Handlers that must outlive the
-// write timeout call ClearDeadlines.
 package web
 
 import (
@@ -24,26 +14,26 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultMaxConnections = 512
-	DefaultIdleTimeout    = 30 * time.Second
-	// DefaultReadHeaderTimeout bounds a client that connects and sends its
+	defaultMaxConnections = 512
+	defaultIdleTimeout    = 30 * time.Second
+	// defaultReadHeaderTimeout bounds a client that connects and sends its
 	// request headers slowly.
-	DefaultReadHeaderTimeout = 10 * time.Second
-	// DefaultReadTimeout bounds reading a whole request; every endpoint
+	defaultReadHeaderTimeout = 10 * time.Second
+	// defaultReadTimeout bounds reading a whole request; every endpoint
 	// takes a GET without a body.
-	DefaultReadTimeout = 30 * time.Second
-	// DefaultWriteTimeout bounds a request from its headers to the last
+	defaultReadTimeout = 30 * time.Second
+	// defaultWriteTimeout bounds a request from its headers to the last
 	// byte of the reply: longer than the slowest scrape (Prometheus'
 	// scrape_timeout is at most the scrape interval, usually ≤ 1 min) and
 	// than a full 10 000-record admin API page.
-	DefaultWriteTimeout = 2 * time.Minute
-	// DefaultAcceptWait is how long a new connection waits for a slot when
+	defaultWriteTimeout = 2 * time.Minute
+	// defaultAcceptWait is how long a new connection waits for a slot when
 	// every connection is in a request: a kubelet probe times out after
 	// 1 s by default, so waiting longer only keeps the socket.
-	DefaultAcceptWait = time.Second
-	// DefaultSilentAfter is how long a connection may stay without a
+	defaultAcceptWait = time.Second
+	// defaultSilentAfter is how long a connection may stay without a
 	// complete request before it can be evicted like an idle one.
-	DefaultSilentAfter = 2 * time.Second
+	defaultSilentAfter = 2 * time.Second
 	// maxHeaderBytes bounds the memory a connection's request headers take
 	// (net/http's default is 1 MiB); probes and scrapes send a few hundred
 	// bytes.
@@ -67,14 +57,14 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	if o.MaxConnections <= 0 {
-		o.MaxConnections = DefaultMaxConnections
+		o.MaxConnections = defaultMaxConnections
 	}
-	def(&o.IdleTimeout, DefaultIdleTimeout)
-	def(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	def(&o.ReadTimeout, DefaultReadTimeout)
-	def(&o.WriteTimeout, DefaultWriteTimeout)
-	def(&o.AcceptWait, DefaultAcceptWait)
-	def(&o.SilentAfter, DefaultSilentAfter)
+	def(&o.IdleTimeout, defaultIdleTimeout)
+	def(&o.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	def(&o.ReadTimeout, defaultReadTimeout)
+	def(&o.WriteTimeout, defaultWriteTimeout)
+	def(&o.AcceptWait, defaultAcceptWait)
+	def(&o.SilentAfter, defaultSilentAfter)
 	return o
 }
 

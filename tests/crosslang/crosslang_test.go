@@ -91,11 +91,8 @@ func checkKnown(t *testing.T, out producerOut, producer string) {
 	}
 	for i, ev := range fwd {
 		f := ev.Forward
-		want := shm.Forward{GateMean: float64(i) / 10, EntropyMean: float64(i) / 4, LatencyUs: 100 + float64(i), Layer: int32(i % 3),
-			Fields: shm.FwdHasGate | shm.FwdHasEntropy | shm.FwdHasLatency | shm.FwdHasLayer}
-		if i%2 == 0 {
-			want.Fields |= shm.FwdApplied
-		}
+		want := pipeline.Forward{}.WithGate(float64(i) / 10).WithEntropy(float64(i) / 4).WithLatency(100 + float64(i)).
+			WithLayer(int32(i % 3)).WithApplied(i%2 == 0)
 		if f != want {
 			t.Errorf("forward %d = %+v, want %+v", i, f, want)
 		}
@@ -104,11 +101,18 @@ func checkKnown(t *testing.T, out producerOut, producer string) {
 		t.Fatalf("%d retrieval events, want 2", len(ret))
 	}
 	r0, r1 := ret[0], ret[1]
-	if r0.Layer != 0 || r0.ResultsCount != 5 || r0.InjectedCount != 3 || r0.BudgetRemaining != 7 ||
+	counts := func(r *pipeline.Retrieval) [4]int32 {
+		l, _ := r.LayerIdx()
+		n, _ := r.ResultsCount()
+		i, _ := r.InjectedCount()
+		b, _ := r.BudgetRemaining()
+		return [4]int32{l, n, i, b}
+	}
+	if counts(r0) != [4]int32{0, 5, 3, 7} ||
 		strings.Join(r0.IDs, ",") != "a,b,c" || len(r0.Scores) != 3 || math.Abs(r0.Scores[0]-0.9) > 1e-12 || r0.Scores[2] != 0.7 {
 		t.Errorf("retrieval 0 = %+v", r0)
 	}
-	if r1.ResultsCount != 1 || r1.InjectedCount != 0 || len(r1.IDs) != 0 || len(r1.Scores) != 0 {
+	if c := counts(r1); c[1] != 1 || c[2] != 0 || len(r1.IDs) != 0 || len(r1.Scores) != 0 {
 		t.Errorf("retrieval 1 = %+v", r1)
 	}
 	if len(other) != 1 || other[0].Name != "custom" {

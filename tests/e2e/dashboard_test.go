@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/dashboard"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
@@ -50,7 +50,7 @@ func TestDashboardQueriesOnPrometheus(t *testing.T) {
 
 	prom := testutil.RequireTool(t, "prometheus")
 	start := time.Now()
-	variants := []dashboard.Options{{Prefix: "aga", Naming: metrics.Compat}, {Prefix: "llm", Naming: metrics.Conventional}}
+	variants := []dashboard.Options{{Prefix: "aga", Naming: schema.Compat}, {Prefix: "llm", Naming: schema.Conventional}}
 	var targets []string
 	for _, v := range variants {
 		targets = append(targets, "127.0.0.1:"+dashboardDemo(t, v))

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
@@ -21,11 +21,11 @@ import (
 func TestDemoExpositionPromtool(t *testing.T) {
 	promtool := testutil.RequireTool(t, "promtool")
 	for _, tc := range []struct {
-		naming metrics.Naming
+		naming schema.Naming
 		want   []string
 	}{
-		{metrics.Conventional, nil},
-		{metrics.Compat, []string{
+		{schema.Conventional, nil},
+		{schema.Compat, []string{
 			`aga_forward_latency_us metric names should not contain abbreviated units`,
 			`aga_knowledge_count non-histogram and non-summary metrics should not have "_count" suffix`,
 			`aga_knowledge_pinned_count non-histogram and non-summary metrics should not have "_count" suffix`,
@@ -53,7 +53,7 @@ func TestDemoExpositionPromtool(t *testing.T) {
 				body, _ = io.ReadAll(resp.Body)
 				resp.Body.Close()
 				missing = missing[:0]
-				for _, f := range metrics.Families() {
+				for _, f := range schema.Families() {
 					if !bytes.Contains(body, []byte("\n"+f.Name("aga", tc.naming))) {
 						missing = append(missing, f.Name("aga", tc.naming))
 					}

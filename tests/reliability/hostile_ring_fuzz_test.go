@@ -523,14 +523,25 @@ func (r *liveRig) run(ops []byte) error {
 	r.inputs++
 	inst := r.instance
 	r.instance++
-	w, err := shm.CreateWriter(r.dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: liveCap, Instance: inst,
+	// The ring starts as a producer's writer leaves it (header, HELLO),
+	// built in memory: no writer keeps a mapping that opResize could
+	// truncate under it. From here on it is written through h only.
+	buf := make([]byte, liveFull)
+	if _, err := shm.NewBufferWriter(buf, shm.WriterOptions{Class: shm.ClassHot, Capacity: liveCap, Instance: inst,
 		PID: r.ownerPID, PIDNSInode: r.pidns, StartTimeTicks: r.ownerTick, Doorbell: nopDoorbell{},
-		Identity: shm.Identity{Producer: fmt.Sprintf("fuzz-hostile-%d-%d", r.ownerPID, inst)}})
-	if err != nil {
+		Identity: shm.Identity{Producer: fmt.Sprintf("fuzz-hostile-%d-%d", r.ownerPID, inst)}}); err != nil {
 		return fmt.Errorf("hostile ring: %w", err)
 	}
-	path := w.Path()
-	w.Abandon() // from here on the ring is written through h only
+	// Format §1: the conventional name, created hidden, then renamed.
+	path := filepath.Join(r.dir, fmt.Sprintf("agaobs-%d-%d-%d-hot.ring", r.ownerPID, r.pidns, inst))
+	tmp := filepath.Join(r.dir, "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, buf, 0o600); err != nil {
+		return fmt.Errorf("hostile ring: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("hostile ring: %w", err)
+	}
 	defer os.Remove(path)
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -112,7 +112,9 @@ func (s *checkSink) Write(_ context.Context, batch []pipeline.Event) error {
 		switch ev.Kind {
 		case pipeline.KindForward:
 			s.checked++
-			if ev.Forward.LatencyUs != 2*ev.Forward.GateMean {
+			lat, _ := ev.Forward.LatencyUs()
+			gate, _ := ev.Forward.GateMean()
+			if lat != 2*gate {
 				s.torn++
 			}
 		case pipeline.KindLifecycle:

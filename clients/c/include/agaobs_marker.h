@@ -1,7 +1,7 @@
 /*
  * agaobs forward marker: two exported no-op functions that a producer calls
  * around each hooked forward, so that agaobs-agent can time the forward out of
- * band with a uprobe on each symbol (ebpf-notes §4.5, metric
+ * band with a uprobe on each symbol (docs/ebpf.md, "The forward marker"; metric
  * agaobs_bpf_forward_latency_seconds{producer}).
  *
  * The functions do nothing observable. They are built into

@@ -38,7 +38,7 @@ class AlertRuleConfig:
 
 @dataclass
 class ObservabilityConfig:
-    # -- reference fields (python-reference.md §2.2), same defaults --------
+    # -- seed fields (docs/seed-compatibility.md §3.1), same defaults ------
     enabled: bool = True
     prometheus_enabled: bool = True
     prometheus_port: int = 9090

@@ -5,7 +5,7 @@ internal/shm is the reference implementation and produced the byte-exact
 test vectors in testdata/ring/vectors.txt, which tests/test_vectors.py replays
 through :class:`RingWriter`.
 
-Publication rules that matter in Python (ring-design-notes §4):
+Publication rules that matter in Python (docs/ring-format.md §5.1):
 
 * Record bytes are written with ``Struct.pack_into`` into the *data area*,
   beyond the published tail, where the agent does not look yet.

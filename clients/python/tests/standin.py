@@ -1,5 +1,5 @@
 """Stand-ins for the aga-core pieces the client touches, mirroring their
-documented semantics (shared/reference/python-reference.md §1).
+documented semantics (docs/seed-compatibility.md §2).
 
 EventBus: emit() is unlocked, appends to a deque ring, counts, then calls
 the handlers of the event type and then the "*" handlers on the caller's

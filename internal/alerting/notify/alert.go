@@ -3,12 +3,12 @@ package notify
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/agaobs/agaobs/internal/jsonfloat"
 )
 
 // Alert statuses.
@@ -147,26 +147,13 @@ func toLabelSet(m map[string]string) model.LabelSet {
 	return ls
 }
 
-// jsonFloat encodes a float64 as a JSON number, or as the string "NaN",
-// "+Inf" or "-Inf": encoding/json refuses non-finite floats, and a whole
-// notification must not be lost because a metric went NaN.
-type jsonFloat float64
-
-func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return json.Marshal(strconv.FormatFloat(v, 'g', -1, 64))
-	}
-	return json.Marshal(v)
-}
-
 // referenceBody is the seed's webhook JSON (rule … timestamp) plus status,
 // producer and labels. Old consumers ignore the extra keys.
 type referenceBody struct {
 	Rule      string            `json:"rule"`
 	Metric    string            `json:"metric"`
-	Value     jsonFloat         `json:"value"`
-	Threshold jsonFloat         `json:"threshold"`
+	Value     jsonfloat.Float   `json:"value"` // NaN must not lose the notification
+	Threshold jsonfloat.Float   `json:"threshold"`
 	Severity  string            `json:"severity"`
 	Message   string            `json:"message"`
 	Timestamp float64           `json:"timestamp"` // epoch seconds, as Python's time.time()
@@ -185,8 +172,8 @@ func referenceJSON(a Alert, now time.Time) ([]byte, error) {
 	return json.Marshal(referenceBody{
 		Rule:      a.Name,
 		Metric:    a.Metric,
-		Value:     jsonFloat(a.Value),
-		Threshold: jsonFloat(a.Threshold),
+		Value:     jsonfloat.Float(a.Value),
+		Threshold: jsonfloat.Float(a.Threshold),
 		Severity:  a.Severity,
 		Message:   a.Message,
 		Timestamp: float64(ts.Unix()) + float64(ts.Nanosecond())/1e9, // split so whole seconds stay exact

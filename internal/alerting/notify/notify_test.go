@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
@@ -540,12 +542,19 @@ func TestCollector(t *testing.T) {
 	d.Notify([]Alert{testAlert("A")})
 	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success")
 
+	s := selfmetrics.NewSet()
+	s.Add("notify", d.Collector())
+	if err := selfmetrics.Check(s); err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(d.Collector())
+	reg.MustRegister(s)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Leave out the set's own families.
+	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return strings.HasPrefix(mf.GetName(), "agaobs_collector_") })
 	if len(mfs) != 1 || mfs[0].GetName() != "agaobs_alert_notifications_total" {
 		t.Fatalf("families %v", mfs)
 	}

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
 
 // Results counted per channel.
@@ -52,21 +54,26 @@ func (d *Dispatcher) Stats() []ChannelStats {
 	return out
 }
 
-var notificationsDesc = prometheus.NewDesc(
-	"agaobs_alert_notifications_total",
-	"Alert notification deliveries by channel and result (success, failed after retries, retried attempts, dropped on a full queue).",
-	[]string{"channel", "result"}, nil,
-)
-
 // Collector exports the counters as agaobs_alert_notifications_total.
-func (d *Dispatcher) Collector() prometheus.Collector { return collector{d} }
+func (d *Dispatcher) Collector() selfmetrics.Collector {
+	c := &collector{d: d}
+	c.desc = c.fams.Counter("agaobs_alert_notifications_total",
+		"Alert notification deliveries by channel and result (success, failed after retries, retried attempts, dropped on a full queue).",
+		"channel", "result")
+	return c
+}
 
-type collector struct{ d *Dispatcher }
+type collector struct {
+	d    *Dispatcher
+	desc *prometheus.Desc
+	fams selfmetrics.Families
+}
 
-func (c collector) Describe(ch chan<- *prometheus.Desc) { ch <- notificationsDesc }
+func (c *collector) Describe() []selfmetrics.Family { return c.fams }
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
+func (c *collector) Update(ch chan<- prometheus.Metric) error {
 	for _, s := range c.d.Stats() {
-		ch <- prometheus.MustNewConstMetric(notificationsDesc, prometheus.CounterValue, float64(s.Count), s.Channel, s.Result)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(s.Count), s.Channel, s.Result)
 	}
+	return nil
 }

@@ -8,7 +8,7 @@
 //
 // # The contract with the agent's engine
 //
-// Every rule metric (config.RuleMetrics) maps to one PromQL expression that
+// Every rule metric (schema.RuleMetrics) maps to one PromQL expression that
 // computes what the agent computes over window_seconds: histogram quantiles
 // from the forward latency buckets, ratio means from histogram _sum/_count,
 // rates of the forward and ring counters, the last value of the status

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/agaobs/agaobs/internal/config"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // Self-metrics of the agent the rules read (internal/metrics collectors).
@@ -18,27 +18,26 @@ const (
 	heartbeatAge        = "agaobs_producer_heartbeat_age_seconds"
 	producerAvailable   = "agaobs_producer_available"
 	hotRing             = `class="hot"`
-	retrievalFailure    = "retrieval_failure_rate"
 	retrievalFailureWhy = "retrieval_failure_rate is not expressible in PromQL: the agent computes 1 - injected/results " +
 		"from the retrieval result counts, and results_count is not exported"
 )
 
-// Keys of the AGA-domain families (metrics.Family.Key) the rules read.
-const (
-	famForward     = "forward"
-	famLatency     = "forward_latency"
-	famGate        = "gate_value"
-	famEntropy     = "entropy_value"
-	famUtilization = "knowledge_utilization"
-	famSlotChange  = "slot_change_rate"
-)
+// famLatency is the forward latency family, which latency rules and SLIs
+// read beyond their rule metric's family (its buckets and units).
+const famLatency = schema.FamForwardLatency
 
 // names resolves the exposed metric names the rules read.
-type names struct{ metrics.Names }
+type names struct{ schema.Names }
 
-// newNames fails if the exporter renamed a family this package reads.
-func newNames(prefix string, naming metrics.Naming) (names, error) {
-	n, err := metrics.NewNames(prefix, naming, famForward, famLatency, famGate, famEntropy, famUtilization, famSlotChange)
+// newNames fails if a family a rule metric reads was renamed.
+func newNames(prefix string, naming schema.Naming) (names, error) {
+	var required []string
+	for _, m := range schema.RuleMetrics() {
+		if f := m.Family(); f != "" {
+			required = append(required, f)
+		}
+	}
+	n, err := schema.NewNames(prefix, naming, required...)
 	return names{n}, err
 }
 
@@ -69,45 +68,38 @@ func (n names) ruleMetricExpr(metric, w string, perProducer bool) (me metricExpr
 		return "max(" + sel + ")"
 	}
 	rate := func(sel string) string { return "rate(" + sel + "[" + w + "])" }
-	switch metric {
-	case "latency_p50", "latency_p95", "latency_p99":
-		q := map[string]string{"latency_p50": "0.5", "latency_p95": "0.95", "latency_p99": "0.99"}[metric]
+	m := schema.RuleMetric(metric)
+	switch m {
+	case schema.RuleLatencyP50, schema.RuleLatencyP95, schema.RuleLatencyP99:
+		q, _ := m.Quantile()
 		by := "le"
 		if perProducer {
 			by = "le, producer"
 		}
 		return metricExpr{
-			expr: fmt.Sprintf("histogram_quantile(%s, sum by (%s) (%s))", q, by, rate(n.Name(famLatency)+"_bucket")),
-			div:  n.Divisor(famLatency),
+			expr: fmt.Sprintf("histogram_quantile(%s, sum by (%s) (%s))", promNumber(q), by, rate(n.Name(m.Family())+"_bucket")),
+			div:  n.Divisor(m.Family()),
 		}, "", nil
-	case "gate_mean", "entropy_mean":
-		fam := famGate
-		if metric == "entropy_mean" {
-			fam = famEntropy
-		}
-		base := n.Name(fam)
+	case schema.RuleGateMean, schema.RuleEntropyMean:
+		base := n.Name(m.Family())
 		return metricExpr{expr: sum(rate(base+"_sum")) + " / " + sum(rate(base+"_count")), div: 1}, "", nil
-	case "activation_rate":
-		fwd := n.Name(famForward)
+	case schema.RuleActivationRate:
+		fwd := n.Name(m.Family())
 		return metricExpr{expr: sum(rate(fwd+`{applied="true"}`)) + " / " + sum(rate(fwd)), div: 1}, "", nil
-	case "forward_rate":
-		return metricExpr{expr: sum(rate(n.Name(famForward))), div: 1}, "", nil
-	case "knowledge_utilization", "slot_change_rate":
-		fam := famUtilization
-		if metric == "slot_change_rate" {
-			fam = famSlotChange
-		}
-		return metricExpr{expr: last("last_over_time(" + n.Name(fam) + "[" + w + "])"), div: 1}, "", nil
-	case "drop_rate":
+	case schema.RuleForwardRate:
+		return metricExpr{expr: sum(rate(n.Name(m.Family()))), div: 1}, "", nil
+	case schema.RuleKnowledgeUtilization, schema.RuleSlotChangeRate:
+		return metricExpr{expr: last("last_over_time(" + n.Name(m.Family()) + "[" + w + "])"), div: 1}, "", nil
+	case schema.RuleDropRate:
 		dropped := sum(rate(ringDroppedTotal + "{" + hotRing + "}"))
 		consumed := sum(rate(ringEventsTotal + "{" + hotRing + "}"))
 		return metricExpr{expr: dropped + " / (" + consumed + " + " + dropped + ")", div: 1}, "", nil
-	case "producer_heartbeat_age_seconds":
+	case schema.RuleHeartbeatAge:
 		return metricExpr{expr: last(heartbeatAge), div: 1}, "", nil
-	case retrievalFailure:
+	case schema.RuleRetrievalFailureRate:
 		return metricExpr{}, retrievalFailureWhy, nil
 	}
-	return metricExpr{}, "", fmt.Errorf("unknown rule metric %q (want one of %s)", metric, config.RuleMetrics)
+	return metricExpr{}, "", fmt.Errorf("unknown rule metric %q (want one of %s)", metric, schema.RuleMetricList())
 }
 
 // promRange renders seconds as a PromQL range duration ("60s", "1500ms").
@@ -147,8 +139,8 @@ func bucketMatcher(le float64) string {
 // top bound) could never fire: histogram_quantile caps a quantile in the
 // +Inf bucket at the top bound. The agent evaluates the same condition.
 func (n names) latencyTail(r config.AlertRule, w string) (string, bool) {
-	q := map[string]string{"latency_p50": "0.5", "latency_p95": "0.95", "latency_p99": "0.99"}[r.Metric]
-	if q == "" || (r.Operator != ">" && r.Operator != ">=") || !isLatencyBound(r.Threshold) {
+	q, ok := schema.RuleMetric(r.Metric).Quantile()
+	if !ok || (r.Operator != ">" && r.Operator != ">=") || !schema.IsLatencyBound(r.Threshold) {
 		return "", false
 	}
 	base := n.Name(famLatency)
@@ -162,18 +154,5 @@ func (n names) latencyTail(r config.AlertRule, w string) (string, bool) {
 		by, on = "by (producer) ", "on (producer) "
 	}
 	return fmt.Sprintf("%s(sum %s(rate(%s_bucket{%s}[%s])) %s %s * sum %s(rate(%s_count[%s])))",
-		on, by, base, bucketMatcher(bound), w, cmp, q, by, base, w), true
-}
-
-func isLatencyBound(t float64) bool {
-	for _, f := range metrics.Families() {
-		if f.Key == famLatency {
-			for _, b := range f.Buckets {
-				if b == t {
-					return true
-				}
-			}
-		}
-	}
-	return false
+		on, by, base, bucketMatcher(bound), w, cmp, promNumber(q), by, base, w), true
 }

@@ -10,13 +10,13 @@ import (
 	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/agaobs/agaobs/internal/config"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // Options selects what Generate renders.
 type Options struct {
 	Prefix      string             // prometheus_prefix; empty means "aga"
-	Naming      metrics.Naming     // prometheus_naming; empty means compat
+	Naming      schema.Naming      // prometheus_naming; empty means compat
 	Rules       []config.AlertRule // the effective rules (see EffectiveRules)
 	SLOs        []config.SLO
 	ExtraLabels map[string]string // added to every alert's labels
@@ -71,8 +71,8 @@ func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 	}
 	switch opts.Naming {
 	case "":
-		opts.Naming = metrics.Compat
-	case metrics.Compat, metrics.Conventional:
+		opts.Naming = schema.Compat
+	case schema.Compat, schema.Conventional:
 	default:
 		return nil, nil, fmt.Errorf("promrules: unknown naming %q (want compat or conventional)", opts.Naming)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/config"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // newRule returns a rule with the configuration defaults, as the config
@@ -128,30 +128,30 @@ func TestRuleExpressions(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		metric      string
-		naming      metrics.Naming
+		naming      schema.Naming
 		perProducer bool
 		threshold   float64
 		want        string
 	}{
 		// On a bucket bound, "pQ > T" is the exact tail condition (the
 		// agent evaluates the same); the quantile stays the value.
-		{"latency_p50", metrics.Compat, true, 100, `histogram_quantile(0.5, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s]))) >= 100 and on (producer) (sum by (producer) (rate(aga_forward_latency_us_bucket{le=~"100|100\\.0"}[60s])) < 0.5 * sum by (producer) (rate(aga_forward_latency_us_count[60s])))`},
-		{"latency_p95", metrics.Compat, true, 150, `histogram_quantile(0.95, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s]))) > 150`},
-		{"latency_p99", metrics.Compat, true, 2000, lat + ` > 2000`}, // not a bound: plain quantile
-		{"latency_p99", metrics.Conventional, true, 1000, `histogram_quantile(0.99, sum by (le, producer) (rate(aga_forward_latency_seconds_bucket[60s]))) >= 0.001 and on (producer) (sum by (producer) (rate(aga_forward_latency_seconds_bucket{le="0.001"}[60s])) < 0.99 * sum by (producer) (rate(aga_forward_latency_seconds_count[60s])))`},
-		{"latency_p99", metrics.Compat, false, 5000, `histogram_quantile(0.99, sum by (le) (rate(aga_forward_latency_us_bucket[60s]))) >= 5000 and on () (sum (rate(aga_forward_latency_us_bucket{le=~"5000|5000\\.0"}[60s])) < 0.99 * sum (rate(aga_forward_latency_us_count[60s])))`},
-		{"gate_mean", metrics.Compat, true, 0.5, `sum by (producer) (rate(aga_gate_value_sum[60s])) / sum by (producer) (rate(aga_gate_value_count[60s])) > 0.5`},
-		{"gate_mean", metrics.Compat, false, 0.5, `sum(rate(aga_gate_value_sum[60s])) / sum(rate(aga_gate_value_count[60s])) > 0.5`},
-		{"entropy_mean", metrics.Conventional, true, 2, `sum by (producer) (rate(aga_entropy_value_sum[60s])) / sum by (producer) (rate(aga_entropy_value_count[60s])) > 2`},
-		{"activation_rate", metrics.Compat, true, 0.1, `sum by (producer) (rate(aga_forward_total{applied="true"}[60s])) / sum by (producer) (rate(aga_forward_total[60s])) > 0.1`},
-		{"knowledge_utilization", metrics.Compat, true, 0.95, `last_over_time(aga_knowledge_utilization[60s]) > 0.95`},
-		{"knowledge_utilization", metrics.Compat, false, 0.95, `max(last_over_time(aga_knowledge_utilization[60s])) > 0.95`},
-		{"slot_change_rate", metrics.Conventional, true, 0.5, `last_over_time(aga_slot_change_rate[60s]) > 0.5`},
-		{"forward_rate", metrics.Compat, true, 10, `sum by (producer) (rate(aga_forward_total[60s])) > 10`},
-		{"forward_rate", metrics.Compat, false, 10, `sum(rate(aga_forward_total[60s])) > 10`},
-		{"drop_rate", metrics.Compat, true, 0.01, dropped + ` / (` + events + ` + ` + dropped + `) > 0.01`},
-		{"producer_heartbeat_age_seconds", metrics.Compat, true, 5, `agaobs_producer_heartbeat_age_seconds > 5`},
-		{"producer_heartbeat_age_seconds", metrics.Compat, false, 5, `max(agaobs_producer_heartbeat_age_seconds) > 5`},
+		{"latency_p50", schema.Compat, true, 100, `histogram_quantile(0.5, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s]))) >= 100 and on (producer) (sum by (producer) (rate(aga_forward_latency_us_bucket{le=~"100|100\\.0"}[60s])) < 0.5 * sum by (producer) (rate(aga_forward_latency_us_count[60s])))`},
+		{"latency_p95", schema.Compat, true, 150, `histogram_quantile(0.95, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s]))) > 150`},
+		{"latency_p99", schema.Compat, true, 2000, lat + ` > 2000`}, // not a bound: plain quantile
+		{"latency_p99", schema.Conventional, true, 1000, `histogram_quantile(0.99, sum by (le, producer) (rate(aga_forward_latency_seconds_bucket[60s]))) >= 0.001 and on (producer) (sum by (producer) (rate(aga_forward_latency_seconds_bucket{le="0.001"}[60s])) < 0.99 * sum by (producer) (rate(aga_forward_latency_seconds_count[60s])))`},
+		{"latency_p99", schema.Compat, false, 5000, `histogram_quantile(0.99, sum by (le) (rate(aga_forward_latency_us_bucket[60s]))) >= 5000 and on () (sum (rate(aga_forward_latency_us_bucket{le=~"5000|5000\\.0"}[60s])) < 0.99 * sum (rate(aga_forward_latency_us_count[60s])))`},
+		{"gate_mean", schema.Compat, true, 0.5, `sum by (producer) (rate(aga_gate_value_sum[60s])) / sum by (producer) (rate(aga_gate_value_count[60s])) > 0.5`},
+		{"gate_mean", schema.Compat, false, 0.5, `sum(rate(aga_gate_value_sum[60s])) / sum(rate(aga_gate_value_count[60s])) > 0.5`},
+		{"entropy_mean", schema.Conventional, true, 2, `sum by (producer) (rate(aga_entropy_value_sum[60s])) / sum by (producer) (rate(aga_entropy_value_count[60s])) > 2`},
+		{"activation_rate", schema.Compat, true, 0.1, `sum by (producer) (rate(aga_forward_total{applied="true"}[60s])) / sum by (producer) (rate(aga_forward_total[60s])) > 0.1`},
+		{"knowledge_utilization", schema.Compat, true, 0.95, `last_over_time(aga_knowledge_utilization[60s]) > 0.95`},
+		{"knowledge_utilization", schema.Compat, false, 0.95, `max(last_over_time(aga_knowledge_utilization[60s])) > 0.95`},
+		{"slot_change_rate", schema.Conventional, true, 0.5, `last_over_time(aga_slot_change_rate[60s]) > 0.5`},
+		{"forward_rate", schema.Compat, true, 10, `sum by (producer) (rate(aga_forward_total[60s])) > 10`},
+		{"forward_rate", schema.Compat, false, 10, `sum(rate(aga_forward_total[60s])) > 10`},
+		{"drop_rate", schema.Compat, true, 0.01, dropped + ` / (` + events + ` + ` + dropped + `) > 0.01`},
+		{"producer_heartbeat_age_seconds", schema.Compat, true, 5, `agaobs_producer_heartbeat_age_seconds > 5`},
+		{"producer_heartbeat_age_seconds", schema.Compat, false, 5, `max(agaobs_producer_heartbeat_age_seconds) > 5`},
 	} {
 		r := newRule("r", tc.metric, ">", tc.threshold)
 		r.PerProducer = tc.perProducer
@@ -168,15 +168,15 @@ func TestRuleExpressions(t *testing.T) {
 
 	// Every metric the configuration accepts is either expressed or skipped
 	// with a reason; none is an error.
-	for _, m := range strings.Fields(config.RuleMetrics) {
-		g := &generator{names: mustNames(t, "aga", metrics.Compat)}
+	for _, m := range strings.Fields(schema.RuleMetricList()) {
+		g := &generator{names: mustNames(t, "aga", schema.Compat)}
 		if _, skip, err := g.alertRule(newRule("r", m, ">", 1)); err != nil || (skip != "") != (m == "retrieval_failure_rate") {
 			t.Errorf("metric %s: err %v, skip %q", m, err, skip)
 		}
 	}
 }
 
-func mustNames(t *testing.T, prefix string, n metrics.Naming) names {
+func mustNames(t *testing.T, prefix string, n schema.Naming) names {
 	t.Helper()
 	ns, err := newNames(prefix, n)
 	if err != nil {
@@ -193,7 +193,7 @@ func TestAlertRuleFields(t *testing.T) {
 	r.Severity = "critical"
 	r.Labels = map[string]string{"team": "ml", "severity": "ignored"}
 	r.Annotations = map[string]string{"runbook_url": "https://example.com/r", "summary": "own summary"}
-	g := &generator{names: mustNames(t, "llm", metrics.Compat), extra: map[string]string{"cluster": "c1", "team": "x"}}
+	g := &generator{names: mustNames(t, "llm", schema.Compat), extra: map[string]string{"cluster": "c1", "team": "x"}}
 	got, skip, err := g.alertRule(r)
 	if err != nil || skip != "" {
 		t.Fatalf("err %v, skip %q", err, skip)
@@ -338,21 +338,21 @@ func TestGenerateEmpty(t *testing.T) {
 
 func TestSLOExpressions(t *testing.T) {
 	for _, tc := range []struct {
-		naming   metrics.Naming
+		naming   schema.Naming
 		slo      config.SLO
 		want5m   string
 		budget   string
 		critical string
 	}{
-		{metrics.Compat, newSLO("lat", 0.999, "latency", 1000),
+		{schema.Compat, newSLO("lat", 0.999, "latency", 1000),
 			`1 - (sum by (producer) (rate(aga_forward_latency_us_bucket{le=~"1000|1000\\.0"}[5m])) / sum by (producer) (rate(aga_forward_latency_us_count[5m])))`,
 			`1 - (slo:sli_error:ratio_rate30d{slo="lat"} / 0.001)`,
 			`(slo:sli_error:ratio_rate5m{slo="lat"} > 14.4 * 0.001 and slo:sli_error:ratio_rate1h{slo="lat"} > 14.4 * 0.001) or ` +
 				`(slo:sli_error:ratio_rate30m{slo="lat"} > 6 * 0.001 and slo:sli_error:ratio_rate6h{slo="lat"} > 6 * 0.001)`},
-		{metrics.Conventional, newSLO("lat", 0.95, "latency", 5),
+		{schema.Conventional, newSLO("lat", 0.95, "latency", 5),
 			`1 - (sum by (producer) (rate(aga_forward_latency_seconds_bucket{le="5e-06"}[5m])) / sum by (producer) (rate(aga_forward_latency_seconds_count[5m])))`,
 			`1 - (slo:sli_error:ratio_rate30d{slo="lat"} / 0.05)`, ""},
-		{metrics.Compat, newSLO("avail", 0.9995, "availability", 0),
+		{schema.Compat, newSLO("avail", 0.9995, "availability", 0),
 			`1 - avg_over_time(agaobs_producer_available[5m])`,
 			`1 - (slo:sli_error:ratio_rate30d{slo="avail"} / 0.0005)`, ""},
 	} {
@@ -392,7 +392,7 @@ func TestSLOExpressions(t *testing.T) {
 	// A period equal to a standard window is not recorded twice.
 	s := newSLO("day", 0.99, "availability", 0)
 	s.Period = config.Duration(24 * time.Hour)
-	g := &generator{names: mustNames(t, "aga", metrics.Compat)}
+	g := &generator{names: mustNames(t, "aga", schema.Compat)}
 	grp, _, err := g.sloGroup(s)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/config"
-	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/schema"
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
@@ -91,7 +91,7 @@ func TestPromtoolTestRules(t *testing.T) {
 func allMetricRules() []config.AlertRule {
 	ops := []string{">", "<", ">=", "<=", "==", "!="}
 	var custom []config.AlertRule
-	for i, m := range strings.Fields(config.RuleMetrics) {
+	for i, m := range strings.Fields(schema.RuleMetricList()) {
 		for _, per := range []bool{true, false} {
 			r := newRule(fmt.Sprintf("%s_%v", m, per), m, ops[i%len(ops)], 0.5)
 			r.PerProducer = per
@@ -126,7 +126,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 		"empty":      {},
 	}
 	for name, opts := range cases {
-		for _, naming := range []metrics.Naming{metrics.Compat, metrics.Conventional} {
+		for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
 			o := opts
 			o.Naming = naming
 			t.Run(name+"/"+string(naming), func(t *testing.T) {
@@ -156,7 +156,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 // seconds histogram and its summary still prints microseconds.
 func TestPromtoolConventionalLatency(t *testing.T) {
 	promtool := testutil.RequireTool(t, "promtool")
-	out, _, err := Generate(Options{Naming: metrics.Conventional, Rules: DefaultRules()})
+	out, _, err := Generate(Options{Naming: schema.Conventional, Rules: DefaultRules()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +168,8 @@ func TestPromtoolConventionalLatency(t *testing.T) {
 	// The "slow" producer of rules_test.yml, in one layer: per 15 s, 1500
 	// forwards, 30 of them in (1000, 2500] µs. Bounds render as the exporter
 	// renders them (5e-06 ... 0.005).
-	var f metrics.Family
-	for _, fam := range metrics.Families() {
+	var f schema.Family
+	for _, fam := range schema.Families() {
 		if fam.Key == famLatency {
 			f = fam
 		}

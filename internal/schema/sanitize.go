@@ -1,4 +1,4 @@
-package metrics
+package schema
 
 import (
 	"strings"

@@ -1,10 +1,10 @@
-package metrics
+package schema
 
 import "fmt"
 
-// Names resolves the exposed names and units of the exporter's families for
-// one prefix and naming: the dashboard and rule generators read the same
-// names the exporter writes through it.
+// Names resolves the exposed names and units of the AGA-domain families for
+// one prefix and naming: the exporter, the dashboard and the rule
+// generator read the same names through it.
 type Names struct {
 	prefix string
 	naming Naming

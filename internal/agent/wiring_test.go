@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agaobs/agaobs/internal/config"
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/selfmetrics"
+	"github.com/agaobs/agaobs/internal/testutil"
+)
+
+// /readyz's ring_dir check reports what the consumer's own scan of the
+// ring directory saw: a ring_dir that stops being readable fails it.
+func TestReadyzRingDir(t *testing.T) {
+	cfg := config.Default()
+	tmp := t.TempDir()
+	cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
+	cfg.RingRescanInterval = config.Duration(50 * time.Millisecond)
+	cfg.AuditStorageBackend = "memory"
+	cfg.PrometheusEnabled, cfg.HealthEnabled, cfg.AdminListenAddress = false, false, ""
+	cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled, cfg.AlertEnabled = false, false, false, false
+	a, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if !testutil.WaitFor(10*time.Second, func() bool { return a.consumer.Passes() > 0 && a.checkRingDir(ctx) == nil }) {
+		t.Fatalf("ring_dir check never passed: %v", a.checkRingDir(ctx))
+	}
+	// Replaced by a file: every scan fails with ENOTDIR.
+	if err := os.RemoveAll(cfg.RingDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.RingDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got error
+	if !testutil.WaitFor(10*time.Second, func() bool { got = a.checkRingDir(ctx); return got != nil }) {
+		t.Fatal("ring_dir check still passes with ring_dir replaced by a file")
+	}
+	if !strings.Contains(got.Error(), "ring_dir "+cfg.RingDir) || !strings.Contains(got.Error(), "not a directory") {
+		t.Errorf("error %q does not name ring_dir and the cause", got)
+	}
+}
+
+// countingSink is a sink that is also a selfmetrics.Collector.
+type countingSink struct {
+	fams selfmetrics.Families
+	desc *prometheus.Desc
+	n    atomic.Int64
+}
+
+func newCountingSink() *countingSink {
+	s := &countingSink{}
+	s.desc = s.fams.Counter("agaobs_test_sink_events_total", "Events the test sink saw.")
+	return s
+}
+
+func (s *countingSink) Name() string             { return "test_sink" }
+func (s *countingSink) Kinds() pipeline.KindMask { return pipeline.KindAgent.Mask() }
+func (s *countingSink) Write(_ context.Context, b []pipeline.Event) error {
+	s.n.Add(int64(len(b)))
+	return nil
+}
+func (s *countingSink) Describe() []selfmetrics.Family { return s.fams }
+func (s *countingSink) Update(ch chan<- prometheus.Metric) error {
+	ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(s.n.Load()))
+	return nil
+}
+
+// A sink added with addSink (here through Options.Sinks) is one line of
+// wiring: it gets its queue, the events it subscribes to (the agent's own
+// config_loaded event), and its metrics with agaobs_collector_success.
+func TestAddSinkRegistersItsMetrics(t *testing.T) {
+	cfg := config.Default()
+	tmp := t.TempDir()
+	cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
+	cfg.AuditStorageBackend = "memory"
+	cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
+	cfg.HealthEnabled, cfg.AdminListenAddress = false, ""
+	cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled, cfg.AlertEnabled = false, false, false, false
+	sink := newCountingSink()
+	a, err := New(cfg, Options{Sinks: []pipeline.Sink{sink}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if !testutil.WaitFor(10*time.Second, func() bool { return sink.n.Load() >= 1 }) {
+		t.Fatal("the sink never received the agent's config_loaded event")
+	}
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawSeries, sawSuccess bool
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "agaobs_test_sink_events_total":
+			sawSeries = len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetCounter().GetValue() >= 1
+		case "agaobs_collector_success":
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "collector" && l.GetValue() == "test_sink" && m.GetGauge().GetValue() == 1 {
+						sawSuccess = true
+					}
+				}
+			}
+		}
+	}
+	if !sawSeries || !sawSuccess {
+		t.Errorf("sink metrics registered: series %v, collector_success %v", sawSeries, sawSuccess)
+	}
+}

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"errors"
+	"testing"
+)
+
+// The rule metric and latency bound sets come from internal/schema; the
+// messages listing them are pinned here, as they read before the move.
+func TestSchemaSetMessages(t *testing.T) {
+	rule := func(metric string) Config {
+		c := Default()
+		var r AlertRule
+		r.SetDefaults()
+		r.Name, r.Metric, r.Severity = "r", metric, "warning"
+		c.AlertRules = []AlertRule{r}
+		return c
+	}
+	slo := func(us float64) Config {
+		c := Default()
+		var s SLO
+		s.SetDefaults()
+		s.Name, s.Objective, s.SLI = "s", 0.99, SLI{Type: "latency", ThresholdUs: us}
+		c.SLOs = []SLO{s}
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		c    Config
+		key  string
+		msg  string // "" when valid
+	}{
+		{"known metric", rule("producer_heartbeat_age_seconds"), "", ""},
+		{"unknown metric", rule("latency_p90"), "alert_rules[0].metric",
+			`invalid value "latency_p90": unknown rule metric: must be one of latency_p50 latency_p95 latency_p99 gate_mean entropy_mean activation_rate retrieval_failure_rate knowledge_utilization slot_change_rate forward_rate drop_rate producer_heartbeat_age_seconds`},
+		{"bound", slo(2500), "", ""},
+		{"not a bound", slo(2000), "slos[0].sli.threshold_us",
+			`invalid value "2000": must be a forward latency bucket bound (5 10 25 50 100 250 500 1000 2500 5000) so Prometheus can compute the same SLI`},
+		{"near a bound", slo(5.000001), "slos[0].sli.threshold_us",
+			`invalid value "5.000001": must be a forward latency bucket bound (5 10 25 50 100 250 500 1000 2500 5000) so Prometheus can compute the same SLI`},
+	} {
+		err := tc.c.Validate()
+		var ce *Error
+		switch {
+		case tc.msg == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.msg == "":
+		case !errors.As(err, &ce):
+			t.Errorf("%s: error %v, want a *Error", tc.name, err)
+		case ce.Key != tc.key || ce.Msg != tc.msg:
+			t.Errorf("%s: key %q msg %q\nwant key %q msg %q", tc.name, ce.Key, ce.Msg, tc.key, tc.msg)
+		}
+	}
+}
