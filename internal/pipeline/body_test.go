@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/agaobs/agaobs/internal/shm"
 )
@@ -258,5 +259,13 @@ func TestDropRate(t *testing.T) {
 	}}
 	if d := p.Drops(); d != (DropCounts{90, 10}) {
 		t.Errorf("drops %+v: only the hot ring's consumed and dropped count", d)
+	}
+}
+
+// Events are copied into every interested sink's queue: past 128 bytes
+// the copies cost the full pipeline ~7 % (BENCHMARKS.md, "Event size").
+func TestEventSize(t *testing.T) {
+	if n := unsafe.Sizeof(Event{}); n > 128 {
+		t.Errorf("pipeline.Event is %d bytes; keep it at 128 or less", n)
 	}
 }

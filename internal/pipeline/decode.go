@@ -64,16 +64,25 @@ func Decode(rec *shm.Record, ev *Event) error {
 		ev.Kind, ev.Status = KindStatus, &s
 		cleanStatus(ev)
 	case shm.TypeHello:
-		id, err := shm.ParseIdentity(rec.Body)
-		if err != nil {
-			return fmt.Errorf("hello: %v: %w", err, shm.ErrCorrupt)
-		}
-		pid := Identity(id)
-		ev.Kind, ev.Hello = KindHello, &pid
+		_, err := DecodeHello(rec, ev)
+		return err
 	default:
 		return fmt.Errorf("record type %v: %w", rec.Type, shm.ErrCorrupt)
 	}
 	return nil
+}
+
+// DecodeHello is Decode for a HELLO record: it fills ev (KindHello) and
+// returns the identity, which belongs on the Producer (Producer.SetIdentity;
+// sinks read it there), not in the event.
+func DecodeHello(rec *shm.Record, ev *Event) (Identity, error) {
+	ev.Seq, ev.TimeNs, ev.Flags, ev.Invalid = rec.Seq, rec.TimeNs, rec.Flags, 0
+	id, err := shm.ParseIdentity(rec.Body)
+	if err != nil {
+		return Identity{}, fmt.Errorf("hello: %v: %w", err, shm.ErrCorrupt)
+	}
+	ev.Kind = KindHello
+	return Identity(id), nil
 }
 
 // decodeOther keeps an EVENT record by name, except the forward and

@@ -16,6 +16,8 @@ const (
 	KindAudit
 	KindEvent
 	KindStatus
+	// KindHello events say a producer sent a new identity; it is
+	// already on the event's Producer (Producer.Identity).
 	KindHello
 	KindLifecycle
 	// KindAgent events are made by the agent itself (config loaded or
@@ -273,7 +275,6 @@ type Event struct {
 	Audit     *Audit
 	Other     *Other
 	Status    *Status
-	Hello     *Identity
 	Lifecycle *Lifecycle
 	// Ack is set for records of audit rings; the audit store calls it once
 	// the record is durable.

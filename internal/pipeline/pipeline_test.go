@@ -88,8 +88,11 @@ func TestDecode(t *testing.T) {
 			}
 		}, false},
 		{"hello", rec(shm.TypeHello, `{"producer":"p","model":"m"}`), func(t *testing.T, ev *Event) {
-			if ev.Hello.Model != "m" {
-				t.Errorf("%+v", ev.Hello)
+			if ev.Kind != KindHello {
+				t.Errorf("%+v", ev)
+			}
+			if id, err := DecodeHello(rec(shm.TypeHello, `{"producer":"p","model":"m"}`), ev); err != nil || id.Model != "m" {
+				t.Errorf("%+v %v", id, err)
 			}
 		}, false},
 		{"hello no name", rec(shm.TypeHello, `{"model":"m"}`), nil, true},

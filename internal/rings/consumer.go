@@ -385,15 +385,17 @@ func (c *Consumer) recordFunc(e *ringEntry) func(*shm.Record) shm.Disposition {
 	return func(rec *shm.Record) shm.Disposition {
 		ev := e.ev
 		*ev = pipeline.Event{}
-		if err := pipeline.Decode(rec, ev); err != nil {
+		if rec.Type == shm.TypeHello {
+			id, err := pipeline.DecodeHello(rec, ev)
+			if err != nil {
+				return shm.Corrupt
+			}
+			id.Producer = e.prod.p.Identity().Producer // the header's name is authoritative
+			e.prod.p.SetIdentity(id)
+		} else if err := pipeline.Decode(rec, ev); err != nil {
 			return shm.Corrupt
 		}
 		ev.Producer, ev.RecvNs, ev.Epoch = e.prod.p, c.passNow, e.epoch
-		if ev.Kind == pipeline.KindHello {
-			id := *ev.Hello
-			id.Producer = e.prod.p.Identity().Producer // the header's name is authoritative
-			e.prod.p.SetIdentity(id)
-		}
 		if e.class == shm.ClassAudit && ev.Kind == pipeline.KindAudit {
 			cp := rec.Checkpoint
 			ev.Ack = pipeline.NewAck(e.acker, pipeline.AckToken{cp.End, cp.Seq, cp.Lost, cp.Corrupt})
