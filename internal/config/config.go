@@ -42,7 +42,7 @@ type Config struct {
 	PrometheusHost             string            `yaml:"prometheus_host" help:"Address the Prometheus exporter listens on; empty means all interfaces. Used by the Prometheus exporter."`
 	PrometheusPort             int               `yaml:"prometheus_port" help:"TCP port of the Prometheus exporter (1-65535). Used by the Prometheus exporter."`
 	PrometheusPrefix           string            `yaml:"prometheus_prefix" help:"Prefix of every metric name; must match ^[a-zA-Z_][a-zA-Z0-9_]*$. Used by the Prometheus exporter."`
-	PrometheusLabels           map[string]string `yaml:"prometheus_labels" help:"Constant labels added to every metric; names must be valid Prometheus label names not starting with __, and not producer, instance or job. Used by the Prometheus exporter."`
+	PrometheusLabels           map[string]string `yaml:"prometheus_labels" help:"Constant labels added to every metric; names must be valid Prometheus label names not starting with __, and not producer, node, instance or job. Used by the Prometheus exporter."`
 	PrometheusNaming           string            `yaml:"prometheus_naming" help:"Metric naming: compat (the seed's names, e.g. aga_forward_latency_us) or conventional (base units, lint-clean: aga_forward_latency_seconds, aga_knowledge_items, aga_knowledge_pinned_items). Used by the Prometheus exporter."`
 	PrometheusNativeHistograms bool              `yaml:"prometheus_native_histograms" help:"Also expose native histograms (schema 3) beside the classic buckets; Prometheus reads them over the protobuf format. Used by the Prometheus exporter."`
 
@@ -91,6 +91,9 @@ type Config struct {
 	HealthWebConfigFile         string  `yaml:"health_web_config_file" help:"Web configuration file (exporter-toolkit: TLS, basic auth) of the health listener only; empty: plain HTTP, as kubelet probes expect. Used by the health endpoint."`
 
 	// Agent keys.
+
+	NodeName            string `yaml:"node_name" help:"The node this agent runs on: the node label of every series (prometheus_node_label) and of every alert it raises; empty: the NODE_NAME environment variable (Kubernetes downward API), else the hostname. Valid UTF-8, at most 253 bytes. Used by the agent."`
+	PrometheusNodeLabel bool   `yaml:"prometheus_node_label" help:"Add node=<node_name> to every series the agent exposes, so one Prometheus scraping many nodes never merges them; when false, generated rules and dashboards tell nodes apart by instance instead. Used by the Prometheus exporter."`
 
 	RingDir                        string          `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
 	RingGroup                      string          `yaml:"ring_group" help:"Group (name or numeric gid) owning the ring directory; empty means a sticky world-writable directory. Used by the ring consumer."`
@@ -189,6 +192,8 @@ func Default() Config {
 		PrometheusPort:    9090,
 		PrometheusPrefix:  "aga",
 		PrometheusNaming:  "compat",
+
+		PrometheusNodeLabel: true,
 
 		LogEnabled:           true,
 		LogFormat:            "json",

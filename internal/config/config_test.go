@@ -854,8 +854,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 83 {
-		t.Errorf("%d keys, want 83", len(keys))
+	if len(keys) != 85 {
+		t.Errorf("%d keys, want 85", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)
@@ -909,5 +909,36 @@ func TestLoaderConcurrentLoad(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// node is reserved in prometheus_labels (the agent sets it from
+// node_name), and node_name must be a usable label value.
+func TestNodeNameAndReservedNodeLabel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		key  string
+	}{
+		{"node in prometheus_labels", func(c *Config) { c.PrometheusLabels = map[string]string{"node": "x"} }, "prometheus_labels"},
+		{"node_name not UTF-8", func(c *Config) { c.NodeName = "n\xff" }, "node_name"},
+		{"node_name too long", func(c *Config) { c.NodeName = strings.Repeat("n", 254) }, "node_name"},
+		{"node_name fine", func(c *Config) { c.NodeName = "gpu-node-7.example" }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.edit(&c)
+			err := c.Validate()
+			var ce *Error
+			switch {
+			case tc.key == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.key != "" && (!errors.As(err, &ce) || ce.Key != tc.key):
+				t.Fatalf("error %v, want one naming %s", err, tc.key)
+			}
+		})
+	}
+	if !Default().PrometheusNodeLabel {
+		t.Error("prometheus_node_label defaults to false")
 	}
 }

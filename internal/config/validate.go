@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agaobs/agaobs/internal/schema"
 )
@@ -41,8 +42,11 @@ func latencyBoundList() string {
 // Upper bounds shared by several keys: every numeric key has one, so a
 // typo cannot ask for a terabyte queue or a million threads.
 const (
-	maxBytes = 1 << 40
-	day      = Duration(24 * time.Hour)
+	// maxNodeName is a DNS name's limit (Kubernetes node names are DNS
+	// subdomains).
+	maxNodeName = 253
+	maxBytes    = 1 << 40
+	day         = Duration(24 * time.Hour)
 )
 
 // checker collects the first validation error.
@@ -180,10 +184,13 @@ func (c Config) Validate() error {
 		ch.fail("prometheus_prefix", invalid(c.PrometheusPrefix, "must match ^[a-zA-Z_][a-zA-Z0-9_]*$"))
 	}
 	ch.labelNames("prometheus_labels", c.PrometheusLabels)
-	for _, reserved := range []string{"producer", "instance", "job"} {
+	for _, reserved := range []string{"producer", "node", "instance", "job"} {
 		if _, ok := c.PrometheusLabels[reserved]; ok {
-			ch.fail("prometheus_labels", invalid(reserved, "is reserved: the agent sets producer, Prometheus rewrites instance and job"))
+			ch.fail("prometheus_labels", invalid(reserved, "is reserved: the agent sets producer and node (node_name), Prometheus rewrites instance and job"))
 		}
+	}
+	if len(c.NodeName) > maxNodeName || !utf8.ValidString(c.NodeName) {
+		ch.fail("node_name", invalid(c.NodeName, fmt.Sprintf("must be valid UTF-8 of at most %d bytes", maxNodeName)))
 	}
 	ch.oneOf("prometheus_naming", c.PrometheusNaming, "compat conventional")
 	if c.PrometheusPrefix == "agaobs" {
