@@ -27,7 +27,7 @@ FUZZ_TARGETS := \
 	./internal/eventlog:FuzzLogLine \
 	./tests/reliability:FuzzLiveRing
 
-.PHONY: all build bpf run test test-go test-reliability test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean
+.PHONY: all build bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean
 
 all: build
 
@@ -44,6 +44,7 @@ run: build
 test: fmt-check vet
 	@t=$$(date +%s); $(MAKE) --no-print-directory test-go && echo "== test-go: $$(( $$(date +%s) - t ))s"
 	@t=$$(date +%s); $(MAKE) --no-print-directory test-reliability && echo "== test-reliability: $$(( $$(date +%s) - t ))s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory test-fleet && echo "== test-fleet: $$(( $$(date +%s) - t ))s"
 	@t=$$(date +%s); $(MAKE) --no-print-directory test-python && echo "== test-python: $$(( $$(date +%s) - t ))s"
 	@t=$$(date +%s); $(MAKE) --no-print-directory test-c && echo "== test-c: $$(( $$(date +%s) - t ))s"
 	@t=$$(date +%s); $(MAKE) --no-print-directory test-fuzz && echo "== test-fuzz: $$(( $$(date +%s) - t ))s"
@@ -62,7 +63,13 @@ vet:
 # assertions measure rates and latencies, which other packages' tests running
 # beside it, or the race detector, would distort.
 test-go:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests/reliability)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /tests/reliability -e /tests/fleet)
+
+# A fleet on one machine (tests/fleet): N agents, one Prometheus, one
+# Alertmanager. Its assertions are timing windows, so it runs on its own,
+# without -race; `make e2e` runs it with 16 nodes.
+test-fleet:
+	$(GO) test -count=1 -timeout 15m ./tests/fleet
 
 # The fault, overload and soak suite, shortened (RELIABILITY.md): at least 10
 # producer kills, 3 agent restarts, a 1-minute soak and every fault once.
@@ -77,6 +84,7 @@ e2e: build
 	set -o pipefail; AGAOBS_E2E_FULL=1 AGAOBS_RELIABILITY_REPORT=$(CURDIR)/.e2e/reliability.jsonl \
 		$(GO) test -count=1 -timeout 60m -v ./tests/reliability 2>&1 | tee .e2e/reliability.log
 	$(PYTHON) scripts/reliability-table.py .e2e/reliability.jsonl
+	set -o pipefail; AGAOBS_FLEET_NODES=16 AGAOBS_FLEET_REPORT=$(CURDIR)/.e2e/fleet.json $(GO) test -count=1 -timeout 30m -v ./tests/fleet 2>&1 | tee .e2e/fleet.log
 	$(MAKE) --no-print-directory perf
 
 # Every performance goal against its measurement from one run on this

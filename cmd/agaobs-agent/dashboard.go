@@ -11,22 +11,27 @@ import (
 	"github.com/agaobs/agaobs/internal/schema"
 )
 
-// cmdDashboard writes the Grafana dashboard for the configured
-// prometheus_prefix and prometheus_naming (the seed's generate_dashboard).
+// cmdDashboard writes a Grafana dashboard for the configured
+// prometheus_prefix, prometheus_naming and prometheus_node_label (the
+// seed's generate_dashboard): the node dashboard, or with --fleet the fleet
+// dashboard.
 func cmdDashboard(args []string, stdout, stderr io.Writer) error {
 	var out, title, refresh string
-	var wrapper bool
+	var fleet, wrapper bool
 	cfg, _, err := parse("dashboard", args, stdout, stderr, func(fs *pflag.FlagSet) {
+		fs.BoolVar(&fleet, "fleet", false, "the fleet dashboard (every node and producer, worst producers, SLOs by model, agents) instead of the node dashboard")
 		fs.StringVar(&out, "out", "", "write the dashboard JSON here instead of stdout")
-		fs.StringVar(&title, "title", "AGA Observability", "dashboard title")
+		fs.StringVar(&title, "title", "", `dashboard title (default "AGA Observability", with --fleet "AGA Fleet")`)
 		fs.StringVar(&refresh, "refresh", "30s", "auto-refresh interval (e.g. 10s, 1m; off: none)")
 		fs.BoolVar(&wrapper, "api-wrapper", false, `wrap as {"dashboard": …, "overwrite": true} for Grafana's POST /api/dashboards/db`)
 	})
 	if err != nil {
 		return err
 	}
-	b, err := dashboard.Render(dashboard.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
-		Title: title, Refresh: refresh, APIWrapper: wrapper})
+	b, err := dashboard.Render(dashboard.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming), Fleet: fleet,
+		// Without the node label, nodes are told apart by instance.
+		ByInstance: !cfg.PrometheusNodeLabel,
+		Title:      title, Refresh: refresh, APIWrapper: wrapper})
 	if err != nil {
 		// The config is already valid: only --title or --refresh can be wrong.
 		return fail(2, err)

@@ -13,14 +13,29 @@ func TestDashboardCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fleet, err := os.ReadFile("../../dashboards/aga-fleet.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name    string
 		args    []string
 		wrapped bool
 		want    []string // substrings of the dashboard JSON
+		lacks   []string // absent from it
 		exact   []byte   // whole output, when set
 	}{
 		{name: "default is the committed bare model", exact: committed},
+		{name: "fleet is the committed fleet model", args: []string{"--fleet"}, exact: fleet},
+		{name: "fleet conventional", args: []string{"--fleet", "--prometheus-naming", "conventional"},
+			want: []string{`"uid": "agaobs-aga-conventional-fleet"`, `"title": "AGA Fleet"`, "aga_forward_latency_seconds_bucket", `"url": "/d/agaobs-aga-conventional?`}},
+		// Without the node label, nodes are told apart by instance.
+		{name: "no node label", args: []string{"--prometheus-node-label=false"},
+			want:  []string{`label_values(agaobs_build_info, instance)`, `instance=~\"$node\"`},
+			lacks: []string{`node=~\"$node\"`, "by (node"}},
+		{name: "fleet without node label", args: []string{"--fleet", "--prometheus-node-label=false"},
+			want:  []string{`instance=~\"$node\"`, "${__data.fields.instance}", "on (instance, producer) group_left (model)"},
+			lacks: []string{`node=~\"$node\"`, "${__data.fields.node}"}},
 		{name: "api wrapper", args: []string{"--api-wrapper"}, wrapped: true, want: []string{`"uid": "agaobs-aga"`}},
 		{name: "prefix and naming", args: []string{"--prometheus-prefix", "llm", "--prometheus-naming", "conventional"},
 			want: []string{`"uid": "agaobs-llm-conventional"`, "llm_forward_latency_seconds_bucket", "llm_knowledge_items", `"unit": "s"`}},
@@ -33,7 +48,7 @@ func TestDashboardCommand(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			if tc.exact != nil && out != string(tc.exact) {
-				t.Fatal("output differs from dashboards/aga.json")
+				t.Fatal("output differs from the committed dashboard")
 			}
 			var top map[string]json.RawMessage
 			if err := json.Unmarshal([]byte(out), &top); err != nil {
@@ -56,6 +71,11 @@ func TestDashboardCommand(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(body, w) {
 					t.Errorf("output lacks %s", w)
+				}
+			}
+			for _, w := range tc.lacks {
+				if strings.Contains(body, w) {
+					t.Errorf("output has %s", w)
 				}
 			}
 		})
@@ -81,6 +101,8 @@ func TestDashboardCommandOutFileAndErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--refresh", "often"}, 2, `refresh "often"`},
+		{[]string{"--fleet", "--refresh", "often"}, 2, `refresh "often"`},
+		{[]string{"--fleet=maybe"}, 2, "fleet"},
 		{[]string{"--prometheus-naming", "modern"}, 2, "prometheus_naming"},
 		{[]string{"--out", filepath.Join(dir, "missing", "d.json")}, 1, "no such file"},
 	} {

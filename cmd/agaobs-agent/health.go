@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ func cmdHealth(args []string, stdout, stderr io.Writer) error {
 	var pf probeFlags
 	cfg, _, err := parse("health", args, stdout, stderr, func(fs *pflag.FlagSet) {
 		fs.StringVar(&pf.check, "check", "", "probe one component (gpu, tp0/kv_store, ...) or the livez / readyz checks instead of the overall status")
-		fs.StringVar(&pf.url, "url", "", "base URL of the health listener (default http://127.0.0.1:<health_port>)")
+		fs.StringVar(&pf.url, "url", "", "base URL of the health listener; ${VAR} is replaced by the environment variable VAR, e.g. http://${NODE_IP}:9501 (default http://127.0.0.1:<health_port>)")
 		fs.BoolVar(&pf.strict, "strict", false, "degraded exits 1 (not OK) instead of 0")
 		fs.StringVar(&pf.caFile, "ca-file", "", "PEM file of CA certificates trusted for an https URL, besides the system's")
 		fs.StringVar(&pf.user, "user", "", "basic auth user (with --password-file)")
@@ -103,7 +104,10 @@ func (pf probeFlags) prepare(cfg config.Config) (target string, client *http.Cli
 		}
 		user, password = pf.user, strings.TrimSpace(string(b))
 	}
-	base := pf.url
+	base, err := expandURL(pf.url, os.LookupEnv)
+	if err != nil {
+		return "", nil, "", "", err
+	}
 	if base == "" {
 		if !cfg.HealthEnabled {
 			return "", nil, "", "", errors.New("the health endpoint is disabled (health_enabled: false); give --url to probe another")
@@ -143,6 +147,42 @@ func (pf probeFlags) prepare(cfg config.Config) (target string, client *http.Cli
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return target, &http.Client{Timeout: pf.timeout, Transport: tr}, user, password, nil
+}
+
+// urlVar is a ${NAME} reference in --url.
+var urlVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandURL replaces each ${NAME} in --url with the environment variable
+// NAME, so that a plugin config that cannot run a shell (node-problem-
+// detector's rules exec their args as given) still names the node's
+// address: --url http://${NODE_IP}:9501 with NODE_IP from the downward API
+// (status.hostIP). An IPv6 address is bracketed unless the reference
+// already is, so the same URL works on IPv6 nodes. An unset or empty
+// variable is an error: probing http://:9501 would reach the loopback
+// address instead. A "$" not followed by {NAME} stays as it is.
+func expandURL(s string, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	var missing []string
+	last := 0
+	for _, m := range urlVar.FindAllStringSubmatchIndex(s, -1) {
+		b.WriteString(s[last:m[0]])
+		last = m[1]
+		name := s[m[2]:m[3]]
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			missing = append(missing, name)
+			continue
+		}
+		if strings.Contains(v, ":") && net.ParseIP(v) != nil && (m[0] == 0 || s[m[0]-1] != '[') {
+			v = "[" + v + "]"
+		}
+		b.WriteString(v)
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s unset or empty (--url %s)", strings.Join(missing, ", "), s)
+	}
+	b.WriteString(s[last:])
+	return b.String(), nil
 }
 
 // probeHost is where the health listener answers locally: its bound

@@ -305,10 +305,33 @@ type npdConfig struct {
 	} `json:"rules"`
 }
 
-// The shipped NPD plugin config is valid as NPD validates it, and each
-// rule's command line is one the probe accepts and judges as intended.
+// npdPlugins are the shipped plugin configs and the environment each runs
+// with: NODE_IP from the downward API for the agent's DaemonSet, nothing
+// for a systemd agent probed on the loopback address.
+var npdPlugins = []struct {
+	file, nodeIP string
+}{
+	{"agaobs-health-plugin.json", "127.0.0.1"},
+	{"agaobs-health-plugin-systemd.json", ""},
+}
+
+// The shipped NPD plugin configs are valid as NPD validates them, and each
+// rule's command line, exactly as shipped but for the port of its --url, is
+// one the probe accepts and judges as intended. (tests/deploy checks that
+// the port is the one the agent's deployment exposes.)
 func TestNPDPluginConfig(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "node-problem-detector", "agaobs-health-plugin.json"))
+	for _, pl := range npdPlugins {
+		t.Run(pl.file, func(t *testing.T) {
+			if pl.nodeIP != "" {
+				t.Setenv("NODE_IP", pl.nodeIP)
+			}
+			checkNPDPlugin(t, pl.file)
+		})
+	}
+}
+
+func checkNPDPlugin(t *testing.T, file string) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "node-problem-detector", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +394,7 @@ func TestNPDPluginConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		return "http://" + l.Addr().String()
+		return l.Addr().String()
 	}()
 	states := []struct {
 		name     string
@@ -386,19 +409,96 @@ func TestNPDPluginConfig(t *testing.T) {
 	}
 	for _, st := range states {
 		t.Run(st.name, func(t *testing.T) {
-			url := stopped
+			addr := stopped
 			if st.comps != nil {
 				srv := httptest.NewServer(agentHealth("/health", st.comps, nil))
 				defer srv.Close()
-				url = srv.URL
+				addr = srv.Listener.Addr().String()
 			}
+			_, port, _ := net.SplitHostPort(addr)
 			for cond, want := range map[string]int{"AGAUnhealthy": st.aga, "GPUUnhealthy": st.gpu} {
-				args := append(append([]string{}, rules[cond][1:]...), "--url", url)
+				args := withURLPort(t, rules[cond][1:], port)
 				code, line, _ := probeCLI(t, args...)
 				if code != want {
 					t.Errorf("%s rule (health %s): exit %d %q, want %d", cond, strings.Join(args, " "), code, line, want)
 				}
 			}
 		})
+	}
+}
+
+// withURLPort is a rule's args with the port of its one --url replaced: the
+// rest of the URL (its host, ${NODE_IP} included) is used as shipped.
+func withURLPort(t *testing.T, args []string, port string) []string {
+	t.Helper()
+	out := append([]string{}, args...)
+	n := 0
+	for i, a := range out {
+		if a == "--url" && i+1 < len(out) {
+			u := out[i+1]
+			c := strings.LastIndex(u, ":")
+			if c < 0 || !strings.Contains(u[:c], "//") {
+				t.Fatalf("--url %q has no port", u)
+			}
+			out[i+1] = u[:c+1] + port
+			n++
+		} else if strings.HasPrefix(a, "--url") {
+			t.Fatalf("write --url and its value as two args, not %q", a)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("args %q: want one --url (NPD cannot rely on the probe's default address), have %d", args, n)
+	}
+	return out
+}
+
+// ${NAME} in --url is replaced from the environment; an IPv6 address is
+// bracketed; an unset or empty variable is an error naming it.
+func TestExpandURL(t *testing.T) {
+	env := map[string]string{"NODE_IP": "10.1.2.3", "NODE_IP6": "fd00::7", "EMPTY": "", "PORT": "9501", "MAPPED": "::ffff:10.0.0.1"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cases := []struct{ in, want, err string }{
+		{"", "", ""},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", ""},
+		{"http://${NODE_IP}:9501", "http://10.1.2.3:9501", ""},
+		{"https://${NODE_IP}:${PORT}/", "https://10.1.2.3:9501/", ""},
+		{"http://${NODE_IP6}:9501", "http://[fd00::7]:9501", ""},
+		{"http://[${NODE_IP6}]:9501", "http://[fd00::7]:9501", ""},
+		{"${NODE_IP6}", "[fd00::7]", ""},
+		{"http://${MAPPED}:9501", "http://[::ffff:10.0.0.1]:9501", ""},
+		{"http://$NODE_IP:9501", "http://$NODE_IP:9501", ""}, // only ${NAME}
+		{"http://${1X}:9501", "http://${1X}:9501", ""},
+		{"http://${NOPE}:9501", "", "environment variable NOPE unset or empty"},
+		{"http://${EMPTY}:${NOPE}", "", "environment variable EMPTY, NOPE unset or empty"},
+	}
+	for _, c := range cases {
+		got, err := expandURL(c.in, lookup)
+		if c.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), c.err) || !strings.Contains(err.Error(), c.in) {
+				t.Errorf("expandURL(%q) = %q, %v; want error %q naming the URL", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("expandURL(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+// The probe expands --url from its environment (NPD passes its own to the
+// rule) and reports an unset variable as Unknown, naming it within the 80
+// characters NPD keeps.
+func TestHealthProbeURLFromEnv(t *testing.T) {
+	srv := httptest.NewServer(agentHealth("/health", comps("gpu", "healthy"), nil))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	t.Setenv("NODE_IP", "127.0.0.1")
+	if code, line, _ := probeCLI(t, "--url", "http://${NODE_IP}:"+port, "--check", "gpu"); code != 0 || line != "OK: gpu healthy" {
+		t.Errorf("NODE_IP=127.0.0.1: exit %d %q, want 0 OK: gpu healthy", code, line)
+	}
+	os.Unsetenv("NODE_IP") // t.Setenv restores it
+	code, line, _ := probeCLI(t, "--url", "http://${NODE_IP}:"+port)
+	if want := "UNKNOWN: environment variable NODE_IP unset or empty"; code != 2 || !strings.HasPrefix(line, want) || len(want) > 80 {
+		t.Errorf("NODE_IP unset: exit %d %q, want 2 %q", code, line, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,9 +45,11 @@ Usage:
   agaobs-agent demo [flags]           the agent plus synthetic AGA producers
   agaobs-agent rings [--format table|json] [flags]
                                       list rings (asks a running agent, else reads the files)
-  agaobs-agent rules [--out FILE] [flags]
-                                      Prometheus rule file for the configured alert rules and SLOs
-  agaobs-agent dashboard [--out FILE] [--api-wrapper] [flags]   Grafana dashboard JSON (--title, --refresh)
+  agaobs-agent rules [--out FILE] [--scrape-interval 15s] [--runbook-base-url URL] [--agent-job JOB] [flags]
+                                      Prometheus rule file: the configured alert rules and SLOs, the
+                                      agent's own alerts and the fleet recording rules
+  agaobs-agent dashboard [--fleet] [--out FILE] [--api-wrapper] [flags]
+                                      Grafana dashboard JSON: node, or --fleet (--title, --refresh)
   agaobs-agent audit query|verify|export|head|compact [flags]
                                       the audit trail (agaobs-agent audit help)
   agaobs-agent health [--check NAME] [--strict] [flags]  probe health: exit 0 ok, 1 not ok, 2 unknown
@@ -377,15 +381,26 @@ func cmdConfigPrint(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdRules(args []string, stdout, stderr io.Writer) error {
-	var out string
+	var out, runbooks, job string
+	var scrape time.Duration
 	cfg, _, err := parse("rules", args, stdout, stderr, func(fs *pflag.FlagSet) {
 		fs.StringVar(&out, "out", "", "write the rule file here instead of stdout")
+		fs.DurationVar(&scrape, "scrape-interval", promrules.DefaultScrapeInterval,
+			"how often Prometheus scrapes the agents: rate() windows below 4 intervals are widened to 4 intervals")
+		fs.StringVar(&runbooks, "runbook-base-url", promrules.DefaultRunbookBaseURL,
+			"base of the runbook_url annotations of the agent's own alerts (followed by #<alert name, lowercase>)")
+		fs.StringVar(&job, "agent-job", promrules.DefaultAgentJob, "Prometheus job label of the agents' scrape targets (AgaobsAgentDown)")
 	})
 	if err != nil {
 		return err
 	}
+	if scrape <= 0 {
+		return fail(2, fmt.Errorf("--scrape-interval: %v must be > 0", scrape))
+	}
 	b, skipped, err := promrules.Generate(promrules.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
-		Rules: promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules), SLOs: cfg.SLOs})
+		Rules: promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules), SLOs: cfg.SLOs,
+		NodeLabel: cfg.PrometheusNodeLabel, SeriesLabels: slices.Sorted(maps.Keys(cfg.PrometheusLabels)),
+		ScrapeInterval: scrape, RunbookBaseURL: runbooks, AgentJob: job, GPUXIDWindow: time.Duration(cfg.GPUXIDWindow)})
 	if err != nil {
 		return err
 	}

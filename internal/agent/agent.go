@@ -126,8 +126,8 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	a.newGPU(cfg)
 	if cfg.PrometheusEnabled {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
-			ConstLabels: cfg.PrometheusLabels, Native: cfg.PrometheusNativeHistograms, Node: NodeName(), ProducerGPUs: a.gpuUUIDs,
-			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer})
+			ConstLabels: constLabels(cfg), Native: cfg.PrometheusNativeHistograms, Node: NodeName(cfg), ProducerGPUs: a.gpuUUIDs,
+			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer, ProducerHistograms: !cfg.PrometheusLayerHistograms})
 		a.addSink(a.exporter)
 	}
 	var logSink *eventlog.Sink
@@ -192,7 +192,7 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 			self.Add("gpu", a.gpu.Metrics())
 			self.Add("producer_gpu", metrics.NewProducerGPUCollector(a.consumer.Snapshot, a.gpuMemory))
 		}
-		a.registry = metrics.NewRegistry(cfg.PrometheusLabels, a.exporter, self)
+		a.registry = metrics.NewRegistry(constLabels(cfg), a.exporter, self)
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
 		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.webOpts, a.log)
 		if err != nil {
@@ -303,28 +303,63 @@ func (a *Agent) newAlerting(cfg config.Config) error {
 		WebhookURL: cfg.AlertWebhookURL, WebhookFormat: cfg.AlertWebhookFormat, WebhookSecret: secret,
 		AlertmanagerURLs: cfg.AlertmanagerURLs, ResendInterval: time.Duration(cfg.AlertResendInterval),
 		EvalInterval: time.Duration(cfg.AlertEvalInterval), ExecCommand: cfg.AlertExecCommand, LogLevel: cfg.AlertLogLevel,
+		// Read once here: the notifier is not rebuilt on SIGHUP, so these
+		// keys (not hotReloadable) take effect at restart.
+		WebhookHTTPConfig: cfg.AlertWebhookHTTPConfig, AlertmanagerHTTPConfig: cfg.AlertmanagerHTTPConfig,
 	})
 	if err != nil {
 		return fmt.Errorf("alert notifications: %w", err)
 	}
 	a.alerts, err = alerting.New(alerting.Options{
-		Config: cfg, State: a.state, Notifier: a.notifier, Logger: a.log.With("component", "alerts"), Node: NodeName(),
+		Config: cfg, State: a.state, Notifier: a.notifier, Logger: a.log.With("component", "alerts"), Node: NodeName(cfg),
 		// The consumer is built after the sinks; the engine asks it at
 		// evaluation time.
 		Snapshot:     func() *pipeline.Snapshot { return a.consumer.Snapshot() },
 		OnTransition: a.auditAlert,
+		// For the agent's own alerts the engine raises itself
+		// (AgaobsAuditStoreUnwritable, AgaobsSinkDrops).
+		AuditWritable: func() bool {
+			if a.audit == nil {
+				return true
+			}
+			writable, _, _ := a.audit.Status()
+			return writable
+		},
+		SinkDropped: func() uint64 {
+			var n uint64
+			for _, s := range a.disp.Stats() {
+				n += s.Dropped
+			}
+			return n
+		},
 	})
 	return err
 }
 
-// NodeName is the node label: NODE_NAME (Kubernetes downward API) or the
-// hostname.
-func NodeName() string {
+// NodeName is the node this agent runs on: node_name, else NODE_NAME
+// (Kubernetes downward API), else the hostname.
+func NodeName(cfg config.Config) string {
+	if cfg.NodeName != "" {
+		return cfg.NodeName
+	}
 	if n := os.Getenv("NODE_NAME"); n != "" {
 		return n
 	}
 	h, _ := os.Hostname()
 	return h
+}
+
+// constLabels are the labels of every series: prometheus_labels, and
+// node=<node_name> unless prometheus_node_label is false.
+func constLabels(cfg config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.PrometheusLabels)+1)
+	for k, v := range cfg.PrometheusLabels {
+		out[k] = v
+	}
+	if cfg.PrometheusNodeLabel {
+		out["node"] = NodeName(cfg)
+	}
+	return out
 }
 
 // Alerts returns the alert engine (nil when alerting is off).

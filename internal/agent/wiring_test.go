@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,10 +11,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/selfmetrics"
+	"github.com/agaobs/agaobs/internal/shm"
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
@@ -123,5 +126,82 @@ func TestAddSinkRegistersItsMetrics(t *testing.T) {
 	}
 	if !sawSeries || !sawSuccess {
 		t.Errorf("sink metrics registered: series %v, collector_success %v", sawSeries, sawSuccess)
+	}
+}
+
+// Every series the agent exposes carries node=<node_name> (one Prometheus
+// scraping many nodes must never merge them); aga_producer_info keeps
+// exactly one node label. With prometheus_node_label false only
+// aga_producer_info has one.
+func TestNodeLabelOnEverySeries(t *testing.T) {
+	for _, nodeLabel := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prometheus_node_label=%v", nodeLabel), func(t *testing.T) {
+			cfg := config.Default()
+			tmp := t.TempDir()
+			cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
+			cfg.AuditStorageBackend = "memory"
+			cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
+			cfg.HealthEnabled, cfg.AdminListenAddress = false, ""
+			cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled = false, false, false
+			cfg.NodeName, cfg.PrometheusNodeLabel = "gpu-node-b", nodeLabel
+			cfg.PrometheusLabels = map[string]string{"cluster": "c1"}
+			a, err := New(cfg, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			w, err := shm.CreateWriter(cfg.RingDir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 1 << 16,
+				Identity: shm.Identity{Producer: "inference-tp0", Model: "m"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			f := shm.Forward{LatencyUs: 100, Fields: shm.FwdHasLatency}
+			_ = w.EmitForward(time.Now().UnixNano(), &f)
+			var mfs []*dto.MetricFamily
+			if !testutil.WaitFor(10*time.Second, func() bool {
+				mfs, err = a.Registry().Gather()
+				for _, mf := range mfs {
+					if mf.GetName() == "aga_forward_total" {
+						return true
+					}
+				}
+				return false
+			}) {
+				t.Fatalf("no aga_forward_total series: %v", err)
+			}
+			series := 0
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					series++
+					nodes := 0
+					var cluster string
+					for _, l := range m.GetLabel() {
+						switch l.GetName() {
+						case "node":
+							nodes++
+							if l.GetValue() != "gpu-node-b" {
+								t.Errorf("%s: node=%q", mf.GetName(), l.GetValue())
+							}
+						case "cluster":
+							cluster = l.GetValue()
+						}
+					}
+					want := 0
+					if nodeLabel || mf.GetName() == "aga_producer_info" {
+						want = 1
+					}
+					if nodes != want || cluster != "c1" {
+						t.Errorf("%s%v: %d node labels (want %d), cluster %q", mf.GetName(), m.GetLabel(), nodes, want, cluster)
+					}
+				}
+			}
+			if series < 50 {
+				t.Errorf("only %d series gathered", series)
+			}
+		})
 	}
 }

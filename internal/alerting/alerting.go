@@ -46,6 +46,9 @@ type Alert struct {
 	LastSentAt      time.Time // last firing notification (cooldown)
 	KeepFiringSince time.Time // condition false while firing, keep_firing_for running
 	Message         string
+	// Variant is the index in the rule's Variants of the variant that
+	// held last (an SLO burn alert's window pair); 0 for other rules.
+	Variant int `json:",omitempty"`
 }
 
 // Rule is a compiled alert rule: its config plus how to evaluate it.
@@ -57,6 +60,29 @@ type Rule struct {
 	// Fingerprint identifies the rule's definition: a reload keeps the
 	// state of rules whose fingerprint did not change.
 	Fingerprint string
+	// Variants, when set, are the ways the condition can hold, each with
+	// its own threshold and message (an SLO burn alert's window pairs);
+	// Variant says which one holds for a target, and is asked while Cond
+	// holds. The alert's labels are the same whichever variant holds.
+	Variants []Variant
+	Variant  func(target string, now int64) int
+}
+
+// Variant is one way a rule's condition can hold.
+type Variant struct {
+	Threshold float64
+	Message   string
+}
+
+// forAlert is r as alert a sees it: with the threshold and message of the
+// variant that held for it.
+func (r *Rule) forAlert(a *Alert) *Rule {
+	if a == nil || a.Variant < 0 || a.Variant >= len(r.Variants) {
+		return r
+	}
+	c := *r
+	c.Threshold, c.Message = r.Variants[a.Variant].Threshold, r.Variants[a.Variant].Message
+	return &c
 }
 
 // compare applies a rule operator; == and != compare with the seed's
@@ -108,8 +134,12 @@ func evalRule(r *Rule, targets []string, active map[string]*Alert, now time.Time
 		v, cond, ok := r.Cond(target, sec)
 		a := active[target]
 		if ok && cond {
+			variant := 0
+			if r.Variant != nil {
+				variant = r.Variant(target, sec)
+			}
 			if a == nil || a.State == StateInactive {
-				a = &Alert{Rule: r.Name, Producer: target, State: StatePending, ActiveAt: now, Value: v}
+				a = &Alert{Rule: r.Name, Producer: target, State: StatePending, ActiveAt: now, Value: v, Variant: variant}
 				active[target] = a
 				if r.For > 0 {
 					out = append(out, Transition{Alert: *a, Status: "pending"})
@@ -117,6 +147,7 @@ func evalRule(r *Rule, targets []string, active map[string]*Alert, now time.Time
 			}
 			a.Value = v
 			a.KeepFiringSince = time.Time{}
+			a.Variant = variant
 			if a.State == StatePending && now.Sub(a.ActiveAt) >= time.Duration(r.For) {
 				a.State, a.FiredAt, a.LastSentAt = StateFiring, now, now
 				out = append(out, Transition{Alert: *a, Status: "firing"})

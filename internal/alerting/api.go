@@ -47,7 +47,7 @@ func (e *Engine) Alerts(severity string, limit int, since float64) ([]AlertView,
 				state = "resolved"
 			}
 			active = append(active, AlertView{RuleName: r.Name, Producer: a.Producer, State: state, Severity: r.Severity,
-				Metric: r.Metric, Value: jsonfloat.Float(a.Value), Threshold: jsonfloat.Float(r.Threshold), Message: a.Message, ActiveAt: tp(a.ActiveAt),
+				Metric: r.Metric, Value: jsonfloat.Float(a.Value), Threshold: jsonfloat.Float(r.forAlert(a).Threshold), Message: a.Message, ActiveAt: tp(a.ActiveAt),
 				FiredAt: tp(a.FiredAt), ResolvedAt: tp(a.ResolvedAt), Labels: e.labels(r, a.Producer)})
 		}
 	}

@@ -34,6 +34,12 @@ type Options struct {
 	// resolved; not re-notifications) after the engine's lock is released,
 	// for the audit trail. It must not block.
 	OnTransition func(AuditTransition)
+	// AuditWritable, if set, says whether the audit store accepts writes
+	// (the self alert AgaobsAuditStoreUnwritable, self.go).
+	AuditWritable func() bool
+	// SinkDropped, if set, is the count of events dropped at full sink
+	// queues since the start (AgaobsSinkDrops).
+	SinkDropped func() uint64
 }
 
 // AuditTransition is one alert state change as the audit trail records it.
@@ -95,6 +101,7 @@ type Engine struct {
 	evals       evalStats
 	lastEvalSec int64
 	heart       map[string]float64 // producer → heartbeat age (s), per Eval
+	dead        map[string]bool    // producer → died without closing, per Eval
 	trigger     chan struct{}
 	dirty       bool
 	lastSave    time.Time
@@ -118,7 +125,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts: opts, log: opts.Logger, active: map[string]map[string]*Alert{}, targets: map[string]*target{},
-		failures: map[string]uint64{}, heart: map[string]float64{}, trigger: make(chan struct{}, 1),
+		failures: map[string]uint64{}, heart: map[string]float64{}, dead: map[string]bool{}, trigger: make(chan struct{}, 1),
 		history: make([]HistoryEntry, 0, historyLen),
 	}
 	e.apply(opts.Config)
@@ -156,6 +163,11 @@ func (e *Engine) apply(cfg config.Config) {
 		e.slos = append(e.slos, s)
 		e.rules = append(e.rules, sloRules(s)...)
 	}
+	taken := map[string]bool{}
+	for _, r := range e.rules {
+		taken[r.Name] = true
+	}
+	e.rules = append(e.rules, e.selfRules(taken)...)
 	keep := map[string]bool{}
 	for _, r := range e.rules {
 		keep[r.Name] = prevRules[r.Name] == r.Fingerprint
@@ -409,6 +421,7 @@ func maxOver(m map[string]float64) (float64, bool) {
 func (e *Engine) sampleRings(now time.Time) []string {
 	sec := now.Unix()
 	clear(e.heart)
+	clear(e.dead)
 	snap := e.opts.Snapshot()
 	names := make([]string, 0, len(snap.Producers))
 	for i := range snap.Producers {
@@ -419,6 +432,7 @@ func (e *Engine) sampleRings(now time.Time) []string {
 		if age, ok := p.HeartbeatAge(); ok && live {
 			e.heart[name] = age
 		}
+		e.dead[name] = p.State() == pipeline.RingStateDead
 		d := p.Drops()
 		t := e.targetFor(name)
 		dDrops := uint64(0)
@@ -473,7 +487,7 @@ func (e *Engine) Eval(now time.Time) {
 		ts := evalRule(r, targets, active, now)
 		for i := range ts {
 			e.dirty = true
-			ts[i].Alert.Message = e.message(r, &ts[i].Alert)
+			ts[i].Alert.Message = e.message(r.forAlert(&ts[i].Alert), &ts[i].Alert)
 			if a := active[ts[i].Alert.Producer]; a != nil {
 				a.Message = ts[i].Alert.Message
 			}
@@ -483,7 +497,7 @@ func (e *Engine) Eval(now time.Time) {
 	out := make([]notify.Alert, 0, len(transitions))
 	var audit []AuditTransition
 	for _, tr := range transitions {
-		r := e.rule(tr.Alert.Rule)
+		r := e.rule(tr.Alert.Rule).forAlert(&tr.Alert) // a variant's threshold and message
 		if e.opts.OnTransition != nil && !tr.Renotify {
 			audit = append(audit, AuditTransition{Rule: r.Name, Producer: tr.Alert.Producer, State: tr.Status,
 				Severity: r.Severity, Metric: r.Metric, Value: tr.Alert.Value, Threshold: r.Threshold,
@@ -539,10 +553,16 @@ func (e *Engine) message(r *Rule, a *Alert) string {
 	return msg
 }
 
-// labels is an alert's label set: alertname, severity, producer
-// (per-producer rules), node, then the rule's own labels.
+// labels is an alert's label set: prometheus_labels, alertname, severity,
+// producer (per-producer rules), node, then the rule's own labels: what
+// the generated Prometheus rules give the same alert, so an Alertmanager
+// receiving both keeps one.
 func (e *Engine) labels(r *Rule, producer string) map[string]string {
-	l := map[string]string{"alertname": r.Name, "severity": r.Severity}
+	l := make(map[string]string, len(e.opts.Config.PrometheusLabels)+4+len(r.Labels))
+	for k, v := range e.opts.Config.PrometheusLabels {
+		l[k] = v
+	}
+	l["alertname"], l["severity"] = r.Name, r.Severity
 	if e.opts.Node != "" {
 		l["node"] = e.opts.Node
 	}

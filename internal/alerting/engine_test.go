@@ -162,6 +162,7 @@ func TestLatencyRulesBucketProperty(t *testing.T) {
 
 func TestGaugeAndRateMetrics(t *testing.T) {
 	cfg := defaults()
+	cfg.PrometheusLabels = map[string]string{"cluster": "c1"}
 	rule := func(name, metric, op string, thr float64, perProducer bool) config.AlertRule {
 		r := config.AlertRule{}
 		r.SetDefaults()
@@ -210,8 +211,9 @@ func TestGaugeAndRateMetrics(t *testing.T) {
 	h.rec.mu.Lock()
 	defer h.rec.mu.Unlock()
 	for _, a := range h.rec.got {
-		if a.Name == "drops" && (a.Labels["producer"] != "tp1" || a.Labels["node"] != "node-1" || a.Labels["severity"] != "warning" || a.Labels["alertname"] != "drops") {
-			t.Errorf("labels %v", a.Labels)
+		if a.Name == "drops" && (a.Labels["producer"] != "tp1" || a.Labels["node"] != "node-1" || a.Labels["severity"] != "warning" ||
+			a.Labels["alertname"] != "drops" || a.Labels["cluster"] != "c1" || len(a.Labels) != 5) {
+			t.Errorf("labels %v: want alertname, severity, node, producer and the prometheus_labels", a.Labels)
 		}
 		if a.Name == "node_rate" && a.Labels["producer"] != "" {
 			t.Errorf("node-wide rule labelled with a producer: %v", a.Labels)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agaobs/agaobs/internal/alerting/promrules"
 	"github.com/agaobs/agaobs/internal/config"
 )
 
@@ -112,43 +113,53 @@ func (s *slo) burn(producer string, sec int64, d time.Duration) (float64, bool) 
 	return r / s.budget, ok
 }
 
-// sloRules expands an SLO into its two burn-rate alerts (Sloth's google
-// 30d windows): critical when 2 % of the budget burns in an hour (14.4×
-// over 1h and 5m) or 5 % in six hours (6× over 6h and 30m); warning when
-// 10 % burns in a day (3× over 1d and 2h) or three days (1× over 3d and
-// 6h). Both windows of a pair must agree, so a short spike that is
-// already over does not page.
+// sloRules expands an SLO into its two burn-rate alerts, the pairs of
+// promrules.BurnAlerts (Sloth's google 30d windows): critical when 2 % of
+// the budget burns in an hour (14.4x over 1h and 5m) or 5 % in six hours
+// (6x over 6h and 30m); warning when 10 % burns in a day (3x over 1d and
+// 2h) or three days (1x over 3d and 6h). Both windows of a pair must
+// agree, so a short spike that is already over does not page. The pairs
+// are the rule's variants: the first that holds is the one the alert
+// reports, with the burn rate over its long window as the value and its
+// factor as the threshold, as the generated Prometheus rule does; the
+// labels do not depend on it.
 func sloRules(s *slo) []*Rule {
-	type pair struct {
-		long, short time.Duration
-		factor      float64
-	}
-	mk := func(severity, over string, pairs [2]pair) *Rule {
+	var out []*Rule
+	for _, a := range promrules.BurnAlerts() {
+		pairs := a.Pairs
 		r := &Rule{AlertRule: config.AlertRule{
-			Name: fmt.Sprintf("slo_%s_burn_%s", s.Name, severity), Metric: "slo_burn_rate", Operator: ">",
-			Threshold: pairs[0].factor, Severity: severity, CooldownSeconds: 300, PerProducer: true,
-			Message: fmt.Sprintf("SLO %s (objective %g over %s): error budget burning, burn rate {value:.1f}x over %s",
-				s.Name, s.Objective, s.Period, over),
-			Labels: map[string]string{"slo": s.Name},
+			Name: promrules.BurnAlertName(s.Name, a.Severity), Metric: "slo_burn_rate", Operator: ">",
+			Threshold: pairs[0].Factor, Severity: a.Severity, CooldownSeconds: 300, PerProducer: true,
+			Message: promrules.BurnMessage(s.SLO, pairs[0]),
+			Labels:  map[string]string{"slo": s.Name},
 		}}
-		r.Fingerprint = s.key() + "|" + severity
-		r.Cond = func(producer string, sec int64) (float64, bool, bool) {
-			var any bool
-			for _, p := range pairs {
-				long, okL := s.burn(producer, sec, p.long)
-				short, okS := s.burn(producer, sec, p.short)
+		for _, p := range pairs {
+			r.Variants = append(r.Variants, Variant{Threshold: p.Factor, Message: promrules.BurnMessage(s.SLO, p)})
+		}
+		r.Fingerprint = s.key() + "|" + a.Severity
+		// holds returns the first pair that holds, its long window's burn
+		// rate, and whether any long window has data.
+		holds := func(producer string, sec int64) (pair int, long float64, any bool) {
+			for i, p := range pairs {
+				l, okL := s.burn(producer, sec, p.Long)
+				short, okS := s.burn(producer, sec, p.Short)
 				any = any || okL
-				if okL && okS && long > p.factor && short > p.factor {
-					return long, true, true
+				if okL && okS && l > p.Factor && short > p.Factor {
+					return i, l, any
 				}
 			}
-			long, _ := s.burn(producer, sec, pairs[0].long)
-			return long, false, any
+			long, _ = s.burn(producer, sec, pairs[0].Long)
+			return -1, long, any
 		}
-		return r
+		r.Cond = func(producer string, sec int64) (float64, bool, bool) {
+			i, v, any := holds(producer, sec)
+			return v, i >= 0, any
+		}
+		r.Variant = func(producer string, sec int64) int {
+			i, _, _ := holds(producer, sec)
+			return max(i, 0)
+		}
+		out = append(out, r)
 	}
-	return []*Rule{
-		mk("critical", "1h", [2]pair{{time.Hour, 5 * time.Minute, 14.4}, {6 * time.Hour, 30 * time.Minute, 6}}),
-		mk("warning", "1d", [2]pair{{24 * time.Hour, 2 * time.Hour, 3}, {72 * time.Hour, 6 * time.Hour, 1}}),
-	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -80,6 +81,11 @@ type Config struct {
 	AlertResendInterval      Duration    `yaml:"alert_resend_interval" help:"How often firing alerts are re-sent to Alertmanager before their endsAt (> 0; Prometheus's resend delay). Used by the alert engine."`
 	AlertExternalURL         string      `yaml:"alert_external_url" help:"Base URL of this agent as seen from Alertmanager, for generatorURL (e.g. http://node-1:8081); empty: no generatorURL. Used by the alert engine."`
 
+	// HTTP clients of the notification channels: prometheus/common's
+	// http_config block, decoded by its own YAML methods (file only).
+	AlertmanagerHTTPConfig *promconfig.HTTPClientConfig `yaml:"alertmanager_http_config" flag:"-" help:"HTTP client of the Alertmanager channel (file only): the http_config block Prometheus takes under alertmanager_config (tls_config, basic_auth, authorization, oauth2, proxy_url, proxy_from_environment, follow_redirects, enable_http2, http_headers; see docs/alerting.md). Absent: the system's CAs, credentials only from userinfo in alertmanager_urls, the proxy from HTTP_PROXY/HTTPS_PROXY/NO_PROXY, no redirects. Files it names must be readable at load; relative paths are relative to the working directory. Takes effect at restart (not on SIGHUP). Used by the alert engine."`
+	AlertWebhookHTTPConfig *promconfig.HTTPClientConfig `yaml:"alert_webhook_http_config" flag:"-" help:"HTTP client of the webhook channel (file only), the same block as alertmanager_http_config. Absent: the system's CAs, credentials only from userinfo in alert_webhook_url, the proxy from HTTP_PROXY/HTTPS_PROXY/NO_PROXY, no redirects. Takes effect at restart (not on SIGHUP). Used by the alert engine."`
+
 	HealthEnabled bool   `yaml:"health_enabled" help:"Serve the health endpoint. Used by the health endpoint."`
 	HealthHost    string `yaml:"health_host" help:"Address the health endpoint listens on; empty means all interfaces. Used by the health endpoint."`
 	HealthPort    int    `yaml:"health_port" help:"TCP port of the health endpoint (1-65535). Used by the health endpoint."`
@@ -111,6 +117,7 @@ type Config struct {
 	RingMaxProducers               int             `yaml:"ring_max_producers" help:"Live producers accepted per uid (1-65536); rings of a uid beyond it are rejected (reason producer limit) until one of its producers ends. Used by the ring consumer."`
 	SinkQueueSize                  int             `yaml:"sink_queue_size" help:"Events per sink queue (16-16777216). Used by the event sinks."`
 	PrometheusMaxLayersPerProducer int             `yaml:"prometheus_max_layers_per_producer" help:"Distinct layer label values kept per producer (1-65536); further layers are counted under layer=\"other\" and in agaobs_cardinality_limited_total. Used by the Prometheus exporter."`
+	PrometheusLayerHistograms      bool            `yaml:"prometheus_layer_histograms" help:"Keep the forward latency, gate and entropy histograms per hooked layer (label layer); false keeps one per producer, every layer aggregated, which cuts a producer's series about tenfold at many layers (docs/cardinality.md); the per-layer counters keep layer either way. Takes effect at restart (not on SIGHUP). Used by the Prometheus exporter."`
 	StatePath                      string          `yaml:"state_path" help:"Path of the agent state store; empty disables persistence (Load warns). Used by the state store."`
 	AgentLogLevel                  string          `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
 	AgentLogFormat                 string          `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
@@ -241,6 +248,7 @@ func Default() Config {
 		RingMaxProducers:               256,
 		SinkQueueSize:                  65536,
 		PrometheusMaxLayersPerProducer: 256,
+		PrometheusLayerHistograms:      true,
 		StatePath:                      "agaobs_state.db",
 		AgentLogLevel:                  "info",
 		AgentLogFormat:                 "text",

@@ -823,7 +823,8 @@ func TestKeys(t *testing.T) {
 	keys := Keys()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	NewLoader(fs)
-	fileOnly := map[string]bool{"alert_rules": true, "slos": true, "bpf_probes": true}
+	fileOnly := map[string]bool{"alert_rules": true, "slos": true, "bpf_probes": true,
+		"alertmanager_http_config": true, "alert_webhook_http_config": true}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		if seen[k.Name] {
@@ -854,8 +855,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 85 {
-		t.Errorf("%d keys, want 85", len(keys))
+	if len(keys) != 88 {
+		t.Errorf("%d keys, want 88", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)

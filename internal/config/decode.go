@@ -189,6 +189,9 @@ func (d *decoder) decodeValue(path string, n *yaml.Node, v reflect.Value) error 
 		v.SetInt(int64(dur))
 		return nil
 	}
+	if isForeign(t) {
+		return d.decodeForeign(path, n, v)
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		var b bool

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -20,6 +21,7 @@ func FuzzLoadFile(f *testing.F) {
 		"slos:\n  - {name: a, objective: 0.9, sli: {type: latency, threshold_us: 5}}\n",
 		"ring_allowed_uids: [0, 1000]\nprometheus_labels: {a: b}\nbpf_probes: {offcpu: true}\n",
 		"producer_retention: 1h30m\nlog_level: debug\nstate_path: ''\n",
+		"alertmanager_http_config: {follow_redirects: false, tls_config: {server_name: am}, basic_auth: {username: u}}\n",
 		"a: &a [*a]\n",
 		"- 1\n",
 		"{",
@@ -52,6 +54,9 @@ func FuzzLoadFile(f *testing.F) {
 		out, err := Render(c)
 		if err != nil {
 			t.Fatalf("Render: %v", err)
+		}
+		if strings.Contains(string(out), "<secret>") {
+			return // an http_config secret is not rendered, so it cannot load back
 		}
 		c2, err := load(string(out))
 		if err != nil {

@@ -23,7 +23,7 @@ type Key struct {
 	Env string
 	// Type is the value type: bool, string, int, float, duration, []int,
 	// map[string]string, or for file-only keys []AlertRule, []SLO,
-	// map[string]bool.
+	// map[string]bool, HTTPClientConfig (prometheus/common's).
 	Type string
 	// Default is the default value in flag syntax (lists "a,b", maps
 	// "k=v,k2=v2"); empty for an empty string, list or map.

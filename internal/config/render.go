@@ -46,6 +46,9 @@ func nodeOf(v reflect.Value) (*yaml.Node, error) {
 	if isDuration(t) {
 		return str(Duration(v.Int()).String()), nil
 	}
+	if isForeign(t) {
+		return renderForeign(v)
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		return scalar(strconv.FormatBool(v.Bool())), nil
@@ -139,6 +142,10 @@ func equalValues(a, b reflect.Value) bool {
 		}
 		return true
 	case reflect.Struct:
+		if isForeign(a.Type()) {
+			// It may hold funcs, which only DeepEqual compares.
+			return reflect.DeepEqual(a.Interface(), b.Interface())
+		}
 		for i := 0; i < a.NumField(); i++ {
 			if !equalValues(a.Field(i), b.Field(i)) {
 				return false

@@ -239,6 +239,12 @@ func (c Config) Validate() error {
 			ch.fail("alert_external_url", invalid(c.AlertExternalURL, "must be an absolute URL"))
 		}
 	}
+	var amURLs [][2]string
+	for i, u := range c.AlertmanagerURLs {
+		amURLs = append(amURLs, [2]string{fmt.Sprintf("alertmanager_urls[%d]", i), u})
+	}
+	validateHTTPConfig(ch, "alertmanager_http_config", c.AlertmanagerHTTPConfig, amURLs)
+	validateHTTPConfig(ch, "alert_webhook_http_config", c.AlertWebhookHTTPConfig, [][2]string{{"alert_webhook_url", c.AlertWebhookURL}})
 
 	ch.intRange("health_port", int64(c.HealthPort), 1, 65535)
 	if v := c.HealthKVUtilizationDegraded; math.IsNaN(v) || v <= 0 || v > 1 {

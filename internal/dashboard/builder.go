@@ -102,7 +102,7 @@ func timeseries(s tsSpec) Panel {
 	}
 	return Panel{Description: s.desc, Title: s.title, Type: "timeseries", Targets: s.targets,
 		FieldConfig: &FieldConfig{Defaults: FieldDefaults{Color: FieldColor{Mode: "palette-classic"}, Custom: custom, Mappings: []ValueMapping{},
-			Min: s.min, Max: s.max, Thresholds: th, Unit: s.unit}, Overrides: []struct{}{}},
+			Min: s.min, Max: s.max, Thresholds: th, Unit: s.unit}, Overrides: []FieldOverride{}},
 		Options: TimeseriesOptions{Legend: Legend{Calcs: []string{"mean", "max", "lastNotNull"}, DisplayMode: "table", Placement: "bottom", ShowLegend: true},
 			Tooltip: Tooltip{Mode: "multi", Sort: "desc"}}}
 }
@@ -133,7 +133,7 @@ func stat(s statSpec) Panel {
 	}
 	return Panel{Description: s.desc, Title: s.title, Type: "stat", Targets: s.targets,
 		FieldConfig: &FieldConfig{Defaults: FieldDefaults{Color: FieldColor{Mode: "thresholds"}, Decimals: s.decimals, Mappings: maps, Thresholds: th, Unit: s.unit},
-			Overrides: []struct{}{}},
+			Overrides: []FieldOverride{}},
 		Options: StatOptions{ColorMode: colorMode, GraphMode: "area", JustifyMode: "auto", Orientation: "auto",
 			ReduceOptions: ReduceOptions{Calcs: []string{"lastNotNull"}, Fields: "", Values: false}, TextMode: "auto", WideLayout: true}}
 }
@@ -143,7 +143,7 @@ func stat(s statSpec) Panel {
 func heatmap(title, desc, unit string, t Target) Panel {
 	return Panel{Description: desc, Title: title, Type: "heatmap", Targets: []Target{t},
 		FieldConfig: &FieldConfig{Defaults: FieldDefaults{Color: FieldColor{Mode: "palette-classic"}, Custom: HeatmapCustom{ScaleDistribution{Type: "linear"}},
-			Mappings: []ValueMapping{}, Thresholds: steps("green"), Unit: "short"}, Overrides: []struct{}{}},
+			Mappings: []ValueMapping{}, Thresholds: steps("green"), Unit: "short"}, Overrides: []FieldOverride{}},
 		Options: HeatmapOptions{Calculate: false, CellGap: 1,
 			Color:        HeatmapColor{Exponent: 0.5, Fill: "dark-orange", Mode: "scheme", Scale: "exponential", Scheme: "Oranges", Steps: 64},
 			FilterValues: FilterValues{Le: 1e-9}, Legend: HeatmapLegend{Show: true}, RowsFrame: RowsFrame{Layout: "le"},
@@ -163,7 +163,7 @@ func table(title, desc string, t Target, hide []string, order []string) Panel {
 	}
 	return Panel{Description: desc, Title: title, Type: "table", Targets: []Target{t},
 		FieldConfig: &FieldConfig{Defaults: FieldDefaults{Color: FieldColor{Mode: "thresholds"}, Custom: custom, Mappings: []ValueMapping{},
-			Thresholds: steps("green"), Unit: "short"}, Overrides: []struct{}{}},
+			Thresholds: steps("green"), Unit: "short"}, Overrides: []FieldOverride{}},
 		Options:         TableOptions{CellHeight: "sm", ShowHeader: true, SortBy: []TableSortBy{{Desc: false, DisplayName: order[0]}}},
 		Transformations: []Transformation{{ID: "organize", Options: org}}}
 }
@@ -175,4 +175,74 @@ func valueMap(pairs ...[3]string) []ValueMapping {
 		opts[p[0]] = MappingResult{Text: p[1], Color: p[2], Index: i}
 	}
 	return []ValueMapping{{Options: opts, Type: "value"}}
+}
+
+// column is one instant query of a merged table and how its value shows.
+type column struct {
+	name, desc, unit string // display name, header tooltip, unit
+	expr             string
+	hide             bool // only its labels are wanted (an info series)
+	mappings         []ValueMapping
+	thresholds       Thresholds // colour the value when set
+	decimals         *int
+}
+
+// valueField is the name Grafana gives the value of query i of n in table
+// format: "Value" alone, else "Value #<refId>" (refIds as builder.add
+// assigns them).
+func valueField(i, n int) string {
+	if n == 1 {
+		return "Value"
+	}
+	return "Value #" + string(rune('A'+i))
+}
+
+// mergedTable shows instant queries as one table: Grafana's merge joins
+// their rows on the fields all of them have (Time and the labels they
+// share), organize puts the lead columns first and hides Time and the
+// hidden columns; overrides name, describe and colour each value column
+// and put links on the lead columns. sortBy is a column's name, sorted
+// descending.
+func mergedTable(title, desc string, lead []string, links map[string][]DataLink, cols []column, sortBy string) Panel {
+	var custom TableCustom
+	custom.Align, custom.CellOptions.Type = "auto", "auto"
+	org := OrganizeOptions{ExcludeByName: map[string]bool{"Time": true}, IndexByName: map[string]int{}, RenameByName: map[string]string{}}
+	for i, l := range lead {
+		org.IndexByName[l] = i
+	}
+	overrides := []FieldOverride{}
+	for _, l := range lead {
+		if ls, ok := links[l]; ok {
+			overrides = append(overrides, FieldOverride{Matcher: Matcher{ID: "byName", Options: l}, Properties: []Property{{ID: "links", Value: ls}}})
+		}
+	}
+	var targets []Target
+	for i, c := range cols {
+		targets = append(targets, instantTable(c.expr))
+		field := valueField(i, len(cols))
+		if c.hide {
+			org.ExcludeByName[field] = true
+			continue
+		}
+		org.IndexByName[field] = len(org.IndexByName)
+		props := []Property{{ID: "displayName", Value: c.name}, {ID: "description", Value: c.desc}, {ID: "unit", Value: c.unit}}
+		if c.decimals != nil {
+			props = append(props, Property{ID: "decimals", Value: *c.decimals})
+		}
+		if len(c.mappings) > 0 {
+			props = append(props, Property{ID: "mappings", Value: c.mappings})
+		}
+		if len(c.thresholds.Steps) > 0 {
+			props = append(props, Property{ID: "thresholds", Value: c.thresholds})
+		}
+		if len(c.mappings) > 0 || len(c.thresholds.Steps) > 0 {
+			props = append(props, Property{ID: "custom.cellOptions", Value: map[string]string{"type": "color-text"}})
+		}
+		overrides = append(overrides, FieldOverride{Matcher: Matcher{ID: "byName", Options: field}, Properties: props})
+	}
+	return Panel{Description: desc, Title: title, Type: "table", Targets: targets,
+		FieldConfig: &FieldConfig{Defaults: FieldDefaults{Color: FieldColor{Mode: "thresholds"}, Custom: custom, Mappings: []ValueMapping{},
+			Thresholds: steps("green"), Unit: "short"}, Overrides: overrides},
+		Options:         TableOptions{CellHeight: "sm", ShowHeader: true, SortBy: []TableSortBy{{Desc: true, DisplayName: sortBy}}},
+		Transformations: []Transformation{{ID: "merge", Options: struct{}{}}, {ID: "organize", Options: org}}}
 }

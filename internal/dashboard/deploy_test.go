@@ -74,12 +74,12 @@ func TestGrafanaProvisioningFiles(t *testing.T) {
 	if ds.APIVersion != 1 || len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].JSONData.TimeInterval == "" {
 		t.Errorf("datasource.yaml: %+v", ds)
 	}
-	// The README installs the committed files under the provider's path.
+	// The README installs the node and fleet dashboards under the provider's path.
 	readme, err := os.ReadFile(filepath.Join("..", "..", "deploy", "grafana", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{p.Options.Path + "/aga.json", "dashboards.yaml", "datasource.yaml"} {
+	for _, want := range []string{p.Options.Path + "/aga.json", p.Options.Path + "/aga-fleet.json", "dashboards.yaml", "datasource.yaml"} {
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("README.md does not mention %s", want)
 		}

@@ -14,7 +14,7 @@ type Dashboard struct {
 	FiscalYearStartMonth int         `json:"fiscalYearStartMonth"`
 	GraphTooltip         int         `json:"graphTooltip"`
 	ID                   *int        `json:"id"` // always null: Grafana assigns it
-	Links                []struct{}  `json:"links"`
+	Links                []Link      `json:"links"`
 	Panels               []Panel     `json:"panels"`
 	Refresh              string      `json:"refresh"`
 	SchemaVersion        int         `json:"schemaVersion"`
@@ -32,6 +32,21 @@ type Dashboard struct {
 type apiWrapper struct {
 	Dashboard *Dashboard `json:"dashboard"`
 	Overwrite bool       `json:"overwrite"`
+}
+
+// Link is a dashboard link (shown under the title): here to the other
+// dashboard of the pair, keeping the time range and the variables.
+type Link struct {
+	AsDropdown  bool     `json:"asDropdown"`
+	Icon        string   `json:"icon"`
+	IncludeVars bool     `json:"includeVars"`
+	KeepTime    bool     `json:"keepTime"`
+	Tags        []string `json:"tags"`
+	TargetBlank bool     `json:"targetBlank"`
+	Title       string   `json:"title"`
+	Tooltip     string   `json:"tooltip"`
+	Type        string   `json:"type"` // link
+	URL         string   `json:"url"`
 }
 
 // Input is an import-time placeholder: the UI import asks for a value and
@@ -161,8 +176,34 @@ type Target struct {
 
 // FieldConfig sets units, thresholds and mappings.
 type FieldConfig struct {
-	Defaults  FieldDefaults `json:"defaults"`
-	Overrides []struct{}    `json:"overrides"`
+	Defaults  FieldDefaults   `json:"defaults"`
+	Overrides []FieldOverride `json:"overrides"`
+}
+
+// FieldOverride sets properties of the fields its matcher selects.
+type FieldOverride struct {
+	Matcher    Matcher    `json:"matcher"`
+	Properties []Property `json:"properties"`
+}
+
+// Matcher selects fields (id byName: the field named Options).
+type Matcher struct {
+	ID      string `json:"id"`
+	Options string `json:"options"`
+}
+
+// Property is one field option: unit, mappings, thresholds, links, …
+type Property struct {
+	ID    string `json:"id"`
+	Value any    `json:"value"`
+}
+
+// DataLink is a link from a field's values: ${__data.fields.<name>} in
+// its URL reads another field of the same row.
+type DataLink struct {
+	TargetBlank bool   `json:"targetBlank"`
+	Title       string `json:"title"`
+	URL         string `json:"url"`
 }
 
 // FieldDefaults are the field options every series of a panel gets.
@@ -353,10 +394,11 @@ type TableSortBy struct {
 	DisplayName string `json:"displayName"`
 }
 
-// Transformation reshapes query results (here: organize table columns).
+// Transformation reshapes query results: merge (several instant queries
+// into one table, rows joined on their common labels), then organize.
 type Transformation struct {
-	ID      string          `json:"id"`
-	Options OrganizeOptions `json:"options"`
+	ID      string `json:"id"`
+	Options any    `json:"options"` // OrganizeOptions, struct{} (merge)
 }
 
 // OrganizeOptions hide, order and rename table columns.

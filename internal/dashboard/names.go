@@ -10,16 +10,27 @@ const (
 	sufBudget     = "_slo_error_budget_remaining_ratio"
 	sufBurnRate   = "_slo_burn_rate"
 	alertsFiring  = `alertstate="firing"`
-	nodeSelector  = `node=~"$node"`
 	producerMatch = `producer=~"$producer"`
 	layerMatch    = `layer=~"$layer"`
+	hotRing       = `class="hot"`
 	rateInterval  = "$__rate_interval"
+	timeRange     = "$__range"
+)
+
+// Node labels: the agent adds node=<node_name> to every series it exposes
+// (prometheus_node_label, the default); without it, the scrape target's
+// instance tells nodes apart.
+const (
+	labelNode     = "node"
+	labelInstance = "instance"
 )
 
 // The agent's own families (always agaobs_; README metrics reference,
 // docs/health.md, docs/ebpf.md).
 const (
+	mBuildInfo         = "agaobs_build_info"
 	mRingFill          = "agaobs_ring_fill_ratio"
+	mRingEvents        = "agaobs_ring_events_total"
 	mRingDropped       = "agaobs_ring_dropped_total"
 	mRingLost          = "agaobs_ring_lost_total"
 	mRingCorrupt       = "agaobs_ring_corrupt_total"
@@ -46,15 +57,23 @@ const (
 	mBPFProbeAttached  = "agaobs_bpf_probe_attached"
 )
 
-// names resolves the exposed metric names and units the panels read.
-type names struct{ schema.Names }
+// names resolves the exposed metric names and units the panels read, and
+// the label that tells nodes apart.
+type names struct {
+	schema.Names
+	node string // labelNode or labelInstance
+}
 
 // newNames fails if a family the panels read was renamed.
-func newNames(prefix string, naming schema.Naming) (names, error) {
+func newNames(prefix string, naming schema.Naming, byInstance bool) (names, error) {
 	n, err := schema.NewNames(prefix, naming, schema.FamForward, schema.FamRetrieval, schema.FamRetrievalInjected, schema.FamAuditOperations,
 		schema.FamForwardLatency, schema.FamGateValue, schema.FamEntropyValue, schema.FamRetrievalScore, schema.FamKnowledgeCount,
 		schema.FamKnowledgeUtil, schema.FamKnowledgePinned, schema.FamActivationRate, schema.FamSlotChangeRate, schema.FamProducerInfo)
-	return names{n}, err
+	node := labelNode
+	if byInstance {
+		node = labelInstance
+	}
+	return names{Names: n, node: node}, err
 }
 
 // aga returns the full name of an AGA-domain family.
@@ -77,31 +96,65 @@ func (n names) latencyUnit() string {
 // histogram's unit.
 func (n names) latencyBound(us float64) float64 { return us / n.Divisor(schema.FamForwardLatency) }
 
+// nodes matches the selected nodes: every selector of both dashboards
+// starts with it.
+func (n names) nodes() string { return n.node + `=~"$node"` }
+
+// producers matches the selected nodes' selected producers.
+func (n names) producers() string { return n.nodes() + "," + producerMatch }
+
+// layers matches the selected producers' selected layers.
+func (n names) layers() string { return n.producers() + "," + layerMatch }
+
+// sel is name{<selected nodes>[,more]}.
+func (n names) sel(name string, more ...string) string {
+	s := name + "{" + n.nodes()
+	for _, m := range more {
+		s += "," + m
+	}
+	return s + "}"
+}
+
+// legend is the node's legend placeholder ({{node}} or {{instance}}).
+func (n names) legend() string { return "{{" + n.node + "}}" }
+
+// by lists the node label and more labels for an aggregation's by clause.
+func (n names) by(more ...string) string {
+	s := n.node
+	for _, m := range more {
+		s += ", " + m
+	}
+	return s
+}
+
+// hidden lists table columns to hide, plus instance where the node label
+// tells nodes apart.
+func (n names) hidden(cols ...string) []string {
+	if n.node == labelNode {
+		cols = append(cols, labelInstance)
+	}
+	return cols
+}
+
 // info is the producer info series of the selected nodes.
-func (n names) info() string {
-	return n.aga(schema.FamProducerInfo) + "{" + nodeSelector + "}"
+func (n names) info() string { return n.sel(n.aga(schema.FamProducerInfo)) }
+
+// withModel attaches the producer's model (the model label of
+// <prefix>_producer_info) to an expression with node and producer labels.
+func (n names) withModel(expr string) string {
+	return expr + " * on (" + n.by("producer") + ") group_left (model) max by (" + n.by("producer", "model") + ") (" + n.info() + ")"
 }
 
-// byNode attaches the node label to a node-wide expression (one without a
-// producer label) and keeps only the selected nodes: agent series carry no
-// node label, so they are joined on the scrape target with producer info.
-func (n names) byNode(expr string) string {
-	return "(" + expr + ") * on (instance) group_left (node) max by (instance, node) (" + n.info() + ")"
-}
-
-// gpu attaches the GPU's index (agaobs_gpu_info) and node to a per-GPU
-// expression and keeps the selected nodes' GPUs.
+// gpu attaches the GPU's index (agaobs_gpu_info) to a per-GPU expression
+// of the selected nodes; max by keeps the join one-to-one while an info
+// label (driver version) changes.
 func (n names) gpu(expr string) string {
-	return n.byNode(expr + gpuIndex)
+	return expr + " * on (" + n.by("uuid") + ") group_left (index) max by (" + n.by("uuid", "index") + ") (" + n.sel(mGPUInfo) + ")"
 }
 
-// gpuIndex joins a per-GPU expression with its GPU's index; max by keeps
-// the join one-to-one while an info label (driver version) changes.
-const gpuIndex = " * on (instance, uuid) group_left (index) max by (instance, uuid, index) (" + mGPUInfo + ")"
-
-// rate is rate(<name>{<matchers>}[$__rate_interval]).
-func rate(name, matchers string) string {
-	return "rate(" + name + "{" + matchers + "}[" + rateInterval + "])"
+// rate is rate(<name>{<selected nodes>[,more]}[$__rate_interval]).
+func (n names) rate(name string, more ...string) string {
+	return "rate(" + n.sel(name, more...) + "[" + rateInterval + "])"
 }
 
 // quantile is histogram_quantile over the summed bucket rates.

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/agaobs/agaobs/internal/agent"
-	"github.com/agaobs/agaobs/internal/schema"
 )
 
 // family is one exported metric family as the agent's references list it.
@@ -76,22 +75,30 @@ var (
 	matcherRe  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
 )
 
-// Every metric a panel or variable reads is one the agent exports, every
-// _bucket series belongs to a histogram, and every label a selector
-// matches is one of the family's labels.
+// Every metric a panel or variable of either dashboard reads is one the
+// agent exports, every _bucket series belongs to a histogram, and every
+// label a selector matches is one of the family's labels, or node (on
+// every series the agent exposes) or instance (the scrape target). On the
+// node dashboard, every series with a producer label is filtered by
+// $producer.
 func TestQueriesReadExportedSeries(t *testing.T) {
 	fams := exported(t)
 	used := map[string]bool{}
-	for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
+	for _, o := range kinds() {
+		naming := kindName(o)
 		var exprs []string
-		for _, q := range Queries(Options{Naming: naming}) {
+		for _, q := range Queries(o) {
 			exprs = append(exprs, q.Panel+"\x00"+q.Expr)
 		}
-		n, err := newNames("aga", naming)
+		n, err := newNames("aga", o.Naming, o.ByInstance)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range variables(n) {
+		vars := variables(n)
+		if o.Fleet {
+			vars = fleetVariables(n)
+		}
+		for _, v := range vars {
 			if q, ok := v.Query.(VariableQuery); ok {
 				exprs = append(exprs, "variable "+v.Name+"\x00"+q.Query)
 			}
@@ -115,9 +122,12 @@ func TestQueriesReadExportedSeries(t *testing.T) {
 					t.Errorf("%s %q: %s is not a histogram", naming, panel, base)
 				}
 				for _, lm := range matcherRe.FindAllStringSubmatch(sel, -1) {
-					if !f.labels[lm[1]] {
+					if !f.labels[lm[1]] && lm[1] != labelNode && lm[1] != labelInstance {
 						t.Errorf("%s %q: %s has no label %q (labels %v)", naming, panel, base, lm[1], keys(f.labels))
 					}
+				}
+				if f.labels["producer"] && !o.Fleet && !strings.HasPrefix(panel, "variable ") && !strings.Contains(sel, `producer=~"$producer`) {
+					t.Errorf("%s %q: %s%s is not filtered by $producer", naming, panel, metric, sel)
 				}
 			}
 		}

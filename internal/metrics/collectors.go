@@ -15,6 +15,7 @@ type RingsCollector struct {
 	Snapshot                             func() *pipeline.Snapshot
 	events, dropped, lost, corrupt, fill *prometheus.Desc
 	up, heartbeat, states, unknownDesc   *prometheus.Desc
+	producerState                        *prometheus.Desc
 	fams                                 *selfmetrics.Families
 }
 
@@ -33,6 +34,9 @@ func NewRingsCollector(snapshot func() *pipeline.Snapshot) *RingsCollector {
 		up:        f.Gauge("agaobs_producer_up", "1 while the producer process is live, 0 once it closed or died (until producer_retention forgets it).", "producer"),
 		heartbeat: f.Gauge("agaobs_producer_heartbeat_age_seconds", "Age of the producer's newest ring heartbeat.", "producer"),
 		states:    f.Gauge("agaobs_rings", "Rings in the ring directory by state (live, closed, dead, rejected, quarantined, initialising).", "state"),
+		producerState: f.Gauge("agaobs_producer_state",
+			"1 for the producer's state, 0 for the others: live (a ring is live), dead (none is, and one's process exited without closing it), closed.",
+			"producer", "state"),
 	}
 }
 
@@ -44,7 +48,7 @@ func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
 	snap := c.Snapshot()
 	for _, p := range snap.Producers {
 		name := schema.LabelValue(p.Name) // const metrics panic on invalid UTF-8
-		for _, r := range p.Rings {
+		for _, r := range ringPerClass(p.Rings) {
 			class := r.Class.String()
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Consumed), name, class)
 			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(r.Dropped), name, class)
@@ -59,11 +63,53 @@ func (c *RingsCollector) Update(ch chan<- prometheus.Metric) error {
 		age, _ := p.HeartbeatAge()
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
 		ch <- prometheus.MustNewConstMetric(c.heartbeat, prometheus.GaugeValue, age, name)
+		state := p.State()
+		for _, st := range [...]pipeline.RingState{pipeline.RingStateLive, pipeline.RingStateClosed, pipeline.RingStateDead} {
+			v := 0.0
+			if st == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.producerState, prometheus.GaugeValue, v, name, st.String())
+		}
 	}
 	for st, n := range snap.RingStates {
 		ch <- prometheus.MustNewConstMetric(c.states, prometheus.GaugeValue, float64(n), pipeline.RingState(st).String())
 	}
 	return nil
+}
+
+// ringPerClass picks one ring per class for the {producer, class} series:
+// a name taken over by a new incarnation has the dead one's rings too,
+// and two rings under one label set would fail the scrape. The current
+// incarnation's ring wins (live, then closed, then dead, then any other),
+// so its counters continue the series; summing both would make the
+// series drop, which rate() reads as a reset worth the whole live count.
+func ringPerClass(rs []pipeline.RingStatus) []pipeline.RingStatus {
+	rank := func(st pipeline.RingState) int {
+		switch st {
+		case pipeline.RingStateLive:
+			return 0
+		case pipeline.RingStateClosed:
+			return 1
+		case pipeline.RingStateDead:
+			return 2
+		}
+		return 3
+	}
+	out := make([]pipeline.RingStatus, 0, 2)
+	for _, r := range rs {
+		i := 0
+		for i < len(out) && out[i].Class != r.Class {
+			i++
+		}
+		switch {
+		case i == len(out):
+			out = append(out, r)
+		case rank(r.State) < rank(out[i].State):
+			out[i] = r
+		}
+	}
+	return out
 }
 
 // PipelineCollector exports the sinks' queue counters and event → sink

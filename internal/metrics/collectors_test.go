@@ -74,3 +74,25 @@ func TestCollectorsDescribe(t *testing.T) {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+// A producer name taken over by a new incarnation still lists the dead
+// one's rings: the {producer, class} series come from the live ring, once.
+func TestRingsCollectorOneSeriesPerClass(t *testing.T) {
+	rows := []ringRow{
+		{Producer: "tp0", Class: "hot", State: "dead", Consumed: 900, Dropped: 9},
+		{Producer: "tp0", Class: "hot", State: "live", Consumed: 5},
+		{Producer: "tp0", Class: "audit", State: "dead", Consumed: 3},
+	}
+	s := selfmetrics.NewSet()
+	s.Add("rings", NewRingsCollector(snapshotOf(rows)))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s)
+	want := `# HELP agaobs_ring_events_total Records consumed from the ring by this agent process.
+# TYPE agaobs_ring_events_total counter
+agaobs_ring_events_total{class="audit",producer="tp0"} 3
+agaobs_ring_events_total{class="hot",producer="tp0"} 5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "agaobs_ring_events_total"); err != nil {
+		t.Fatal(err)
+	}
+}

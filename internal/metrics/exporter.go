@@ -55,6 +55,12 @@ type Options struct {
 	// producer writes: without a bound, distinct values are series and
 	// memory without end. Further layers count under layer="other".
 	MaxLayersPerProducer int
+	// ProducerHistograms (prometheus_layer_histograms: false) keeps one
+	// forward latency, gate and entropy histogram per producer, every
+	// layer aggregated, without the layer label: a histogram is a dozen
+	// series, a counter one, so this divides the series of a producer
+	// hooking many layers by about ten. The per-layer counters keep layer.
+	ProducerHistograms bool
 }
 
 // Exporter is the Prometheus sink for AGA-domain families: a pipeline.Sink
@@ -247,6 +253,11 @@ type prodState struct {
 	winOn   int
 	build   *pipeline.Build
 	lpProd  []*dto.LabelPair
+
+	// hists holds the producer's latency, gate and entropy histograms,
+	// labelled by producer only, with ProducerHistograms; nil otherwise
+	// (each layer holds its own).
+	hists *layerState
 }
 
 const (
@@ -266,6 +277,10 @@ func (e *Exporter) state(p *pipeline.Producer) *prodState {
 		s.score.counts = make([]uint64, len(e.fams[famScore].bounds)+1)
 		s.label = e.producerLabel(p)
 		s.lpProd = e.labels("producer", s.label)
+		if e.opts.ProducerHistograms {
+			s.hists = &layerState{lpLayer: s.lpProd}
+			e.newHists(s.hists)
+		}
 		e.producers[p] = s
 		e.byLabel[s.label] = s
 	}
@@ -337,15 +352,32 @@ func (e *Exporter) layer(s *prodState, layer int32) *layerState {
 }
 
 func (e *Exporter) newLayer(s *prodState, ls string) *layerState {
-	l := &layerState{
-		lat:     hist{counts: make([]uint64, len(e.fams[famLatency].bounds)+1)},
-		gate:    hist{counts: make([]uint64, len(e.fams[famGate].bounds)+1)},
-		entropy: hist{counts: make([]uint64, len(e.fams[famEntropy].bounds)+1)},
+	l := &layerState{}
+	if !e.opts.ProducerHistograms {
+		e.newHists(l)
 	}
 	l.lpFwd[0] = e.labels("producer", s.label, "layer", ls, "applied", "false")
 	l.lpFwd[1] = e.labels("producer", s.label, "layer", ls, "applied", "true")
 	l.lpLayer = e.labels("producer", s.label, "layer", ls)
 	return l
+}
+
+// newHists gives l's latency, gate and entropy histograms their buckets.
+func (e *Exporter) newHists(l *layerState) {
+	l.lat.counts = make([]uint64, len(e.fams[famLatency].bounds)+1)
+	l.gate.counts = make([]uint64, len(e.fams[famGate].bounds)+1)
+	l.entropy.counts = make([]uint64, len(e.fams[famEntropy].bounds)+1)
+}
+
+// hist returns l's histogram of the family key (latency, gate or entropy).
+func (l *layerState) hist(key string) *hist {
+	switch key {
+	case famLatency:
+		return &l.lat
+	case famGate:
+		return &l.gate
+	}
+	return &l.entropy
 }
 
 // Write implements pipeline.Sink. What is observed follows the observation
@@ -374,14 +406,18 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 				applied = 1
 			}
 			l.fwd[applied]++
+			h := l // the histograms: the layer's, or the producer's
+			if s.hists != nil {
+				h = s.hists
+			}
 			if v, ok := f.Latency(); ok {
-				l.lat.observe(v, lat, native, latDiv)
+				h.lat.observe(v, lat, native, latDiv)
 			}
 			if v, ok := f.Gate(); ok {
-				l.gate.observe(v, gate, native, 1)
+				h.gate.observe(v, gate, native, 1)
 			}
 			if v, ok := f.Entropy(); ok {
-				l.entropy.observe(v, ent, native, 1)
+				h.entropy.observe(v, ent, native, 1)
 			}
 			if s.winLen == activationWindowLen {
 				if s.win[s.winPos] {
@@ -474,11 +510,23 @@ func (e *Exporter) status(s *prodState, st *pipeline.Status) {
 func (e *Exporter) labels(kv ...string) []*dto.LabelPair {
 	out := make([]*dto.LabelPair, 0, len(kv)/2+len(e.constLP))
 	for i := 0; i+1 < len(kv); i += 2 {
+		if e.isConst(kv[i]) {
+			continue // producer_info's node when node is a const label: same value
+		}
 		out = append(out, lp(kv[i], kv[i+1]))
 	}
 	out = append(out, e.constLP...)
 	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
 	return out
+}
+
+func (e *Exporter) isConst(name string) bool {
+	for _, c := range e.constLP {
+		if c.GetName() == name {
+			return true
+		}
+	}
+	return false
 }
 
 func lp(name, value string) *dto.LabelPair {

@@ -82,17 +82,13 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 		for _, k := range keys {
 			counter(e.labels("producer", s.label, "operation", k.op, "success", strconv.FormatBool(k.success)), float64(s.audit[k]))
 		}
-	case famLatency:
-		for _, l := range layers {
-			histo(l.lpLayer, &l.lat)
+	case famLatency, famGate, famEntropy:
+		if s.hists != nil {
+			histo(s.hists.lpLayer, s.hists.hist(f.Key)) // ProducerHistograms: no layer label
+			break
 		}
-	case famGate:
 		for _, l := range layers {
-			histo(l.lpLayer, &l.gate)
-		}
-	case famEntropy:
-		for _, l := range layers {
-			histo(l.lpLayer, &l.entropy)
+			histo(l.lpLayer, l.hist(f.Key))
 		}
 	case famScore:
 		histo(s.lpProd, &s.score)

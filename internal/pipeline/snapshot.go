@@ -82,6 +82,22 @@ func (p *ProducerStatus) Up() bool {
 	return false
 }
 
+// State is the producer's state: live while any of its rings is live,
+// dead when none is and one is dead (its process exited without closing
+// the ring: it crashed or was killed), closed otherwise.
+func (p *ProducerStatus) State() RingState {
+	state := RingStateClosed
+	for i := range p.Rings {
+		switch p.Rings[i].State {
+		case RingStateLive:
+			return RingStateLive
+		case RingStateDead:
+			state = RingStateDead
+		}
+	}
+	return state
+}
+
 // HeartbeatAge is the youngest heartbeat age over its rings (false when it
 // has no ring).
 func (p *ProducerStatus) HeartbeatAge() (float64, bool) {

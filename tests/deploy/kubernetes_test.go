@@ -33,6 +33,7 @@ const (
 	k8sConfigMount = "/etc/agaobs"
 	k8sConfigKey   = "agaobs.yaml"
 	dashboardKey   = "aga.json"
+	fleetKey       = "aga-fleet.json" // the fleet dashboard, beside the node dashboard
 )
 
 // kustomization is the subset of kustomize's Kustomization this repository
@@ -280,8 +281,8 @@ func TestKubernetesManifests(t *testing.T) {
 		if cm.Labels["grafana_dashboard"] != "1" {
 			t.Errorf("labels %v lack grafana_dashboard: \"1\"", cm.Labels)
 		}
-		if len(cm.Data) != 1 || !strings.HasPrefix(cm.Data[dashboardKey], "{") {
-			t.Errorf("data keys %v, want only %s", slices.Collect(mapsKeys(cm.Data)), dashboardKey)
+		if len(cm.Data) != 2 || !strings.HasPrefix(cm.Data[dashboardKey], "{") || !strings.HasPrefix(cm.Data[fleetKey], "{") {
+			t.Errorf("data keys %v, want only %s and %s", slices.Collect(mapsKeys(cm.Data)), dashboardKey, fleetKey)
 		}
 	})
 	t.Run("inference pod example", func(t *testing.T) { checkInferencePod(t, m.pods[0], cfg) })
@@ -524,7 +525,7 @@ func generated(t *testing.T) map[string][]byte {
 		Spec:       monitoringv1.PrometheusRuleSpec{Groups: rules.Groups}}
 	out["prometheusrule.yaml"] = marshal(t, header("config/agaobs.yaml by `agaobs-agent rules --config config/agaobs.yaml`"), pr)
 
-	dash := run("dashboard", "--config", cfgPath)
+	dash, fleet := run("dashboard", "--config", cfgPath), run("dashboard", "--fleet", "--config", cfgPath)
 	dl := map[string]string{"grafana_dashboard": "1"}
 	for k, v := range labels {
 		dl[k] = v
@@ -533,8 +534,8 @@ func generated(t *testing.T) map[string][]byte {
 		ObjectMeta: metav1.ObjectMeta{Name: "agaobs-dashboard", Namespace: k8sNamespace, Labels: dl,
 			// The Grafana sidecar's folder annotation (kube-prometheus-stack).
 			Annotations: map[string]string{"grafana_folder": "AGA"}},
-		Data: map[string]string{dashboardKey: string(dash)}}
-	out["dashboard-configmap.yaml"] = marshal(t, header("config/agaobs.yaml by `agaobs-agent dashboard --config config/agaobs.yaml`"), dcm)
+		Data: map[string]string{dashboardKey: string(dash), fleetKey: string(fleet)}}
+	out["dashboard-configmap.yaml"] = marshal(t, header("config/agaobs.yaml by `agaobs-agent dashboard [--fleet] --config config/agaobs.yaml`"), dcm)
 	return out
 }
 

@@ -93,7 +93,7 @@ alertmanager_urls: [%s]
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `aga_alerts{alertname="e2e_busy",alertstate="firing",producer="e2e-go",severity="critical"} 1`) {
+	if !strings.Contains(string(body), `aga_alerts{alertname="e2e_busy",alertstate="firing",node="`+host+`",producer="e2e-go",severity="critical"} 1`) {
 		t.Errorf("/metrics lacks the firing alert")
 	}
 	close(stop)

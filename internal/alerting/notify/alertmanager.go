@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 type alertmanager struct {
 	d        *Dispatcher
 	ch       *channel
+	client   *http.Client  // from alertmanager_http_config
 	urls     []string      // full .../api/v2/alerts endpoints
 	validFor time.Duration // 4 × max(EvalInterval, ResendInterval)
 
@@ -109,7 +111,7 @@ func (am *alertmanager) send(ctx context.Context, alerts []Alert) {
 	for _, u := range am.urls {
 		wg.Go(func() {
 			am.d.retry(ctx, am.ch, func(ctx context.Context) error {
-				return am.d.post(ctx, u, body, nil)
+				return am.d.post(ctx, am.client, u, body, nil)
 			}, "url", hostOf(u), "alerts", len(alerts))
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	promconfig "github.com/prometheus/common/config"
 )
 
 // Channel names, the channel label of the counters.
@@ -61,6 +63,11 @@ type Options struct {
 	ExecCommand      string           // alert_exec_command, run via /bin/sh -c; empty: no exec channel
 	LogLevel         string           // alert_log_level: level of the log channel's lines for warning alerts; default WARNING
 	Now              func() time.Time // clock for tests; default time.Now
+
+	// The HTTP clients of the webhook and alertmanager channels (TLS,
+	// credentials, proxy, redirects); nil: DefaultHTTPConfig.
+	WebhookHTTPConfig      *promconfig.HTTPClientConfig // alert_webhook_http_config
+	AlertmanagerHTTPConfig *promconfig.HTTPClientConfig // alertmanager_http_config
 }
 
 // Dispatcher delivers notifications to the configured channels. Notify and
@@ -70,7 +77,7 @@ type Dispatcher struct {
 	now         func() time.Time
 	timeout     time.Duration
 	maxAttempts int
-	client      *http.Client
+	clients     []*http.Client // one per HTTP channel, closed by Run
 	channels    []*channel
 
 	// mu orders Notify against shutdown: once stopped is set under the write
@@ -107,18 +114,11 @@ func New(opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: log level: %w", err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
 	d := &Dispatcher{
 		logger:      opts.Logger,
 		now:         opts.Now,
 		timeout:     opts.Timeout,
 		maxAttempts: opts.MaxAttempts,
-		client: &http.Client{
-			Transport: tr,
-			// A receiver that redirects a POST is misconfigured; following
-			// it would turn the POST into a GET and report success.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
 	}
 	logCh := d.addChannel(ChannelLog, 1, nil)
 	logCh.deliver = logDeliver(opts.Logger, warnLevel, &logCh.counts)
@@ -126,7 +126,12 @@ func New(opts Options) (*Dispatcher, error) {
 		if err := checkURL(opts.WebhookURL); err != nil {
 			return nil, fmt.Errorf("notify: webhook url: %w", err)
 		}
-		w := &webhook{d: d, url: opts.WebhookURL, format: opts.WebhookFormat}
+		client, err := newHTTPClient(opts.WebhookHTTPConfig, webhookClientName)
+		if err != nil {
+			return nil, fmt.Errorf("notify: webhook http config: %w", err)
+		}
+		d.clients = append(d.clients, client)
+		w := &webhook{d: d, client: client, url: opts.WebhookURL, format: opts.WebhookFormat}
 		if opts.WebhookSecret != nil {
 			// An empty secret file would sign with an empty key: a
 			// signature anyone can forge, so refuse it rather than
@@ -144,8 +149,14 @@ func New(opts Options) (*Dispatcher, error) {
 		w.ch.deliver = w.deliver
 	}
 	if len(opts.AlertmanagerURLs) > 0 {
+		client, err := newHTTPClient(opts.AlertmanagerHTTPConfig, alertmanagerClientName)
+		if err != nil {
+			return nil, fmt.Errorf("notify: alertmanager http config: %w", err)
+		}
+		d.clients = append(d.clients, client)
 		am := &alertmanager{
 			d:        d,
+			client:   client,
 			validFor: 4 * max(opts.EvalInterval, opts.ResendInterval),
 			firing:   make(map[uint64]Alert),
 		}
@@ -323,7 +334,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			ch.counts.dropped()
 		}
 	}
-	d.client.CloseIdleConnections()
+	for _, c := range d.clients {
+		c.CloseIdleConnections()
+	}
 	return nil
 }
 

@@ -3,6 +3,11 @@
 // webhook v4 message, optionally HMAC-signed), Alertmanager's
 // POST /api/v2/alerts on every configured URL, and an external command.
 //
+// The webhook and alertmanager channels each have their own HTTP client,
+// built by prometheus/common's config.NewClientFromConfig from
+// [Options.WebhookHTTPConfig] and [Options.AlertmanagerHTTPConfig] (TLS,
+// mTLS, basic auth, bearer tokens, proxy); without one, [DefaultHTTPConfig].
+//
 // The package owns delivery only: the alert engine decides what to send and
 // when (firing, resolved, re-notification after the cooldown) and hands the
 // result to [Dispatcher.Notify]. Notify never blocks the engine: each

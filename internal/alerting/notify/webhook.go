@@ -27,6 +27,7 @@ const userAgent = "agaobs-agent"
 type webhook struct {
 	d      *Dispatcher
 	ch     *channel
+	client *http.Client // from alert_webhook_http_config
 	url    string
 	format string
 	secret []byte
@@ -43,7 +44,7 @@ func (w *webhook) deliver(ctx context.Context, batch []Alert) {
 				continue
 			}
 			w.d.retry(ctx, w.ch, func(ctx context.Context) error {
-				return w.d.post(ctx, w.url, body, w.secret)
+				return w.d.post(ctx, w.client, w.url, body, w.secret)
 			}, "group_key", msg.GroupKey, "status", msg.Status, "alerts", len(group))
 		}
 		return
@@ -56,7 +57,7 @@ func (w *webhook) deliver(ctx context.Context, batch []Alert) {
 			continue
 		}
 		w.d.retry(ctx, w.ch, func(ctx context.Context) error {
-			return w.d.post(ctx, w.url, body, w.secret)
+			return w.d.post(ctx, w.client, w.url, body, w.secret)
 		}, alertAttrs(a)...)
 	}
 }
@@ -83,7 +84,7 @@ func groupByNameStatus(batch []Alert) [][]Alert {
 
 // post sends one JSON body. Network errors, 5xx and 429 are retryable;
 // any other non-2xx answer is permanent.
-func (d *Dispatcher) post(ctx context.Context, target string, body, secret []byte) error {
+func (d *Dispatcher) post(ctx context.Context, client *http.Client, target string, body, secret []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return permanent(fmt.Errorf("build request: %w", err))
@@ -95,7 +96,7 @@ func (d *Dispatcher) post(ctx context.Context, target string, body, secret []byt
 		mac.Write(body)
 		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	}
-	resp, err := d.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		// url.Error repeats the full URL, and webhook URLs (Slack and the
 		// like) carry their secret in the path: keep only the host.

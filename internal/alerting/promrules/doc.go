@@ -12,8 +12,8 @@
 // computes what the agent computes over window_seconds: histogram quantiles
 // from the forward latency buckets, ratio means from histogram _sum/_count,
 // rates of the forward and ring counters, the last value of the status
-// gauges. Per-producer rules aggregate by producer; node-wide rules
-// (per_producer: false) aggregate over all producers. retrieval_failure_rate
+// gauges. Per-producer rules aggregate by node and producer; node-wide
+// rules (per_producer: false) by node. retrieval_failure_rate
 // needs the retrieval result counts, which are not exported, so it is
 // reported as Skipped instead of being approximated. cooldown_seconds has no
 // rule-file equivalent (Alertmanager's repeat_interval plays that role) and
@@ -24,7 +24,22 @@
 // 1d, 3d and the SLO period, slo:error_budget_remaining:ratio, and the
 // Google SRE workbook's multiwindow multi-burn-rate alerts
 // slo_<name>_burn_critical (14.4x over 1h/5m, 6x over 6h/30m) and
-// slo_<name>_burn_warning (3x over 1d/2h, 1x over 3d/6h).
+// slo_<name>_burn_warning (3x over 1d/2h, 1x over 3d/6h). BurnAlerts and
+// BurnMessage define them for the engine too: an alert reports the first
+// pair that holds (value, threshold, summary) under the same labels.
+//
+// # Many nodes, one Prometheus
+//
+// Every rule but those of group agaobs-fleet keeps nodes apart: it
+// aggregates by node (Options.NodeLabel; by instance without it), producer
+// and the prometheus_labels (Options.SeriesLabels), so a rule-file alert
+// has the label set of the agent's own alert and Alertmanager merges the
+// two. agaobs-self holds the agent's own alerts (SelfAlerts, with
+// runbook_url annotations into docs/runbooks.md), agaobs-fleet the
+// recording rules per node and per model (level:metric:operations), the
+// only ones declared to aggregate across nodes. rate() windows shorter
+// than 4 scrape intervals (Options.ScrapeInterval) are widened, and the
+// file's header says which.
 //
 // # Messages
 //

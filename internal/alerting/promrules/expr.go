@@ -31,7 +31,7 @@ type names struct{ schema.Names }
 
 // newNames fails if a family a rule metric reads was renamed.
 func newNames(prefix string, naming schema.Naming) (names, error) {
-	var required []string
+	required := []string{schema.FamForward, schema.FamRetrieval, famLatency, schema.FamProducerInfo}
 	for _, m := range schema.RuleMetrics() {
 		if f := m.Family(); f != "" {
 			required = append(required, f)
@@ -49,47 +49,41 @@ type metricExpr struct {
 	div float64
 }
 
-// ruleMetricExpr returns the PromQL computing metric over window w (a
-// PromQL range such as "60s"), per producer or over all producers. skip is
-// the reason when the metric cannot be expressed.
-func (n names) ruleMetricExpr(metric, w string, perProducer bool) (me metricExpr, skip string, err error) {
+// ruleMetricExpr returns the PromQL computing metric over a window of
+// seconds, per producer (by node and producer) or node-wide (by node).
+// rate() windows are widened to the scrape interval rule (rateRange); the
+// gauges' last_over_time window is w as is. skip is the reason when the
+// metric cannot be expressed.
+func (g *generator) ruleMetricExpr(metric string, seconds float64, perProducer bool, what string) (me metricExpr, skip string, err error) {
+	w, ok := promRange(seconds)
+	if !ok {
+		return metricExpr{}, fmt.Sprintf("window_seconds %v is below PromQL's 1ms resolution", seconds), nil
+	}
+	by := g.by(perProducer)
 	// sum aggregates a rate the way the rule is scoped.
-	sum := func(inner string) string {
-		if perProducer {
-			return "sum by (producer) (" + inner + ")"
-		}
-		return "sum(" + inner + ")"
-	}
-	// last is a last-value gauge: per producer as is, node-wide its maximum.
-	last := func(sel string) string {
-		if perProducer {
-			return sel
-		}
-		return "max(" + sel + ")"
-	}
-	rate := func(sel string) string { return "rate(" + sel + "[" + w + "])" }
+	sum := func(inner string) string { return "sum by (" + by + ") (" + inner + ")" }
+	// last is a last-value gauge: its maximum per producer (one series,
+	// without the target labels) or over the node's producers.
+	last := func(sel string) string { return "max by (" + by + ") (" + sel + ")" }
+	rate := func(sel string) string { return "rate(" + sel + "[" + g.rateRange(seconds, what) + "])" }
 	m := schema.RuleMetric(metric)
 	switch m {
 	case schema.RuleLatencyP50, schema.RuleLatencyP95, schema.RuleLatencyP99:
 		q, _ := m.Quantile()
-		by := "le"
-		if perProducer {
-			by = "le, producer"
-		}
 		return metricExpr{
-			expr: fmt.Sprintf("histogram_quantile(%s, sum by (%s) (%s))", promNumber(q), by, rate(n.Name(m.Family())+"_bucket")),
-			div:  n.Divisor(m.Family()),
+			expr: fmt.Sprintf("histogram_quantile(%s, sum by (%s, le) (%s))", promNumber(q), by, rate(g.names.Name(m.Family())+"_bucket")),
+			div:  g.names.Divisor(m.Family()),
 		}, "", nil
 	case schema.RuleGateMean, schema.RuleEntropyMean:
-		base := n.Name(m.Family())
+		base := g.names.Name(m.Family())
 		return metricExpr{expr: sum(rate(base+"_sum")) + " / " + sum(rate(base+"_count")), div: 1}, "", nil
 	case schema.RuleActivationRate:
-		fwd := n.Name(m.Family())
+		fwd := g.names.Name(m.Family())
 		return metricExpr{expr: sum(rate(fwd+`{applied="true"}`)) + " / " + sum(rate(fwd)), div: 1}, "", nil
 	case schema.RuleForwardRate:
-		return metricExpr{expr: sum(rate(n.Name(m.Family()))), div: 1}, "", nil
+		return metricExpr{expr: sum(rate(g.names.Name(m.Family()))), div: 1}, "", nil
 	case schema.RuleKnowledgeUtilization, schema.RuleSlotChangeRate:
-		return metricExpr{expr: last("last_over_time(" + n.Name(m.Family()) + "[" + w + "])"), div: 1}, "", nil
+		return metricExpr{expr: last("last_over_time(" + g.names.Name(m.Family()) + "[" + w + "])"), div: 1}, "", nil
 	case schema.RuleDropRate:
 		dropped := sum(rate(ringDroppedTotal + "{" + hotRing + "}"))
 		consumed := sum(rate(ringEventsTotal + "{" + hotRing + "}"))
@@ -138,21 +132,19 @@ func bucketMatcher(le float64) string {
 // rule still reports the quantile as its value. Without it, T = 5000 (the
 // top bound) could never fire: histogram_quantile caps a quantile in the
 // +Inf bucket at the top bound. The agent evaluates the same condition.
-func (n names) latencyTail(r config.AlertRule, w string) (string, bool) {
+func (g *generator) latencyTail(r config.AlertRule) (string, bool) {
 	q, ok := schema.RuleMetric(r.Metric).Quantile()
 	if !ok || (r.Operator != ">" && r.Operator != ">=") || !schema.IsLatencyBound(r.Threshold) {
 		return "", false
 	}
-	base := n.Name(famLatency)
-	bound := r.Threshold / n.Divisor(famLatency)
+	rw := g.rateRange(r.WindowSeconds, r.Name)
+	base := g.names.Name(famLatency)
+	bound := r.Threshold / g.names.Divisor(famLatency)
 	cmp := "<"
 	if r.Operator == ">=" {
 		cmp = "<="
 	}
-	by, on := "", "on () "
-	if r.PerProducer {
-		by, on = "by (producer) ", "on (producer) "
-	}
-	return fmt.Sprintf("%s(sum %s(rate(%s_bucket{%s}[%s])) %s %s * sum %s(rate(%s_count[%s])))",
-		on, by, base, bucketMatcher(bound), w, cmp, promNumber(q), by, base, w), true
+	by := g.by(r.PerProducer)
+	return fmt.Sprintf("on (%s) (sum by (%s) (rate(%s_bucket{%s}[%s])) %s %s * sum by (%s) (rate(%s_count[%s])))",
+		by, by, base, bucketMatcher(bound), rw, cmp, promNumber(q), by, base, rw), true
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	yamlv3 "go.yaml.in/yaml/v3"
 
@@ -20,13 +21,53 @@ type Options struct {
 	Rules       []config.AlertRule // the effective rules (see EffectiveRules)
 	SLOs        []config.SLO
 	ExtraLabels map[string]string // added to every alert's labels
+	// NodeLabel is prometheus_node_label: every series carries
+	// node=<node_name>, and every rule aggregates by node. False: rules
+	// tell the agents apart by Prometheus's instance label instead (the
+	// alerts then differ from the agent's own, which carry node).
+	NodeLabel bool
+	// ScrapeInterval is how often Prometheus scrapes the agents; rate()
+	// and increase() windows shorter than 4 scrape intervals are widened
+	// to 4 intervals (a rate needs two samples in its window, and four
+	// tolerate a missed scrape). Zero means DefaultScrapeInterval.
+	ScrapeInterval time.Duration
+	// RunbookBaseURL is where the runbook_url annotations of the agent's
+	// own alerts point, followed by #<anchor>; empty means
+	// DefaultRunbookBaseURL.
+	RunbookBaseURL string
+	// GPUXIDWindow is gpu_xid_window: how long a critical XID keeps
+	// AgaobsGPUXidCritical firing. Zero means 10m, the key's default.
+	GPUXIDWindow time.Duration
+	// SeriesLabels are the names of prometheus_labels, which every series
+	// carries and the agent's own alerts carry too: the alert and SLO
+	// rules keep them (aggregating by node, producer and these), so an
+	// alert from Prometheus has the agent's label set. Fleet rules drop
+	// them.
+	SeriesLabels []string
+	// AgentJob is the Prometheus job label of the agents' scrape targets,
+	// read by AgaobsAgentDown (up{job=...}); empty means DefaultAgentJob.
+	AgentJob string
 }
+
+// Defaults of Options.
+const (
+	DefaultScrapeInterval = 15 * time.Second
+	DefaultRunbookBaseURL = "https://github.com/agaobs/agaobs/blob/main/docs/runbooks.md"
+	DefaultAgentJob       = "agaobs-agent"
+	defaultXIDWindow      = 10 * time.Minute
+)
 
 // Skipped is a rule or SLO Generate left out, and why.
 type Skipped struct{ Rule, Reason string }
 
-// AlertsGroup is the rule group of the alert rules.
-const AlertsGroup = "agaobs-alerts"
+// Rule groups. Every group but FleetGroup keeps its results per node (and
+// producer); FleetGroup is the one declared to aggregate across nodes.
+const (
+	AlertsGroup = "agaobs-alerts"
+	SLOGroup    = "agaobs-slo-" // + the SLO's name
+	SelfGroup   = "agaobs-self"
+	FleetGroup  = "agaobs-fleet"
+)
 
 // ruleFile is Prometheus's rule file format (model/rulefmt), in the field
 // order promtool and the Prometheus docs use.
@@ -53,15 +94,95 @@ type rule struct {
 type generator struct {
 	names names
 	extra map[string]string
+	// node is the label that tells agents apart: "node" or "instance".
+	node      string
+	minRange  time.Duration // 4 × the scrape interval
+	scrape    time.Duration
+	runbook   string
+	xidWindow time.Duration
+	agentJob  string
+	keep      []string // SeriesLabels
+	// widened lists the rate windows widened to minRange, for the file's
+	// header comment.
+	widened []string
 }
 
-// Generate renders a Prometheus rule file (YAML) with the alert rules in
-// group agaobs-alerts and each SLO's recording rules and burn-rate alerts in
-// group agaobs-slo-<name>. Rules and SLOs that PromQL cannot express over
-// the exported series are left out and reported in skipped; the file names
-// them in a comment too. Options that configuration validation would reject
-// (an unknown metric or operator, a non-positive window, a bad label name)
-// are errors.
+func newGenerator(n names, opts Options) *generator {
+	g := &generator{names: n, extra: opts.ExtraLabels, node: "instance", scrape: opts.ScrapeInterval,
+		runbook: opts.RunbookBaseURL, xidWindow: opts.GPUXIDWindow, agentJob: opts.AgentJob, keep: opts.SeriesLabels}
+	if opts.NodeLabel {
+		g.node = "node"
+	}
+	if g.scrape <= 0 {
+		g.scrape = DefaultScrapeInterval
+	}
+	g.minRange = 4 * g.scrape
+	if g.runbook == "" {
+		g.runbook = DefaultRunbookBaseURL
+	}
+	if g.xidWindow <= 0 {
+		g.xidWindow = defaultXIDWindow
+	}
+	if g.agentJob == "" {
+		g.agentJob = DefaultAgentJob
+	}
+	return g
+}
+
+// by is the grouping of a per-producer (node and producer) or node-wide
+// (node) result, with the series labels.
+func (g *generator) by(perProducer bool) string {
+	if perProducer {
+		return g.grouping("producer")
+	}
+	return g.grouping()
+}
+
+// grouping is the node label, then labels, then the series labels.
+func (g *generator) grouping(labels ...string) string {
+	return strings.Join(append(append([]string{g.node}, labels...), g.keep...), ", ")
+}
+
+// rateRange renders the window of a rate() or increase() over seconds,
+// widened to 4 scrape intervals; what names the rule in the header's list
+// of widened windows.
+func (g *generator) rateRange(seconds float64, what string) string {
+	w, _ := promRange(seconds)
+	if lo := g.minRange.Seconds(); seconds < lo {
+		to, _ := promRange(lo)
+		g.widen(fmt.Sprintf("%s: %s -> %s", what, w, to))
+		return to
+	}
+	return w
+}
+
+// widen records a widened window once.
+func (g *generator) widen(what string) {
+	if !slices.Contains(g.widened, what) {
+		g.widened = append(g.widened, what)
+	}
+}
+
+// rateDuration is rateRange for a time.Duration, rendered as Prometheus
+// renders durations (5m, 1h).
+func (g *generator) rateDuration(d time.Duration, what string) string {
+	if d < g.minRange {
+		g.widen(fmt.Sprintf("%s: %s -> %s", what, durationString(d), durationString(g.minRange)))
+		d = g.minRange
+	}
+	return durationString(d)
+}
+
+// Generate renders a Prometheus rule file (YAML): the alert rules in group
+// agaobs-alerts, each SLO's recording rules and burn-rate alerts in group
+// agaobs-slo-<name>, the agent's own alerts in agaobs-self and the
+// recording rules that aggregate over nodes (per node, per model) in
+// agaobs-fleet. Every rule outside agaobs-fleet keeps nodes apart (by node,
+// or by instance without NodeLabel). Rules and SLOs that PromQL cannot
+// express over the exported series are left out and reported in skipped;
+// the file names them in a comment too. Options that configuration
+// validation would reject (an unknown metric or operator, a non-positive
+// window, a bad label name) are errors.
 func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 	if opts.Prefix == "" {
 		opts.Prefix = "aga"
@@ -81,15 +202,28 @@ func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 			return nil, nil, fmt.Errorf("promrules: extra label name %q is not a valid label name", k)
 		}
 	}
+	for _, k := range opts.SeriesLabels {
+		if !isIdent(k) || strings.HasPrefix(k, "__") || slices.Contains([]string{"node", "instance", "producer", "le", "slo", "model", "uuid"}, k) {
+			return nil, nil, fmt.Errorf("promrules: series label %q is not a valid label name, or one the rules set", k)
+		}
+	}
+	if opts.ScrapeInterval < 0 || opts.ScrapeInterval%time.Millisecond != 0 {
+		return nil, nil, fmt.Errorf("promrules: scrape interval %v must be >= 0 and a whole number of milliseconds", opts.ScrapeInterval)
+	}
+	if opts.GPUXIDWindow < 0 || opts.GPUXIDWindow%time.Millisecond != 0 {
+		return nil, nil, fmt.Errorf("promrules: GPU XID window %v must be >= 0 and a whole number of milliseconds", opts.GPUXIDWindow)
+	}
 	n, err := newNames(opts.Prefix, opts.Naming)
 	if err != nil {
 		return nil, nil, fmt.Errorf("promrules: %w", err)
 	}
-	g := &generator{names: n, extra: opts.ExtraLabels}
+	g := newGenerator(n, opts)
 
 	var file ruleFile
 	alerts := group{Name: AlertsGroup}
+	names := map[string]bool{}
 	for _, r := range opts.Rules {
+		names[r.Name] = true
 		ar, skip, err := g.alertRule(r)
 		if err != nil {
 			return nil, nil, fmt.Errorf("promrules: rule %q: %w", r.Name, err)
@@ -103,6 +237,7 @@ func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 	if len(alerts.Rules) > 0 {
 		file.Groups = append(file.Groups, alerts)
 	}
+	var slos []config.SLO
 	for _, s := range opts.SLOs {
 		grp, skip, err := g.sloGroup(s)
 		if err != nil {
@@ -113,14 +248,30 @@ func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 			continue
 		}
 		file.Groups = append(file.Groups, grp)
+		slos = append(slos, s)
 	}
-	if file.Groups == nil {
-		file.Groups = []group{} // "groups: []" rather than "groups: null"
-	}
+	// A configured rule named like one of the agent's own alerts replaces
+	// it, in the rule file as in the agent.
+	file.Groups = append(file.Groups, g.selfGroup(names))
+	file.Groups = append(file.Groups, g.fleetGroup(slos))
 
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Prometheus rules generated by `agaobs-agent rules` (prometheus_prefix %s, prometheus_naming %s).\n",
 		opts.Prefix, opts.Naming)
+	if g.node == "node" {
+		buf.WriteString("# Agents are told apart by their node label (prometheus_node_label: true); only group " + FleetGroup + "\n" +
+			"# aggregates across nodes.\n")
+	} else {
+		buf.WriteString("# Agents are told apart by instance (prometheus_node_label: false); only group " + FleetGroup + "\n" +
+			"# aggregates across instances. Alerts carry instance, the agent's own carry node: they do not deduplicate.\n")
+	}
+	if len(g.widened) > 0 {
+		fmt.Fprintf(&buf, "# rate() windows below 4 scrape intervals (scrape interval %s) are widened to %s:\n",
+			durationString(g.scrape), durationString(g.minRange))
+		for _, w := range g.widened {
+			fmt.Fprintf(&buf, "#   %s\n", oneLine(w))
+		}
+	}
 	if len(skipped) > 0 {
 		buf.WriteString("# Left out (the agent still evaluates them):\n")
 		for _, s := range skipped {
@@ -164,17 +315,15 @@ func (g *generator) alertRule(r config.AlertRule) (rule, string, error) {
 			}
 		}
 	}
-	w, ok := promRange(r.WindowSeconds)
-	if !ok {
-		return rule{}, fmt.Sprintf("window_seconds %v is below PromQL's 1ms resolution", r.WindowSeconds), nil
-	}
-	me, skip, err := g.names.ruleMetricExpr(r.Metric, w, r.PerProducer)
+	mark := len(g.widened)
+	me, skip, err := g.ruleMetricExpr(r.Metric, r.WindowSeconds, r.PerProducer, r.Name)
 	if err != nil || skip != "" {
+		g.widened = g.widened[:mark]
 		return rule{}, skip, err
 	}
 
 	expr := fmt.Sprintf("%s %s %s", me.expr, op, promNumber(r.Threshold/me.div))
-	if tail, ok := g.names.latencyTail(r, w); ok {
+	if tail, ok := g.latencyTail(r); ok {
 		expr = fmt.Sprintf("%s >= %s and %s", me.expr, promNumber(r.Threshold/me.div), tail)
 	}
 	out := rule{
@@ -197,6 +346,7 @@ func (g *generator) alertRule(r config.AlertRule) (rule, string, error) {
 	for _, set := range []map[string]string{out.Labels, out.Annotations} {
 		for _, k := range slices.Sorted(maps.Keys(set)) {
 			if err := checkTemplate(set[k]); err != nil {
+				g.widened = g.widened[:mark]
 				return rule{}, fmt.Sprintf("%s is not a valid Prometheus template: %v", k, err), nil
 			}
 		}

@@ -2,9 +2,13 @@ package promrules
 
 import (
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/schema"
@@ -120,11 +124,13 @@ func TestSkippedRetrievalFailureRate(t *testing.T) {
 }
 
 // The PromQL contract with the agent's engine (README of the rule metrics).
+// Every expression keeps nodes apart: by node (and producer), never by
+// producer alone.
 func TestRuleExpressions(t *testing.T) {
 	const (
-		lat     = `histogram_quantile(0.99, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s])))`
-		dropped = `sum by (producer) (rate(agaobs_ring_dropped_total{class="hot"}[60s]))`
-		events  = `sum by (producer) (rate(agaobs_ring_events_total{class="hot"}[60s]))`
+		lat     = `histogram_quantile(0.99, sum by (node, producer, le) (rate(aga_forward_latency_us_bucket[60s])))`
+		dropped = `sum by (node, producer) (rate(agaobs_ring_dropped_total{class="hot"}[60s]))`
+		events  = `sum by (node, producer) (rate(agaobs_ring_events_total{class="hot"}[60s]))`
 	)
 	for _, tc := range []struct {
 		metric      string
@@ -135,27 +141,27 @@ func TestRuleExpressions(t *testing.T) {
 	}{
 		// On a bucket bound, "pQ > T" is the exact tail condition (the
 		// agent evaluates the same); the quantile stays the value.
-		{"latency_p50", schema.Compat, true, 100, `histogram_quantile(0.5, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s]))) >= 100 and on (producer) (sum by (producer) (rate(aga_forward_latency_us_bucket{le=~"100|100\\.0"}[60s])) < 0.5 * sum by (producer) (rate(aga_forward_latency_us_count[60s])))`},
-		{"latency_p95", schema.Compat, true, 150, `histogram_quantile(0.95, sum by (le, producer) (rate(aga_forward_latency_us_bucket[60s]))) > 150`},
+		{"latency_p50", schema.Compat, true, 100, `histogram_quantile(0.5, sum by (node, producer, le) (rate(aga_forward_latency_us_bucket[60s]))) >= 100 and on (node, producer) (sum by (node, producer) (rate(aga_forward_latency_us_bucket{le=~"100|100\\.0"}[60s])) < 0.5 * sum by (node, producer) (rate(aga_forward_latency_us_count[60s])))`},
+		{"latency_p95", schema.Compat, true, 150, `histogram_quantile(0.95, sum by (node, producer, le) (rate(aga_forward_latency_us_bucket[60s]))) > 150`},
 		{"latency_p99", schema.Compat, true, 2000, lat + ` > 2000`}, // not a bound: plain quantile
-		{"latency_p99", schema.Conventional, true, 1000, `histogram_quantile(0.99, sum by (le, producer) (rate(aga_forward_latency_seconds_bucket[60s]))) >= 0.001 and on (producer) (sum by (producer) (rate(aga_forward_latency_seconds_bucket{le="0.001"}[60s])) < 0.99 * sum by (producer) (rate(aga_forward_latency_seconds_count[60s])))`},
-		{"latency_p99", schema.Compat, false, 5000, `histogram_quantile(0.99, sum by (le) (rate(aga_forward_latency_us_bucket[60s]))) >= 5000 and on () (sum (rate(aga_forward_latency_us_bucket{le=~"5000|5000\\.0"}[60s])) < 0.99 * sum (rate(aga_forward_latency_us_count[60s])))`},
-		{"gate_mean", schema.Compat, true, 0.5, `sum by (producer) (rate(aga_gate_value_sum[60s])) / sum by (producer) (rate(aga_gate_value_count[60s])) > 0.5`},
-		{"gate_mean", schema.Compat, false, 0.5, `sum(rate(aga_gate_value_sum[60s])) / sum(rate(aga_gate_value_count[60s])) > 0.5`},
-		{"entropy_mean", schema.Conventional, true, 2, `sum by (producer) (rate(aga_entropy_value_sum[60s])) / sum by (producer) (rate(aga_entropy_value_count[60s])) > 2`},
-		{"activation_rate", schema.Compat, true, 0.1, `sum by (producer) (rate(aga_forward_total{applied="true"}[60s])) / sum by (producer) (rate(aga_forward_total[60s])) > 0.1`},
-		{"knowledge_utilization", schema.Compat, true, 0.95, `last_over_time(aga_knowledge_utilization[60s]) > 0.95`},
-		{"knowledge_utilization", schema.Compat, false, 0.95, `max(last_over_time(aga_knowledge_utilization[60s])) > 0.95`},
-		{"slot_change_rate", schema.Conventional, true, 0.5, `last_over_time(aga_slot_change_rate[60s]) > 0.5`},
-		{"forward_rate", schema.Compat, true, 10, `sum by (producer) (rate(aga_forward_total[60s])) > 10`},
-		{"forward_rate", schema.Compat, false, 10, `sum(rate(aga_forward_total[60s])) > 10`},
+		{"latency_p99", schema.Conventional, true, 1000, `histogram_quantile(0.99, sum by (node, producer, le) (rate(aga_forward_latency_seconds_bucket[60s]))) >= 0.001 and on (node, producer) (sum by (node, producer) (rate(aga_forward_latency_seconds_bucket{le="0.001"}[60s])) < 0.99 * sum by (node, producer) (rate(aga_forward_latency_seconds_count[60s])))`},
+		{"latency_p99", schema.Compat, false, 5000, `histogram_quantile(0.99, sum by (node, le) (rate(aga_forward_latency_us_bucket[60s]))) >= 5000 and on (node) (sum by (node) (rate(aga_forward_latency_us_bucket{le=~"5000|5000\\.0"}[60s])) < 0.99 * sum by (node) (rate(aga_forward_latency_us_count[60s])))`},
+		{"gate_mean", schema.Compat, true, 0.5, `sum by (node, producer) (rate(aga_gate_value_sum[60s])) / sum by (node, producer) (rate(aga_gate_value_count[60s])) > 0.5`},
+		{"gate_mean", schema.Compat, false, 0.5, `sum by (node) (rate(aga_gate_value_sum[60s])) / sum by (node) (rate(aga_gate_value_count[60s])) > 0.5`},
+		{"entropy_mean", schema.Conventional, true, 2, `sum by (node, producer) (rate(aga_entropy_value_sum[60s])) / sum by (node, producer) (rate(aga_entropy_value_count[60s])) > 2`},
+		{"activation_rate", schema.Compat, true, 0.1, `sum by (node, producer) (rate(aga_forward_total{applied="true"}[60s])) / sum by (node, producer) (rate(aga_forward_total[60s])) > 0.1`},
+		{"knowledge_utilization", schema.Compat, true, 0.95, `max by (node, producer) (last_over_time(aga_knowledge_utilization[60s])) > 0.95`},
+		{"knowledge_utilization", schema.Compat, false, 0.95, `max by (node) (last_over_time(aga_knowledge_utilization[60s])) > 0.95`},
+		{"slot_change_rate", schema.Conventional, true, 0.5, `max by (node, producer) (last_over_time(aga_slot_change_rate[60s])) > 0.5`},
+		{"forward_rate", schema.Compat, true, 10, `sum by (node, producer) (rate(aga_forward_total[60s])) > 10`},
+		{"forward_rate", schema.Compat, false, 10, `sum by (node) (rate(aga_forward_total[60s])) > 10`},
 		{"drop_rate", schema.Compat, true, 0.01, dropped + ` / (` + events + ` + ` + dropped + `) > 0.01`},
-		{"producer_heartbeat_age_seconds", schema.Compat, true, 5, `agaobs_producer_heartbeat_age_seconds > 5`},
-		{"producer_heartbeat_age_seconds", schema.Compat, false, 5, `max(agaobs_producer_heartbeat_age_seconds) > 5`},
+		{"producer_heartbeat_age_seconds", schema.Compat, true, 5, `max by (node, producer) (agaobs_producer_heartbeat_age_seconds) > 5`},
+		{"producer_heartbeat_age_seconds", schema.Compat, false, 5, `max by (node) (agaobs_producer_heartbeat_age_seconds) > 5`},
 	} {
 		r := newRule("r", tc.metric, ">", tc.threshold)
 		r.PerProducer = tc.perProducer
-		g := &generator{names: mustNames(t, "aga", tc.naming)}
+		g := testGenerator(t, "aga", tc.naming)
 		got, skip, err := g.alertRule(r)
 		if err != nil || skip != "" {
 			t.Errorf("%s %s: err %v, skip %q", tc.metric, tc.naming, err, skip)
@@ -169,11 +175,39 @@ func TestRuleExpressions(t *testing.T) {
 	// Every metric the configuration accepts is either expressed or skipped
 	// with a reason; none is an error.
 	for _, m := range strings.Fields(schema.RuleMetricList()) {
-		g := &generator{names: mustNames(t, "aga", schema.Compat)}
+		g := testGenerator(t, "aga", schema.Compat)
 		if _, skip, err := g.alertRule(newRule("r", m, ">", 1)); err != nil || (skip != "") != (m == "retrieval_failure_rate") {
 			t.Errorf("metric %s: err %v, skip %q", m, err, skip)
 		}
 	}
+}
+
+// Without prometheus_node_label the rules tell agents apart by instance;
+// prometheus_labels (SeriesLabels) stay on every alert, as on the agent's.
+func TestNodeLabelModes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"node", Options{NodeLabel: true}, `sum by (node, producer) (rate(aga_forward_total[60s])) > 1`},
+		{"instance", Options{NodeLabel: false}, `sum by (instance, producer) (rate(aga_forward_total[60s])) > 1`},
+		{"series labels", Options{NodeLabel: true, SeriesLabels: []string{"cluster", "zone"}},
+			`sum by (node, producer, cluster, zone) (rate(aga_forward_total[60s])) > 1`},
+	} {
+		g := newGenerator(mustNames(t, "aga", schema.Compat), tc.opts)
+		got, _, err := g.alertRule(newRule("r", "forward_rate", ">", 1))
+		if err != nil || got.Expr != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got.Expr, err, tc.want)
+		}
+	}
+}
+
+// testGenerator is the generator Generate builds for prefix and naming,
+// with the node label.
+func testGenerator(t *testing.T, prefix string, n schema.Naming) *generator {
+	t.Helper()
+	return newGenerator(mustNames(t, prefix, n), Options{NodeLabel: true})
 }
 
 func mustNames(t *testing.T, prefix string, n schema.Naming) names {
@@ -193,14 +227,14 @@ func TestAlertRuleFields(t *testing.T) {
 	r.Severity = "critical"
 	r.Labels = map[string]string{"team": "ml", "severity": "ignored"}
 	r.Annotations = map[string]string{"runbook_url": "https://example.com/r", "summary": "own summary"}
-	g := &generator{names: mustNames(t, "llm", schema.Compat), extra: map[string]string{"cluster": "c1", "team": "x"}}
+	g := newGenerator(mustNames(t, "llm", schema.Compat), Options{NodeLabel: true, ExtraLabels: map[string]string{"cluster": "c1", "team": "x"}})
 	got, skip, err := g.alertRule(r)
 	if err != nil || skip != "" {
 		t.Fatalf("err %v, skip %q", err, skip)
 	}
 	want := rule{
 		Alert:         "custom",
-		Expr:          `sum by (producer) (rate(llm_forward_total[90500ms])) <= 1.5`,
+		Expr:          `sum by (node, producer) (rate(llm_forward_total[90500ms])) <= 1.5`,
 		For:           "2m",
 		KeepFiringFor: "1m30s",
 		Labels:        map[string]string{"cluster": "c1", "team": "ml", "severity": "critical"},
@@ -326,13 +360,21 @@ func TestGenerateErrors(t *testing.T) {
 	}
 }
 
+// Without rules or SLOs the file still has the agent's own alerts and the
+// fleet rules.
 func TestGenerateEmpty(t *testing.T) {
 	out, skipped, err := Generate(Options{})
 	if err != nil || len(skipped) != 0 {
 		t.Fatalf("err %v, skipped %v", err, skipped)
 	}
-	if !strings.HasSuffix(string(out), "groups: []\n") {
-		t.Errorf("got %s", out)
+	var groups []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, ok := strings.CutPrefix(line, "  - name: "); ok {
+			groups = append(groups, name)
+		}
+	}
+	if want := []string{SelfGroup, FleetGroup}; !reflect.DeepEqual(groups, want) {
+		t.Errorf("groups %v, want %v:\n%s", groups, want, out)
 	}
 }
 
@@ -345,18 +387,20 @@ func TestSLOExpressions(t *testing.T) {
 		critical string
 	}{
 		{schema.Compat, newSLO("lat", 0.999, "latency", 1000),
-			`1 - (sum by (producer) (rate(aga_forward_latency_us_bucket{le=~"1000|1000\\.0"}[5m])) / sum by (producer) (rate(aga_forward_latency_us_count[5m])))`,
+			`1 - (sum by (node, producer) (rate(aga_forward_latency_us_bucket{le=~"1000|1000\\.0"}[5m])) / sum by (node, producer) (rate(aga_forward_latency_us_count[5m])))`,
 			`1 - (slo:sli_error:ratio_rate30d{slo="lat"} / 0.001)`,
-			`(slo:sli_error:ratio_rate5m{slo="lat"} > 14.4 * 0.001 and slo:sli_error:ratio_rate1h{slo="lat"} > 14.4 * 0.001) or ` +
-				`(slo:sli_error:ratio_rate30m{slo="lat"} > 6 * 0.001 and slo:sli_error:ratio_rate6h{slo="lat"} > 6 * 0.001)`},
+			// The value is the long window's burn rate of the first pair
+			// that holds, as in the agent.
+			`(slo:sli_error:ratio_rate1h{slo="lat"} / 0.001 > 14.4 and slo:sli_error:ratio_rate5m{slo="lat"} / 0.001 > 14.4) or ` +
+				`(slo:sli_error:ratio_rate6h{slo="lat"} / 0.001 > 6 and slo:sli_error:ratio_rate30m{slo="lat"} / 0.001 > 6)`},
 		{schema.Conventional, newSLO("lat", 0.95, "latency", 5),
-			`1 - (sum by (producer) (rate(aga_forward_latency_seconds_bucket{le="5e-06"}[5m])) / sum by (producer) (rate(aga_forward_latency_seconds_count[5m])))`,
+			`1 - (sum by (node, producer) (rate(aga_forward_latency_seconds_bucket{le="5e-06"}[5m])) / sum by (node, producer) (rate(aga_forward_latency_seconds_count[5m])))`,
 			`1 - (slo:sli_error:ratio_rate30d{slo="lat"} / 0.05)`, ""},
 		{schema.Compat, newSLO("avail", 0.9995, "availability", 0),
-			`1 - avg_over_time(agaobs_producer_available[5m])`,
+			`1 - (sum by (node, producer) (sum_over_time(agaobs_producer_available[5m])) / sum by (node, producer) (count_over_time(agaobs_producer_available[5m])))`,
 			`1 - (slo:sli_error:ratio_rate30d{slo="avail"} / 0.0005)`, ""},
 	} {
-		g := &generator{names: mustNames(t, "aga", tc.naming)}
+		g := testGenerator(t, "aga", tc.naming)
 		grp, skip, err := g.sloGroup(tc.slo)
 		if err != nil || skip != "" {
 			t.Fatalf("%+v: err %v, skip %q", tc.slo, err, skip)
@@ -392,7 +436,7 @@ func TestSLOExpressions(t *testing.T) {
 	// A period equal to a standard window is not recorded twice.
 	s := newSLO("day", 0.99, "availability", 0)
 	s.Period = config.Duration(24 * time.Hour)
-	g := &generator{names: mustNames(t, "aga", schema.Compat)}
+	g := testGenerator(t, "aga", schema.Compat)
 	grp, _, err := g.sloGroup(s)
 	if err != nil {
 		t.Fatal(err)
@@ -432,6 +476,168 @@ func TestBucketMatcher(t *testing.T) {
 	} {
 		if got := bucketMatcher(le); got != want {
 			t.Errorf("bucketMatcher(%v) = %s, want %s", le, got, want)
+		}
+	}
+}
+
+// A burn-rate alert reports the window pair that fired: its summary asks
+// Prometheus whether the first pair holds for the alert's node and
+// producer and names that pair, else the second; the message of each pair
+// is BurnMessage's, the text the agent sends. The old summary named
+// neither pair ("1h and 5m, or 6x on 6h and 30m").
+func TestBurnSummaryNamesThePair(t *testing.T) {
+	s := newSLO("lat", 0.999, "latency", 1000)
+	g := testGenerator(t, "aga", schema.Compat)
+	grp, _, err := g.sloGroup(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alert    string
+		first    string // the query of the first pair
+		messages [2]string
+	}{
+		{"slo_lat_burn_critical",
+			"{{ if printf `slo:sli_error:ratio_rate1h{slo=\"lat\",node=%[1]q,producer=%[2]q} / 0.001 > 14.4 and slo:sli_error:ratio_rate5m{slo=\"lat\",node=%[1]q,producer=%[2]q} / 0.001 > 14.4` $labels.node $labels.producer | query }}",
+			[2]string{"over 1h, confirmed over 5m (threshold 14.4x)", "over 6h, confirmed over 30m (threshold 6x)"}},
+		{"slo_lat_burn_warning",
+			"{{ if printf `slo:sli_error:ratio_rate1d{slo=\"lat\",node=%[1]q,producer=%[2]q} / 0.001 > 3 and slo:sli_error:ratio_rate2h{slo=\"lat\",node=%[1]q,producer=%[2]q} / 0.001 > 3` $labels.node $labels.producer | query }}",
+			[2]string{"over 1d, confirmed over 2h (threshold 3x)", "over 3d, confirmed over 6h (threshold 1x)"}},
+	} {
+		var got string
+		for _, r := range grp.Rules {
+			if r.Alert == tc.alert {
+				got = r.Annotations["summary"]
+			}
+		}
+		first, second, ok := strings.Cut(got, "{{ else }}")
+		if !strings.HasPrefix(got, tc.first) || !ok || !strings.Contains(first, tc.messages[0]) || !strings.Contains(second, tc.messages[1]) ||
+			!strings.HasSuffix(got, "{{ end }}") || checkTemplate(got) != nil {
+			t.Errorf("%s summary:\n%s", tc.alert, got)
+		}
+	}
+	if got, want := BurnMessage(s, BurnAlerts()[1].Pairs[1]),
+		"SLO lat (objective 99.9% over 30d): error budget burning {value:.1f}x the sustainable rate over 3d, confirmed over 6h (threshold 1x)"; got != want {
+		t.Errorf("BurnMessage:\n got %s\nwant %s", got, want)
+	}
+}
+
+// aggregation matches a PromQL aggregation and its grouping clause, if any.
+var aggregation = regexp.MustCompile(`\b(sum|max|min|avg|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*(?:(by|without)\s*\(([^)]*)\))?\s*\(`)
+
+// matching matches a vector matching clause.
+var matching = regexp.MustCompile(`\b(on|ignoring)\s*\(([^)]*)\)`)
+
+// Only the fleet group may merge nodes: every aggregation of every other
+// rule groups by the node label (node, or instance without
+// prometheus_node_label) and every vector match is on it, in both modes,
+// with every rule metric, scope and SLO. The old rules grouped
+// "by (le, producer)" and merged every node's producer of the same name.
+func TestNodeSafeAggregation(t *testing.T) {
+	for _, tc := range []struct {
+		node bool
+		keep []string
+	}{{true, nil}, {false, nil}, {true, []string{"cluster"}}} {
+		label := "instance"
+		if tc.node {
+			label = "node"
+		}
+		opts := Options{Rules: allMetricRules(), SLOs: goldenOptions().SLOs, NodeLabel: tc.node, SeriesLabels: tc.keep}
+		for _, naming := range []schema.Naming{schema.Compat, schema.Conventional} {
+			opts.Naming = naming
+			out, _, err := Generate(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var file ruleFile
+			if err := yamlv3.Unmarshal(out, &file); err != nil {
+				t.Fatal(err)
+			}
+			checked := 0
+			for _, grp := range file.Groups {
+				for _, r := range grp.Rules {
+					name := grp.Name + "/" + r.Record + r.Alert
+					if strings.Contains(r.Expr, "without") || strings.Contains(r.Expr, "ignoring") {
+						t.Errorf("%s: without/ignoring keep labels nobody chose: %s", name, r.Expr)
+					}
+					if grp.Name == FleetGroup {
+						continue
+					}
+					checked++
+					for _, m := range aggregation.FindAllStringSubmatch(r.Expr, -1) {
+						if m[2] != "by" || !slices.Contains(splitLabels(m[3]), label) {
+							t.Errorf("%s (%s): %q does not keep %s: %s", name, naming, m[0], label, r.Expr)
+						}
+						for _, k := range tc.keep {
+							if !slices.Contains(splitLabels(m[3]), k) && !strings.Contains(r.Expr, "up{job=") {
+								t.Errorf("%s: %q drops the series label %s", name, m[0], k)
+							}
+						}
+					}
+					for _, m := range matching.FindAllStringSubmatch(r.Expr, -1) {
+						if !slices.Contains(splitLabels(m[2]), label) {
+							t.Errorf("%s (%s): %q matches across nodes: %s", name, naming, m[0], r.Expr)
+						}
+					}
+				}
+			}
+			if checked < 40 {
+				t.Errorf("only %d rules checked", checked)
+			}
+		}
+	}
+}
+
+func splitLabels(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, ",") {
+		out = append(out, strings.TrimSpace(l))
+	}
+	return out
+}
+
+// rate() windows below 4 scrape intervals are widened to 4 intervals and
+// the header says which; last_over_time windows and long enough rate
+// windows are kept.
+func TestScrapeIntervalWidening(t *testing.T) {
+	fwd := newRule("fast_rate", "forward_rate", ">", 1)
+	fwd.WindowSeconds = 30
+	util := newRule("util", "knowledge_utilization", ">", 0.9)
+	util.WindowSeconds = 30
+	for _, tc := range []struct {
+		scrape  time.Duration
+		want    []string // in the rule file
+		notWant []string
+	}{
+		{0, // the default, 15s: 30s becomes 60s, 1m and 5m stay
+			[]string{"rate(aga_forward_total[60s])", "last_over_time(aga_knowledge_utilization[30s])", "rate(aga_forward_total[1m])",
+				"# rate() windows below 4 scrape intervals (scrape interval 15s) are widened to 1m:\n#   fast_rate: 30s -> 60s\ngroups:"},
+			[]string{"rate(aga_forward_total[30s])", "util: 30s", "agaobs-fleet: 1m"}},
+		{10 * time.Second, // 40s: 30s becomes 40s
+			[]string{"rate(aga_forward_total[40s])", "#   fast_rate: 30s -> 40s", "rate(aga_forward_total[1m])"},
+			[]string{"agaobs-fleet:"}},
+		{30 * time.Second, // 2m: the fleet's 1m rates too, not the 5m ones
+			[]string{"rate(aga_forward_total[120s])", "#   fast_rate: 30s -> 120s", "#   agaobs-fleet: 1m -> 2m",
+				"sum by (node, producer) (rate(aga_forward_total[2m]))", "rate(aga_forward_latency_us_bucket[5m])"},
+			[]string{"#   AgaobsRingDrops"}},
+		{2 * time.Minute, // 8m: the 5m SLO window and the self alerts' 5m too
+			[]string{"#   SLO forward_latency: 5m -> 8m", "#   AgaobsRingDrops: 5m -> 8m", "#   AgaobsSinkDrops: 5m -> 8m",
+				"rate(aga_forward_latency_us_count[8m])", "count_over_time(agaobs_producer_available[5m])"},
+			[]string{"#   SLO serving"}}, // avg_over_time needs no two samples
+	} {
+		out, _, err := Generate(Options{Rules: []config.AlertRule{fwd, util}, SLOs: goldenOptions().SLOs, NodeLabel: true, ScrapeInterval: tc.scrape})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("scrape %v: lacks %q", tc.scrape, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(string(out), w) {
+				t.Errorf("scrape %v: has %q", tc.scrape, w)
+			}
 		}
 	}
 }

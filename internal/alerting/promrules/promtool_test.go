@@ -25,7 +25,7 @@ const goldenPath = "testdata/rules.yml"
 // rule file testdata/rules_test.yml unit-tests with promtool: the default
 // rules, a node-wide rule, a rule using for, keep_firing_for, labels and
 // annotations, a rule PromQL cannot express, and a latency and an
-// availability SLO.
+// availability SLO; with them the agent's own alerts and the fleet rules.
 func goldenOptions() Options {
 	heartbeat := newRule("node_heartbeat_stale", "producer_heartbeat_age_seconds", ">", 30)
 	heartbeat.PerProducer = false
@@ -40,6 +40,7 @@ func goldenOptions() Options {
 	activation.Message = "Activation rate {value:.2f} below {threshold} on {{ $labels.producer }}"
 
 	return Options{
+		NodeLabel: true, // the default of prometheus_node_label
 		Rules: EffectiveRules(true, []config.AlertRule{
 			heartbeat, activation, newRule("retrieval_failures", "retrieval_failure_rate", ">", 0.2),
 		}),
@@ -156,7 +157,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 // seconds histogram and its summary still prints microseconds.
 func TestPromtoolConventionalLatency(t *testing.T) {
 	promtool := testutil.RequireTool(t, "promtool")
-	out, _, err := Generate(Options{Naming: schema.Conventional, Rules: DefaultRules()})
+	out, _, err := Generate(Options{Naming: schema.Conventional, Rules: DefaultRules(), NodeLabel: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +178,13 @@ func TestPromtoolConventionalLatency(t *testing.T) {
 	cum := []int{0, 0, 0, 0, 300, 900, 1200, 1470, 1500, 1500}
 	var series strings.Builder
 	add := func(le string, n int) {
-		fmt.Fprintf(&series, "      - series: 'aga_forward_latency_seconds_bucket{producer=\"slow\",layer=\"0\",le=\"%s\"}'\n        values: '0+%dx10'\n", le, n)
+		fmt.Fprintf(&series, "      - series: 'aga_forward_latency_seconds_bucket{node=\"n1\",instance=\"n1:9090\",producer=\"slow\",layer=\"0\",le=\"%s\"}'\n        values: '0+%dx10'\n", le, n)
 	}
 	for i, b := range f.Buckets {
 		add(strconv.FormatFloat(b/f.Divisor, 'g', -1, 64), cum[i])
 	}
 	add("+Inf", 1500)
-	fmt.Fprintf(&series, "      - series: 'aga_forward_latency_seconds_count{producer=\"slow\",layer=\"0\"}'\n        values: '0+1500x10'\n")
+	fmt.Fprintf(&series, "      - series: 'aga_forward_latency_seconds_count{node=\"n1\",instance=\"n1:9090\",producer=\"slow\",layer=\"0\"}'\n        values: '0+1500x10'\n")
 
 	test := `rule_files: [rules.yml]
 evaluation_interval: 1m
@@ -194,7 +195,7 @@ tests:
       - eval_time: 2m
         alertname: slo_latency_p99
         exp_alerts:
-          - exp_labels: {severity: warning, producer: slow}
+          - exp_labels: {severity: warning, node: n1, producer: slow}
             exp_annotations:
               summary: "SLO violation: P99 latency 1750.0µs exceeds 1000µs"
       - eval_time: 2m
