@@ -23,21 +23,10 @@ import (
 // /readyz's ring_dir check reports what the consumer's own scan of the
 // ring directory saw: a ring_dir that stops being readable fails it.
 func TestReadyzRingDir(t *testing.T) {
-	cfg := config.Default()
-	tmp := t.TempDir()
-	cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
+	cfg := testConfig(t)
 	cfg.RingRescanInterval = config.Duration(50 * time.Millisecond)
-	cfg.AuditStorageBackend = "memory"
-	cfg.PrometheusEnabled, cfg.HealthEnabled, cfg.AdminListenAddress = false, false, ""
-	cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled, cfg.AlertEnabled = false, false, false, false
-	a, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	cfg.PrometheusEnabled = false
+	a, ctx := runAgent(t, cfg, Options{})
 	if !testutil.WaitFor(10*time.Second, func() bool { return a.consumer.Passes() > 0 && a.checkRingDir(ctx) == nil }) {
 		t.Fatalf("ring_dir check never passed: %v", a.checkRingDir(ctx))
 	}
@@ -86,22 +75,8 @@ func (s *countingSink) Update(ch chan<- prometheus.Metric) error {
 // wiring: it gets its queue, the events it subscribes to (the agent's own
 // config_loaded event), and its metrics with agaobs_collector_success.
 func TestAddSinkRegistersItsMetrics(t *testing.T) {
-	cfg := config.Default()
-	tmp := t.TempDir()
-	cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
-	cfg.AuditStorageBackend = "memory"
-	cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
-	cfg.HealthEnabled, cfg.AdminListenAddress = false, ""
-	cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled, cfg.AlertEnabled = false, false, false, false
 	sink := newCountingSink()
-	a, err := New(cfg, Options{Sinks: []pipeline.Sink{sink}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	a, _ := runAgent(t, testConfig(t), Options{Sinks: []pipeline.Sink{sink}})
 	if !testutil.WaitFor(10*time.Second, func() bool { return sink.n.Load() >= 1 }) {
 		t.Fatal("the sink never received the agent's config_loaded event")
 	}
@@ -136,23 +111,11 @@ func TestAddSinkRegistersItsMetrics(t *testing.T) {
 func TestNodeLabelOnEverySeries(t *testing.T) {
 	for _, nodeLabel := range []bool{true, false} {
 		t.Run(fmt.Sprintf("prometheus_node_label=%v", nodeLabel), func(t *testing.T) {
-			cfg := config.Default()
-			tmp := t.TempDir()
-			cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
-			cfg.AuditStorageBackend = "memory"
-			cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
-			cfg.HealthEnabled, cfg.AdminListenAddress = false, ""
-			cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled = false, false, false
+			cfg := testConfig(t)
+			cfg.AlertEnabled = true
 			cfg.NodeName, cfg.PrometheusNodeLabel = "gpu-node-b", nodeLabel
 			cfg.PrometheusLabels = map[string]string{"cluster": "c1"}
-			a, err := New(cfg, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- a.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			a, _ := runAgent(t, cfg, Options{})
 			w, err := shm.CreateWriter(cfg.RingDir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 1 << 16,
 				Identity: shm.Identity{Producer: "inference-tp0", Model: "m"}})
 			if err != nil {
@@ -204,4 +167,32 @@ func TestNodeLabelOnEverySeries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testConfig is a config for an agent inside a test: its own directory,
+// a memory audit store, metrics on a free loopback port, no health or
+// admin listener, GPU, eBPF, event log or alerting.
+func testConfig(t *testing.T) config.Config {
+	cfg := config.Default()
+	tmp := t.TempDir()
+	cfg.RingDir, cfg.StatePath = filepath.Join(tmp, "rings"), filepath.Join(tmp, "state.db")
+	cfg.AuditStorageBackend = "memory"
+	cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
+	cfg.HealthEnabled, cfg.AdminListenAddress = false, ""
+	cfg.GPUEnabled, cfg.BPFEnabled, cfg.LogEnabled, cfg.AlertEnabled = false, false, false, false
+	return cfg
+}
+
+// runAgent builds and runs an agent until the test ends.
+func runAgent(t *testing.T, cfg config.Config, opts Options) (*Agent, context.Context) {
+	t.Helper()
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a, ctx
 }

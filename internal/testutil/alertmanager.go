@@ -1,12 +1,10 @@
 package testutil
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -17,6 +15,21 @@ import (
 // fails, see SkipOrFail) without the binary.
 func StartAlertmanager(tb testing.TB) string {
 	tb.Helper()
+	return StartAlertmanagerWith(tb, AlertmanagerOptions{})
+}
+
+// AlertmanagerOptions configure StartAlertmanagerWith.
+type AlertmanagerOptions struct {
+	// WebConfig is the content of a --web.config.file (TLS, basic auth);
+	// with TLS, set HTTPS and a Client that can pass it.
+	WebConfig string
+	HTTPS     bool
+	Client    *http.Client
+}
+
+// StartAlertmanagerWith is StartAlertmanager with a web configuration.
+func StartAlertmanagerWith(tb testing.TB, o AlertmanagerOptions) string {
+	tb.Helper()
 	bin := RequireTool(tb, "prometheus-alertmanager")
 	dir := tb.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
@@ -24,16 +37,26 @@ func StartAlertmanager(tb testing.TB) string {
 	if err := os.WriteFile(cfg, []byte("route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	addr := FreeAddr(tb)
+	args := []string{"--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--cluster.listen-address="}
+	if o.WebConfig != "" {
+		web := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(web, []byte(o.WebConfig), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		args = append(args, "--web.config.file="+web)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	base := "http://" + addr
+	if o.HTTPS {
+		base = "https://" + addr
+	}
+	client := o.Client
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Second}
+	}
 	var out LockedBuffer
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=")
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", bin, err)
@@ -47,7 +70,6 @@ func StartAlertmanager(tb testing.TB) string {
 			tb.Logf("alertmanager output:\n%s", out.String())
 		}
 	})
-	client := &http.Client{Timeout: 2 * time.Second}
 	Eventually(tb, 20*time.Second, func() bool {
 		select {
 		case err := <-exited:

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -92,57 +91,13 @@ func newPKI(t *testing.T, dir string) pki {
 // skips, or fails under AGAOBS_TEST_REQUIRE_BPF=1, as StartAlertmanager.
 func startSecureAlertmanager(t *testing.T, p pki, user, password string, client *http.Client) string {
 	t.Helper()
-	bin := testutil.RequireTool(t, "prometheus-alertmanager")
-	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	webCfg := filepath.Join(dir, "web.yml")
-	amCfg := filepath.Join(dir, "alertmanager.yml")
-	for path, content := range map[string]string{
-		webCfg: fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %s\nbasic_auth_users:\n  %s: %s\n",
-			p.serverCert, p.serverKey, p.caFile, user, hash),
-		// "null" quoted: a bare null is YAML's null, not a receiver name.
-		amCfg: "route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n",
-	} {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	addr := testutil.FreeAddr(t)
-	base := "https://" + addr
-	var out testutil.LockedBuffer
-	cmd := exec.Command(bin, "--config.file="+amCfg, "--web.config.file="+webCfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", out.String())
-		}
-	})
-	testutil.Eventually(t, 20*time.Second, func() bool {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("alertmanager exited: %v\n%s", err, out.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "alertmanager ready on %s", base)
-	return base
+	return testutil.StartAlertmanagerWith(t, testutil.AlertmanagerOptions{HTTPS: true, Client: client,
+		WebConfig: fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %s\nbasic_auth_users:\n  %s: %s\n",
+			p.serverCert, p.serverKey, p.caFile, user, hash)})
 }
 
 // getAlerts lists Alertmanager's alerts through client.
