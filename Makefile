@@ -35,10 +35,12 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/agaobs-agent ./cmd/agaobs-agent
 	$(GO) build -o bin/agaobs-bench ./cmd/agaobs-bench
 
-# The agent in demo mode with synthetic producers (real child processes).
+# The agent in demo mode with synthetic producers (real child processes). The
+# terminal keeps the live table, alerts and producer lifecycle lines; the event
+# log (every forward, retrieval and audit event) goes to .demo/events.log.
 run: build
 	bin/agaobs-agent demo --ring-dir $(DEMO_DIR) --state-path .demo/agaobs_state.db --audit-storage-path .demo/aga_audit.db \
-		--gpu-enabled=$(DEMO_GPU)
+		--log-file .demo/events.log --log-stderr=false --gpu-enabled=$(DEMO_GPU)
 
 # Every part prints its wall time; the README's development section keeps the table.
 test: fmt-check vet

@@ -199,6 +199,8 @@ func cmdAuditQuery(sub string, args []string, stdout, stderr io.Writer) error {
 		// export: page through the agent.
 		f.Limit, f.After = 10000, 0
 		n := 0
+		pr := stderrProgress(stderr, "exported")
+		defer pr.Done()
 		for {
 			var p audit.Page
 			if err := getJSON(base+"/api/v1/audit?"+f.Values().Encode(), &p); err != nil {
@@ -208,7 +210,9 @@ func cmdAuditQuery(sub string, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			n += len(p.Records)
+			pr.Update(n, 0)
 			if p.NextCursor == "" {
+				pr.Done()
 				fmt.Fprintf(stderr, "agaobs-agent: exported %d records (through the agent at %s)\n", n, cfg.AdminListenAddress)
 				return nil
 			}
@@ -221,7 +225,9 @@ func cmdAuditQuery(sub string, args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 	if sub == "export" {
-		n, err := audit.Export(st, f, out)
+		pr := stderrProgress(stderr, "exported")
+		n, err := audit.ExportProgress(st, f, out, pr.Update)
+		pr.Done()
 		if err == nil {
 			fmt.Fprintf(stderr, "agaobs-agent: exported %d records\n", n)
 		}
@@ -275,7 +281,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) error {
 		}
 		defer st.Close()
 		source = p
-		rep, verr = st.Verify(witness)
+		pr := stderrProgress(stderr, "verified")
+		rep, verr = audit.VerifyProgress(st, witness, pr.Update)
+		pr.Done()
 		if verr != nil && !errors.Is(verr, audit.ErrTampered) {
 			return verr
 		}
@@ -333,7 +341,10 @@ func cmdAuditCompact(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	before, after, err := audit.CompactBolt(p)
+	pr := stderrProgress(stderr, "compacted")
+	pr.unit = "bytes"
+	before, after, err := audit.CompactBoltProgress(p, pr.Update)
+	pr.Done()
 	if errors.Is(err, audit.ErrLocked) {
 		return fmt.Errorf("%w: stop the agent, compact, start it again", err)
 	}

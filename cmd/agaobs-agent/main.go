@@ -244,6 +244,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, withDe
 		if addr := localAddr(a.HealthAddr()); addr != "" {
 			fmt.Fprintf(stdout, "  health:  agaobs-agent health --url http://%s   (or curl http://%s%s)\n", addr, addr, cfg.HealthPath)
 		}
+		if cfg.LogEnabled && cfg.LogFile != "" {
+			fmt.Fprintf(stdout, "  events:  tail -f %s   (the event log; this terminal keeps the table)\n", cfg.LogFile)
+		}
 		fmt.Fprintln(stdout, "  stop:    Ctrl-C")
 		childArgs := []string{
 			"--ring-dir", cfg.RingDir,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
+	"github.com/agaobs/agaobs/internal/web"
 )
 
 // RingsResponse is the body of GET /api/v1/rings; `agaobs-agent rings`
@@ -122,7 +124,22 @@ func (a *Agent) adminHandler() http.Handler {
 		}
 		writeJSON(w, map[string]any{"rules": a.alerts.Rules()})
 	})
+	registerPprof(mux)
 	return mux
+}
+
+// registerPprof serves net/http/pprof under /debug/pprof/ on mux, and only
+// there: the package's init also registers on http.DefaultServeMux, which
+// no listener serves. profile and trace run for ?seconds= (30 s by
+// default), so they are web.LongLived: that clears the listener's read
+// deadline, which would otherwise cancel them, and pprof then sets the
+// write deadline to the listener's write timeout plus ?seconds=.
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.Handle("/debug/pprof/profile", web.LongLived(http.HandlerFunc(pprof.Profile)))
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.Handle("/debug/pprof/trace", web.LongLived(http.HandlerFunc(pprof.Trace)))
 }
 
 // AuditHeadResponse is the body of GET /api/v1/audit/head: the chain head

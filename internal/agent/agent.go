@@ -32,6 +32,7 @@ import (
 	"github.com/agaobs/agaobs/internal/selfmetrics"
 	"github.com/agaobs/agaobs/internal/state"
 	"github.com/agaobs/agaobs/internal/web"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 )
 
 // Options are the parts of an Agent that do not come from the config.
@@ -194,7 +195,12 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		}
 		a.registry = metrics.NewRegistry(constLabels(cfg), a.exporter, self)
 		addr := net.JoinHostPort(cfg.PrometheusHost, strconv.Itoa(cfg.PrometheusPort))
-		s, err := web.Listen("metrics", addr, a.registry.Handler(a.log), cfg.WebConfigFile, a.webOpts, a.log)
+		h, err := withLanding("agaobs-agent metrics", "Prometheus metrics of the agaobs node agent", a.opts.Version,
+			[]toolkitweb.LandingLinks{{Address: "/metrics", Text: "Metrics"}}, a.registry.Handler(a.log))
+		if err != nil {
+			return nil, err
+		}
+		s, err := web.Listen("metrics", addr, h, cfg.WebConfigFile, a.webOpts, a.log)
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/probes"
 	"github.com/agaobs/agaobs/internal/web"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 )
 
 // Thresholds of the agent's own loops: a consumer pass happens at least
@@ -87,7 +88,19 @@ func (a *Agent) newHealth(cfg config.Config) error {
 		return nil
 	}
 	addr := net.JoinHostPort(cfg.HealthHost, strconv.Itoa(cfg.HealthPort))
-	s, err := web.Listen("health", addr, a.health.Handler(), cfg.HealthWebConfigFile, a.webOpts, a.log)
+	h := a.health.Handler()
+	if cfg.HealthPath != "/" { // else "/" is the health endpoint itself
+		var err error
+		h, err = withLanding("agaobs-agent health", "Health and probes of the agaobs node agent", a.opts.Version, []toolkitweb.LandingLinks{
+			{Address: cfg.HealthPath, Text: "Health", Description: "components and overall status (JSON)"},
+			{Address: "/livez", Text: "Liveness", Description: "/livez?verbose lists the checks"},
+			{Address: "/readyz", Text: "Readiness", Description: "/readyz?verbose lists the checks"},
+		}, h)
+		if err != nil {
+			return err
+		}
+	}
+	s, err := web.Listen("health", addr, h, cfg.HealthWebConfigFile, a.webOpts, a.log)
 	if err != nil {
 		return err
 	}

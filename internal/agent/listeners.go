@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/web"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 )
 
 // webOptions are the connection bounds of every HTTP listener:
@@ -25,4 +28,32 @@ func (a *Agent) webOptions(cfg config.Config) web.Options {
 			"using", capN, "listeners", n, "rlimit_nofile", nofile)
 	}
 	return web.Options{MaxConnections: capN, IdleTimeout: time.Duration(cfg.WebIdleTimeout)}
+}
+
+// docsURL is where the landing pages point for the agent's documentation.
+const docsURL = "https://github.com/agaobs/agaobs/blob/main/docs/agent.md"
+
+// withLanding serves exporter-toolkit's landing page at "/" (any method,
+// as the metrics listener's page always did) and hands every other path
+// to next. links are the listener's own endpoints, absolute paths.
+func withLanding(name, description, version string, links []toolkitweb.LandingLinks, next http.Handler) (http.Handler, error) {
+	page, err := toolkitweb.NewLandingPage(toolkitweb.LandingConfig{
+		Name:        name,
+		Description: description,
+		Version:     version,
+		Links:       links,
+		// Absolute links would get the route prefix: the docs go here.
+		ExtraHTML: `<div>Documentation: <a href="` + docsURL + `">` + docsURL + `</a></div>`,
+		Profiling: "false", // pprof is on the admin listener only
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s landing page: %w", name, err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			page.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), nil
 }

@@ -274,7 +274,9 @@ func (s *boltStore) Size() int64 {
 	return s.size
 }
 
-func (s *boltStore) Verify(expect *Head) (VerifyReport, error) {
+func (s *boltStore) Verify(expect *Head) (VerifyReport, error) { return s.verifyProgress(expect, nil) }
+
+func (s *boltStore) verifyProgress(expect *Head, progress ProgressFunc) (VerifyReport, error) {
 	var rep VerifyReport
 	var verr error
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -288,7 +290,7 @@ func (s *boltStore) Verify(expect *Head) (VerifyReport, error) {
 		for _, d := range names {
 			lay.buckets[d] = true
 		}
-		rep, verr = verifyChain(func(fn func(*Record, string)) error { return s.eachRecordRaw(tx, fn) }, &stored, expect, lay)
+		rep, verr = verifyChain(func(fn func(*Record, string)) error { return s.eachRecordRaw(tx, fn) }, &stored, expect, lay, progress)
 		return nil
 	})
 	if err != nil {
@@ -419,6 +421,18 @@ func (s *boltStore) Close() error {
 // returning the space retention freed to the filesystem. The agent must
 // not be running on it.
 func CompactBolt(path string) (before, after int64, err error) {
+	return CompactBoltProgress(path, nil)
+}
+
+// compactPoll is how often CompactBoltProgress reports.
+var compactPoll = 200 * time.Millisecond
+
+// CompactBoltProgress is CompactBolt, reporting progress (which may be nil)
+// every compactPoll as bytes: done, the size of the copy so far, of total,
+// the size of the original (which the copy, being compacted, may not
+// reach). bbolt's copy has no hook, so progress is called from a
+// goroutine of its own; never after CompactBoltProgress returns.
+func CompactBoltProgress(path string, progress ProgressFunc) (before, after int64, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
@@ -446,6 +460,25 @@ func CompactBolt(path string) (before, after int64, err error) {
 		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
 	}
 	defer src.Close()
+	if progress != nil {
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			t := time.NewTicker(compactPoll)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if fi, err := os.Stat(tmp); err == nil {
+						progress(int(fi.Size()), int(st.Size()))
+					}
+				}
+			}
+		}()
+		defer func() { close(stop); <-stopped }()
+	}
 	err = bolt.Compact(dst, src, 64<<20)
 	if cerr := dst.Close(); err == nil {
 		err = cerr

@@ -405,12 +405,14 @@ func (s *jsonlStore) Size() int64 {
 	return s.size
 }
 
-func (s *jsonlStore) Verify(expect *Head) (VerifyReport, error) {
+func (s *jsonlStore) Verify(expect *Head) (VerifyReport, error) { return s.verifyProgress(expect, nil) }
+
+func (s *jsonlStore) verifyProgress(expect *Head, progress ProgressFunc) (VerifyReport, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The head is whatever the last line says: there is no separate record
 	// of it to compare (truncation needs --expect-head).
-	return verifyChain(s.eachIn, nil, expect, layout{backend: "file"})
+	return verifyChain(s.eachIn, nil, expect, layout{backend: "file"}, progress)
 }
 
 // Retain removes whole rotated files whose newest record is older than

@@ -67,7 +67,9 @@ func (m *memStore) Size() int64 {
 	return m.size
 }
 
-func (m *memStore) Verify(expect *Head) (VerifyReport, error) {
+func (m *memStore) Verify(expect *Head) (VerifyReport, error) { return m.verifyProgress(expect, nil) }
+
+func (m *memStore) verifyProgress(expect *Head, progress ProgressFunc) (VerifyReport, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	head := m.head
@@ -77,7 +79,7 @@ func (m *memStore) Verify(expect *Head) (VerifyReport, error) {
 			fn(&r, "")
 		}
 		return nil
-	}, &head, expect, layout{backend: "memory"})
+	}, &head, expect, layout{backend: "memory"}, progress)
 }
 
 func (m *memStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (RetentionResult, error) {

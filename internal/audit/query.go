@@ -305,6 +305,19 @@ func clip(s string, n int) string {
 // Export writes every record matching f (its Limit and cursor ignored) as
 // JSONL, a page at a time, and returns how many it wrote.
 func Export(s Store, f Filter, out io.Writer) (int, error) {
+	return ExportProgress(s, f, out, nil)
+}
+
+// ExportProgress is Export, reporting progress (which may be nil) after
+// each page: done records written of total, the store's record count
+// (an upper bound when f filters; 0 if unknown).
+func ExportProgress(s Store, f Filter, out io.Writer, progress ProgressFunc) (int, error) {
+	total := 0
+	if progress != nil {
+		if h, err := s.Head(); err == nil {
+			total = int(h.Size)
+		}
+	}
 	f.Limit, f.After = 10000, 0
 	n := 0
 	for {
@@ -316,6 +329,9 @@ func Export(s Store, f Filter, out io.Writer) (int, error) {
 			return n, err
 		}
 		n += len(recs)
+		if progress != nil && len(recs) > 0 {
+			progress(n, max(total, n))
+		}
 		if len(recs) < f.Limit {
 			return n, nil
 		}

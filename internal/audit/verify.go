@@ -75,7 +75,8 @@ type locRun struct {
 // yet (JSONL) and are checked among themselves. stored, if not nil, is the
 // head the backend recorded; witness is a head seen earlier
 // (--expect-head).
-func verifyChain(each walkFunc, stored, witness *Head, lay layout) (VerifyReport, error) {
+func verifyChain(each walkFunc, stored, witness *Head, lay layout, progress ProgressFunc) (VerifyReport, error) {
+	total := 0
 	var cps []cpInfo
 	var runs []locRun
 	minSeq := uint64(math.MaxUint64)
@@ -87,6 +88,7 @@ func verifyChain(each walkFunc, stored, witness *Head, lay layout) (VerifyReport
 			run.min, run.max = min(run.min, r.Seq), max(run.max, r.Seq)
 		}
 		minSeq = min(minSeq, r.Seq)
+		total++
 		if r.Kind == KindCheckpoint {
 			cps = append(cps, parseCheckpoint(r, loc, &lay))
 		}
@@ -107,7 +109,13 @@ func verifyChain(each walkFunc, stored, witness *Head, lay layout) (VerifyReport
 	if cp != nil && problem == "" && cp.marks != nil {
 		v.marks, v.cpSeq = cp.marks, cp.seq
 	}
-	if err := each(func(r *Record, _ string) { v.visit(r) }); err != nil {
+	done := 0
+	if err := each(func(r *Record, _ string) {
+		v.visit(r)
+		if done++; progress != nil {
+			progress(done, total)
+		}
+	}); err != nil {
 		return VerifyReport{}, err
 	}
 	rep := v.finish(stored)
@@ -409,4 +417,21 @@ func short(h string) string {
 		return h[:12]
 	}
 	return h
+}
+
+// ProgressFunc is told how far a long operation (Verify, Export) has got:
+// done of total records; total is 0 when it is not known in advance. It
+// is called from the operation's goroutine, once per record or page, so
+// it must be cheap: rendering (and rate limiting) is the caller's.
+type ProgressFunc func(done, total int)
+
+// VerifyProgress verifies s as s.Verify does, reporting progress to
+// progress (which may be nil) as records are checked.
+func VerifyProgress(s Store, expect *Head, progress ProgressFunc) (VerifyReport, error) {
+	if p, ok := s.(interface {
+		verifyProgress(*Head, ProgressFunc) (VerifyReport, error)
+	}); ok {
+		return p.verifyProgress(expect, progress)
+	}
+	return s.Verify(expect)
 }

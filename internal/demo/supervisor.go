@@ -29,6 +29,9 @@ type Options struct {
 	// KillEvery, and restarted after RestartAfter.
 	KillFirst, KillEvery, RestartAfter time.Duration
 	SummaryEvery                       time.Duration
+	// FirstSummary is when the first table is printed (default 2s, or
+	// SummaryEvery if that is shorter).
+	FirstSummary time.Duration
 	// BurstEvery is the victim rank's overload burst interval (default 30s).
 	BurstEvery time.Duration
 	Out        io.Writer
@@ -56,6 +59,9 @@ func (o *Options) fill() {
 	if o.SummaryEvery <= 0 {
 		o.SummaryEvery = 5 * time.Second
 	}
+	if o.FirstSummary <= 0 {
+		o.FirstSummary = min(2*time.Second, o.SummaryEvery)
+	}
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}
@@ -78,16 +84,21 @@ func Run(ctx context.Context, opts Options) error {
 			superviseRank(ctx, opts, rank, victim)
 		}()
 	}
-	tick := time.NewTicker(opts.SummaryEvery)
-	defer tick.Stop()
+	// The first table comes early (FirstSummary), so a newcomer sees it
+	// within seconds of the start; then one every SummaryEvery.
 	start := time.Now()
+	next := time.NewTimer(opts.FirstSummary)
+	defer next.Stop()
 	var prev map[string]map[string]uint64
+	last := start
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			prev = printSummary(opts, time.Since(start), prev)
+		case now := <-next.C:
+			prev = printSummary(opts, now.Sub(start), now.Sub(last), prev)
+			last = now
+			next.Reset(opts.SummaryEvery)
 		}
 	}
 }
@@ -154,12 +165,14 @@ func superviseRank(ctx context.Context, opts Options, rank int, victim bool) {
 	}
 }
 
-func printSummary(opts Options, el time.Duration, prev map[string]map[string]uint64) map[string]map[string]uint64 {
+// printSummary prints the table; the rates are over since, the time since
+// the previous table (or the start).
+func printSummary(opts Options, el, since time.Duration, prev map[string]map[string]uint64) map[string]map[string]uint64 {
 	counts := opts.Counter.Counts()
 	w := tabwriter.NewWriter(opts.Out, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "\n== agaobs demo, %v ==\n", el.Round(time.Second))
 	fmt.Fprintln(w, "PRODUCER\tCLASS\tSTATE\tHOST PID\tFILL\tWRITTEN\tDROPPED\tLOST\tCORRUPT\tEVENTS/S (fwd/ret/audit)")
-	secs := opts.SummaryEvery.Seconds()
+	secs := max(since.Seconds(), 0.001)
 	for _, ri := range opts.Rings() {
 		rate := ""
 		if ri.Class == "hot" {

@@ -35,3 +35,8 @@ func longLived(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// LongLived is longLived for handlers outside this package: the admin
+// listener's /debug/pprof/profile and /debug/pprof/trace, which run for as
+// long as ?seconds= asks.
+func LongLived(h http.Handler) http.Handler { return longLived(h) }

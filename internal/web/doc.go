@@ -7,5 +7,5 @@
 // client can hold: read, write and idle timeouts, and a cap on concurrent
 // connections at which the oldest idle keep-alive connection is closed to
 // let a new one in (see limitListener). A handler that must outlive the
-// write timeout is wrapped in longLived.
+// write timeout is wrapped in LongLived.
 package web

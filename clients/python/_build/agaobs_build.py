@@ -47,7 +47,7 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "aga_observability"
 # What an sdist carries (relative to ROOT), besides PKG-INFO.
-SDIST_ITEMS = ("pyproject.toml", "README.md", "_build", PACKAGE, "tests", "bench", "native")
+SDIST_ITEMS = ("pyproject.toml", "README.md", "LICENSE", "_build", PACKAGE, "tests", "bench", "native")
 # The forward marker: its file inside the package, and where its C sources are
 # (the sdist's copies first, then the repository's C client).
 MARKER_LIB = "_agaobs_marker.so"
@@ -70,16 +70,39 @@ def _read_project(root: str = ROOT) -> dict:
             return tomllib.load(f)["project"]
     except ImportError:
         pass
-    project, section = {}, None
+    # Also the shapes used here for license ({text = "..."}), authors
+    # ([{name = "..."}]), a multi-line string array (classifiers) and the
+    # [project.urls] table.
+    project, section, array = {}, None, None
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
+            if array is not None:
+                if line.startswith("]"):
+                    array = None
+                else:
+                    m = re.match(r'^"([^"]*)",?\s*(#.*)?$', line)
+                    if m:
+                        array.append(m.group(1))
+                continue
             if line.startswith("["):
                 section = line.strip("[]").strip()
                 continue
+            if section not in ("project", "project.urls"):
+                continue
+            target = project if section == "project" else project.setdefault("urls", {})
             m = re.match(r'^([A-Za-z0-9_-]+)\s*=\s*"([^"]*)"\s*(#.*)?$', line)
-            if section == "project" and m:
-                project[m.group(1)] = m.group(2)
+            if m:
+                target[m.group(1)] = m.group(2)
+                continue
+            m = re.match(r'^([A-Za-z0-9_-]+)\s*=\s*\[\s*(#.*)?$', line)
+            if m and section == "project":
+                array = project[m.group(1)] = []
+                continue
+            m = re.match(r'^([A-Za-z0-9_-]+)\s*=\s*(\[\s*)?\{(.*)\}(\s*\])?\s*(#.*)?$', line)
+            if m and section == "project":
+                table = dict(re.findall(r'([A-Za-z0-9_-]+)\s*=\s*"([^"]*)"', m.group(3)))
+                project[m.group(1)] = [table] if m.group(2) else table
     return project
 
 
@@ -93,6 +116,22 @@ def _metadata(root: str = ROOT):
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if p.get("description"):
         lines.append(f"Summary: {p['description']}")
+    authors = [a for a in p.get("authors") or [] if isinstance(a, dict)]
+    names = ", ".join(a["name"] for a in authors if a.get("name"))
+    emails = ", ".join(a["email"] for a in authors if a.get("email"))
+    if names:
+        lines.append(f"Author: {names}")
+    if emails:
+        lines.append(f"Author-email: {emails}")
+    lic = p.get("license")
+    if isinstance(lic, dict) and lic.get("text"):
+        lines.append(f"License: {lic['text']}")
+    elif isinstance(lic, str):
+        lines.append(f"License: {lic}")
+    for c in p.get("classifiers") or []:
+        lines.append(f"Classifier: {c}")
+    for label, url in (p.get("urls") or {}).items():
+        lines.append(f"Project-URL: {label}, {url}")
     if p.get("requires-python"):
         lines.append(f"Requires-Python: {p['requires-python']}")
     body = ""
@@ -271,6 +310,8 @@ def _build(wheel_directory: str, files, tag: str = "py3-none-any", purelib: bool
         w.add(f"{info}/METADATA", metadata.encode("utf-8"))
         w.add(f"{info}/WHEEL", _wheel_text(tag, purelib).encode())
         w.add(f"{info}/top_level.txt", (PACKAGE + "\n").encode())
+        if os.path.isfile(os.path.join(ROOT, "LICENSE")):
+            w.add(f"{info}/LICENSE", _read(os.path.join(ROOT, "LICENSE")))
         w.close(f"{info}/RECORD")
     except BaseException:
         w.zf.close()
