@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -169,8 +168,9 @@ func port(t *testing.T, addr string) string {
 
 // logWatcher collects an agent's stderr lines.
 type logWatcher struct {
-	mu    sync.Mutex
-	lines []string
+	mu      sync.Mutex
+	lines   []string
+	partial []byte // the line being written
 }
 
 func (l *logWatcher) snapshot() []string {
@@ -193,21 +193,31 @@ func (l *logWatcher) has(s string) bool {
 func startAgent(t *testing.T, args ...string) (*exec.Cmd, *logWatcher) {
 	t.Helper()
 	cmd := exec.Command(agentBinary(t), args...)
-	stderr, _ := cmd.StderrPipe()
+	lw := &logWatcher{}
+	// A writer, not StderrPipe: Wait then returns only after every line
+	// was copied, so a check after Wait sees the agent's last lines.
+	cmd.Stderr = lw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lw := &logWatcher{}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lw.mu.Lock()
-			lw.lines = append(lw.lines, sc.Text())
-			lw.mu.Unlock()
-		}
-	}()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return cmd, lw
+}
+
+// Write collects whole lines.
+func (l *logWatcher) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.lines = append(l.lines, string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+	return len(p), nil
 }
 
 func TestAgentProcessRingsQueryAndSIGHUPReload(t *testing.T) {
