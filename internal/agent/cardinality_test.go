@@ -228,7 +228,6 @@ func nodeSelfSeries(t *testing.T, producers, layers int) (idle, loaded, aga map[
 		var since time.Time
 		var s, g map[string]int
 		if !testutil.WaitFor(60*time.Second, func() bool {
-			time.Sleep(250 * time.Millisecond)
 			s, g = self()
 			if key := fmt.Sprint(s, g); key != prev || !ok(s, g) {
 				prev, since = key, time.Now()
