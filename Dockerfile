@@ -2,7 +2,7 @@
 # agaobs-agent container image. Not built in this repository's CI (no container
 # engine there); deploy/README.md says what was checked instead.
 #
-#   docker build -t ghcr.io/agaobs/agaobs-agent:dev --build-arg VERSION=$(git describe --tags --always --dirty) .
+#   docker build -t ghcr.io/agaobs/agaobs-agent:$(cat VERSION) --build-arg VERSION=$(cat VERSION) --build-arg REVISION=$(git rev-parse HEAD) .
 #
 # The agent runs as root in the container with a bounded capability set (eBPF
 # needs CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN; reading the producers' processes
@@ -22,12 +22,14 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 ARG REVISION=
-RUN make build VERSION="${VERSION}" REVISION="${REVISION}" BRANCH= \
+ARG SOURCE_DATE_EPOCH
+RUN make build man VERSION="${VERSION}" REVISION="${REVISION}" BRANCH= \
     && ./bin/agaobs-agent version
 
 # The Python client (standard library only; its own PEP 517 backend, so no
-# package index), as a wheel and unpacked for PYTHONPATH. The optional forward
-# marker library is left out (AGAOBS_BUILD_NATIVE=0): the wheel is pure Python.
+# package index), as a wheel and unpacked for PYTHONPATH. The wheel is the pure
+# py3-none-any one, the default (AGAOBS_BUILD_NATIVE=1 would add the forward
+# marker library and make it a platform wheel).
 FROM python:${PYTHON_VERSION}-slim-bookworm AS client
 COPY clients/python /src/clients/python
 RUN AGAOBS_BUILD_NATIVE=0 pip wheel --no-index --no-deps --wheel-dir /out/wheels /src/clients/python \
@@ -41,6 +43,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/bin/agaobs-agent /usr/local/bin/agaobs-agent
+COPY --from=build /src/bin/man/man1 /usr/local/share/man/man1
 COPY --from=client /out/python /usr/share/agaobs/python
 COPY --from=client /out/wheels /usr/share/agaobs/wheels
 COPY deploy/kubernetes/config/agaobs.yaml /etc/agaobs/agaobs.yaml

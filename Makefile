@@ -2,11 +2,17 @@
 SHELL    := /bin/bash
 GO       ?= go
 PYTHON   ?= python3
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release (one source: VERSION; the image tag in deploy/ and the Python
+# client's version must equal it, tests/deploy checks); the commit is REVISION.
+VERSION  ?= $(shell cat VERSION 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+# The build date honours SOURCE_DATE_EPOCH (reproducible builds).
+BUILD_DATE ?= $(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
 PV       := github.com/prometheus/common/version
-LDFLAGS  := -X main.version=$(VERSION) -X $(PV).Version=$(VERSION) -X $(PV).Revision=$(REVISION) -X $(PV).Branch=$(BRANCH)
+LDFLAGS  := -X $(PV).Version=$(VERSION) -X $(PV).Revision=$(REVISION) -X $(PV).Branch=$(BRANCH) -X $(PV).BuildDate=$(BUILD_DATE)
+BINDIR   ?= bin
+MANDIR   ?= $(BINDIR)/man
 FUZZTIME ?= 10s
 # go-nvml's header marks many functions deprecated; cgo would print each warning
 # on every build of the GPU package.
@@ -27,13 +33,19 @@ FUZZ_TARGETS := \
 	./internal/eventlog:FuzzLogLine \
 	./tests/reliability:FuzzLiveRing
 
-.PHONY: all build bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean
+.PHONY: all build man bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean
 
 all: build
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/agaobs-agent ./cmd/agaobs-agent
-	$(GO) build -o bin/agaobs-bench ./cmd/agaobs-bench
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BINDIR)/agaobs-agent ./cmd/agaobs-agent
+	$(GO) build -o $(BINDIR)/agaobs-bench ./cmd/agaobs-bench
+
+# Man pages, one per command (section 1), from the CLI's own definitions:
+# man -l $(MANDIR)/man1/agaobs-agent.1
+man: build
+	rm -rf $(MANDIR)/man1
+	$(BINDIR)/agaobs-agent man $(MANDIR)/man1
 
 # The agent in demo mode with synthetic producers (real child processes). The
 # terminal keeps the live table, alerts and producer lifecycle lines; the event

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/agaobs/agaobs/internal/agent"
@@ -20,42 +23,17 @@ import (
 	"github.com/agaobs/agaobs/internal/config"
 )
 
-const auditUsage = `Usage: agaobs-agent audit COMMAND [flags]
+// auditLong is the audit command's help text.
+const auditLong = `The tamper-evident audit trail: query, verify, export and compact it.
 
-  query    records matching --operation --producer --success --since --until,
-           a page of --limit (default 100) after --cursor, as --format table|json|jsonl|csv
-  verify   recompute the hash chain and check that every retention checkpoint
-           is one retention could have written; --expect-head SIZE:HASH also
-           detects a truncated tail. Exit 0 intact, 1 not
-  export   every matching record as JSONL (--output FILE, default stdout)
-  compact  rewrite the bbolt file to reclaim the space retention freed (agent stopped)
-  head     print the chain head (SIZE:HASH) for a witness
+query, verify, export and head go through the running agent when it serves the same
+store on admin_listen_address; otherwise they open the store read-only and fail after
+--lock-timeout if an agent holds it.`
 
-query, verify, export and head go through the running agent when it serves
-the same store on admin_listen_address; otherwise they open the store
-read-only and fail after --lock-timeout if an agent holds it.
-`
-
-func cmdAudit(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprint(stdout, auditUsage)
-		if len(args) == 0 {
-			return fail(2, errors.New("audit: missing command"))
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "query", "export":
-		return cmdAuditQuery(sub, args, stdout, stderr)
-	case "verify":
-		return cmdAuditVerify(args, stdout, stderr)
-	case "head":
-		return cmdAuditHead(args, stdout, stderr)
-	case "compact":
-		return cmdAuditCompact(args, stdout, stderr)
-	}
-	return fail(2, fmt.Errorf("audit: unknown command %q\n\n%s", sub, auditUsage))
+func (c *cli) auditCommand() *cobra.Command {
+	return c.group("audit", "Query, verify, export and compact the audit trail", auditLong,
+		c.auditQueryCommand("query"), c.auditVerifyCommand(), c.auditQueryCommand("export"),
+		c.auditCompactCommand(), c.auditHeadCommand())
 }
 
 // filterFlags registers the query filters.
@@ -150,11 +128,21 @@ func bytesTrim(b []byte) string {
 	return string(b)
 }
 
-func cmdAuditQuery(sub string, args []string, stdout, stderr io.Writer) error {
+func (c *cli) auditQueryCommand(sub string) *cobra.Command {
 	var ff filterFlags
 	var sf storeFlags
 	format, output := "table", ""
-	cfg, _, err := parse("audit "+sub, args, stdout, stderr, func(fs *pflag.FlagSet) {
+	l := leaf{use: "query", short: "Print the records matching the filters, a page at a time",
+		long: `Print the audit records matching --operation, --producer, --success, --since and --until:
+a page of --limit records after --cursor, as a table, JSON, JSONL or CSV.`,
+		example: "  agaobs-agent audit query --operation add_knowledge --since 1h --format jsonl"}
+	if sub == "export" {
+		l = leaf{use: "export", short: "Write every matching record as JSONL",
+			long: `Write every audit record matching the filters as JSONL (to --output, default stdout),
+with a progress line on a terminal.`,
+			example: "  agaobs-agent audit export --since 7d --output audit-week.jsonl"}
+	}
+	l.flags = func(fs *pflag.FlagSet) {
 		ff.register(fs, sub == "query")
 		sf.register(fs)
 		if sub == "query" {
@@ -162,195 +150,206 @@ func cmdAuditQuery(sub string, args []string, stdout, stderr io.Writer) error {
 		} else {
 			fs.StringVar(&output, "output", "", "write here instead of stdout")
 		}
-	})
-	if err != nil {
-		return err
 	}
-	f, err := audit.FilterFromValues(ff.values(), time.Now())
-	if err != nil {
-		return fail(2, err)
-	}
-	if sub == "query" {
-		switch format {
-		case "table", "json", "jsonl", "csv":
-		default:
-			return fail(2, fmt.Errorf("--format: %q is not one of %s", format, audit.Formats))
-		}
-	}
-	out := stdout
-	if output != "" {
-		fh, err := os.Create(output)
+	l.run = func(_ context.Context, cfg config.Config) error {
+		stdout, stderr := c.stdout, c.stderr
+		f, err := audit.FilterFromValues(ff.values(), time.Now())
 		if err != nil {
-			return err
+			return fail(2, err)
 		}
-		defer fh.Close()
-		bw := bufio.NewWriter(fh)
-		defer bw.Flush()
-		out = bw
-	}
-	if base := auditAgent(cfg); base != "" {
 		if sub == "query" {
-			var p audit.Page
-			if err := getJSON(base+"/api/v1/audit?"+f.Values().Encode(), &p); err != nil {
+			switch format {
+			case "table", "json", "jsonl", "csv":
+			default:
+				return fail(2, fmt.Errorf("--format: %q is not one of %s", format, audit.Formats))
+			}
+		}
+		out := stdout
+		if output != "" {
+			fh, err := os.Create(output)
+			if err != nil {
 				return err
 			}
-			return audit.WritePage(out, stderr, format, p)
+			defer fh.Close()
+			bw := bufio.NewWriter(fh)
+			defer bw.Flush()
+			out = bw
 		}
-		// export: page through the agent.
-		f.Limit, f.After = 10000, 0
-		n := 0
-		pr := stderrProgress(stderr, "exported")
-		defer pr.Done()
-		for {
-			var p audit.Page
-			if err := getJSON(base+"/api/v1/audit?"+f.Values().Encode(), &p); err != nil {
-				return err
+		if base := auditAgent(cfg); base != "" {
+			if sub == "query" {
+				var p audit.Page
+				if err := getJSON(base+"/api/v1/audit?"+f.Values().Encode(), &p); err != nil {
+					return err
+				}
+				return audit.WritePage(out, stderr, format, p)
 			}
-			if err := audit.WriteJSONL(out, p.Records); err != nil {
-				return err
+			// export: page through the agent.
+			f.Limit, f.After = 10000, 0
+			n := 0
+			pr := stderrProgress(stderr, "exported")
+			defer pr.Done()
+			for {
+				var p audit.Page
+				if err := getJSON(base+"/api/v1/audit?"+f.Values().Encode(), &p); err != nil {
+					return err
+				}
+				if err := audit.WriteJSONL(out, p.Records); err != nil {
+					return err
+				}
+				n += len(p.Records)
+				pr.Update(n, 0)
+				if p.NextCursor == "" {
+					pr.Done()
+					fmt.Fprintf(stderr, "agaobs-agent: exported %d records (through the agent at %s)\n", n, cfg.AdminListenAddress)
+					return nil
+				}
+				f.After, _ = strconv.ParseUint(p.NextCursor, 10, 64)
 			}
-			n += len(p.Records)
-			pr.Update(n, 0)
-			if p.NextCursor == "" {
-				pr.Done()
-				fmt.Fprintf(stderr, "agaobs-agent: exported %d records (through the agent at %s)\n", n, cfg.AdminListenAddress)
-				return nil
-			}
-			f.After, _ = strconv.ParseUint(p.NextCursor, 10, 64)
 		}
-	}
-	st, _, err := openReadOnly(cfg, sf)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if sub == "export" {
-		pr := stderrProgress(stderr, "exported")
-		n, err := audit.ExportProgress(st, f, out, pr.Update)
-		pr.Done()
-		if err == nil {
-			fmt.Fprintf(stderr, "agaobs-agent: exported %d records\n", n)
-		}
-		return err
-	}
-	p, err := audit.QueryPage(st, f)
-	if err != nil {
-		return err
-	}
-	return audit.WritePage(out, stderr, format, p)
-}
-
-func cmdAuditVerify(args []string, stdout, stderr io.Writer) error {
-	var sf storeFlags
-	var expect string
-	cfg, _, err := parse("audit verify", args, stdout, stderr, func(fs *pflag.FlagSet) {
-		sf.register(fs)
-		fs.StringVar(&expect, "expect-head", "", "a head seen earlier (SIZE:HASH, from the log or /api/v1/audit/head): also detect truncation")
-	})
-	if err != nil {
-		return err
-	}
-	var witness *audit.Head
-	if expect != "" {
-		h, err := audit.ParseHead(expect)
-		if err != nil {
-			return fail(2, fmt.Errorf("--expect-head: %w", err))
-		}
-		witness = &h
-	}
-	var rep audit.VerifyReport
-	var verr error
-	source := ""
-	if base := auditAgent(cfg); base != "" {
-		q := url.Values{}
-		if expect != "" {
-			q.Set("expect_head", expect)
-		}
-		var resp agent.AuditVerifyResponse
-		if err := getJSON(base+"/api/v1/audit/verify?"+q.Encode(), &resp); err != nil {
-			return err
-		}
-		rep, source = resp.Report, "agent at "+cfg.AdminListenAddress
-		if !rep.OK {
-			verr = fmt.Errorf("%s: %w", rep.Problem, audit.ErrTampered)
-		}
-	} else {
-		st, p, err := openReadOnly(cfg, sf)
+		st, _, err := openReadOnly(cfg, sf)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		source = p
-		pr := stderrProgress(stderr, "verified")
-		rep, verr = audit.VerifyProgress(st, witness, pr.Update)
-		pr.Done()
-		if verr != nil && !errors.Is(verr, audit.ErrTampered) {
-			return verr
-		}
-	}
-	if verr != nil {
-		fmt.Fprintf(stdout, "TAMPERED %s: %s (first bad record %d; %d records checked from base %s)\n",
-			source, rep.Problem, rep.FirstBad, rep.Records, rep.Base)
-		return fail(1, verr)
-	}
-	fmt.Fprintf(stdout, "OK %s: %d records intact from base %d, head %s\n", source, rep.Records, rep.Base.Size, rep.Head)
-	if rep.Note != "" {
-		fmt.Fprintf(stdout, "note: %s\n", rep.Note)
-	}
-	return nil
-}
-
-func cmdAuditHead(args []string, stdout, stderr io.Writer) error {
-	var sf storeFlags
-	cfg, _, err := parse("audit head", args, stdout, stderr, func(fs *pflag.FlagSet) { sf.register(fs) })
-	if err != nil {
-		return err
-	}
-	if base := auditAgent(cfg); base != "" {
-		var h agent.AuditHeadResponse
-		if err := getJSON(base+"/api/v1/audit/head", &h); err != nil {
+		if sub == "export" {
+			pr := stderrProgress(stderr, "exported")
+			n, err := audit.ExportProgress(st, f, out, pr.Update)
+			pr.Done()
+			if err == nil {
+				fmt.Fprintf(stderr, "agaobs-agent: exported %d records\n", n)
+			}
 			return err
 		}
-		fmt.Fprintln(stdout, h.Head)
-		return nil
+		p, err := audit.QueryPage(st, f)
+		if err != nil {
+			return err
+		}
+		return audit.WritePage(out, stderr, format, p)
 	}
-	st, _, err := openReadOnly(cfg, sf)
-	if err != nil {
-		return err
+	cmd := c.command(l)
+	if sub == "query" {
+		_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(strings.Split(audit.Formats, ", "), cobra.ShellCompDirectiveNoFileComp))
 	}
-	defer st.Close()
-	h, err := st.Head()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, h)
-	return nil
+	return cmd
 }
 
-func cmdAuditCompact(args []string, stdout, stderr io.Writer) error {
-	cfg, _, err := parse("audit compact", args, stdout, stderr, nil)
-	if err != nil {
-		return err
-	}
-	switch cfg.AuditStorageBackend {
-	case "bbolt", "sqlite":
-	default:
-		return fail(2, fmt.Errorf("audit compact: the %s backend needs no compaction (retention deletes whole files)", cfg.AuditStorageBackend))
-	}
-	p, err := filepath.Abs(cfg.AuditStoragePath)
-	if err != nil {
-		return err
-	}
-	pr := stderrProgress(stderr, "compacted")
-	pr.unit = "bytes"
-	before, after, err := audit.CompactBoltProgress(p, pr.Update)
-	pr.Done()
-	if errors.Is(err, audit.ErrLocked) {
-		return fmt.Errorf("%w: stop the agent, compact, start it again", err)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "compacted %s: %d → %d bytes\n", p, before, after)
-	return nil
+func (c *cli) auditVerifyCommand() *cobra.Command {
+	var sf storeFlags
+	var expect string
+	return c.command(leaf{use: "verify", short: "Recompute the hash chain: exit 0 intact, 1 not",
+		long: `Recompute the audit trail's hash chain and check that every retention checkpoint is one
+retention could have written. --expect-head SIZE:HASH (a head seen earlier, e.g. by an
+off-node witness) also detects a truncated tail. Exit 0 intact, 1 not.`,
+		example: "  agaobs-agent audit verify --expect-head 1200:9f86d081884c7d65…",
+		flags: func(fs *pflag.FlagSet) {
+			sf.register(fs)
+			fs.StringVar(&expect, "expect-head", "", "a head seen earlier (SIZE:HASH, from the log or /api/v1/audit/head): also detect truncation")
+		},
+		run: func(_ context.Context, cfg config.Config) error {
+			stdout, stderr := c.stdout, c.stderr
+			var witness *audit.Head
+			if expect != "" {
+				h, err := audit.ParseHead(expect)
+				if err != nil {
+					return fail(2, fmt.Errorf("--expect-head: %w", err))
+				}
+				witness = &h
+			}
+			var rep audit.VerifyReport
+			var verr error
+			source := ""
+			if base := auditAgent(cfg); base != "" {
+				q := url.Values{}
+				if expect != "" {
+					q.Set("expect_head", expect)
+				}
+				var resp agent.AuditVerifyResponse
+				if err := getJSON(base+"/api/v1/audit/verify?"+q.Encode(), &resp); err != nil {
+					return err
+				}
+				rep, source = resp.Report, "agent at "+cfg.AdminListenAddress
+				if !rep.OK {
+					verr = fmt.Errorf("%s: %w", rep.Problem, audit.ErrTampered)
+				}
+			} else {
+				st, p, err := openReadOnly(cfg, sf)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				source = p
+				pr := stderrProgress(stderr, "verified")
+				rep, verr = audit.VerifyProgress(st, witness, pr.Update)
+				pr.Done()
+				if verr != nil && !errors.Is(verr, audit.ErrTampered) {
+					return verr
+				}
+			}
+			if verr != nil {
+				fmt.Fprintf(stdout, "TAMPERED %s: %s (first bad record %d; %d records checked from base %s)\n",
+					source, rep.Problem, rep.FirstBad, rep.Records, rep.Base)
+				return fail(1, verr)
+			}
+			fmt.Fprintf(stdout, "OK %s: %d records intact from base %d, head %s\n", source, rep.Records, rep.Base.Size, rep.Head)
+			if rep.Note != "" {
+				fmt.Fprintf(stdout, "note: %s\n", rep.Note)
+			}
+			return nil
+		}})
+}
+
+func (c *cli) auditHeadCommand() *cobra.Command {
+	var sf storeFlags
+	return c.command(leaf{use: "head", short: "Print the chain head (SIZE:HASH) for a witness",
+		flags: sf.register,
+		run: func(_ context.Context, cfg config.Config) error {
+			stdout := c.stdout
+			if base := auditAgent(cfg); base != "" {
+				var h agent.AuditHeadResponse
+				if err := getJSON(base+"/api/v1/audit/head", &h); err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, h.Head)
+				return nil
+			}
+			st, _, err := openReadOnly(cfg, sf)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			h, err := st.Head()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, h)
+			return nil
+		}})
+}
+
+func (c *cli) auditCompactCommand() *cobra.Command {
+	return c.command(leaf{use: "compact", short: "Rewrite the bbolt file to reclaim what retention freed (agent stopped)",
+		run: func(_ context.Context, cfg config.Config) error {
+			stdout, stderr := c.stdout, c.stderr
+			switch cfg.AuditStorageBackend {
+			case "bbolt", "sqlite":
+			default:
+				return fail(2, fmt.Errorf("audit compact: the %s backend needs no compaction (retention deletes whole files)", cfg.AuditStorageBackend))
+			}
+			p, err := filepath.Abs(cfg.AuditStoragePath)
+			if err != nil {
+				return err
+			}
+			pr := stderrProgress(stderr, "compacted")
+			pr.unit = "bytes"
+			before, after, err := audit.CompactBoltProgress(p, pr.Update)
+			pr.Done()
+			if errors.Is(err, audit.ErrLocked) {
+				return fmt.Errorf("%w: stop the agent, compact, start it again", err)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "compacted %s: %d → %d bytes\n", p, before, after)
+			return nil
+		}})
 }

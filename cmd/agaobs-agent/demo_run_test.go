@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -129,5 +130,40 @@ func TestCgoDeprecationWarningsSilenced(t *testing.T) {
 		if !found {
 			t.Errorf("%s does not set CGO_CFLAGS with -Wno-deprecated-declarations", f)
 		}
+	}
+}
+
+// A clean `make build` prints no compiler warning. go-nvml's cgo package is
+// compiled afresh (a new CGO_CPPFLAGS define changes the cache key of cgo
+// packages only) under the Makefile's own CGO_CFLAGS; the same compile
+// without -Wno-deprecated-declarations does warn, so the check can fail.
+func TestCleanMakeBuildHasNoWarnings(t *testing.T) {
+	bin := t.TempDir()
+	build := func(env ...string) string {
+		t.Helper()
+		cmd := exec.Command("make", "-C", filepath.Join("..", ".."), "build", "BINDIR="+bin)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CGO_CFLAGS=") && !strings.HasPrefix(kv, "GOFLAGS=") && !strings.HasPrefix(kv, "MAKEFLAGS=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		nonce := strconv.FormatInt(time.Now().UnixNano(), 10)
+		cmd.Env = append(cmd.Env, append(env, "CGO_CPPFLAGS=-DAGAOBS_FRESH_BUILD="+nonce, "GOFLAGS=-x")...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make build: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "github.com/NVIDIA/go-nvml/pkg/nvml") {
+			t.Fatalf("go-nvml was not compiled afresh; the check proves nothing:\n%.2000s", out)
+		}
+		return string(out)
+	}
+	for _, line := range strings.Split(build(), "\n") {
+		if strings.Contains(line, "warning:") {
+			t.Errorf("make build printed a warning: %s", line)
+		}
+	}
+	if !strings.Contains(build("CGO_CFLAGS=-O2 -g"), "warning:") {
+		t.Error("without -Wno-deprecated-declarations the build does not warn either: this test cannot fail")
 	}
 }

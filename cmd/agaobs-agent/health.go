@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/agaobs/agaobs/internal/config"
@@ -43,36 +45,37 @@ type probeFlags struct {
 	timeout                                time.Duration
 }
 
-// cmdHealth probes a running agent's health listener and prints one line
-// on stdout: exit 0 OK (healthy, disabled, closed, degraded without
+// healthCommand probes a running agent's health listener and prints one
+// line on stdout: exit 0 OK (healthy, disabled, closed, degraded without
 // --strict), 1 not OK, 2 unknown (unreachable, unexpected answer, usage).
-func cmdHealth(args []string, stdout, stderr io.Writer) error {
+func (c *cli) healthCommand() *cobra.Command {
 	var pf probeFlags
-	cfg, _, err := parse("health", args, stdout, stderr, func(fs *pflag.FlagSet) {
-		fs.StringVar(&pf.check, "check", "", "probe one component (gpu, tp0/kv_store, ...) or the livez / readyz checks instead of the overall status")
-		fs.StringVar(&pf.url, "url", "", "base URL of the health listener; ${VAR} is replaced by the environment variable VAR, e.g. http://${NODE_IP}:9501 (default http://127.0.0.1:<health_port>)")
-		fs.BoolVar(&pf.strict, "strict", false, "degraded exits 1 (not OK) instead of 0")
-		fs.StringVar(&pf.caFile, "ca-file", "", "PEM file of CA certificates trusted for an https URL, besides the system's")
-		fs.StringVar(&pf.user, "user", "", "basic auth user (with --password-file)")
-		fs.StringVar(&pf.passwordFile, "password-file", "", "file holding the basic auth password (surrounding white space is trimmed)")
-		fs.DurationVar(&pf.timeout, "timeout", probeTimeout, "give up after this long (exit 2)")
-	})
-	// --help and --version: parse already wrote what was asked for (checked
-	// by code, as exitError does not unwrap to errHelp).
-	var ee *exitError
-	if errors.As(err, &ee) && ee.code == 0 {
-		return err
-	}
-	if err != nil {
-		return probeResult(stdout, probeUnknown, "UNKNOWN: "+err.Error())
-	}
-	target, client, user, password, err := pf.prepare(cfg)
-	if err != nil {
-		return probeResult(stdout, probeUnknown, "UNKNOWN: "+err.Error())
-	}
-	defer client.CloseIdleConnections()
-	code, line := probe(client, target, user, password, pf)
-	return probeResult(stdout, code, line)
+	stdout := c.stdout
+	unknown := func(err error) error { return probeResult(stdout, probeUnknown, "UNKNOWN: "+err.Error()) }
+	return c.command(leaf{use: "health", short: "Probe a running agent's health: exit 0 ok, 1 not ok, 2 unknown",
+		long: `Probe the health listener of a running agent and print one line: OK, NOT OK or UNKNOWN
+with the reason. Exit 0 ok (healthy; degraded unless --strict), 1 not ok, 2 unknown
+(unreachable, an unexpected answer, bad usage): node-problem-detector's plugin contract.`,
+		example: "  agaobs-agent health --strict\n  agaobs-agent health --check readyz --url http://${NODE_IP}:9501",
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&pf.check, "check", "", "probe one component (gpu, tp0/kv_store, ...) or the livez / readyz checks instead of the overall status")
+			fs.StringVar(&pf.url, "url", "", "base URL of the health listener; ${VAR} is replaced by the environment variable VAR, e.g. http://${NODE_IP}:9501 (default http://127.0.0.1:<health_port>)")
+			fs.BoolVar(&pf.strict, "strict", false, "degraded exits 1 (not OK) instead of 0")
+			fs.StringVar(&pf.caFile, "ca-file", "", "PEM file of CA certificates trusted for an https URL, besides the system's")
+			fs.StringVar(&pf.user, "user", "", "basic auth user (with --password-file)")
+			fs.StringVar(&pf.passwordFile, "password-file", "", "file holding the basic auth password (surrounding white space is trimmed)")
+			fs.DurationVar(&pf.timeout, "timeout", probeTimeout, "give up after this long (exit 2)")
+		},
+		usageError: unknown,
+		run: func(_ context.Context, cfg config.Config) error {
+			target, client, user, password, err := pf.prepare(cfg)
+			if err != nil {
+				return unknown(err)
+			}
+			defer client.CloseIdleConnections()
+			code, line := probe(client, target, user, password, pf)
+			return probeResult(stdout, code, line)
+		}})
 }
 
 // probeResult prints the single line NPD reads from stdout and maps the

@@ -268,10 +268,10 @@ func TestHealthProbeDefaultURLFromConfig(t *testing.T) {
 
 func TestHealthProbeHelp(t *testing.T) {
 	code, out, errOut := runCLI(t, "health", "--help")
-	if code != 0 || out != "" || !strings.Contains(errOut, "--password-file") {
+	if code != 0 || errOut != "" || !strings.Contains(out, "--password-file") {
 		t.Errorf("help: exit %d stdout %q stderr %q", code, out, errOut)
 	}
-	if code, out, _ := runCLI(t, "help"); code != 0 || !strings.Contains(out, "agaobs-agent health") {
+	if code, out, _ := runCLI(t, "help"); code != 0 || !strings.Contains(out, "\n  health ") {
 		t.Errorf("usage does not list health: %d %q", code, out)
 	}
 }

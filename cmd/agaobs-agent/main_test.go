@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,7 +44,9 @@ func TestConfigErrorsExit2(t *testing.T) {
 		{"bad flag value", []string{"rings", "--ring-hot-bytes", "1000"}, []string{`"ring_hot_bytes"`, "power of two"}},
 		{"unknown flag", []string{"demo", "--no-such-flag"}, []string{"unknown flag: --no-such-flag"}},
 		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
-		{"config without print", []string{"config"}, []string{"usage: agaobs-agent config print"}},
+		{"config without print", []string{"config"}, []string{"config: missing command"}},
+		{"unknown audit command", []string{"audit", "frob"}, []string{`audit: unknown command "frob"`}},
+		{"argument to a leaf", []string{"rules", "extra"}, []string{`unexpected argument "extra"`}},
 		{"bad format", []string{"rings", "--format", "xml"}, []string{"--format"}},
 		// Every numeric key has an upper bound, named in the error.
 		{"huge gomaxprocs", []string{"run", "--agent-gomaxprocs", "100000"}, []string{`"agent_gomaxprocs"`, "between 0 and 1024"}},
@@ -92,10 +95,15 @@ func TestListenerBindFailureNamesAddress(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	for _, args := range [][]string{{"version"}, {"run", "--version"}} {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}, {"run", "--version"}, {"audit", "verify", "--version"}} {
 		code, out, _ := runCLI(t, args...)
-		if code != 0 || !strings.HasPrefix(out, "agaobs-agent ") {
+		if code != 0 || !strings.HasPrefix(out, "agaobs-agent, version dev (branch: ") {
 			t.Errorf("%v: exit %d %q", args, code, out)
+		}
+		for _, want := range []string{"revision: ", "build date: ", "go version:  " + runtime.Version(), "platform:    " + runtime.GOOS} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: %q lacks %q", args, out, want)
+			}
 		}
 	}
 }

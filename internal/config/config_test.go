@@ -943,3 +943,30 @@ func TestNodeNameAndReservedNodeLabel(t *testing.T) {
 		t.Error("prometheus_node_label defaults to false")
 	}
 }
+
+// Every key belongs to an area (the CLI's help groups flags by it); the
+// catch-all "Agent" holds only the agent's own keys.
+func TestKeyAreas(t *testing.T) {
+	want := map[string]string{
+		"ring_dir": "Ring consumer", "prometheus_port": "Prometheus exporter", "log_file": "Event log",
+		"audit_storage_path": "Audit store", "alert_webhook_url": "Alerting", "slos": "Alerting",
+		"health_port": "Health", "gpu_enabled": "GPU", "bpf_enabled": "eBPF probes", "bpf_probes": "eBPF probes",
+		"web_idle_timeout": "HTTP listeners", "admin_listen_address": "HTTP listeners", "ring_hot_bytes": "Producers",
+		"ring_audit_wait_us": "Producers", "enabled": "Compatibility", "node_name": "Agent", "agent_gomaxprocs": "Agent",
+	}
+	var agentKeys []string
+	for _, k := range Keys() {
+		if w, ok := want[k.Name]; ok && k.Area != w {
+			t.Errorf("%s: area %q, want %q", k.Name, k.Area, w)
+		}
+		if k.Area == "Agent" {
+			agentKeys = append(agentKeys, k.Name)
+		}
+	}
+	wantAgent := []string{"sink_queue_size", "state_path", "agent_log_level", "agent_log_format", "agent_gomaxprocs", "node_name"}
+	slices.Sort(agentKeys)
+	slices.Sort(wantAgent)
+	if !slices.Equal(agentKeys, wantAgent) {
+		t.Errorf("keys in the Agent area: %v, want %v", agentKeys, wantAgent)
+	}
+}

@@ -32,6 +32,9 @@ type Key struct {
 	Help string
 	// FileOnly is true for structured keys that only the file can set.
 	FileOnly bool
+	// Area is the part of the agent the key configures (see areaOf); the
+	// CLI's help groups the flags by it.
+	Area string
 }
 
 // Keys returns the metadata of every key, in the order of the Config struct.
@@ -44,6 +47,7 @@ func Keys() []Key {
 			Type:     typeName(f.typ),
 			Help:     f.help,
 			FileOnly: f.fileOnly,
+			Area:     areaOf(f.name, f.help),
 		}
 		if !f.fileOnly {
 			k.Flag = flagName(f.name)
@@ -53,6 +57,39 @@ func Keys() []Key {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// areaOf names the part of the agent a key configures, from the "Used by
+// ..." sentence its help ends with (one source for the docs and the CLI).
+func areaOf(name, help string) string {
+	users := []struct{ phrase, area string }{
+		{"Used by the ring consumer.", "Ring consumer"},
+		{"Used by the Prometheus exporter.", "Prometheus exporter"},
+		{"Used by the event log sink.", "Event log"},
+		{"Used by the audit store.", "Audit store"},
+		{"Used by the alert engine.", "Alerting"},
+		{"Used by the health endpoint.", "Health"},
+		{"Used by the GPU collector.", "GPU"},
+		{"Used by the eBPF probes.", "eBPF probes"},
+		{"Used by the HTTP listeners.", "HTTP listeners"},
+		{"Used by the admin listener.", "HTTP listeners"},
+		{"Used by the demo producers.", "Producers"},
+		{"Producer-side", "Producers"},
+	}
+	for _, u := range users {
+		if strings.Contains(help, u.phrase) {
+			return u.area
+		}
+	}
+	switch name {
+	case "enabled":
+		return "Compatibility"
+	case "slos":
+		return "Alerting"
+	}
+	// The agent itself: node identity, its logger, state store, sink
+	// queues, GOMAXPROCS.
+	return "Agent"
 }
 
 // fieldInfo describes one field of a configuration struct.

@@ -1,11 +1,14 @@
 // Package deploy checks the deployment files under deploy/ and the
 // Dockerfile: the systemd unit passes systemd-analyze verify and its
-// capability set suffices for the agent, every Kubernetes manifest decodes
-// strictly into the Kubernetes and prometheus-operator API types and agrees
-// with the agent's configuration, and the generated manifests (the agent
-// ConfigMap, the PrometheusRule, the dashboard ConfigMap) equal what their
-// generators produce now. `go test ./tests/deploy -run TestKubernetesGenerated
-// -update` rewrites the generated files.
+// capability set suffices for the agent; the output of `kustomize build` of
+// deploy/kubernetes and deploy/node-problem-detector (kustomize's own
+// library) decodes strictly into the Kubernetes and prometheus-operator API
+// types and agrees with the agent's configuration; the ConfigMaps generated
+// from the plain config files carry a content hash the DaemonSets follow; the
+// image carries the release tag; and the manifests the agent renders (the
+// PrometheusRule, the dashboard ConfigMap) equal what it produces now.
+// `go test ./tests/deploy -run TestKubernetesGenerated -update` rewrites those
+// two; the config files themselves are edited by hand.
 package deploy
 
 import (
@@ -21,7 +24,7 @@ import (
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated files under deploy/kubernetes from their generators")
+var update = flag.Bool("update", false, "rewrite prometheusrule.yaml and dashboard-configmap.yaml under deploy/kubernetes from the agent")
 
 var agentBin testutil.Binary
 

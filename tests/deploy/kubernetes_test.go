@@ -19,6 +19,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/agaobs/agaobs/internal/config"
@@ -36,26 +39,19 @@ const (
 	fleetKey       = "aga-fleet.json" // the fleet dashboard, beside the node dashboard
 )
 
-// kustomization is the subset of kustomize's Kustomization this repository
-// uses; decoding it strictly catches a misspelt field as for the API types.
-type kustomization struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Resources  []string `json:"resources"`
-}
-
-// manifests holds every object of deploy/kubernetes, decoded strictly.
+// manifests holds every object `kustomize build deploy/kubernetes` renders
+// and the examples beside it, decoded strictly.
 type manifests struct {
 	namespaces      []corev1.Namespace
 	serviceAccounts []corev1.ServiceAccount
-	configMaps      map[string]corev1.ConfigMap // by name
+	configMaps      map[string]corev1.ConfigMap // by name (generated ones with their hash suffix)
 	daemonSets      []appsv1.DaemonSet
 	services        []corev1.Service
 	serviceMonitors []monitoringv1.ServiceMonitor
 	prometheusRules []monitoringv1.PrometheusRule
 	pods            []corev1.Pod // examples/
-	kustomization   kustomization
-	files           map[string]string // file → kind, relative to k8sDir
+	kustomization   types.Kustomization
+	files           map[string]string // top-level manifest file → kind, relative to k8sDir
 }
 
 // splitDocs splits a multi-document YAML stream. Comment-only documents
@@ -103,74 +99,133 @@ func decodeStrict(doc []byte, v any) error {
 	return errors.Join(strictErrs...)
 }
 
-// loadManifests decodes every YAML file under deploy/kubernetes (the
-// agent's own config file excepted: it is not a Kubernetes object).
-func loadManifests(t *testing.T) manifests {
+// add decodes one document strictly into the API type of its kind.
+func (m *manifests) add(t *testing.T, where string, doc []byte) {
 	t.Helper()
-	m := manifests{configMaps: map[string]corev1.ConfigMap{}, files: map[string]string{}}
-	base := repoPath(k8sDir)
-	err := filepath.WalkDir(base, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
-			return err
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(doc, &tm); err != nil {
+		t.Errorf("%s: %v", where, err)
+		return
+	}
+	switch gvk := tm.APIVersion + "/" + tm.Kind; gvk {
+	case "v1/Namespace":
+		var o corev1.Namespace
+		strict(t, where, doc, &o)
+		m.namespaces = append(m.namespaces, o)
+	case "v1/ServiceAccount":
+		var o corev1.ServiceAccount
+		strict(t, where, doc, &o)
+		m.serviceAccounts = append(m.serviceAccounts, o)
+	case "v1/ConfigMap":
+		var o corev1.ConfigMap
+		strict(t, where, doc, &o)
+		if _, dup := m.configMaps[o.Name]; dup {
+			t.Errorf("%s: two ConfigMaps %s", where, o.Name)
 		}
-		rel, _ := filepath.Rel(base, path)
-		if rel == filepath.Join("config", k8sConfigKey) {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, doc := range splitDocs(b) {
-			var tm metav1.TypeMeta
-			if err := yaml.Unmarshal(doc, &tm); err != nil {
-				t.Errorf("%s: %v", rel, err)
-				continue
-			}
-			m.files[rel] = tm.Kind
-			switch gvk := tm.APIVersion + "/" + tm.Kind; gvk {
-			case "v1/Namespace":
-				var o corev1.Namespace
-				strict(t, rel, doc, &o)
-				m.namespaces = append(m.namespaces, o)
-			case "v1/ServiceAccount":
-				var o corev1.ServiceAccount
-				strict(t, rel, doc, &o)
-				m.serviceAccounts = append(m.serviceAccounts, o)
-			case "v1/ConfigMap":
-				var o corev1.ConfigMap
-				strict(t, rel, doc, &o)
-				m.configMaps[o.Name] = o
-			case "apps/v1/DaemonSet":
-				var o appsv1.DaemonSet
-				strict(t, rel, doc, &o)
-				m.daemonSets = append(m.daemonSets, o)
-			case "v1/Service":
-				var o corev1.Service
-				strict(t, rel, doc, &o)
-				m.services = append(m.services, o)
-			case "monitoring.coreos.com/v1/ServiceMonitor":
-				var o monitoringv1.ServiceMonitor
-				strict(t, rel, doc, &o)
-				m.serviceMonitors = append(m.serviceMonitors, o)
-			case "monitoring.coreos.com/v1/PrometheusRule":
-				var o monitoringv1.PrometheusRule
-				strict(t, rel, doc, &o)
-				m.prometheusRules = append(m.prometheusRules, o)
-			case "v1/Pod":
-				var o corev1.Pod
-				strict(t, rel, doc, &o)
-				m.pods = append(m.pods, o)
-			case "kustomize.config.k8s.io/v1beta1/Kustomization":
-				strict(t, rel, doc, &m.kustomization)
-			default:
-				t.Errorf("%s: unexpected kind %q: add it to the strict decoder", rel, gvk)
-			}
-		}
-		return nil
-	})
+		m.configMaps[o.Name] = o
+	case "apps/v1/DaemonSet":
+		var o appsv1.DaemonSet
+		strict(t, where, doc, &o)
+		m.daemonSets = append(m.daemonSets, o)
+	case "v1/Service":
+		var o corev1.Service
+		strict(t, where, doc, &o)
+		m.services = append(m.services, o)
+	case "monitoring.coreos.com/v1/ServiceMonitor":
+		var o monitoringv1.ServiceMonitor
+		strict(t, where, doc, &o)
+		m.serviceMonitors = append(m.serviceMonitors, o)
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		var o monitoringv1.PrometheusRule
+		strict(t, where, doc, &o)
+		m.prometheusRules = append(m.prometheusRules, o)
+	case "v1/Pod":
+		var o corev1.Pod
+		strict(t, where, doc, &o)
+		m.pods = append(m.pods, o)
+	default:
+		t.Errorf("%s: unexpected kind %q: add it to the strict decoder", where, gvk)
+	}
+}
+
+// kustomizeBuild renders the kustomization in dir as `kustomize build dir`
+// does (default options: the load restrictor keeps every file it reads
+// inside dir), in kustomize's output format.
+func kustomizeBuild(dir string) ([]byte, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), abs)
+	if err != nil {
+		return nil, err
+	}
+	return rm.AsYaml()
+}
+
+// loadKustomization decodes dir/kustomization.yaml strictly into
+// kustomize's own type (a misspelt field fails here, not silently there).
+func loadKustomization(t *testing.T, dir string) types.Kustomization {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	var k types.Kustomization
+	strict(t, filepath.Join(dir, "kustomization.yaml"), b, &k)
+	return k
+}
+
+// renderManifests decodes `kustomize build dir` strictly, document by
+// document, into m.
+func renderManifests(t *testing.T, dir string) manifests {
+	t.Helper()
+	m := manifests{configMaps: map[string]corev1.ConfigMap{}, files: map[string]string{}}
+	out, err := kustomizeBuild(dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	for i, doc := range splitDocs(out) {
+		m.add(t, fmt.Sprintf("kustomize build %s, document %d", dir, i+1), doc)
+	}
+	m.kustomization = loadKustomization(t, dir)
+	return m
+}
+
+// loadManifests decodes the output of `kustomize build deploy/kubernetes`
+// and the examples (not applied by the kustomization) strictly, and notes
+// the kind of every top-level manifest file.
+func loadManifests(t *testing.T) manifests {
+	t.Helper()
+	base := repoPath(k8sDir)
+	m := renderManifests(t, base)
+	top, err := filepath.Glob(filepath.Join(base, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range top {
+		rel := filepath.Base(path)
+		if rel == "kustomization.yaml" {
+			continue
+		}
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal(readFile(t, k8sDir, rel), &tm); err != nil {
+			t.Errorf("%s: %v", rel, err)
+		}
+		m.files[rel] = tm.Kind
+	}
+	examples, err := filepath.Glob(filepath.Join(base, "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range examples {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range splitDocs(b) {
+			m.add(t, filepath.Join("examples", filepath.Base(path)), doc)
+		}
 	}
 	return m
 }
@@ -209,9 +264,10 @@ func TestStrictDecoderRejects(t *testing.T) {
 	}
 }
 
-// Every manifest decodes strictly into its API type, the kustomization
-// applies exactly the manifests of the directory, and the objects agree
-// with each other and with the agent configuration they ship.
+// Every object `kustomize build deploy/kubernetes` renders decodes strictly
+// into its API type, the kustomization applies exactly the manifests of the
+// directory, and the objects agree with each other and with the agent
+// configuration they ship.
 func TestKubernetesManifests(t *testing.T) {
 	m := loadManifests(t)
 	cfg := loadConfig(t, repoPath(k8sConfig), cleanEnv())
@@ -219,9 +275,7 @@ func TestKubernetesManifests(t *testing.T) {
 	// The kustomization applies every top-level manifest, nothing missing.
 	var top []string
 	for f := range m.files {
-		if !strings.Contains(f, "/") && f != "kustomization.yaml" {
-			top = append(top, f)
-		}
+		top = append(top, f)
 	}
 	sort.Strings(top)
 	res := slices.Clone(m.kustomization.Resources)
@@ -229,7 +283,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if !slices.Equal(top, res) {
 		t.Errorf("kustomization resources %v, manifests %v", res, top)
 	}
-	for _, f := range []string{"daemonset.yaml", "service.yaml", "servicemonitor.yaml", "prometheusrule.yaml", "configmap.yaml", "dashboard-configmap.yaml"} {
+	for _, f := range []string{"daemonset.yaml", "service.yaml", "servicemonitor.yaml", "prometheusrule.yaml", "dashboard-configmap.yaml"} {
 		if _, ok := m.files[f]; !ok {
 			t.Errorf("%s missing", f)
 		}
@@ -481,16 +535,14 @@ func mapsKeys(m map[string]string) func(func(string) bool) {
 	}
 }
 
-// generated renders the three generated manifests from the committed agent
+// generated renders the two generated manifests from the committed agent
 // configuration with the agent binary, as a user regenerating them would.
+// (The agent ConfigMap is not among them: kustomize's configMapGenerator
+// makes it from config/agaobs.yaml itself.)
 func generated(t *testing.T) map[string][]byte {
 	t.Helper()
 	bin := agentBinary(t)
 	cfgPath := repoPath(k8sConfig)
-	cfgText, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(args ...string) []byte {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = cleanEnv()
@@ -507,11 +559,6 @@ func generated(t *testing.T) map[string][]byte {
 		return fmt.Sprintf("# Generated from %s; do not edit.\n# Regenerate: go test ./tests/deploy -run TestKubernetesGenerated -update\n", what)
 	}
 	out := map[string][]byte{}
-
-	cm := corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Name: "agaobs-agent-config", Namespace: k8sNamespace, Labels: labels},
-		Data:       map[string]string{k8sConfigKey: string(cfgText)}}
-	out["configmap.yaml"] = marshal(t, header("config/agaobs.yaml"), cm)
 
 	var rules struct {
 		Groups []monitoringv1.RuleGroup `json:"groups"`
@@ -563,9 +610,9 @@ func marshal(t *testing.T, header string, v any) []byte {
 }
 
 // The generated manifests equal what the agent renders now from the
-// committed configuration: the agent ConfigMap carries config/agaobs.yaml,
-// the PrometheusRule `agaobs-agent rules`, the dashboard ConfigMap
-// `agaobs-agent dashboard`. The rule groups also pass promtool.
+// committed configuration: the PrometheusRule `agaobs-agent rules`, the
+// dashboard ConfigMap `agaobs-agent dashboard`. The rule groups also pass
+// promtool.
 func TestKubernetesGenerated(t *testing.T) {
 	for name, want := range generated(t) {
 		path := repoPath(k8sDir, name)

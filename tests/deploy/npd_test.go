@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -213,10 +212,13 @@ func TestNodeProbeReachesDaemonSet(t *testing.T) {
 }
 
 func checkNPDDaemonSet(t *testing.T, envVar, agentImage string) {
-	var npd appsv1.DaemonSet
-	if err := decodeStrict(readFile(t, npdDir, npdDaemonSet), &npd); err != nil {
-		t.Fatalf("%s/%s: %v", npdDir, npdDaemonSet, err)
+	// As applied: `kustomize build deploy/node-problem-detector`, decoded
+	// strictly.
+	rendered := renderManifests(t, repoPath(npdDir))
+	if len(rendered.daemonSets) != 1 {
+		t.Fatalf("kustomize build %s: %d DaemonSets, want 1", npdDir, len(rendered.daemonSets))
 	}
+	npd := rendered.daemonSets[0]
 	spec := npd.Spec.Template.Spec
 	var c *corev1.Container
 	var pluginPath string
@@ -258,6 +260,10 @@ func checkNPDDaemonSet(t *testing.T, envVar, agentImage string) {
 	}
 	if v, ok := mountedFrom(*c, path.Dir(pluginPath)); !ok || v.ConfigMap == nil {
 		t.Errorf("%s: %s is not in a ConfigMap volume mounted at %s", npdDaemonSet, pluginPath, path.Dir(pluginPath))
+	} else if cm, ok := rendered.configMaps[v.ConfigMap.Name]; !ok {
+		t.Errorf("%s: volume %s names ConfigMap %s, which the kustomization does not generate", npdDaemonSet, v.Name, v.ConfigMap.Name)
+	} else if cm.Data[path.Base(pluginPath)] != string(readFile(t, npdDir, npdPluginK8s)) {
+		t.Errorf("ConfigMap %s: key %s is not %s", cm.Name, path.Base(pluginPath), npdPluginK8s)
 	}
 	// The rules' binary: an emptyDir the agent image's init container fills.
 	binDir := path.Dir(installedBin)

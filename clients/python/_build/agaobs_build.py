@@ -4,29 +4,44 @@ pyproject.toml names it with ``backend-path = ["_build"]`` and
 ``requires = []``, so ``pip install --no-index ./clients/python`` needs no
 index and no setuptools. It builds:
 
-* a py3-none-any wheel of the ``aga_observability`` package (METADATA,
-  WHEEL, RECORD with sha256 digests);
+* a wheel of the ``aga_observability`` package (METADATA, WHEEL, RECORD with
+  sha256 digests);
 * an sdist with everything needed to rebuild that wheel;
 * an editable wheel (PEP 660) whose import hook maps ``aga_observability``
   onto the source tree, and nothing else.
 
-Optional native parts plug in at :func:`native_extensions`, and installation
-never depends on a compiler: any failure (no compiler, no headers) logs one
-line to stderr and leaves them out. Disable them with
-``AGAOBS_BUILD_NATIVE=0`` or ``--config-settings native=0``. They are:
+The wheel tag depends on one switch and on nothing about the build host:
+
+* by default the wheel is pure, ``py3-none-any``, and no compiler is ever
+  looked for or run: the same source builds the same wheel, byte for byte,
+  on a host with or without ``cc``;
+* the native parts are built, into a platform wheel, only when asked by the
+  switch: ``AGAOBS_BUILD_NATIVE=1`` in the environment, or the PEP 517 config
+  setting ``native=true`` (``pip wheel --config-settings native=true``,
+  ``python -m build -C native=true``); a config setting, when given, wins
+  over the environment. True is ``1``/``true``/``yes``/``on``, false
+  ``0``/``false``/``no``/``off`` (or unset); anything else is an error. With
+  the switch on, a native part that cannot be built (no compiler, missing
+  sources or headers, a library that does not load) fails the build with
+  :class:`NativeBuildError`: it never falls back to a pure wheel.
+
+The native parts (see :func:`native_extensions`), compiled with ``$CC``, else
+``cc``:
 
 * the forward-marker library ``aga_observability/_agaobs_marker.so``, a plain
   shared library loaded with ctypes (no Python ABI, so the wheel is tagged
-  ``py3-none-<platform>``), compiled with ``$CC`` (else ``cc``) from the C
-  client's ``clients/c/marker/agaobs_marker.c`` and
-  ``clients/c/include/agaobs_marker.h``. In the repository they are found
-  at ``../c``; the sdist carries copies under ``native/marker`` and
-  ``native/include``, which take precedence;
-* Python extension modules: every ``native/*.c`` (none today), built
-  against the interpreter's headers (the wheel is then tagged
-  ``cpXY-cpXY-<platform>``).
+  ``py3-none-<platform>``), from the C client's
+  ``clients/c/marker/agaobs_marker.c`` and ``clients/c/include/agaobs_marker.h``.
+  In the repository they are found at ``../c``; the sdist carries copies
+  under ``native/marker`` and ``native/include``, which take precedence.
+  At run time it stays optional: without it the forward marker is off (one
+  warning, only when ``AGAOBS_FORWARD_MARKER=1``) and nothing else changes;
+* Python extension modules: every ``native/*.c`` (none today; the place for
+  a compiled fast path), built against the interpreter's headers (the wheel
+  is then tagged ``cpXY-cpXY-<platform>``).
 
-Editable installs (PEP 660) build no native part: use ``AGAOBS_MARKER_LIB``.
+Editable installs (PEP 660) build no native part, whatever the switch: use
+``AGAOBS_MARKER_LIB``.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ import io
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -173,12 +189,53 @@ def _skip(filename: str) -> bool:
     return filename.endswith((".pyc", ".pyo", ".so"))
 
 
-# -- optional native step -----------------------------------------------------------
+# -- native parts, only when asked ----------------------------------------------------
 
-def _native_enabled(config_settings) -> bool:
+NATIVE_ENV = "AGAOBS_BUILD_NATIVE"   # the switch, in the environment
+NATIVE_SETTING = "native"            # the same switch, as a PEP 517 config setting
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+class NativeBuildError(RuntimeError):
+    """The native parts were asked for and cannot be built."""
+
+
+def _switch_value(value, where: str) -> bool:
+    if isinstance(value, (list, tuple)):  # a setting given several times: the last one
+        value = value[-1] if value else ""
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"agaobs_build: {where}={value!r}: want one of "
+                     f"{', '.join(_TRUE)} (build the native parts) or "
+                     f"{', '.join(x for x in _FALSE if x)} (pure py3-none-any wheel, the default)")
+
+
+def native_requested(config_settings=None) -> bool:
+    """The switch: the config setting ``native`` when given, else
+    ``$AGAOBS_BUILD_NATIVE``; off when neither is set."""
     settings = config_settings or {}
-    return not (os.environ.get("AGAOBS_BUILD_NATIVE", "1") == "0"
-                or str(settings.get("native", "1")) == "0")
+    if NATIVE_SETTING in settings:
+        return _switch_value(settings[NATIVE_SETTING], f"config setting {NATIVE_SETTING}")
+    return _switch_value(os.environ.get(NATIVE_ENV, ""), NATIVE_ENV)
+
+
+def _extension_sources(root: str = ROOT):
+    src_dir = os.path.join(root, "native")
+    if not os.path.isdir(src_dir):
+        return []
+    return sorted(os.path.join(src_dir, f) for f in os.listdir(src_dir) if f.endswith(".c"))
+
+
+def wheel_tag(config_settings=None, root: str = ROOT):
+    """(tag, purelib) of the wheel build_wheel makes: a function of the
+    switch and of the sources, never of the build host's tools."""
+    if not native_requested(config_settings):
+        return "py3-none-any", True
+    return _platform_tag(python_abi=bool(_extension_sources(root))), False
 
 
 def _one_line(e: BaseException) -> str:
@@ -189,6 +246,30 @@ def _one_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in (out or "").splitlines() if ln.strip()]
     text = lines[0] if lines else str(e)
     return text[:200]
+
+
+_HOW = (f"it was asked for by {NATIVE_ENV}=1 or --config-settings {NATIVE_SETTING}=true; "
+        "install a C compiler (or point $CC at one), or build without the switch "
+        "for the pure py3-none-any wheel")
+
+
+def compiler():
+    """The C compiler command ($CC, else cc) as a list; NativeBuildError
+    when it is not found."""
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    if not cc or shutil.which(cc[0]) is None:
+        what = f"$CC={os.environ['CC']!r}" if os.environ.get("CC") else "cc (on $PATH)"
+        raise NativeBuildError(f"agaobs_build: cannot build the native parts: no C compiler, "
+                               f"{what} not found; {_HOW}")
+    return cc
+
+
+def _compile(cmd, what: str, timeout: int) -> None:
+    try:
+        subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeBuildError(f"agaobs_build: cannot build the native parts: {what} failed "
+                               f"({_one_line(e)}); {_HOW}") from e
 
 
 def marker_sources(root: str = ROOT):
@@ -204,61 +285,53 @@ def marker_sources(root: str = ROOT):
     return None
 
 
-def build_marker(root: str, build_dir: str):
-    """Compiles the forward marker into build_dir; returns its path, or None
-    (after one line on stderr) when it cannot be built. Never raises."""
+def build_marker(root: str, build_dir: str) -> str:
+    """Compiles the forward marker into build_dir and returns its path;
+    NativeBuildError when it cannot be built or does not load."""
     found = marker_sources(root)
     if found is None:
-        return None
+        raise NativeBuildError(
+            f"agaobs_build: cannot build the native parts: the forward marker's C sources "
+            f"({MARKER_SDIST_DIRS[0]}/{MARKER_SOURCE} in an sdist, ../c/marker/{MARKER_SOURCE} "
+            "in the repository) are missing (pip older than 21.3 copies the directory "
+            f"without ../c: build from the sdist); {_HOW}")
     src, inc = found
     target = os.path.join(build_dir, MARKER_LIB)
+    _compile(compiler() + ["-shared", "-fPIC", "-O2", "-I", inc, src, "-o", target],
+             f"compiling the forward marker {MARKER_LIB}", 120)
+    # The library must load and be the right ABI (a wrong-architecture $CC
+    # would produce one that does not).
+    import ctypes
     try:
-        cc = shlex.split(os.environ.get("CC") or "cc")
-        cmd = cc + ["-shared", "-fPIC", "-O2", "-I", inc, src, "-o", target]
-        subprocess.run(cmd, check=True, timeout=120, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        # The library must load and be the right ABI (a wrong-architecture
-        # $CC would produce one that does not).
-        import ctypes
-        if ctypes.CDLL(target).agaobs_marker_abi_version() != 1:
-            raise RuntimeError("unexpected agaobs_marker_abi_version")
-        return target
-    except Exception as e:  # noqa: BLE001 - the wheel is complete without it
-        print(f"agaobs_build: forward marker {MARKER_LIB} not built ({_one_line(e)}); "
-              "building the wheel without it", file=sys.stderr)
-        return None
+        version = ctypes.CDLL(target).agaobs_marker_abi_version()
+    except (OSError, AttributeError) as e:
+        raise NativeBuildError(f"agaobs_build: the forward marker built by {' '.join(compiler())} "
+                               f"does not load ({_one_line(e)}); {_HOW}") from e
+    if version != 1:
+        raise NativeBuildError(f"agaobs_build: the forward marker reports "
+                               f"agaobs_marker_abi_version() = {version}, want 1")
+    return target
 
 
-def native_extensions(root: str, build_dir: str, config_settings=None):
-    """(archive name, path) of the compiled native parts: the forward marker
-    and the Python extensions of native/*.c; [] when there are none or they
-    cannot be built. Never raises: the package is complete without them."""
-    if not _native_enabled(config_settings):
-        return []
-    out = []
-    marker = build_marker(root, build_dir)
-    if marker is not None:
-        out.append((f"{PACKAGE}/{MARKER_LIB}", marker))
-    src_dir = os.path.join(root, "native")
-    if not os.path.isdir(src_dir):
-        return out
-    sources = sorted(f for f in os.listdir(src_dir) if f.endswith(".c"))
+def native_extensions(root: str, build_dir: str):
+    """(archive name, path) of the native parts, compiled into build_dir:
+    the forward marker, then the Python extensions of native/*.c. Called only
+    when the switch asks for them; raises NativeBuildError when any part
+    cannot be built."""
+    out = [(f"{PACKAGE}/{MARKER_LIB}", build_marker(root, build_dir))]
+    sources = _extension_sources(root)
     if not sources:
         return out
-    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    cc = compiler()
     include = sysconfig.get_paths()["include"]
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    exts = []
     for src in sources:
-        target = os.path.join(build_dir, src[:-2] + suffix)
-        cmd = cc + ["-shared", "-fPIC", "-O2", "-I", include, os.path.join(src_dir, src), "-o", target]
-        try:
-            subprocess.run(cmd, check=True, timeout=300, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        except (OSError, subprocess.SubprocessError) as e:
-            print(f"agaobs_build: native extension {src} not built ({e}); "
-                  "building the pure-Python wheel", file=sys.stderr)
-            return out
-        exts.append((f"{PACKAGE}/{src[:-2]}{suffix}", target))
-    return out + exts
+        stem = os.path.basename(src)[:-2]
+        target = os.path.join(build_dir, stem + suffix)
+        _compile(cc + ["-shared", "-fPIC", "-O2", "-I", include, src, "-o", target],
+                 f"compiling the extension module native/{stem}.c", 300)
+        out.append((f"{PACKAGE}/{stem}{suffix}", target))
+    return out
 
 
 def _platform_tag(python_abi: bool = True) -> str:
@@ -343,25 +416,30 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     name, version, metadata = _metadata()
     info = f"{_safe(name)}-{version}.dist-info"
     os.makedirs(os.path.join(metadata_directory, info), exist_ok=True)
-    for fn, text in (("METADATA", metadata), ("WHEEL", _wheel_text("py3-none-any", True)),
+    tag, purelib = wheel_tag(config_settings)
+    for fn, text in (("METADATA", metadata), ("WHEEL", _wheel_text(tag, purelib)),
                      ("top_level.txt", PACKAGE + "\n")):
         with open(os.path.join(metadata_directory, info, fn), "w", encoding="utf-8") as f:
             f.write(text)
     return info
 
 
-prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
+def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
+    """Editable wheels are always py3-none-any: they build no native part."""
+    info = prepare_metadata_for_build_wheel(metadata_directory, {NATIVE_SETTING: "0"})
+    return info
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    """The pure py3-none-any wheel; the platform wheel with the native parts
+    only when the switch asks for them (see the module docstring)."""
+    tag, purelib = wheel_tag(config_settings)
     files = [(arc, _read(path), False) for arc, path in _package_files()]
+    if purelib:  # no compiler is looked for
+        return _build(wheel_directory, files)
     with tempfile.TemporaryDirectory() as build_dir:
-        native = native_extensions(ROOT, build_dir, config_settings)
-        if native:
-            files += [(arc, _read(path), True) for arc, path in native]
-            python_abi = any(arc != f"{PACKAGE}/{MARKER_LIB}" for arc, _ in native)
-            return _build(wheel_directory, files, _platform_tag(python_abi), purelib=False)
-    return _build(wheel_directory, files)
+        files += [(arc, _read(path), True) for arc, path in native_extensions(ROOT, build_dir)]
+        return _build(wheel_directory, files, tag, purelib=False)
 
 
 _FINDER = '''"""Editable install of {pkg}: import it from {src}."""

@@ -15,7 +15,8 @@ and turns begin/end pairs of a thread into
 
 The library is, in this order: ``marker_lib`` / ``AGAOBS_MARKER_LIB`` (an
 explicit path, which overrides the rest), the ``_agaobs_marker.so`` that the
-build backend put into this package, then ``libagaobs_marker.so`` on the
+build backend put into this package (only in the platform wheel built with
+``AGAOBS_BUILD_NATIVE=1``; the default ``py3-none-any`` wheel has none), then ``libagaobs_marker.so`` on the
 dynamic loader's path. None of them: ONE warning per process, and no
 markers. It is loaded with ``ctypes.PyDLL``: the call keeps the GIL (the
 function does nothing, so releasing and re-taking the GIL would cost more
@@ -146,7 +147,8 @@ def load(explicit: Optional[str] = None) -> Optional[MarkerLib]:
         if lib is None:
             _warn_once("missing", "aga_observability: forward_marker is enabled but no marker "
                        "library could be loaded (%s); forward markers are off. Install the "
-                       "package where a C compiler works, or set AGAOBS_MARKER_LIB to a "
+                       "platform wheel (AGAOBS_BUILD_NATIVE=1 pip install --no-index "
+                       "clients/python, with a C compiler), or set AGAOBS_MARKER_LIB to a "
                        "libagaobs_marker.so (make -C clients/c marker)", "; ".join(tried))
         else:
             logger.debug("aga_observability: forward marker library %s", lib.path)

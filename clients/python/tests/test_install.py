@@ -5,7 +5,6 @@ import base64
 import contextlib
 import hashlib
 import importlib
-import io
 import os
 import shutil
 import subprocess
@@ -97,7 +96,8 @@ class BackendTest(unittest.TestCase):
             self.assertIn("Name: aga-observability", f.read())
 
     def test_wheel(self):
-        name = self.b.build_wheel(self.tmp, {"native": "0"})
+        with env(AGAOBS_BUILD_NATIVE=None):  # the default: pure (test_wheel_tag.py: every host)
+            name = self.b.build_wheel(self.tmp)
         self.assertEqual(name, "aga_observability-2.0.0-py3-none-any.whl")
         names, wheel = check_wheel(self, os.path.join(self.tmp, name))
         self.assertIn("Tag: py3-none-any\n", wheel)
@@ -106,46 +106,6 @@ class BackendTest(unittest.TestCase):
                      if f.endswith(".py"))
         self.assertTrue(set(pkg) <= set(names))
         self.assertFalse([n for n in names if "__pycache__" in n or n.startswith(("tests/", "_build/"))])
-
-    def test_wheel_with_marker(self):
-        if not have_cc():
-            print("\nskipping the compiled-marker wheel test: no C compiler ($CC or cc)", file=sys.stderr)
-            self.skipTest("no C compiler")
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            name = self.b.build_wheel(self.tmp)
-        self.assertEqual(err.getvalue(), "")
-        self.assertEqual(name, f"aga_observability-2.0.0-{PLAT}.whl")  # no Python ABI: py3-none
-        path = os.path.join(self.tmp, name)
-        names, wheel = check_wheel(self, path)
-        self.assertIn(MARKER, names)
-        self.assertIn(f"Tag: {PLAT}\n", wheel)
-        self.assertIn("Root-Is-Purelib: false\n", wheel)
-        with zipfile.ZipFile(path) as zf:
-            zf.extract(MARKER, self.tmp)
-        import ctypes
-        lib = ctypes.CDLL(os.path.join(self.tmp, MARKER))
-        self.assertEqual(lib.agaobs_marker_abi_version(), 1)
-        lib.agaobs_forward_begin(1)
-        lib.agaobs_forward_end(1)
-
-    def test_wheel_without_compiler(self):
-        empty = os.path.join(self.tmp, "empty-path")
-        os.makedirs(empty)
-        for how, settings in (("CC names a missing compiler", {"CC": "/nonexistent/cc"}),
-                              ("no cc on PATH", {"CC": None, "PATH": empty})):
-            with self.subTest(how):
-                out = os.path.join(self.tmp, how.replace(" ", "_"))
-                err = io.StringIO()
-                with env(**settings), contextlib.redirect_stderr(err):
-                    name = self.b.build_wheel(out)
-                self.assertEqual(name, "aga_observability-2.0.0-py3-none-any.whl")
-                names, wheel = check_wheel(self, os.path.join(out, name))
-                self.assertNotIn(MARKER, names)
-                self.assertIn("Root-Is-Purelib: true\n", wheel)
-                lines = err.getvalue().splitlines()
-                self.assertEqual(len(lines), 1, lines)
-                self.assertIn("_agaobs_marker.so not built", lines[0])
 
     def test_stray_binaries_stay_out(self):
         # A library left in the package directory by hand is never packaged:
@@ -180,44 +140,64 @@ class BackendTest(unittest.TestCase):
         with open(os.path.join(top, "native", "marker", "agaobs_marker.c")) as f, \
                 open(os.path.join(ROOT, "..", "c", "marker", "agaobs_marker.c")) as g:
             self.assertEqual(f.read(), g.read())
-        out = os.path.join(self.tmp, "out")
-        r = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '_build'); "
-                            "import agaobs_build as b; print(b.build_wheel(sys.argv[1]))", out],
-                           cwd=top, check=True, capture_output=True, text=True, timeout=120)
-        wheel = r.stdout.strip()
-        names, _ = check_wheel(self, os.path.join(out, wheel))
-        # Built from the sdist's copy of the C source when a compiler works.
-        self.assertEqual(MARKER in names, have_cc(), (wheel, r.stderr))
+        clean = {k: v for k, v in os.environ.items() if k not in ("AGAOBS_BUILD_NATIVE", "PYTHONPATH")}
 
-    def test_native_step_is_optional(self):
+        def rebuild(out, extra=None):
+            r = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '_build'); "
+                                "import agaobs_build as b; print(b.build_wheel(sys.argv[1]))", out],
+                               cwd=top, capture_output=True, text=True, timeout=120,
+                               env=dict(clean, **(extra or {})))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wheel = r.stdout.strip()
+            names, _ = check_wheel(self, os.path.join(out, wheel))
+            return wheel, names, r.stderr
+
+        wheel, names, err = rebuild(os.path.join(self.tmp, "out"))
+        self.assertEqual(wheel, "aga_observability-2.0.0-py3-none-any.whl")  # whatever the host has
+        self.assertNotIn(MARKER, names)
+        if have_cc():  # with the switch: built from the sdist's copy of the C source (no ../c here)
+            wheel, names, err = rebuild(os.path.join(self.tmp, "native"), {"AGAOBS_BUILD_NATIVE": "1"})
+            self.assertEqual(wheel, f"aga_observability-2.0.0-{PLAT}.whl", err)
+            self.assertIn(MARKER, names)
+
+    def test_native_extensions(self):
+        """native/*.c (the place for a compiled fast path) are Python
+        extensions: built only with the switch, next to the marker, and the
+        wheel is then tagged cpXY-cpXY-<platform>; any failure is an error."""
         root = os.path.join(self.tmp, "proj")
         os.makedirs(os.path.join(root, "native"))
         with open(os.path.join(root, "native", "_probe.c"), "w") as f:
             f.write("#include <Python.h>\n"
                     "static struct PyModuleDef m = {PyModuleDef_HEAD_INIT, \"_probe\", NULL, -1, NULL};\n"
                     "PyMODINIT_FUNC PyInit__probe(void) { return PyModule_Create(&m); }\n")
+        src, inc = self.b.marker_sources(ROOT)
+        for d, f in (("marker", src), ("include", os.path.join(inc, "agaobs_marker.h"))):
+            os.makedirs(os.path.join(root, "native", d))
+            shutil.copy(f, os.path.join(root, "native", d))
+        impl = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+        with env(AGAOBS_BUILD_NATIVE=None):
+            self.assertEqual(self.b.wheel_tag(None, root), ("py3-none-any", True))
+            self.assertEqual(self.b.wheel_tag({"native": "true"}, root),
+                             (f"{impl}-{impl}-{PLAT[len('py3-none-'):]}", False))
+            self.assertEqual(self.b.wheel_tag({"native": "true"}), (PLAT, False))  # marker only
         build = os.path.join(self.tmp, "b")
         os.makedirs(build)
-        saved = os.environ.get("CC")
-        os.environ["CC"] = "/nonexistent/cc"
-        try:
-            err = io.StringIO()
-            with contextlib.redirect_stderr(err):
-                self.assertEqual(self.b.native_extensions(root, build), [])  # no compiler: pure wheel
-            self.assertIn("pure-Python wheel", err.getvalue())
-        finally:
-            if saved is None:
-                del os.environ["CC"]
-            else:
-                os.environ["CC"] = saved
-        self.assertEqual(self.b.native_extensions(root, build, {"native": "0"}), [])
+        with env(CC="/nonexistent/cc"), self.assertRaises(self.b.NativeBuildError) as cm:
+            self.b.native_extensions(root, build)
+        self.assertIn("no C compiler", str(cm.exception))
         include = sysconfig.get_paths()["include"]
-        if shutil.which("cc") or shutil.which("gcc"):
-            if os.path.exists(os.path.join(include, "Python.h")):
-                built = self.b.native_extensions(root, build)
-                self.assertEqual(len(built), 1)
-                self.assertTrue(built[0][0].startswith("aga_observability/_probe"))
-                self.assertTrue(os.path.exists(built[0][1]))
+        if have_cc() and os.path.exists(os.path.join(include, "Python.h")):
+            built = self.b.native_extensions(root, build)
+            self.assertEqual([a for a, _ in built][0], MARKER)
+            self.assertEqual(len(built), 2)
+            self.assertTrue(built[1][0].startswith("aga_observability/_probe"))
+            self.assertTrue(os.path.exists(built[1][1]))
+        with open(os.path.join(root, "native", "_probe.c"), "a") as f:
+            f.write("this is not C\n")
+        if have_cc():
+            with self.assertRaises(self.b.NativeBuildError) as cm:
+                self.b.native_extensions(root, build)
+            self.assertIn("native/_probe.c", str(cm.exception))
 
 
 class PipInstallTest(unittest.TestCase):
@@ -238,7 +218,8 @@ class PipInstallTest(unittest.TestCase):
             self.skipTest("ensurepip unavailable")
         self.assertEqual(r.returncode, 0, r.stderr)
         py = os.path.join(env_dir, "bin", "python")
-        clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_INDEX_URL")}
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("PYTHONPATH", "PIP_INDEX_URL", "AGAOBS_BUILD_NATIVE")}
 
         def pip(*args):
             r = subprocess.run([py, "-m", "pip", "--disable-pip-version-check", "-q", *args],
@@ -260,26 +241,30 @@ class PipInstallTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             return r.stdout.strip(), r.stderr
 
-        pip("install", "--no-index", ROOT)
+        # The default: the pure wheel, whatever the host has; installed offline
+        # from the wheel file as the Dockerfile and deploy/README.md do.
+        pip("wheel", "--no-index", "--no-deps", "-w", os.path.join(tmp, "dist"), ROOT)
+        self.assertEqual(os.listdir(os.path.join(tmp, "dist")), ["aga_observability-2.0.0-py3-none-any.whl"])
+        pip("install", "--no-index", "--no-deps",
+            os.path.join(tmp, "dist", "aga_observability-2.0.0-py3-none-any.whl"))
         version, path, none = where()
         self.assertEqual((version, none), ("2.0.0", "None"))
         self.assertTrue(path.startswith(env_dir), path)
-        lib, err = marker_lib()
-        if have_cc():  # compiled at install time, loaded from the package
-            self.assertEqual(lib, os.path.join(os.path.dirname(path), "_agaobs_marker.so"))
-        else:
-            self.assertEqual(lib, "None")
-        # Without a compiler the install still succeeds; the marker is missing.
-        pip("uninstall", "-y", "aga-observability")
-        clean["CC"] = "/nonexistent/cc"
-        pip("install", "--no-index", ROOT)
-        del clean["CC"]
-        version, path, _ = where()
-        self.assertEqual(version, "2.0.0")
         self.assertFalse(os.path.exists(os.path.join(os.path.dirname(path), "_agaobs_marker.so")))
+        # Fail-open without the marker library: one warning, no markers.
         lib, err = marker_lib({"LD_LIBRARY_PATH": ""})
         self.assertEqual(lib, "None")
         self.assertEqual(err.count("no marker library could be loaded"), 1, err)
+        pip("uninstall", "-y", "aga-observability")
+        pip("install", "--no-index", ROOT)  # from the directory: the same pure wheel
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(where()[1]), "_agaobs_marker.so")))
+        if have_cc():  # the switch: the marker compiled in, loaded from the package
+            pip("uninstall", "-y", "aga-observability")
+            pip("install", "--no-index", "--config-settings", "native=true", ROOT)
+            version, path, _ = where()
+            self.assertEqual(version, "2.0.0")
+            lib, err = marker_lib()
+            self.assertEqual(lib, os.path.join(os.path.dirname(path), "_agaobs_marker.so"))
         # Editable (PEP 660): imports the source tree.
         pip("uninstall", "-y", "aga-observability")
         pip("install", "--no-index", "-e", ROOT)
