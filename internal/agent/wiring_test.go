@@ -27,7 +27,7 @@ func TestReadyzRingDir(t *testing.T) {
 	cfg.RingRescanInterval = config.Duration(50 * time.Millisecond)
 	cfg.PrometheusEnabled = false
 	a, ctx := runAgent(t, cfg, Options{})
-	if !testutil.WaitFor(10*time.Second, func() bool { return a.consumer.Passes() > 0 && a.checkRingDir(ctx) == nil }) {
+	if !testutil.WaitFor(30*time.Second, func() bool { return a.consumer.Passes() > 0 && a.checkRingDir(ctx) == nil }) {
 		t.Fatalf("ring_dir check never passed: %v", a.checkRingDir(ctx))
 	}
 	// Replaced by a file: every scan fails with ENOTDIR.
@@ -38,7 +38,7 @@ func TestReadyzRingDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got error
-	if !testutil.WaitFor(10*time.Second, func() bool { got = a.checkRingDir(ctx); return got != nil }) {
+	if !testutil.WaitFor(30*time.Second, func() bool { got = a.checkRingDir(ctx); return got != nil }) {
 		t.Fatal("ring_dir check still passes with ring_dir replaced by a file")
 	}
 	if !strings.Contains(got.Error(), "ring_dir "+cfg.RingDir) || !strings.Contains(got.Error(), "not a directory") {
@@ -77,7 +77,7 @@ func (s *countingSink) Update(ch chan<- prometheus.Metric) error {
 func TestAddSinkRegistersItsMetrics(t *testing.T) {
 	sink := newCountingSink()
 	a, _ := runAgent(t, testConfig(t), Options{Sinks: []pipeline.Sink{sink}})
-	if !testutil.WaitFor(10*time.Second, func() bool { return sink.n.Load() >= 1 }) {
+	if !testutil.WaitFor(30*time.Second, func() bool { return sink.n.Load() >= 1 }) {
 		t.Fatal("the sink never received the agent's config_loaded event")
 	}
 	mfs, err := a.Registry().Gather()
@@ -125,7 +125,7 @@ func TestNodeLabelOnEverySeries(t *testing.T) {
 			f := shm.Forward{LatencyUs: 100, Fields: shm.FwdHasLatency}
 			_ = w.EmitForward(time.Now().UnixNano(), &f)
 			var mfs []*dto.MetricFamily
-			if !testutil.WaitFor(10*time.Second, func() bool {
+			if !testutil.WaitFor(30*time.Second, func() bool {
 				mfs, err = a.Registry().Gather()
 				for _, mf := range mfs {
 					if mf.GetName() == "aga_forward_total" {

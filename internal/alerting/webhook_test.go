@@ -85,12 +85,12 @@ func TestWebhookEpisodes(t *testing.T) {
 		}
 	}
 	episode(0, 20*time.Second) // 20 s < 60 s cooldown
-	testutil.Eventually(t, 5*time.Second, func() bool { return recv.count("resolved") == 1 }, "first episode not resolved")
+	testutil.Eventually(t, 30*time.Second, func() bool { return recv.count("resolved") == 1 }, "first episode not resolved")
 	if f := recv.count("firing"); f != 1 {
 		t.Fatalf("short episode: %d firing notifications, want 1", f)
 	}
 	episode(100*time.Second, 250*time.Second) // 150 s: fires at 100, re-notified at 160 and 220
-	testutil.Eventually(t, 5*time.Second, func() bool { return recv.count("resolved") == 2 }, "second episode not resolved")
+	testutil.Eventually(t, 30*time.Second, func() bool { return recv.count("resolved") == 2 }, "second episode not resolved")
 	if f := recv.count("firing"); f != 4 {
 		t.Fatalf("long episode: %d firing notifications in all, want 1 + 3", f)
 	}
@@ -98,7 +98,7 @@ func TestWebhookEpisodes(t *testing.T) {
 	recv.failFirst = recv.requests + 2
 	recv.mu.Unlock()
 	episode(400*time.Second, 405*time.Second)
-	testutil.Eventually(t, 10*time.Second, func() bool { return recv.count("resolved") == 3 }, "third episode not delivered after 500s")
+	testutil.Eventually(t, 30*time.Second, func() bool { return recv.count("resolved") == 3 }, "third episode not delivered after 500s")
 	retried := uint64(0)
 	for _, s := range d.Stats() {
 		if s.Channel == notify.ChannelWebhook && s.Result == notify.ResultRetried {

@@ -16,6 +16,7 @@ import (
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/selfmetrics"
 	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/testutil"
 )
 
 // testRing is an audit ring in memory with n records, polled as the
@@ -86,10 +87,13 @@ type flakyStore struct {
 	fail    atomic.Bool
 	mu      sync.Mutex
 	gate    chan struct{}
+	entered atomic.Int32 // Append calls started
 	batches []int
+	at      []time.Time // when each stored batch's Append returned
 }
 
 func (f *flakyStore) Append(recs []*Record) ([]*Record, error) {
+	f.entered.Add(1)
 	f.mu.Lock()
 	gate := f.gate
 	f.mu.Unlock()
@@ -102,6 +106,7 @@ func (f *flakyStore) Append(recs []*Record) ([]*Record, error) {
 	out, err := f.Store.Append(recs)
 	f.mu.Lock()
 	f.batches = append(f.batches, len(recs))
+	f.at = append(f.at, time.Now())
 	f.mu.Unlock()
 	return out, err
 }
@@ -121,15 +126,11 @@ func runWriter(t *testing.T, w *Writer) (stop func()) {
 	}
 }
 
+// eventually waits for cond; the timeout is only an upper bound for a
+// loaded machine.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, time.Minute, cond, "waiting for %s", what)
 }
 
 func producerRecords(t *testing.T, s Store) []Record {
@@ -150,8 +151,9 @@ func producerRecords(t *testing.T, s Store) []Record {
 // Commits happen every BatchSize records or FlushInterval, and the ring
 // releases a record only after the commit that stored it.
 func TestWriterGroupCommitAcksAfterCommit(t *testing.T) {
+	const interval = 300 * time.Millisecond
 	fs := &flakyStore{Store: NewMemory()}
-	w := NewWriter(WriterOptions{Store: fs, BatchSize: 4, FlushInterval: 300 * time.Millisecond})
+	w := NewWriter(WriterOptions{Store: fs, BatchSize: 4, FlushInterval: interval})
 	stop := runWriter(t, w)
 	defer stop()
 	r := newTestRing(t, 0xaa, 10, nil)
@@ -160,10 +162,11 @@ func TestWriterGroupCommitAcksAfterCommit(t *testing.T) {
 	fs.gate = make(chan struct{})
 	gate := fs.gate
 	fs.mu.Unlock()
+	written := time.Now()
 	if err := w.Write(context.Background(), r.evs); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the first commit is waiting in Append
+	eventually(t, "the first commit to wait in Append", func() bool { return fs.entered.Load() >= 1 })
 	if got := r.released(); got != before {
 		t.Fatalf("ring released seq %d before any commit finished (was %d)", got, before)
 	}
@@ -171,16 +174,17 @@ func TestWriterGroupCommitAcksAfterCommit(t *testing.T) {
 	fs.gate = nil
 	fs.mu.Unlock()
 	close(gate)
-	eventually(t, "two full batches", func() bool { return r.released() >= r.seqOf(7) })
-	if got := r.released(); got != r.seqOf(7) {
-		t.Fatalf("released %d, want %d (two batches of 4; the rest waits for the interval)", got, r.seqOf(7))
-	}
 	eventually(t, "the interval commit", func() bool { return r.released() == r.seqOf(9) })
 	fs.mu.Lock()
-	batches := fmt.Sprint(fs.batches)
+	batches, at := fmt.Sprint(fs.batches), fs.at
 	fs.mu.Unlock()
 	if !strings.HasPrefix(batches, "[4 4 2") {
 		t.Fatalf("commit sizes %s, want 4, 4, then 2", batches)
+	}
+	// The rest waited for the interval, which started after Write was
+	// called: a lower bound, whatever the load.
+	if waited := at[2].Sub(written); waited < interval {
+		t.Fatalf("the last 2 records were committed %v after Write, before the %v interval", waited, interval)
 	}
 	if n := len(producerRecords(t, fs)); n != 10 {
 		t.Fatalf("%d producer records stored, want 10", n)
@@ -201,7 +205,7 @@ func TestWriterStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the store reported down", func() bool { ok, _, _ := w.Status(); return !ok })
-	time.Sleep(600 * time.Millisecond) // at least one retry
+	eventually(t, "a retry", func() bool { return gaugeValue(t, w, "agaobs_audit_write_errors_total", nil) >= 2 })
 	ok, lastErr, pending := w.Status()
 	if ok || !strings.Contains(lastErr, "no space left") || pending != 20 {
 		t.Fatalf("status writable=%v err=%q pending=%d", ok, lastErr, pending)
@@ -244,15 +248,21 @@ func TestWriterClosingDoesNotWaitForBrokenStore(t *testing.T) {
 	eventually(t, "the store reported down", func() bool { ok, _, _ := w.Status(); return !ok })
 	errc := make(chan error, 1)
 	go func() { errc <- w.Write(context.Background(), r.evs[2:]) }()
-	time.Sleep(100 * time.Millisecond)
+	// The second Write has queued its 4 records and waits for Run.
+	eventually(t, "the second Write to block", func() bool { _, _, pending := w.Status(); return pending == 6 })
+	closing := time.Now()
 	w.Closing()
 	select {
 	case err := <-errc:
 		if err == nil {
 			t.Fatal("Write succeeded into a writer that cannot store")
 		}
-	case <-time.After(time.Second):
-		t.Fatal("Write still blocked a second after Closing")
+		// A working store would get a 2 s grace; a broken one none.
+		if el := time.Since(closing); el >= 2*time.Second {
+			t.Fatalf("Write returned %v after Closing: it waited for a broken store", el)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Write still blocked a minute after Closing")
 	}
 }
 

@@ -66,7 +66,7 @@ func TestProducerEmitsEverything(t *testing.T) {
 	defer func() { cancel(); wg.Wait(); disp.Close(); c.Close() }()
 	want := []string{"register", "register_batch", "unregister", "load_from", "clear", "attach", "detach",
 		"streaming_session_start", "streaming_knowledge_update", "streaming_knowledge_remove", "streaming_session_end"}
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		for _, op := range want {

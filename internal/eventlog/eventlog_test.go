@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/testutil"
 )
 
 var fixed = time.Date(2026, 11, 27, 14, 3, 57, 135_000_000, time.FixedZone("CET", 3600))
@@ -120,14 +121,10 @@ func TestFileRotation(t *testing.T) {
 	s.Close()
 	// lumberjack removes old backups on its own goroutine, after Close.
 	var entries []os.DirEntry
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitFor(time.Minute, func() bool {
 		entries, _ = os.ReadDir(dir)
-		if len(entries) <= 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(entries) <= 3
+	})
 	if len(entries) != 3 {
 		t.Errorf("%d files, want the active one and 2 backups: %v", len(entries), entries)
 	}

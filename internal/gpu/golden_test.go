@@ -36,7 +36,7 @@ func feedXIDs(t testing.TB, c *Collector, f *fakeNode, script []scripted) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { c.xidLoop(ctx) })
-	agatest.Eventually(t, 5*time.Second, func() bool {
+	agatest.Eventually(t, 30*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		var n uint64

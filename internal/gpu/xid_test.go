@@ -121,7 +121,7 @@ func TestXIDLoopBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { c.xidLoop(ctx) })
-	agatest.Eventually(t, 5*time.Second, func() bool {
+	agatest.Eventually(t, 30*time.Second, func() bool {
 		return value(t, c, "agaobs_gpu_xid_errors_total", map[string]string{"uuid": uuidOf(0), "xid": "79"}) == 1
 	}, "XID counted after the retries")
 	cancel()

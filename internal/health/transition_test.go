@@ -93,9 +93,9 @@ func TestRunReportsTransitionsWithoutTraffic(t *testing.T) {
 			return false
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, has("gpu ->healthy"), "first evaluation")
+	testutil.Eventually(t, 30*time.Second, has("gpu ->healthy"), "first evaluation")
 	src.set(statuses("gpu", "unhealthy"))
-	testutil.Eventually(t, 5*time.Second, has("gpu healthy->unhealthy"), "change seen by Run")
+	testutil.Eventually(t, 30*time.Second, has("gpu healthy->unhealthy"), "change seen by Run")
 	cancel()
 	select {
 	case err := <-done:

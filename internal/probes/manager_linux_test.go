@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,14 +21,26 @@ import (
 	"github.com/agaobs/agaobs/internal/testutil"
 )
 
-const helperEnv = "AGAOBS_PROBES_TEST_HELPER"
+const (
+	helperEnv   = "AGAOBS_PROBES_TEST_HELPER"
+	sleepLogEnv = "AGAOBS_PROBES_TEST_SLEEP_LOG"
+)
 
 // TestMain lets the test binary act as the processes the probes watch.
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "sleep": // blocks over and over: off-CPU time, reason sleep
+		// It records how long its sleeps took (count and total ns) where
+		// sleepLogEnv says, for bounds relative to what it measured.
+		var total time.Duration
 		for i := 0; i < 400; i++ {
+			t0 := time.Now()
 			time.Sleep(5 * time.Millisecond)
+			total += time.Since(t0)
+			if f := os.Getenv(sleepLogEnv); f != "" {
+				os.WriteFile(f+".tmp", []byte(fmt.Sprint(i+1, " ", total.Nanoseconds())), 0o644)
+				os.Rename(f+".tmp", f)
+			}
 		}
 		os.Exit(0)
 	case "spin": // more busy threads than CPUs: preempted, run queue waits
@@ -51,10 +64,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func helper(t *testing.T, kind string) *exec.Cmd {
+func helper(t *testing.T, kind string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+kind)
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+kind), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +107,8 @@ func startManager(t *testing.T, probes map[string]bool, targets func() []Target)
 // offcpu and runqueue see a process that sleeps and one that competes
 // for the CPU, each under its own producer name.
 func TestSchedProbes(t *testing.T) {
-	sleeper, spinner := helper(t, "sleep"), helper(t, "spin")
+	sleepLog := filepath.Join(t.TempDir(), "sleeps")
+	sleeper, spinner := helper(t, "sleep", sleepLogEnv+"="+sleepLog), helper(t, "spin")
 	targets := func() []Target {
 		return []Target{{Producer: "sleeper", HostPID: sleeper.Process.Pid}, {Producer: "spinner", HostPID: spinner.Process.Pid}}
 	}
@@ -102,15 +116,42 @@ func TestSchedProbes(t *testing.T) {
 	if err := m.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	mfs := gather(t, m)
-	sleep := series(mfs, "agaobs_bpf_offcpu_seconds", "producer", "sleeper", "reason", "sleep")
+	// Until the sleeper has slept 300 times, by its own count, and the
+	// spinner was seen: progress, not a fixed wall-clock wait.
+	var mfs map[string]*dto.MetricFamily
+	var sleep *dto.Metric
+	var sleeps, sleptNs int64
+	testutil.WaitFor(time.Minute, func() bool {
+		if b, err := os.ReadFile(sleepLog); err != nil || func() bool { _, err := fmt.Sscan(string(b), &sleeps, &sleptNs); return err != nil }() || sleeps < 300 {
+			return false
+		}
+		mfs = gather(t, m)
+		sleep = series(mfs, "agaobs_bpf_offcpu_seconds", "producer", "sleeper", "reason", "sleep")
+		pre := series(mfs, "agaobs_bpf_offcpu_seconds", "producer", "spinner", "reason", "preempted")
+		rq := series(mfs, "agaobs_bpf_runqueue_latency_seconds", "producer", "spinner")
+		return sleep != nil && sleep.Histogram.GetSampleCount() >= 50 && pre != nil && pre.Histogram.GetSampleCount() > 0 &&
+			rq != nil && rq.Histogram.GetSampleCount() > 0
+	})
 	if sleep == nil || sleep.Histogram.GetSampleCount() < 50 {
 		t.Fatalf("sleeper off-CPU (sleep): %v", sleep)
 	}
-	// Each sleep is ~5 ms: most samples in the buckets around it.
-	if mean := sleep.Histogram.GetSampleSum() / float64(sleep.Histogram.GetSampleCount()); mean < 0.002 || mean > 0.05 {
-		t.Errorf("sleeper mean off-CPU %.4fs, want ~5 ms", mean)
+	// Each sleep blocks a thread for the 5 ms asked, longer as the
+	// sleeper measured it on a loaded machine; the runtime's other threads
+	// add many short waits, so the bounds are relative to its count and
+	// duration: at least half its sleeps seen as waits of 1.95 ms or more,
+	// and a mean wait of at most 10 × its measured mean sleep.
+	measured := time.Duration(sleptNs / sleeps).Seconds()
+	var short uint64
+	for _, b := range sleep.Histogram.Bucket {
+		if b.GetUpperBound() == math.Ldexp(1, -9) {
+			short = b.GetCumulativeCount()
+		}
+	}
+	if long := sleep.Histogram.GetSampleCount() - short; long < uint64(sleeps)/2 {
+		t.Errorf("sleeper: %d waits of 1.95 ms or more, want at least half its %d sleeps", long, sleeps)
+	}
+	if mean := sleep.Histogram.GetSampleSum() / float64(sleep.Histogram.GetSampleCount()); mean > 10*measured {
+		t.Errorf("sleeper mean off-CPU %.4fs, want at most 10 × the %.4fs its sleeps took", mean, measured)
 	}
 	pre := series(mfs, "agaobs_bpf_offcpu_seconds", "producer", "spinner", "reason", "preempted")
 	if pre == nil || pre.Histogram.GetSampleCount() == 0 {
@@ -156,8 +197,12 @@ func buildFakeCUDA(t *testing.T) string {
 }
 
 // cuda_sync, cuda_graph_launch and cuda_launch against fake CUDA
-// libraries with the real symbol names: exact counts, and 3 ms syncs in
-// the [2^-9, 2^-8) s bucket.
+// libraries with the real symbol names: exact counts, and every sync in
+// the bucket its measured duration implies. The fake sleeps 3 ms but a
+// loaded machine oversleeps, so the buckets are checked against what the
+// app measured, not against 3 ms: each latency the probe records lies
+// between the time measured inside the call (the fake's sleep) and the time
+// measured around it (see testdata/fakecuda_app.c).
 func TestCUDAProbes(t *testing.T) {
 	app := buildFakeCUDA(t)
 	const n, g, k = 20, 7, 11
@@ -178,29 +223,54 @@ func TestCUDAProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(stdin, "g")
-	if line, _ := out.ReadString('\n'); line != "done\n" {
-		t.Fatalf("app: %q", line)
+	measured := map[string][]syncTiming{}
+	for {
+		line, err := out.ReadString('\n')
+		if line == "done\n" {
+			break
+		}
+		var api string
+		var st syncTiming
+		if _, perr := fmt.Sscanf(line, "sync %s %d %d\n", &api, &st.inner, &st.outer); err != nil || perr != nil {
+			t.Fatalf("app: %q (%v, %v)", line, err, perr)
+		}
+		measured[api] = append(measured[api], st)
 	}
 	mfs := gather(t, m)
 	for _, api := range []string{"cudaStreamSynchronize", "cudaDeviceSynchronize", "cuStreamSynchronize"} {
 		s := series(mfs, "agaobs_bpf_cuda_sync_wait_seconds", "producer", "fake-gpu", "api", api)
-		if s == nil || s.Histogram.GetSampleCount() != n {
-			t.Fatalf("%s: %v, want %d calls", api, s, n)
+		if s == nil || s.Histogram.GetSampleCount() != n || len(measured[api]) != n {
+			t.Fatalf("%s: %v, want %d calls (app measured %d)", api, s, n, len(measured[api]))
 		}
-		// 3 ms lands under le=2^-8 (3.9 ms) and above le=2^-9 (1.95 ms).
-		var under, atMost float64
+		var innerSum, outerSum int64
+		for _, st := range measured[api] {
+			// nanosleep never returns early: the fake's own clock
+			// confirms the 3 ms it was asked for.
+			if st.inner < 3e6 || st.outer < st.inner {
+				t.Fatalf("%s: app measured %d ns inside, %d ns around a 3 ms sync", api, st.inner, st.outer)
+			}
+			innerSum += st.inner
+			outerSum += st.outer
+		}
+		// Sample i is in [inner_i, outer_i], so at every bound the
+		// cumulative count is at least the calls whose outer time is
+		// below it and at most those whose inner time is.
 		for _, b := range s.Histogram.Bucket {
-			switch b.GetUpperBound() {
-			case math.Ldexp(1, -9):
-				under = float64(b.GetCumulativeCount())
-			case math.Ldexp(1, -8):
-				atMost = float64(b.GetCumulativeCount())
+			var lo, hi int
+			for _, st := range measured[api] {
+				if inClassicBucket(st.outer, b.GetUpperBound()) {
+					lo++
+				}
+				if inClassicBucket(st.inner, b.GetUpperBound()) {
+					hi++
+				}
+			}
+			if c := int(b.GetCumulativeCount()); c < lo || c > hi {
+				t.Errorf("%s: %d samples below %g s, want %d..%d from the durations the app measured", api, c, b.GetUpperBound(), lo, hi)
 			}
 		}
-		// None can be faster than the sleep; a loaded CI machine may
-		// oversleep a few past 3.9 ms.
-		if under != 0 || atMost < 3*n/4 {
-			t.Errorf("%s buckets: %d below 1.95 ms, %d below 3.9 ms of %d", api, int(under), int(atMost), n)
+		if sum := int64(math.Round(s.Histogram.GetSampleSum() * 1e9)); sum < innerSum-1000 || sum > outerSum+1000 {
+			t.Errorf("%s: sum %d ns, want %d..%d from the durations the app measured", api, sum, innerSum, outerSum)
 		}
 	}
 	if s := series(mfs, "agaobs_bpf_cuda_sync_wait_seconds", "producer", "fake-gpu", "api", "cudaEventSynchronize"); s != nil {
@@ -219,6 +289,24 @@ func TestCUDAProbes(t *testing.T) {
 	}
 }
 
+// syncTiming is one synchronize call as fakecuda_app measured it, in ns:
+// inside the fake (its sleep) and around the call.
+type syncTiming struct{ inner, outer int64 }
+
+// inClassicBucket reports whether a duration of ns is counted under the
+// classic bucket le: the kernel's binning (bpf/common.h ns_to_units, log2)
+// and the collector's folding of kernel buckets into classic ones.
+func inClassicBucket(ns int64, le float64) bool {
+	u := uint64(ns)
+	units := (u/1e9)<<unitShift + ((u%1e9)<<unitShift)/1e9
+	slot := 0
+	if units > 0 {
+		slot = bits.Len64(units) - 1
+	}
+	_, exp := math.Frexp(le) // le = 0.5 * 2^exp
+	return slot <= exp-1+unitShift-1
+}
+
 // A producer without the libraries a probe needs counts no_target once,
 // not once per rescan.
 func TestNoTargetCountedOnce(t *testing.T) {
@@ -231,6 +319,8 @@ func TestNoTargetCountedOnce(t *testing.T) {
 		if err := m.Sync(); err != nil {
 			t.Fatal(err)
 		}
+		// Past the 1 ms rescan interval: each Sync rescans (a sleep is
+		// never shorter, so load cannot fail this).
 		time.Sleep(5 * time.Millisecond)
 	}
 	mfs := gather(t, m)
@@ -283,8 +373,8 @@ func TestLateLibraryRescan(t *testing.T) {
 	}
 	io.WriteString(stdin, "l")
 	expect("loaded")
-	time.Sleep(60 * time.Millisecond)
-	if err := m.Sync(); err != nil { // the rescan
+	time.Sleep(60 * time.Millisecond) // past the 50 ms rescan interval (never shorter)
+	if err := m.Sync(); err != nil {  // the rescan
 		t.Fatal(err)
 	}
 	io.WriteString(stdin, "c")

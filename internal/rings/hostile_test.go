@@ -26,7 +26,7 @@ func TestInconclusiveLivenessKeepsProducer(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startConsumerWith(t, dir, Tunables{Retention: 0, RemoveDead: true}, fake, time.Millisecond)
-	testutil.Eventually(t, 5*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "steady") == 100 }, "forwards not delivered")
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "steady") == 100 }, "forwards not delivered")
 	hot, _ := ringInfo(h, "steady", "hot")
 
 	// procfs now answers with an error that is not ENOENT/ESRCH.
@@ -36,7 +36,7 @@ func TestInconclusiveLivenessKeepsProducer(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(link, "stat"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return h.c.Counters().CheckErrors >= 3 }, "no inconclusive checks counted")
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.c.Counters().CheckErrors >= 3 }, "no inconclusive checks counted")
 	if ev := h.rec.lifecycle(pipeline.ProducerDied, "steady"); ev != nil {
 		t.Fatal("a live producer was declared dead on an unreadable procfs")
 	}
@@ -51,8 +51,8 @@ func TestInconclusiveLivenessKeepsProducer(t *testing.T) {
 	if err := os.RemoveAll(link); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return h.rec.lifecycle(pipeline.ProducerDied, "steady") != nil }, "death not detected")
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.rec.lifecycle(pipeline.ProducerDied, "steady") != nil }, "death not detected")
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		_, err := os.Stat(hot.Path)
 		return os.IsNotExist(err)
 	}, "dead producer's ring not removed")
@@ -69,11 +69,11 @@ func TestRingFileKeptWhileOwnerLives(t *testing.T) {
 	}
 	path := w.Path()
 	_ = w.EmitForward(time.Now().UnixNano(), &shm.Forward{})
-	testutil.Eventually(t, 5*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "inproc") == 1 }, "not consumed")
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "inproc") == 1 }, "not consumed")
 	w.Close()
 	// Forgetting and retiring happen in one housekeeping, before the
 	// lifecycle event reaches the sinks.
-	testutil.Eventually(t, 5*time.Second, func() bool { return h.rec.lifecycle(pipeline.ProducerForgotten, "inproc") != nil }, "not forgotten")
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.rec.lifecycle(pipeline.ProducerForgotten, "inproc") != nil }, "not forgotten")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("ring file unlinked while its owner (this process) runs: %v", err)
 	}
@@ -91,7 +91,7 @@ func TestJunkFilesExaminedOnceAndAggregated(t *testing.T) {
 		}
 	}
 	h := startConsumer(t, dir, Tunables{RescanInterval: time.Hour}, nil, true)
-	testutil.Eventually(t, 10*time.Second, func() bool { return h.c.Counters().Rejected[rejNotRing] == junk }, "junk not rejected: %+v", h.c.Counters())
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.c.Counters().Rejected[rejNotRing] == junk }, "junk not rejected: %+v", h.c.Counters())
 	examined := h.c.examined.Load()
 	if examined != junk {
 		t.Fatalf("examined %d files, want %d", examined, junk)
@@ -102,7 +102,7 @@ func TestJunkFilesExaminedOnceAndAggregated(t *testing.T) {
 		p := filepath.Join(dir, fmt.Sprintf("touch-%d", i))
 		os.WriteFile(p, nil, 0o600)
 		want := scans + uint64(i) + 1
-		testutil.Eventually(t, 10*time.Second, func() bool { return h.c.scans.Load() >= want }, "no rescan after a directory change")
+		testutil.Eventually(t, 30*time.Second, func() bool { return h.c.scans.Load() >= want }, "no rescan after a directory change")
 	}
 	if n := h.c.examined.Load(); n != examined {
 		t.Fatalf("rescans examined %d more files", n-examined)
@@ -172,17 +172,17 @@ func TestProducerCapPerUID(t *testing.T) {
 	h := startConsumer(t, dir, Tunables{Retention: time.Hour, MaxProducersPerUID: 2}, nil, true)
 	a, _ := startHelper(t, dir, "a", 1, nil, false)
 	startHelper(t, dir, "b", 1, nil, false)
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		return h.rec.count(pipeline.KindForward, "a") == 1 && h.rec.count(pipeline.KindForward, "b") == 1
 	}, "first two producers not consumed")
 	startHelper(t, dir, "c", 1, nil, false)
-	testutil.Eventually(t, 5*time.Second, func() bool { return h.c.Counters().Rejected[rejProducerLimit] >= 2 }, "third producer not capped: %+v", h.c.Counters())
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.c.Counters().Rejected[rejProducerLimit] >= 2 }, "third producer not capped: %+v", h.c.Counters())
 	if h.rec.count(pipeline.KindForward, "c") != 0 {
 		t.Fatal("capped producer consumed")
 	}
 	a.Process.Signal(syscall.SIGKILL)
 	a.Wait()
-	testutil.Eventually(t, 10*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "c") == 1 }, "capped producer not accepted after another ended")
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "c") == 1 }, "capped producer not accepted after another ended")
 }
 
 // A flood of doorbell pokes wakes the consumer at most once per
@@ -190,7 +190,7 @@ func TestProducerCapPerUID(t *testing.T) {
 func TestDoorbellFloodRateLimited(t *testing.T) {
 	dir := t.TempDir()
 	h := startConsumerWith(t, dir, Tunables{}, "", 50*time.Millisecond)
-	testutil.Eventually(t, 5*time.Second, func() bool { return h.c.Passes() > 0 }, "consumer not started")
+	testutil.Eventually(t, 30*time.Second, func() bool { return h.c.Passes() > 0 }, "consumer not started")
 	f, err := os.OpenFile(filepath.Join(dir, shm.DoorbellName), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestEndedProducersBoundedPerUID(t *testing.T) {
 		}
 		w.Close()
 	}
-	ok := testutil.WaitFor(20*time.Second, func() bool {
+	ok := testutil.WaitFor(30*time.Second, func() bool {
 		h.rec.mu.Lock()
 		defer h.rec.mu.Unlock()
 		closed, forgotten := 0, 0

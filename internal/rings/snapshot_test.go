@@ -35,7 +35,7 @@ func TestSnapshot(t *testing.T) {
 		_ = hot.EmitForward(time.Now().UnixNano(), &shm.Forward{})
 	}
 	var snap *pipeline.Snapshot
-	ok := testutil.WaitFor(5*time.Second, func() bool {
+	ok := testutil.WaitFor(30*time.Second, func() bool {
 		snap = h.c.Snapshot()
 		return len(snap.Producers) == 1 && len(snap.Producers[0].Rings) == 2 && snap.Producers[0].Drops().Consumed >= 3 && snap.Producers[0].Rings[0].Consumed == snap.Producers[0].Rings[0].Written &&
 			snap.RingStates[pipeline.RingStateRejected] == 1

@@ -234,16 +234,30 @@ func TestAuditBoundedWaitAndLostBefore(t *testing.T) {
 	}
 }
 
+// chanDoorbell reports each poke on a channel without blocking.
+type chanDoorbell chan struct{}
+
+func (d chanDoorbell) Poke() {
+	select {
+	case d <- struct{}{}:
+	default:
+	}
+}
+
 func TestAuditWaitSucceedsWhenConsumerReleases(t *testing.T) {
-	w, r, _ := newTestPair(t, ClassAudit, 4096, func(o *WriterOptions) { o.AuditWait = 100 * time.Millisecond })
+	bell := make(chanDoorbell, 1)
+	// Filled without waiting; then the wait is only an upper bound.
+	w, r, _ := newTestPair(t, ClassAudit, 4096, func(o *WriterOptions) { o.AuditWait = -1; o.Doorbell = bell })
 	obj := []byte(`{"operation":"x","details":{"pad":"` + strings.Repeat("p", 900) + `"}}`)
 	for w.EmitAudit(0, obj) == nil {
 	}
 	start := w.Stats().Dropped
+	w.opts.AuditWait = time.Minute
+	r.SetSleeping(1) // a waiting audit writer pokes a sleeping consumer
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		time.Sleep(5 * time.Millisecond)
+		<-bell // the writer is waiting for space
 		// Consumer releases everything (an audit ring needs acks).
 		for {
 			res, _ := r.Poll(100, func(rec *Record) Disposition { return Done })

@@ -158,7 +158,7 @@ func TestMaxConnectionsEvictsOldestIdle(t *testing.T) {
 			t.Fatalf("conn %d: %q %v", i, body, err)
 		}
 		// One at a time, so they go idle in dial order.
-		testutil.Eventually(t, 10*time.Second, func() bool { return idleCount(s) == i+1 }, "conn %d not idle", i)
+		testutil.Eventually(t, 30*time.Second, func() bool { return idleCount(s) == i+1 }, "conn %d not idle", i)
 	}
 	if body, err := fresh("http://" + s.Addr() + "/"); err != nil || body != "ok" {
 		t.Fatalf("new client at the cap: %q %v", body, err)
@@ -175,7 +175,7 @@ func TestMaxConnectionsEvictsOldestIdle(t *testing.T) {
 	if st.Evicted != 1 || st.Rejected != 0 || st.Max != max {
 		t.Errorf("stats %+v, want 1 eviction, no rejection, max %d", st, max)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return s.Stats().Open <= max }, "open %d > %d", s.Stats().Open, max)
+	testutil.Eventually(t, 30*time.Second, func() bool { return s.Stats().Open <= max }, "open %d > %d", s.Stats().Open, max)
 
 	set := selfmetrics.NewSet()
 	set.Add("web", Collector(func() []*Server { return []*Server{s} }))
@@ -202,7 +202,7 @@ func TestIdleTimeoutClosesConnections(t *testing.T) {
 	if closed, err := k.closedByServer(); err != nil || !closed {
 		t.Fatalf("idle connection still open 10 s past a 50 ms idle timeout (%v)", err)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return s.Stats().Open == 0 }, "%d connections still counted", s.Stats().Open)
+	testutil.Eventually(t, 30*time.Second, func() bool { return s.Stats().Open == 0 }, "%d connections still counted", s.Stats().Open)
 }
 
 // Connections in a request are never evicted: at the cap with every
@@ -222,13 +222,13 @@ func TestActiveConnectionsNotEvicted(t *testing.T) {
 			blocked <- result{body, err}
 		}()
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return inBlock.Load() == 2 }, "two requests not in the handler")
+	testutil.Eventually(t, 30*time.Second, func() bool { return inBlock.Load() == 2 }, "two requests not in the handler")
 	third := make(chan result, 1)
 	go func() {
 		body, err := fresh("http://" + s.Addr() + "/")
 		third <- result{body, err}
 	}()
-	testutil.Eventually(t, 10*time.Second, func() bool { return s.l.waiting.Load() == 1 }, "third connection not waiting for a slot")
+	testutil.Eventually(t, 30*time.Second, func() bool { return s.l.waiting.Load() == 1 }, "third connection not waiting for a slot")
 	close(release)
 	for range 2 {
 		if r := <-blocked; r.err != nil || r.body != "released" {
@@ -250,7 +250,7 @@ func TestRejectAfterAcceptWait(t *testing.T) {
 	defer close(release)
 	s := startServer(t, Options{MaxConnections: 1, AcceptWait: 20 * time.Millisecond}, "", release)
 	go fresh("http://" + s.Addr() + "/block")
-	testutil.Eventually(t, 10*time.Second, func() bool { return inBlock.Load() == 1 }, "blocking request not in the handler")
+	testutil.Eventually(t, 30*time.Second, func() bool { return inBlock.Load() == 1 }, "blocking request not in the handler")
 	if body, err := fresh("http://" + s.Addr() + "/"); err == nil {
 		t.Fatalf("served %q past a full, busy listener", body)
 	}
@@ -264,7 +264,7 @@ func TestRejectAfterAcceptWait(t *testing.T) {
 func TestSilentConnectionsEvicted(t *testing.T) {
 	s := startServer(t, Options{MaxConnections: 2, SilentAfter: 50 * time.Millisecond, AcceptWait: time.Minute}, "", nil)
 	silent := []*keepAlive{dialKeepAlive(t, s.Addr()), dialKeepAlive(t, s.Addr())}
-	testutil.Eventually(t, 10*time.Second, func() bool { return s.Stats().Open == 2 }, "silent connections not accepted")
+	testutil.Eventually(t, 30*time.Second, func() bool { return s.Stats().Open == 2 }, "silent connections not accepted")
 	if body, err := fresh("http://" + s.Addr() + "/"); err != nil || body != "ok" {
 		t.Fatalf("new client behind silent connections: %q %v", body, err)
 	}
@@ -292,7 +292,7 @@ func TestMaxConnectionsWithTLS(t *testing.T) {
 		if body, err := k.get("/"); err != nil || body != "ok" {
 			t.Fatalf("tls conn %d: %q %v", i, body, err)
 		}
-		testutil.Eventually(t, 10*time.Second, func() bool { return idleCount(s) == i+1 }, "tls conn %d not idle", i)
+		testutil.Eventually(t, 30*time.Second, func() bool { return idleCount(s) == i+1 }, "tls conn %d not idle", i)
 		conns = append(conns, c)
 	}
 	if body, err := fresh("https://" + s.Addr() + "/"); err != nil || body != "ok" {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/agaobs/agaobs/internal/testutil"
 )
 
 // A web config file (exporter-toolkit format) protects a listener with
@@ -34,14 +36,15 @@ func TestBasicAuthAndErrors(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	url := "http://" + s.Addr() + "/"
 	var code int
-	for i := 0; i < 50; i++ {
-		if resp, err := http.Get(url); err == nil {
-			code = resp.StatusCode
-			resp.Body.Close()
-			break
+	testutil.WaitFor(30*time.Second, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		code = resp.StatusCode
+		resp.Body.Close()
+		return true
+	})
 	if code != http.StatusUnauthorized {
 		t.Errorf("without credentials: %d, want 401", code)
 	}

@@ -73,7 +73,7 @@ alertmanager_urls: [%s]
 		}
 	}()
 	var got amAlert
-	testutil.Eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "e2e_busy" {
 				got = a
@@ -97,7 +97,7 @@ alertmanager_urls: [%s]
 		t.Errorf("/metrics lacks the firing alert")
 	}
 	close(stop)
-	testutil.Eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "e2e_busy" {
 				return false

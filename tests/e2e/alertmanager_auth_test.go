@@ -237,7 +237,7 @@ alertmanager_http_config:
 	bad := agent("e2e_tls_wrong_password", wrong)
 
 	var got amAlert
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		for _, a := range getAlerts(t, client, am) {
 			if a.Labels["alertname"] == "e2e_tls_auth" {
 				got = a
@@ -249,14 +249,14 @@ alertmanager_http_config:
 	if got.Labels["producer"] != "e2e-e2e_tls_auth" || got.Labels["severity"] != "critical" || got.Labels["team"] != "e2e" {
 		t.Errorf("alert in Alertmanager: %+v", got)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return notifications(good, "success") >= 1 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return notifications(good, "success") >= 1 },
 		"good agent: success %v", notifications(good, "success"))
 	if f := notifications(good, "failed"); f != 0 {
 		t.Errorf("good agent: %v failed notifications", f)
 	}
 
 	// A 401 is permanent: failed at once, without retries.
-	testutil.Eventually(t, 20*time.Second, func() bool { return notifications(bad, "failed") >= 1 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return notifications(bad, "failed") >= 1 },
 		"wrong password: failed %v", notifications(bad, "failed"))
 	if s := notifications(bad, "success"); s != 0 {
 		t.Errorf("wrong password: %v successful notifications", s)

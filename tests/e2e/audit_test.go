@@ -224,7 +224,7 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	kills := 0
 	for kills < 5 {
 		a := startAuditAgent(t, dir, db)
-		testutil.Eventually(t, 10*time.Second, func() bool { h, ok := a.head(t); return ok && h.Size > 0 },
+		testutil.Eventually(t, 30*time.Second, func() bool { h, ok := a.head(t); return ok && h.Size > 0 },
 			"agent did not start storing")
 		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
 		a.cmd.Process.Kill() // SIGKILL, at whatever instant
@@ -245,7 +245,7 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	if len(res.Committed) < 1000 {
 		t.Fatalf("producer committed only %d records", len(res.Committed))
 	}
-	testutil.Eventually(t, 20*time.Second, func() bool { return a.count(t, "register") >= len(res.Committed) },
+	testutil.Eventually(t, 30*time.Second, func() bool { return a.count(t, "register") >= len(res.Committed) },
 		"agent stored %d of %d records", a.count(t, "register"), len(res.Committed))
 	a.stop(t)
 	t.Logf("%d kills; producer committed %d, dropped %d", kills, len(res.Committed), res.Dropped)
@@ -287,7 +287,7 @@ func TestAuditExactlyOnceAfterRedelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startAuditAgent(t, dir, db)
-	testutil.Eventually(t, 10*time.Second, func() bool { return a.count(t, "register") == 100 }, "first agent did not store 100 records")
+	testutil.Eventually(t, 30*time.Second, func() bool { return a.count(t, "register") == 100 }, "first agent did not store 100 records")
 	a.cmd.Process.Kill()
 	a.cmd.Wait()
 	// Put the ring back: nothing released, everything readable again.
@@ -301,7 +301,7 @@ func TestAuditExactlyOnceAfterRedelivery(t *testing.T) {
 	f.Close()
 	a = startAuditAgent(t, dir, db)
 	emit(100, 150) // after the re-read ones
-	testutil.Eventually(t, 10*time.Second, func() bool { return a.count(t, "register") >= 150 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return a.count(t, "register") >= 150 },
 		"second agent stored %d of 150", a.count(t, "register"))
 	time.Sleep(300 * time.Millisecond) // a late duplicate would show now
 	if n := a.count(t, "register"); n != 150 {
@@ -369,7 +369,7 @@ func TestAuditFullDiskRecovers(t *testing.T) {
 	port := testutil.FreePort(t)
 	a := startAuditAgent(t, dir, db, "--prometheus-enabled=true", "--prometheus-host", "127.0.0.1", "--prometheus-port", port)
 	metricsURL := "http://127.0.0.1:" + port + "/metrics"
-	testutil.Eventually(t, 10*time.Second, func() bool { return a.count(t, "register") > 100 }, "agent did not start storing")
+	testutil.Eventually(t, 30*time.Second, func() bool { return a.count(t, "register") > 100 }, "agent did not start storing")
 
 	// Fill the disk.
 	filler, err := os.Create(filepath.Join(disk, "filler"))
@@ -383,7 +383,7 @@ func TestAuditFullDiskRecovers(t *testing.T) {
 		}
 	}
 	filler.Close()
-	testutil.Eventually(t, 10*time.Second, func() bool { h, ok := a.head(t); return ok && !h.Writable },
+	testutil.Eventually(t, 30*time.Second, func() bool { h, ok := a.head(t); return ok && !h.Writable },
 		"agent did not report the store unwritable")
 	h, _ := a.head(t)
 	if !strings.Contains(h.LastError, "no space left") {
@@ -404,7 +404,7 @@ func TestAuditFullDiskRecovers(t *testing.T) {
 	if err := os.Remove(filepath.Join(disk, "filler")); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 15*time.Second, func() bool { h, ok := a.head(t); return ok && h.Writable },
+	testutil.Eventually(t, 30*time.Second, func() bool { h, ok := a.head(t); return ok && h.Writable },
 		"store did not recover")
 	time.Sleep(300 * time.Millisecond)
 	close(stopProd)
@@ -412,7 +412,7 @@ func TestAuditFullDiskRecovers(t *testing.T) {
 	mu.Lock()
 	final := res
 	mu.Unlock()
-	testutil.Eventually(t, 15*time.Second, func() bool { return a.count(t, "register") >= len(final.Committed) },
+	testutil.Eventually(t, 30*time.Second, func() bool { return a.count(t, "register") >= len(final.Committed) },
 		"agent stored %d of %d after recovery", a.count(t, "register"), len(final.Committed))
 	if m := series(scrape(t, metricsURL), "agaobs_audit_write_errors_total", nil); m == nil || m.Counter.GetValue() == 0 {
 		t.Errorf("agaobs_audit_write_errors_total = %v after an outage", m)
@@ -461,7 +461,7 @@ func TestAuditCLIWhileAgentRuns(t *testing.T) {
 		}
 	}
 	a := startAuditAgent(t, dir, db, "--audit-storage-backend", "sqlite")
-	testutil.Eventually(t, 10*time.Second, func() bool { return a.count(t, "register") == 20 && a.count(t, "unregister") == 10 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return a.count(t, "register") == 20 && a.count(t, "unregister") == 10 },
 		"agent did not store the 30 records")
 	if n := strings.Count(a.logText(), "sqlite is a deprecated alias"); n != 1 {
 		t.Errorf("%d deprecation warnings, want 1", n)

@@ -118,7 +118,7 @@ func TestBPFUnprivileged(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	url := "http://127.0.0.1:" + port + "/metrics"
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		return series(scrape2(url), "agaobs_bpf_available", map[string]string{"reason": "not_permitted"}) != nil
 	}, "agaobs_bpf_available{reason=\"not_permitted\"} never appeared; agent log:\n%s", logs)
 	base := "http://127.0.0.1:" + hport

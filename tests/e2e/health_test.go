@@ -38,7 +38,7 @@ func healthAgentCmd(t *testing.T, dir, db string, extra ...string) (string, *exe
 	go io.Copy(io.Discard, stderr)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	base := "http://127.0.0.1:" + port
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/livez")
 		if err == nil {
 			resp.Body.Close()

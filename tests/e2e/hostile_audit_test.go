@@ -63,7 +63,7 @@ func TestPythonAuditCannotForgeEventLogLines(t *testing.T) {
 				t.Fatalf("producer: %v\n%s", err, out)
 			}
 			var b []byte
-			testutil.Eventually(t, 10*time.Second, func() bool {
+			testutil.Eventually(t, 30*time.Second, func() bool {
 				b, _ = os.ReadFile(logFile)
 				return bytes.Contains(b, []byte("end-of-test"))
 			}, "the agent did not log the producer's events")
@@ -174,7 +174,7 @@ func TestHostileAuditBodiesReachTheStore(t *testing.T) {
 		}
 		return n
 	}
-	if !testutil.WaitFor(15*time.Second, func() bool { return stored() == len(cases) }) {
+	if !testutil.WaitFor(30*time.Second, func() bool { return stored() == len(cases) }) {
 		t.Fatalf("the agent stored %d of the %d records\n%s", stored(), len(cases), a.logText())
 	}
 	a.stop(t)

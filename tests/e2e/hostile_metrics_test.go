@@ -79,7 +79,7 @@ func TestHostileProducerMetrics(t *testing.T) {
 
 	var text []byte
 	var mfs map[string]*dto.MetricFamily
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		text, mfs = scrapeFormat(t, url, "text/plain;version=0.0.4")
 		return mfs["agaobs_invalid_values_total"] != nil && mfs["agaobs_cardinality_limited_total"] != nil &&
 			mfs["aga_producer_info"] != nil && mfs["aga_retrieval_score"] != nil

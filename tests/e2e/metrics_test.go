@@ -66,7 +66,7 @@ func startAgent(t testing.TB, args ...string) string {
 	go io.Copy(io.Discard, stderr)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	url := "http://127.0.0.1:" + port + "/metrics"
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
@@ -122,7 +122,7 @@ func TestPythonToPrometheus(t *testing.T) {
 		t.Fatalf("producer: %v\n%s", err, out)
 	}
 	var mfs map[string]*dto.MetricFamily
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		mfs = scrape(t, url)
 		m := series(mfs, "agaobs_producer_up", lbl())
 		return m != nil && m.Gauge.GetValue() == 0 && series(mfs, "aga_audit_operations_total", lbl("operation", "clear")) != nil

@@ -236,7 +236,7 @@ func (f *fleet) startAgent(bin string, nd *node) {
 			t.Logf("agent %s output:\n%s", nd.name, lastLines(nd.agentOut.String(), 30))
 		}
 	})
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		resp, err := http.Get("http://" + nd.metrics + "/metrics")
 		if err != nil {
 			return false

@@ -381,7 +381,7 @@ func testAuditStoreFault(t *testing.T, fs afsFS) {
 	a := startAFSAgent(t, ringDir, db)
 	p := startAFSProducer(t, ringDir, fs.name)
 	ringPath := p.w.Path()
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		ids, _, _ := afsStored(t, a.AuditStore())
 		return len(ids) >= 200
 	}, "the agent did not start storing audit records")
@@ -394,7 +394,7 @@ func testAuditStoreFault(t *testing.T, fs afsFS) {
 	fs.fail(t, disk)
 	failedAt := time.Now()
 	var comp map[string]any
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		var code int
 		code, comp = a.auditHealth()
 		return code == http.StatusServiceUnavailable && comp["status"] == "unhealthy"
@@ -458,7 +458,7 @@ func testAuditStoreFault(t *testing.T, fs afsFS) {
 	if restarted {
 		a = startAFSAgent(t, ringDir, db)
 	}
-	testutil.Eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		code, c := a.auditHealth()
 		return code == http.StatusOK && c["status"] == "healthy"
 	}, "/health/audit did not recover")
@@ -475,7 +475,7 @@ func testAuditStoreFault(t *testing.T, fs afsFS) {
 		t.Fatalf("producer counted %d drops, its ring %d", dropped, st.Dropped)
 	}
 	var ids map[string]int
-	testutil.Eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		ids, _, _ = afsStored(t, a.AuditStore())
 		return len(ids) >= len(committed)
 	}, "stored %d of %d committed records after recovery", len(ids), len(committed))

@@ -43,7 +43,7 @@ func TestRingCorruption(t *testing.T) {
 	check := newCheckSink()
 	a := inProcessAgent(t, dir, []pipeline.Sink{check}, nil)
 	p := startHelper(t, dir, "victim", "paced")
-	testutil.Eventually(t, 5*time.Second, func() bool { r, ok := ringOf(a, "victim"); return ok && r.Consumed > 1000 }, "victim not consumed")
+	testutil.Eventually(t, 30*time.Second, func() bool { r, ok := ringOf(a, "victim"); return ok && r.Consumed > 1000 }, "victim not consumed")
 	path := ringFile(t, dir, p.pid)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -87,7 +87,7 @@ func TestRingCorruption(t *testing.T) {
 		t.Logf("quarantined: %s", r.Reason)
 	} else {
 		before := r.Consumed
-		testutil.Eventually(t, 5*time.Second, func() bool { r, _ := ringOf(a, "victim"); return r.Consumed > before+1000 },
+		testutil.Eventually(t, 30*time.Second, func() bool { r, _ := ringOf(a, "victim"); return r.Consumed > before+1000 },
 			"consumption did not resume after the corruption")
 		r, _ = ringOf(a, "victim")
 		if r.Corrupt == 0 {
@@ -104,7 +104,7 @@ func TestRingCorruption(t *testing.T) {
 	if _, err := f.WriteAt(tail, 0x100); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 5*time.Second, func() bool { r, _ := ringOf(a, "victim"); return r.State == "quarantined" && r.Reason != "" },
+	testutil.Eventually(t, 30*time.Second, func() bool { r, _ := ringOf(a, "victim"); return r.State == "quarantined" && r.Reason != "" },
 		"a backwards tail did not quarantine the ring")
 	r, _ = ringOf(a, "victim")
 	t.Logf("backwards tail: quarantined: %s", r.Reason)
@@ -122,7 +122,7 @@ func TestRingCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	a2 := inProcessAgent(t, dir2, nil, nil)
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		for _, r := range a2.Consumer().Rings() {
 			if r.State == "rejected" && r.Reason != "" {
 				t.Logf("damaged header: rejected: %s", r.Reason)

@@ -63,7 +63,7 @@ func startDegradedAgent(t *testing.T, bin, dir string, flags []string, wrap func
 			t.Logf("agent log:\n%s", a.log)
 		}
 	})
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		select {
 		case <-a.exited:
 			t.Fatalf("agent exited: %v\n%s", cmd.ProcessState, a.log)
@@ -236,7 +236,7 @@ func TestDegradedEnvironments(t *testing.T) {
 			wrap:  func(t *testing.T, argv []string) *exec.Cmd { return exec.Command(argv[0], argv[1:]...) },
 			check: func(t *testing.T, a *agentProc, _ *helperProc, _ string) string {
 				var st map[string]any
-				testutil.Eventually(t, 10*time.Second, func() bool {
+				testutil.Eventually(t, 30*time.Second, func() bool {
 					_, st = a.component("gpu")
 					return st != nil && st["reason"] != nil
 				}, "no gpu health component with a reason: %v", lazyText(func() any { return st }))
@@ -289,7 +289,7 @@ func TestDegradedEnvironments(t *testing.T) {
 			check: func(t *testing.T, a *agentProc, _ *helperProc, producer string) string {
 				var st map[string]any
 				var code int
-				testutil.Eventually(t, 5*time.Second, func() bool {
+				testutil.Eventually(t, 30*time.Second, func() bool {
 					code, st = a.component("bpf")
 					return st != nil && st["status"] == "degraded"
 				}, "bpf health component %v, want degraded", lazyText(func() any { return st }))
@@ -351,7 +351,7 @@ func TestDegradedEnvironments(t *testing.T) {
 					m := testutil.FindSeries(a.scrape(), "agaobs_bpf_offcpu_seconds", map[string]string{"producer": producer, "reason": "sleep"})
 					return m.GetHistogram().GetSampleCount()
 				}
-				testutil.Eventually(t, 5*time.Second, func() bool { return offcpu() > 0 },
+				testutil.Eventually(t, 30*time.Second, func() bool { return offcpu() > 0 },
 					"no offcpu histogram for %s without tracefs", producer)
 				// The probes really follow the producer: its off-CPU sleeps
 				// over half a second equal the kernel's count of its
@@ -399,7 +399,7 @@ func TestDegradedEnvironments(t *testing.T) {
 			p := startHelper(t, dir, producer, "paced")
 			// Whatever is missing, the producer is tracked, consumed and
 			// exported.
-			testutil.Eventually(t, 5*time.Second, func() bool {
+			testutil.Eventually(t, 30*time.Second, func() bool {
 				r, ok := a.ring(producer)
 				return ok && r.State == "live" && r.HostPID == p.pid && r.Consumed > 0 && forwardsExported(a.scrape(), producer) > 0
 			}, "producer %s (pid %d) not live, consumed and exported", producer, p.pid)

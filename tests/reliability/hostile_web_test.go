@@ -60,7 +60,7 @@ func TestHostileWebClients(t *testing.T) {
 		"admin":   "http://" + r.admin + "/api/v1/status",
 		"metrics": "http://" + r.metrics + "/metrics",
 	}
-	testutil.Eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		for _, u := range base {
 			if _, err := probeOnce(u); err != nil {
 				return false
@@ -68,7 +68,7 @@ func TestHostileWebClients(t *testing.T) {
 		}
 		return true
 	}, "agent listeners not answering:\n%s", r.logTail())
-	testutil.Eventually(t, 10*time.Second, func() bool { return hostileRingsLive(r) == "live live" },
+	testutil.Eventually(t, 30*time.Second, func() bool { return hostileRingsLive(r) == "live live" },
 		"producer rings not live before the flood: %s", r.adminGet("/api/v1/rings"))
 
 	// The flood, with fresh probes of every listener running alongside.
@@ -127,7 +127,7 @@ func TestHostileWebClients(t *testing.T) {
 
 	// Stop the producer; its rings drain; then the agent; then count.
 	res := stopRestartProducer(t, prod, resultFile)
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		au := r.aud.snap()
 		return au.head == au.tail && au.headSeq == au.lastSeq
 	}, "audit ring not drained after the producer closed it: %+v\n%s", r.aud.snap(), r.logTail())

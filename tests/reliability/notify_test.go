@@ -146,7 +146,7 @@ func newNtfRig(t *testing.T, mutate func(*config.Config)) *ntfRig {
 		mutate(c)
 	})
 	r.steady = startNtfSteady(t, r.dir)
-	testutil.Eventually(t, 5*time.Second, func() bool { ri, ok := ringOf(r.a, "steady"); return ok && ri.Consumed > 0 }, "steady ring not consumed")
+	testutil.Eventually(t, 30*time.Second, func() bool { ri, ok := ringOf(r.a, "steady"); return ok && ri.Consumed > 0 }, "steady ring not consumed")
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -262,7 +262,7 @@ func (r *ntfRig) checkPipeline(t *testing.T, base, during ntfRates) string {
 		}
 	}
 	written := r.steady.written.Load()
-	testutil.Eventually(t, 5*time.Second, func() bool { ri, _ := ringOf(r.a, "steady"); return ri.Consumed >= written },
+	testutil.Eventually(t, 30*time.Second, func() bool { ri, _ := ringOf(r.a, "steady"); return ri.Consumed >= written },
 		"the agent fell behind the steady producer")
 	ri, _ := ringOf(r.a, "steady")
 	fill := math.Float64frombits(r.maxFill.Load())
@@ -373,7 +373,7 @@ func testNotifyWebhookDown(t *testing.T) {
 
 	startNtfTrigger(t, r.dir)
 	w1 := r.sample(t)
-	testutil.Eventually(t, 10*time.Second, func() bool { return r.notifications(t, "webhook", "retried") >= 2 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return r.notifications(t, "webhook", "retried") >= 2 },
 		"the webhook notification was not retried")
 	during := r.since(t, w1)
 	down := time.Since(w1.at)
@@ -383,7 +383,7 @@ func testNotifyWebhookDown(t *testing.T) {
 
 	// The receiver comes up on the address.
 	hook, up := ntfServe(t, addr)
-	testutil.Eventually(t, 10*time.Second, func() bool { return hook.firing() > 0 }, "the notification was not delivered after the webhook came up")
+	testutil.Eventually(t, 30*time.Second, func() bool { return hook.firing() > 0 }, "the notification was not delivered after the webhook came up")
 	late := time.Since(up)
 	time.Sleep(200 * time.Millisecond)
 	retried, failed, ok := r.notifications(t, "webhook", "retried"), r.notifications(t, "webhook", "failed"), r.notifications(t, "webhook", "success")
@@ -414,7 +414,7 @@ func testNotifyWebhookDownLong(t *testing.T) {
 
 	startNtfTrigger(t, r.dir)
 	w1 := r.sample(t)
-	testutil.Eventually(t, 15*time.Second, func() bool { return r.notifications(t, "webhook", "failed") >= 1 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return r.notifications(t, "webhook", "failed") >= 1 },
 		"the webhook notification was never given up")
 	during := r.since(t, w1)
 	down := time.Since(w1.at)
@@ -423,7 +423,7 @@ func testNotifyWebhookDownLong(t *testing.T) {
 		t.Errorf("given up after %v retries, want 4 (5 attempts)", retried)
 	}
 	hook, up := ntfServe(t, addr)
-	testutil.Eventually(t, 10*time.Second, func() bool { return hook.firing() > 0 }, "the still-firing alert was not re-notified after the webhook came up")
+	testutil.Eventually(t, 30*time.Second, func() bool { return hook.firing() > 0 }, "the still-firing alert was not re-notified after the webhook came up")
 	late := time.Since(up)
 	failed, ok := r.notifications(t, "webhook", "failed"), r.notifications(t, "webhook", "success")
 	if ok < 1 {
@@ -450,12 +450,12 @@ func testNotifyWebhookSlow(t *testing.T) {
 
 	startNtfTrigger(t, r.dir)
 	w1 := r.sample(t)
-	testutil.Eventually(t, 10*time.Second, func() bool { return hook.attempts.Load() >= 2 }, "the slow webhook was not retried")
+	testutil.Eventually(t, 30*time.Second, func() bool { return hook.attempts.Load() >= 2 }, "the slow webhook was not retried")
 	during := r.since(t, w1)
 	slowFor := time.Since(w1.at)
 	hook.slow.Store(false) // recovers: the next attempt is answered at once
 	up := time.Now()
-	testutil.Eventually(t, 10*time.Second, func() bool { return hook.firing() > 0 }, "the notification was not delivered after the webhook recovered")
+	testutil.Eventually(t, 30*time.Second, func() bool { return hook.firing() > 0 }, "the notification was not delivered after the webhook recovered")
 	late := time.Since(up)
 	time.Sleep(200 * time.Millisecond)
 	attempts := hook.attempts.Load()
@@ -499,7 +499,7 @@ func (am *ntfAlertmanager) start(t *testing.T) {
 	}
 	am.cmd, am.exited = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(am.exited) }()
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		select {
 		case <-am.exited:
 			b, _ := os.ReadFile(filepath.Join(am.dir, "log"))
@@ -560,7 +560,7 @@ func testNotifyAlertmanagerRestart(t *testing.T) {
 		c.AlertResendInterval = config.Duration(time.Second)
 	})
 	startNtfTrigger(t, r.dir)
-	testutil.Eventually(t, 10*time.Second, am.has, "the alert did not reach Alertmanager")
+	testutil.Eventually(t, 30*time.Second, am.has, "the alert did not reach Alertmanager")
 	w0 := r.sample(t)
 	time.Sleep(1500 * time.Millisecond)
 	base := r.since(t, w0)
@@ -568,7 +568,7 @@ func testNotifyAlertmanagerRestart(t *testing.T) {
 	retried0 := r.notifications(t, "alertmanager", "retried")
 	am.stop()
 	w1 := r.sample(t)
-	testutil.Eventually(t, 10*time.Second, func() bool { return r.notifications(t, "alertmanager", "retried") >= retried0+2 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return r.notifications(t, "alertmanager", "retried") >= retried0+2 },
 		"the re-sends to the stopped Alertmanager were not retried")
 	during := r.since(t, w1)
 	down := time.Since(w1.at)
@@ -576,7 +576,7 @@ func testNotifyAlertmanagerRestart(t *testing.T) {
 	success0 := r.notifications(t, "alertmanager", "success")
 	am.start(t)
 	up := time.Now()
-	testutil.Eventually(t, 10*time.Second, am.has, "the firing alert did not reach the restarted Alertmanager")
+	testutil.Eventually(t, 30*time.Second, am.has, "the firing alert did not reach the restarted Alertmanager")
 	late := time.Since(up)
 	if s := r.notifications(t, "alertmanager", "success"); s <= success0 {
 		t.Errorf("agaobs_alert_notifications_total{channel=\"alertmanager\",result=\"success\"} %v → %v after the restart", success0, s)

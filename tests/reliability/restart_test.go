@@ -482,7 +482,7 @@ func TestAgentRestart(t *testing.T) {
 		}
 	}
 	// The producer's close is seen by the once-a-second housekeeping.
-	testutil.Eventually(t, 3*time.Second, func() bool { return r.ringStates(t) == "closed closed" },
+	testutil.Eventually(t, 30*time.Second, func() bool { return r.ringStates(t) == "closed closed" },
 		"rings of %s not closed and empty: %s", r.producer, r.adminGet("/api/v1/rings"))
 	last.stop(t)
 

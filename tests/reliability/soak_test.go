@@ -521,7 +521,7 @@ func TestSoak(t *testing.T) {
 		mfs, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 		return mfs, d, err
 	}
-	testutil.Eventually(t, 20*time.Second, func() bool { _, _, err := scrape(); return err == nil }, "agent did not serve /metrics")
+	testutil.Eventually(t, 30*time.Second, func() bool { _, _, err := scrape(); return err == nil }, "agent did not serve /metrics")
 
 	names := []string{"soak-tp0", "soak-tp1"}
 	var procs []*soakProc
@@ -635,7 +635,7 @@ func TestSoak(t *testing.T) {
 		errs += st.Errors
 	}
 	var consumed float64
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		mfs, _, err := scrape()
 		if err != nil {
 			return false

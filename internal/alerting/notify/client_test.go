@@ -201,7 +201,7 @@ func TestHTTPClientConfig(t *testing.T) {
 			}
 			d := start(t, opts)
 			d.Notify([]Alert{testAlert("Auth")})
-			testutil.Eventually(t, 10*time.Second, func() bool {
+			testutil.Eventually(t, 30*time.Second, func() bool {
 				return stat(d.Dispatcher, tc.channel, ResultSuccess)+stat(d.Dispatcher, tc.channel, ResultFailed) == 1
 			}, "one delivery counted")
 			s, f := stat(d.Dispatcher, tc.channel, ResultSuccess), stat(d.Dispatcher, tc.channel, ResultFailed)
@@ -210,7 +210,7 @@ func TestHTTPClientConfig(t *testing.T) {
 					t.Errorf("success %d failed %d requests %d, want 0 1 0", s, f, rc.count())
 				}
 				// The failure is counted, then logged.
-				if !testutil.WaitFor(5*time.Second, func() bool {
+				if !testutil.WaitFor(30*time.Second, func() bool {
 					l := logs.String()
 					return strings.Contains(l, "alert notification failed") && strings.Contains(l, tc.wantErr)
 				}) {
@@ -266,7 +266,7 @@ func TestHTTPConfigRedirects(t *testing.T) {
 			t.Cleanup(srv.Close)
 			d := start(t, Options{WebhookURL: srv.URL + "/old", WebhookHTTPConfig: tc.cfg, MaxAttempts: 1, Timeout: 5 * time.Second})
 			d.Notify([]Alert{testAlert("Redirect")})
-			testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, tc.want) == 1 },
+			testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, tc.want) == 1 },
 				"webhook %s, stats %v", tc.want, d.Stats())
 			wantAtNew := 0
 			if tc.want == ResultSuccess {

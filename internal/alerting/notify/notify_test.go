@@ -158,7 +158,7 @@ func TestReferenceWebhookBody(t *testing.T) {
 	d := start(t, Options{WebhookURL: srv.URL + "/hook"})
 	a := testAlert("SLOLatencyP99")
 	d.Notify([]Alert{a})
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "webhook success")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "webhook success")
 
 	reqs := rc.all()
 	if len(reqs) != 1 {
@@ -221,7 +221,7 @@ func TestWebhookSignature(t *testing.T) {
 	rc, srv := newReceiver(t, always(http.StatusNoContent))
 	d := start(t, Options{WebhookURL: srv.URL, WebhookSecret: secret})
 	d.Notify([]Alert{testAlert("A")})
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "webhook success")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "webhook success")
 
 	req := rc.all()[0]
 	mac := hmac.New(sha256.New, secret)
@@ -246,7 +246,7 @@ func TestWebhookAlertmanagerFormat(t *testing.T) {
 	// Queue before Run so the channel sees all three in one batch.
 	d.Notify([]Alert{a1, a2, r})
 	run(t, d)
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d, ChannelWebhook, ResultSuccess) == 2 }, "two messages")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d, ChannelWebhook, ResultSuccess) == 2 }, "two messages")
 
 	reqs := rc.all()
 	var firing, resolved map[string]any
@@ -312,7 +312,7 @@ func TestWebhookRetriesOn500(t *testing.T) {
 	})
 	d := start(t, Options{WebhookURL: srv.URL})
 	d.Notify([]Alert{testAlert("A")})
-	testutil.Eventually(t, 10*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success after retries")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success after retries")
 	if got := stat(d.Dispatcher, ChannelWebhook, ResultRetried); got != 2 {
 		t.Errorf("retried = %d, want 2", got)
 	}
@@ -328,7 +328,9 @@ func TestWebhookNoRetryOn400(t *testing.T) {
 	rc, srv := newReceiver(t, always(http.StatusBadRequest))
 	d := start(t, Options{WebhookURL: srv.URL})
 	d.Notify([]Alert{testAlert("A")})
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultFailed) == 1 }, "failed")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultFailed) == 1 }, "failed")
+	// No later event marks "no retry will come": the pause only gives a
+	// wrong retry the time to show, so load cannot fail the check.
 	time.Sleep(100 * time.Millisecond)
 	if got := stat(d.Dispatcher, ChannelWebhook, ResultRetried); got != 0 {
 		t.Errorf("retried = %d, want 0", got)
@@ -352,7 +354,7 @@ func TestWebhookRetryAfter429(t *testing.T) {
 	d := start(t, Options{WebhookURL: srv.URL})
 	begin := time.Now()
 	d.Notify([]Alert{testAlert("A")})
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success")
 	if el := time.Since(begin); el < time.Second {
 		t.Errorf("retried after %v, before Retry-After: 1", el)
 	}
@@ -374,33 +376,38 @@ func TestWebhookHangingReceiver(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
 
-	const n, queue = 10000, 16
-	d := start(t, Options{WebhookURL: srv.URL, Timeout: 200 * time.Millisecond, MaxAttempts: 2, QueueSize: queue})
+	const n, queue, attempts, timeout = 10000, 16, 2, 200 * time.Millisecond
+	d := start(t, Options{WebhookURL: srv.URL, Timeout: timeout, MaxAttempts: attempts, QueueSize: queue})
 	alerts := make([]Alert, n)
 	for i := range alerts {
 		alerts[i] = testAlert("Hang")
 	}
 	// Let the channel goroutine pick one alert and hang on it first.
 	d.Notify(alerts[:1])
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultRetried) >= 1 }, "first attempt timed out and retried")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultRetried) >= 1 }, "first attempt timed out and retried")
 
+	// Notify returns while the channel hangs: that it returns at all is
+	// the proof, not how fast.
 	begin := time.Now()
-	d.Notify(alerts[1:])
-	el := time.Since(begin)
-	t.Logf("Notify of %d alerts took %v", n-1, el)
-	if el > 50*time.Millisecond {
-		t.Errorf("Notify of %d alerts took %v, want < 50ms", n-1, el)
+	notified := make(chan struct{})
+	go func() { defer close(notified); d.Notify(alerts[1:]) }()
+	select {
+	case <-notified:
+		t.Logf("Notify of %d alerts took %v", n-1, time.Since(begin))
+	case <-time.After(time.Minute):
+		t.Fatalf("Notify of %d alerts blocked on a hanging receiver", n-1)
 	}
 	if got := stat(d.Dispatcher, ChannelWebhook, ResultDropped); got < n-1-queue {
 		t.Errorf("dropped = %d, want >= %d", got, n-1-queue)
 	}
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultFailed) >= 1 }, "first alert failed after timeouts")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultFailed) >= 1 }, "first alert failed after timeouts")
 
 	begin = time.Now()
 	d.stop(t)
-	// Drain budget (Timeout) plus one in-flight attempt, with slack.
-	if el := time.Since(begin); el > 2*time.Second {
-		t.Errorf("Run took %v to return after cancel", el)
+	// The drain budget (Timeout) plus one in-flight attempt, not every
+	// queued attempt against the hanging receiver.
+	if el, all := time.Since(begin), queue*attempts*timeout; el >= all {
+		t.Errorf("Run took %v to return after cancel: as long as trying every queued alert (%v)", el, all)
 	}
 	for _, ch := range []string{ChannelWebhook, ChannelLog} {
 		total := stat(d.Dispatcher, ch, ResultSuccess) + stat(d.Dispatcher, ch, ResultFailed) + stat(d.Dispatcher, ch, ResultDropped)
@@ -466,7 +473,7 @@ func TestLogChannelLevels(t *testing.T) {
 				a = resolvedOf(a, t0)
 			}
 			d.Notify([]Alert{a})
-			testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelLog, ResultSuccess) == 1 }, "logged")
+			testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelLog, ResultSuccess) == 1 }, "logged")
 			var line map[string]any
 			if err := json.Unmarshal([]byte(strings.TrimSpace(buf.String())), &line); err != nil {
 				t.Fatalf("log %q: %v", buf.String(), err)
@@ -540,7 +547,7 @@ func TestCollector(t *testing.T) {
 	_, srv := newReceiver(t, always(http.StatusOK))
 	d := start(t, Options{WebhookURL: srv.URL})
 	d.Notify([]Alert{testAlert("A")})
-	testutil.Eventually(t, 5*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success")
+	testutil.Eventually(t, 30*time.Second, func() bool { return stat(d.Dispatcher, ChannelWebhook, ResultSuccess) == 1 }, "success")
 
 	s := selfmetrics.NewSet()
 	s.Add("notify", d.Collector())
