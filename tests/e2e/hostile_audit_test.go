@@ -1,15 +1,18 @@
 package e2e_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +35,10 @@ from aga_observability import setup_observability, shutdown_observability
 bus = standin.EventBus()
 if setup_observability(bus) is None:
     sys.exit("setup_observability failed")
+# The agent accepts a ring only while its producer runs (it verifies the
+# owner): wait until the test saw the agent take this producer on.
+print("ready", flush=True)
+sys.stdin.readline()
 forged = json.dumps({"timestamp": "2026-01-01T00:00:00.000+00:00", "level": "CRITICAL",
                      "logger": "aga.observability", "message": "[FAIL] clear: {}", "event_type": "audit",
                      "event_source": "aga-core", "event_timestamp": 1.0, "data": {}, "producer": "victim-tp0"})
@@ -55,15 +62,37 @@ func TestPythonAuditCannotForgeEventLogLines(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			dir, tmp := t.TempDir(), t.TempDir()
 			logFile := filepath.Join(tmp, "events.log")
-			startAgent(t, "--ring-dir", dir, "--log-file", logFile, "--log-format", format)
+			url := startAgent(t, "--ring-dir", dir, "--log-file", logFile, "--log-format", format)
 			cmd := exec.Command(py, script)
 			cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(root, "clients/python"), "AGAOBS_RING_DIR="+dir,
 				"AGAOBS_PRODUCER=inject-py", "STANDIN_DIR="+filepath.Join(root, "clients/python/tests"))
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("producer: %v\n%s", err, out)
+			stdin, _ := cmd.StdinPipe()
+			stdout, _ := cmd.StdoutPipe()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+				t.Fatalf("producer: %q %v\n%s", line, err, stderr.String())
+			}
+			live := regexp.MustCompile(`agaobs_producer_state\{[^}]*producer="inject-py"[^}]*state="live"[^}]*\} 1`)
+			testutil.Eventually(t, time.Minute, func() bool {
+				resp, err := http.Get(url)
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return live.Match(b)
+			}, "the agent did not take the producer on")
+			stdin.Write([]byte("go\n"))
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("producer: %v\n%s", err, stderr.String())
 			}
 			var b []byte
-			testutil.Eventually(t, 30*time.Second, func() bool {
+			testutil.Eventually(t, time.Minute, func() bool {
 				b, _ = os.ReadFile(logFile)
 				return bytes.Contains(b, []byte("end-of-test"))
 			}, "the agent did not log the producer's events")
