@@ -25,6 +25,7 @@ import (
 	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/jsonfloat"
 	"github.com/agaobs/agaobs/internal/metrics"
+	"github.com/agaobs/agaobs/internal/otlp"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/probes"
 	"github.com/agaobs/agaobs/internal/rings"
@@ -61,6 +62,7 @@ type Agent struct {
 	counter  *pipeline.Counter
 	exporter *metrics.Exporter
 	registry *metrics.Registry
+	otlp     *otlp.Exporter
 	alerts   *alerting.Engine
 	notifier *notify.Dispatcher
 	// audit is the audit trail's writer over auditStore (auditPath is the
@@ -128,7 +130,8 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if cfg.PrometheusEnabled {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
 			ConstLabels: constLabels(cfg), Native: cfg.PrometheusNativeHistograms, Node: NodeName(cfg), ProducerGPUs: a.gpuUUIDs,
-			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer, ProducerHistograms: !cfg.PrometheusLayerHistograms})
+			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer, ProducerHistograms: !cfg.PrometheusLayerHistograms,
+			SpanKeep: exemplarKeep(cfg)})
 		a.addSink(a.exporter)
 	}
 	var logSink *eventlog.Sink
@@ -145,6 +148,11 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 			return nil, err
 		}
 		a.addSink(a.alerts)
+	}
+	if cfg.OTLPEnabled {
+		if err := a.newOTLP(cfg); err != nil {
+			return nil, err
+		}
 	}
 	for _, s := range opts.Sinks {
 		a.addSink(s)
@@ -188,6 +196,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		self.Add("web", web.Collector(func() []*web.Server { return a.servers }))
 		if a.probes != nil {
 			self.Add("probes", a.probes.Collector())
+		}
+		if a.otlp != nil {
+			self.Add("otlp", a.otlp.Collector())
 		}
 		if a.gpu != nil {
 			self.Add("gpu", a.gpu.Metrics())
@@ -436,6 +447,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	auxCtx, stopAux := context.WithCancel(context.Background())
 	defer stopAux()
 	var auxWG sync.WaitGroup
+	if a.otlp != nil {
+		auxWG.Add(1)
+		go func() { defer auxWG.Done(); _ = a.otlp.Run(auxCtx) }()
+	}
 	auxWG.Add(1)
 	go func() { defer auxWG.Done(); _ = a.health.Run(auxCtx) }()
 	if a.gpu != nil {

@@ -101,43 +101,59 @@ type Config struct {
 	NodeName            string `yaml:"node_name" help:"The node this agent runs on: the node label of every series (prometheus_node_label) and of every alert it raises; empty: the NODE_NAME environment variable (Kubernetes downward API), else the hostname. Valid UTF-8, at most 253 bytes. Used by the agent."`
 	PrometheusNodeLabel bool   `yaml:"prometheus_node_label" help:"Add node=<node_name> to every series the agent exposes, so one Prometheus scraping many nodes never merges them; when false, generated rules and dashboards tell nodes apart by instance instead. Used by the Prometheus exporter."`
 
-	RingDir                        string          `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
-	RingGroup                      string          `yaml:"ring_group" help:"Group (name or numeric gid) owning the ring directory; empty means a sticky world-writable directory. Used by the ring consumer."`
-	RingHotBytes                   int64           `yaml:"ring_hot_bytes" help:"Data capacity in bytes of a hot ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
-	RingAuditBytes                 int64           `yaml:"ring_audit_bytes" help:"Data capacity in bytes of an audit ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
-	RingAuditWaitUs                int             `yaml:"ring_audit_wait_us" help:"Microseconds a producer waits for room in a full audit ring before dropping (>= 0). Producer-side."`
-	RingAllowedUIDs                []int           `yaml:"ring_allowed_uids" help:"Uids whose rings are accepted; empty means any uid (each >= 0). Used by the ring consumer."`
-	RingRescanInterval             Duration        `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0); while inotify works (it triggers a scan on every change) the periodic scan runs 5 times less often. Used by the ring consumer."`
-	RingPollInterval               Duration        `yaml:"ring_poll_interval" help:"Interval between polls of the rings while data flows (> 0, <= 1s). Used by the ring consumer."`
-	RingIdleSleep                  Duration        `yaml:"ring_idle_sleep" help:"How long the idle consumer waits on the doorbell before housekeeping (> 0). Used by the ring consumer."`
-	RingMaxRecordsPerPass          int             `yaml:"ring_max_records_per_pass" help:"Maximum records read from one ring in one pass (>= 1). Used by the ring consumer."`
-	RingRemoveDead                 bool            `yaml:"ring_remove_dead" help:"Remove the ring files of dead producers once drained. Used by the ring consumer."`
-	ProducerRetention              Duration        `yaml:"producer_retention" help:"How long a dead or closed producer stays listed after it is drained (>= 0). Used by the ring consumer."`
-	ProducerHeartbeatStale         float64         `yaml:"producer_heartbeat_stale_seconds" help:"Seconds after which a producer heartbeat counts as stale (> 0). Used by the ring consumer."`
-	RingMaxProducers               int             `yaml:"ring_max_producers" help:"Live producers accepted per uid (1-65536); rings of a uid beyond it are rejected (reason producer limit) until one of its producers ends. Used by the ring consumer."`
-	SinkQueueSize                  int             `yaml:"sink_queue_size" help:"Events per sink queue (16-16777216). Used by the event sinks."`
-	PrometheusMaxLayersPerProducer int             `yaml:"prometheus_max_layers_per_producer" help:"Distinct layer label values kept per producer (1-65536); further layers are counted under layer=\"other\" and in agaobs_cardinality_limited_total. Used by the Prometheus exporter."`
-	PrometheusLayerHistograms      bool            `yaml:"prometheus_layer_histograms" help:"Keep the forward latency, gate and entropy histograms per hooked layer (label layer); false keeps one per producer, every layer aggregated, which cuts a producer's series about tenfold at many layers (docs/cardinality.md); the per-layer counters keep layer either way. Takes effect at restart (not on SIGHUP). Used by the Prometheus exporter."`
-	StatePath                      string          `yaml:"state_path" help:"Path of the agent state store; empty disables persistence (Load warns). Used by the state store."`
-	AgentLogLevel                  string          `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
-	AgentLogFormat                 string          `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
-	AgentGOMAXPROCS                int             `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
-	AdminListenAddress             string          `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
-	WebMaxConnections              int             `yaml:"web_max_connections" help:"Concurrent connections per HTTP listener (1-65536); at the limit the oldest idle keep-alive connection is closed to let a new one in. Used by the HTTP listeners."`
-	WebIdleTimeout                 Duration        `yaml:"web_idle_timeout" help:"Idle keep-alive connections are closed after this (> 0, <= 1h). Used by the HTTP listeners."`
-	WebConfigFile                  string          `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
-	StatusIntervalSeconds          float64         `yaml:"status_interval_seconds" help:"Producer-side snapshot interval in seconds (> 0). Used by the demo producers."`
-	StatusGateCheckSeconds         float64         `yaml:"status_gate_check_seconds" help:"Producer-side interval in seconds of the gate parameter check (>= 0). Used by the demo producers."`
-	GPUEnabled                     bool            `yaml:"gpu_enabled" help:"Collect NVIDIA GPU state through NVML (libnvidia-ml, loaded at run time; without it the GPU is reported unavailable). Used by the GPU collector."`
-	GPUCollectInterval             Duration        `yaml:"gpu_collect_interval" help:"How often GPU state is read (> 0). Used by the GPU collector."`
-	GPUPCIeEnabled                 bool            `yaml:"gpu_pcie_enabled" help:"Also read PCIe throughput (each read samples for about 20 ms per GPU). Used by the GPU collector."`
-	GPUXIDWindow                   Duration        `yaml:"gpu_xid_window" help:"How long a critical XID error keeps GPU health unhealthy (> 0). Used by the GPU collector."`
-	GPUExpectedCount               int             `yaml:"gpu_expected_count" help:"GPUs the node should have (>= 0; 0: no check); fewer makes GPU health unhealthy. Used by the GPU collector."`
-	BPFEnabled                     bool            `yaml:"bpf_enabled" help:"Load the eBPF latency probes on the producers' processes (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for uprobes; without them eBPF is reported unavailable). Used by the eBPF probes."`
-	BPFRequire                     bool            `yaml:"bpf_require" help:"Exit when an enabled probe cannot be loaded for want of privilege or kernel support (a probe with no target yet is not a failure). Used by the eBPF probes."`
-	BPFRescanInterval              Duration        `yaml:"bpf_rescan_interval" help:"How often the producers' memory maps are rescanned for shared libraries loaded later (> 0). Used by the eBPF probes."`
-	SLOs                           []SLO           `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
-	BPFProbes                      map[string]bool `yaml:"bpf_probes" flag:"-" help:"eBPF probes to switch on or off by name (file only; defaults: offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch on; cuda_launch, gil_wait, forward_marker off). Used by the eBPF probes."`
+	RingDir                        string            `yaml:"ring_dir" help:"Directory of the producers' shared-memory rings and the doorbell FIFO (non-empty). Used by the ring consumer."`
+	RingGroup                      string            `yaml:"ring_group" help:"Group (name or numeric gid) owning the ring directory; empty means a sticky world-writable directory. Used by the ring consumer."`
+	RingHotBytes                   int64             `yaml:"ring_hot_bytes" help:"Data capacity in bytes of a hot ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
+	RingAuditBytes                 int64             `yaml:"ring_audit_bytes" help:"Data capacity in bytes of an audit ring (power of two, >= 4096). Producer-side: used by producers when they create rings."`
+	RingAuditWaitUs                int               `yaml:"ring_audit_wait_us" help:"Microseconds a producer waits for room in a full audit ring before dropping (>= 0). Producer-side."`
+	RingAllowedUIDs                []int             `yaml:"ring_allowed_uids" help:"Uids whose rings are accepted; empty means any uid (each >= 0). Used by the ring consumer."`
+	RingRescanInterval             Duration          `yaml:"ring_rescan_interval" help:"Interval between scans of the ring directory for new rings (> 0); while inotify works (it triggers a scan on every change) the periodic scan runs 5 times less often. Used by the ring consumer."`
+	RingPollInterval               Duration          `yaml:"ring_poll_interval" help:"Interval between polls of the rings while data flows (> 0, <= 1s). Used by the ring consumer."`
+	RingIdleSleep                  Duration          `yaml:"ring_idle_sleep" help:"How long the idle consumer waits on the doorbell before housekeeping (> 0). Used by the ring consumer."`
+	RingMaxRecordsPerPass          int               `yaml:"ring_max_records_per_pass" help:"Maximum records read from one ring in one pass (>= 1). Used by the ring consumer."`
+	RingRemoveDead                 bool              `yaml:"ring_remove_dead" help:"Remove the ring files of dead producers once drained. Used by the ring consumer."`
+	ProducerRetention              Duration          `yaml:"producer_retention" help:"How long a dead or closed producer stays listed after it is drained (>= 0). Used by the ring consumer."`
+	ProducerHeartbeatStale         float64           `yaml:"producer_heartbeat_stale_seconds" help:"Seconds after which a producer heartbeat counts as stale (> 0). Used by the ring consumer."`
+	RingMaxProducers               int               `yaml:"ring_max_producers" help:"Live producers accepted per uid (1-65536); rings of a uid beyond it are rejected (reason producer limit) until one of its producers ends. Used by the ring consumer."`
+	SinkQueueSize                  int               `yaml:"sink_queue_size" help:"Events per sink queue (16-16777216). Used by the event sinks."`
+	PrometheusMaxLayersPerProducer int               `yaml:"prometheus_max_layers_per_producer" help:"Distinct layer label values kept per producer (1-65536); further layers are counted under layer=\"other\" and in agaobs_cardinality_limited_total. Used by the Prometheus exporter."`
+	PrometheusLayerHistograms      bool              `yaml:"prometheus_layer_histograms" help:"Keep the forward latency, gate and entropy histograms per hooked layer (label layer); false keeps one per producer, every layer aggregated, which cuts a producer's series about tenfold at many layers (docs/cardinality.md); the per-layer counters keep layer either way. Takes effect at restart (not on SIGHUP). Used by the Prometheus exporter."`
+	StatePath                      string            `yaml:"state_path" help:"Path of the agent state store; empty disables persistence (Load warns). Used by the state store."`
+	AgentLogLevel                  string            `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
+	AgentLogFormat                 string            `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
+	AgentGOMAXPROCS                int               `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
+	AdminListenAddress             string            `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
+	WebMaxConnections              int               `yaml:"web_max_connections" help:"Concurrent connections per HTTP listener (1-65536); at the limit the oldest idle keep-alive connection is closed to let a new one in. Used by the HTTP listeners."`
+	WebIdleTimeout                 Duration          `yaml:"web_idle_timeout" help:"Idle keep-alive connections are closed after this (> 0, <= 1h). Used by the HTTP listeners."`
+	WebConfigFile                  string            `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
+	StatusIntervalSeconds          float64           `yaml:"status_interval_seconds" help:"Producer-side snapshot interval in seconds (> 0). Used by the demo producers."`
+	StatusGateCheckSeconds         float64           `yaml:"status_gate_check_seconds" help:"Producer-side interval in seconds of the gate parameter check (>= 0). Used by the demo producers."`
+	GPUEnabled                     bool              `yaml:"gpu_enabled" help:"Collect NVIDIA GPU state through NVML (libnvidia-ml, loaded at run time; without it the GPU is reported unavailable). Used by the GPU collector."`
+	GPUCollectInterval             Duration          `yaml:"gpu_collect_interval" help:"How often GPU state is read (> 0). Used by the GPU collector."`
+	GPUPCIeEnabled                 bool              `yaml:"gpu_pcie_enabled" help:"Also read PCIe throughput (each read samples for about 20 ms per GPU). Used by the GPU collector."`
+	GPUXIDWindow                   Duration          `yaml:"gpu_xid_window" help:"How long a critical XID error keeps GPU health unhealthy (> 0). Used by the GPU collector."`
+	GPUExpectedCount               int               `yaml:"gpu_expected_count" help:"GPUs the node should have (>= 0; 0: no check); fewer makes GPU health unhealthy. Used by the GPU collector."`
+	BPFEnabled                     bool              `yaml:"bpf_enabled" help:"Load the eBPF latency probes on the producers' processes (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for uprobes; without them eBPF is reported unavailable). Used by the eBPF probes."`
+	BPFRequire                     bool              `yaml:"bpf_require" help:"Exit when an enabled probe cannot be loaded for want of privilege or kernel support (a probe with no target yet is not a failure). Used by the eBPF probes."`
+	BPFRescanInterval              Duration          `yaml:"bpf_rescan_interval" help:"How often the producers' memory maps are rescanned for shared libraries loaded later (> 0). Used by the eBPF probes."`
+	OTLPEnabled                    bool              `yaml:"otlp_enabled" help:"Export traces, logs and metrics over OTLP (OpenTelemetry). Used by the OTLP exporter."`
+	OTLPEndpoint                   string            `yaml:"otlp_endpoint" help:"Collector address: host:port, or an http(s) URL (a scheme also sets otlp_insecure for http); empty: OTEL_EXPORTER_OTLP_ENDPOINT (or the per-signal OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT), else localhost:4317 for grpc and localhost:4318 for http/protobuf. Used by the OTLP exporter."`
+	OTLPProtocol                   string            `yaml:"otlp_protocol" help:"grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc. Used by the OTLP exporter."`
+	OTLPHeaders                    map[string]string `yaml:"otlp_headers" help:"Headers sent with every export (e.g. authorization); empty: OTEL_EXPORTER_OTLP_HEADERS. Used by the OTLP exporter."`
+	OTLPInsecure                   bool              `yaml:"otlp_insecure" help:"Plain text (no TLS) to the collector; false: OTEL_EXPORTER_OTLP_INSECURE decides, else TLS. Used by the OTLP exporter."`
+	OTLPTLSCAFile                  string            `yaml:"otlp_tls_ca_file" help:"PEM CA certificates the collector's certificate is checked against (instead of the system's); empty: OTEL_EXPORTER_OTLP_CERTIFICATE. Used by the OTLP exporter."`
+	OTLPTLSCertFile                string            `yaml:"otlp_tls_cert_file" help:"PEM client certificate for mutual TLS (with otlp_tls_key_file); empty: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE. Used by the OTLP exporter."`
+	OTLPTLSKeyFile                 string            `yaml:"otlp_tls_key_file" help:"PEM key of otlp_tls_cert_file; empty: OTEL_EXPORTER_OTLP_CLIENT_KEY. Used by the OTLP exporter."`
+	OTLPSignals                    []string          `yaml:"otlp_signals" help:"Signals exported: any of traces, logs, metrics. Used by the OTLP exporter."`
+	OTLPTimeout                    Duration          `yaml:"otlp_timeout" help:"Deadline of one export, retries included (0: OTEL_EXPORTER_OTLP_TIMEOUT, else 10s; at most 5m). Used by the OTLP exporter."`
+	OTLPQueueSize                  int               `yaml:"otlp_queue_size" help:"Spans, log records and audit records queued per signal for export (16-1048576); when the collector is down or slow, spans and log records beyond it are dropped and counted (audit records wait). Used by the OTLP exporter."`
+	OTLPTraceSampleRate            float64           `yaml:"otlp_trace_sample_rate" help:"Fraction of forwards and retrievals kept as spans by head sampling on the trace id (0-1); slow forwards are kept regardless. Used by the OTLP exporter."`
+	OTLPTraceSlowThresholdUs       float64           `yaml:"otlp_trace_slow_threshold_us" help:"Forwards at or above this latency (µs) are always kept as spans (>= 0; 0: the threshold of the alert rule slo_latency_p99, 1000 by default). Used by the OTLP exporter."`
+	OTLPTraceMaxSpansPerSecond     int               `yaml:"otlp_trace_max_spans_per_second" help:"Kept spans per second at most, slow ones and those during a firing latency alert included (1-1000000); beyond it they are counted, not sent. Used by the OTLP exporter."`
+	OTLPMetricsTemporality         string            `yaml:"otlp_metrics_temporality" help:"cumulative or delta; empty: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE (cumulative or delta), else cumulative. Used by the OTLP exporter."`
+	OTLPMetricsInterval            Duration          `yaml:"otlp_metrics_interval" help:"How often metrics are exported (1s-1h). Used by the OTLP exporter."`
+	SLOs                           []SLO             `yaml:"slos" flag:"-" help:"Service level objectives (file only; see SLOs)."`
+	BPFProbes                      map[string]bool   `yaml:"bpf_probes" flag:"-" help:"eBPF probes to switch on or off by name (file only; defaults: offcpu, runqueue, python_gc, cuda_sync, cuda_graph_launch on; cuda_launch, gil_wait, forward_marker off). Used by the eBPF probes."`
 }
 
 // AlertRule is one element of alert_rules. Call SetDefaults before filling a
@@ -263,5 +279,10 @@ func Default() Config {
 		GPUXIDWindow:                   Duration(10 * time.Minute),
 		BPFEnabled:                     true,
 		BPFRescanInterval:              Duration(10 * time.Second),
+		OTLPSignals:                    []string{"traces", "logs", "metrics"},
+		OTLPQueueSize:                  2048,
+		OTLPTraceSampleRate:            0.001,
+		OTLPTraceMaxSpansPerSecond:     1000,
+		OTLPMetricsInterval:            Duration(15 * time.Second),
 	}
 }

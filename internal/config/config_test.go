@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -855,8 +856,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 88 {
-		t.Errorf("%d keys, want 88", len(keys))
+	if len(keys) != 104 {
+		t.Errorf("%d keys, want 104", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)
@@ -968,5 +969,60 @@ func TestKeyAreas(t *testing.T) {
 	slices.Sort(wantAgent)
 	if !slices.Equal(agentKeys, wantAgent) {
 		t.Errorf("keys in the Agent area: %v, want %v", agentKeys, wantAgent)
+	}
+}
+
+// Bad OTLP values are rejected naming the key; the unset defaults defer to
+// the OTEL_EXPORTER_OTLP_* variables.
+func TestOTLPKeys(t *testing.T) {
+	d := Default()
+	if d.OTLPEnabled || d.OTLPEndpoint != "" || d.OTLPProtocol != "" || d.OTLPTimeout != 0 || d.OTLPMetricsTemporality != "" ||
+		!slices.Equal(d.OTLPSignals, []string{"traces", "logs", "metrics"}) || d.OTLPTraceSampleRate != 0.001 ||
+		d.OTLPTraceSlowThresholdUs != 0 || d.OTLPTraceMaxSpansPerSecond != 1000 || d.OTLPQueueSize != 2048 ||
+		d.OTLPMetricsInterval != Duration(15*time.Second) {
+		t.Errorf("defaults: %+v", d)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("x"), 0o600)
+	cases := []struct {
+		name string
+		set  func(c *Config)
+		key  string // "" : valid
+	}{
+		{"url endpoint", func(c *Config) { c.OTLPEndpoint = "https://collector:4318" }, ""},
+		{"host:port endpoint", func(c *Config) { c.OTLPEndpoint = "collector:4317" }, ""},
+		{"bad endpoint", func(c *Config) { c.OTLPEndpoint = "ftp://x" }, "otlp_endpoint"},
+		{"endpoint without port", func(c *Config) { c.OTLPEndpoint = "collector" }, "otlp_endpoint"},
+		{"protocol", func(c *Config) { c.OTLPProtocol = "http/json" }, "otlp_protocol"},
+		{"http protocol", func(c *Config) { c.OTLPProtocol = "http/protobuf" }, ""},
+		{"header name", func(c *Config) { c.OTLPHeaders = map[string]string{"bad name": "v"} }, "otlp_headers"},
+		{"header value", func(c *Config) { c.OTLPHeaders = map[string]string{"x-a": "v\nInjected: 1"} }, "otlp_headers.x-a"},
+		{"missing ca", func(c *Config) { c.OTLPTLSCAFile = "/nonexistent/ca.pem" }, "otlp_tls_ca_file"},
+		{"ca", func(c *Config) { c.OTLPTLSCAFile = ca }, ""},
+		{"cert without key", func(c *Config) { c.OTLPTLSCertFile = ca }, "otlp_tls_cert_file"},
+		{"signal", func(c *Config) { c.OTLPSignals = []string{"traces", "profiles"} }, "otlp_signals[1]"},
+		{"timeout", func(c *Config) { c.OTLPTimeout = Duration(time.Hour) }, "otlp_timeout"},
+		{"queue", func(c *Config) { c.OTLPQueueSize = 1 << 30 }, "otlp_queue_size"},
+		{"rate", func(c *Config) { c.OTLPTraceSampleRate = 1.5 }, "otlp_trace_sample_rate"},
+		{"rate NaN", func(c *Config) { c.OTLPTraceSampleRate = math.NaN() }, "otlp_trace_sample_rate"},
+		{"slow", func(c *Config) { c.OTLPTraceSlowThresholdUs = -1 }, "otlp_trace_slow_threshold_us"},
+		{"max spans", func(c *Config) { c.OTLPTraceMaxSpansPerSecond = 0 }, "otlp_trace_max_spans_per_second"},
+		{"temporality", func(c *Config) { c.OTLPMetricsTemporality = "lowmemory" }, "otlp_metrics_temporality"},
+		{"delta", func(c *Config) { c.OTLPMetricsTemporality = "delta" }, ""},
+		{"interval", func(c *Config) { c.OTLPMetricsInterval = Duration(time.Millisecond) }, "otlp_metrics_interval"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			err := c.Validate()
+			var ce *Error
+			switch {
+			case tc.key == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.key != "" && (!errors.As(err, &ce) || ce.Key != tc.key):
+				t.Errorf("error %v, want one naming %s", err, tc.key)
+			}
+		})
 	}
 }

@@ -71,6 +71,7 @@ func areaOf(name, help string) string {
 		{"Used by the health endpoint.", "Health"},
 		{"Used by the GPU collector.", "GPU"},
 		{"Used by the eBPF probes.", "eBPF probes"},
+		{"Used by the OTLP exporter.", "OTLP export"},
 		{"Used by the HTTP listeners.", "HTTP listeners"},
 		{"Used by the admin listener.", "HTTP listeners"},
 		{"Used by the demo producers.", "Producers"},

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -303,6 +304,7 @@ func (c Config) Validate() error {
 	ch.intRange("gpu_expected_count", int64(c.GPUExpectedCount), 0, 1024)
 	ch.durMin("bpf_rescan_interval", c.BPFRescanInterval, true)
 	ch.durMax("bpf_rescan_interval", c.BPFRescanInterval, Duration(time.Hour))
+	c.validateOTLP(ch)
 
 	c.validateSLOs(ch)
 	probes := make([]string, 0, len(c.BPFProbes))
@@ -408,4 +410,64 @@ func validateHostPort(ch *checker, key, addr string) {
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
 		ch.fail(key, invalid(addr, "expected host:port with a port between 0 and 65535"))
 	}
+}
+
+// validateOTLP checks the OTLP exporter's keys (the OTEL_EXPORTER_OTLP_*
+// variables the SDK reads are its business).
+func (c Config) validateOTLP(ch *checker) {
+	if c.OTLPEndpoint != "" {
+		if strings.Contains(c.OTLPEndpoint, "://") {
+			u, err := url.Parse(c.OTLPEndpoint)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				ch.fail("otlp_endpoint", invalid(c.OTLPEndpoint, "must be host:port or an http or https URL"))
+			}
+		} else {
+			validateHostPort(ch, "otlp_endpoint", c.OTLPEndpoint)
+		}
+	}
+	if c.OTLPProtocol != "" {
+		ch.oneOf("otlp_protocol", c.OTLPProtocol, "grpc http/protobuf")
+	}
+	for k, v := range c.OTLPHeaders {
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) }) {
+			ch.fail("otlp_headers", invalid(k, "is not a valid header name"))
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			ch.fail("otlp_headers."+k, "a header value must not contain CR, LF or NUL")
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"otlp_tls_ca_file", c.OTLPTLSCAFile},
+		{"otlp_tls_cert_file", c.OTLPTLSCertFile}, {"otlp_tls_key_file", c.OTLPTLSKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			ch.fail(f.key, invalid(f.path, "cannot be read: "+err.Error()))
+		}
+	}
+	if (c.OTLPTLSCertFile == "") != (c.OTLPTLSKeyFile == "") {
+		ch.fail("otlp_tls_cert_file", "otlp_tls_cert_file and otlp_tls_key_file go together")
+	}
+	for i, s := range c.OTLPSignals {
+		ch.oneOf(fmt.Sprintf("otlp_signals[%d]", i), s, "traces logs metrics")
+	}
+	ch.durMin("otlp_timeout", c.OTLPTimeout, false)
+	ch.durMax("otlp_timeout", c.OTLPTimeout, Duration(5*time.Minute))
+	ch.intRange("otlp_queue_size", int64(c.OTLPQueueSize), 16, 1<<20)
+	ch.finite("otlp_trace_sample_rate", c.OTLPTraceSampleRate)
+	if c.OTLPTraceSampleRate < 0 || c.OTLPTraceSampleRate > 1 {
+		ch.fail("otlp_trace_sample_rate", invalid(fmt.Sprint(c.OTLPTraceSampleRate), "must be between 0 and 1"))
+	}
+	ch.finite("otlp_trace_slow_threshold_us", c.OTLPTraceSlowThresholdUs)
+	ch.floatMin("otlp_trace_slow_threshold_us", c.OTLPTraceSlowThresholdUs, false)
+	ch.floatMax("otlp_trace_slow_threshold_us", c.OTLPTraceSlowThresholdUs, 1e9)
+	ch.intRange("otlp_trace_max_spans_per_second", int64(c.OTLPTraceMaxSpansPerSecond), 1, 1000000)
+	if c.OTLPMetricsTemporality != "" {
+		ch.oneOf("otlp_metrics_temporality", c.OTLPMetricsTemporality, "cumulative delta")
+	}
+	ch.durMin("otlp_metrics_interval", c.OTLPMetricsInterval, true)
+	if c.OTLPMetricsInterval > 0 && c.OTLPMetricsInterval < Duration(time.Second) {
+		ch.fail("otlp_metrics_interval", invalid(c.OTLPMetricsInterval.String(), "must be >= 1s"))
+	}
+	ch.durMax("otlp_metrics_interval", c.OTLPMetricsInterval, Duration(time.Hour))
 }

@@ -179,19 +179,8 @@ func (s *Sink) Close() error {
 	return nil
 }
 
-// eventLevel is the seed's mapping: forward DEBUG, audit INFO (WARNING on
-// failure), everything else INFO.
-func eventLevel(ev *pipeline.Event) int {
-	switch ev.Kind {
-	case pipeline.KindForward:
-		return levelDebug
-	case pipeline.KindAudit:
-		if !ev.Audit.Success {
-			return levelWarning
-		}
-	}
-	return levelInfo
-}
+// eventLevel is the seed's mapping (pipeline.Event.SeedLevel).
+func eventLevel(ev *pipeline.Event) int { return int(ev.SeedLevel()) }
 
 func eventType(ev *pipeline.Event) string {
 	switch ev.Kind {

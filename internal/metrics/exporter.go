@@ -61,6 +61,14 @@ type Options struct {
 	// series, a counter one, so this divides the series of a producer
 	// hooking many layers by about ten. The per-layer counters keep layer.
 	ProducerHistograms bool
+	// SpanKeep, set when OTLP traces are on, puts exemplars on the forward
+	// latency histogram's buckets: the exporter runs its own
+	// pipeline.SpanKeeper with these options over every event (alert
+	// transitions included), so it keeps the spans the OTLP sink keeps,
+	// and a forward kept for being slow (pipeline.SpanSlow) leaves its
+	// trace_id and span_id on the bucket it falls in, the newest per
+	// bucket. Only OpenMetrics and protobuf carry exemplars. nil: none.
+	SpanKeep *pipeline.SpanKeepOptions
 }
 
 // Exporter is the Prometheus sink for AGA-domain families: a pipeline.Sink
@@ -77,6 +85,7 @@ type Exporter struct {
 	producers map[*pipeline.Producer]*prodState
 	byLabel   map[string]*prodState // producer label → state: labels are unique
 	last      *prodState
+	keep      *pipeline.SpanKeeper // Options.SpanKeep's; nil: no exemplars
 }
 
 // famRender is a family with its rendering parameters resolved.
@@ -117,16 +126,24 @@ func New(opts Options) *Exporter {
 	for k, v := range opts.ConstLabels {
 		e.constLP = append(e.constLP, lp(k, v))
 	}
+	if opts.SpanKeep != nil {
+		e.keep = pipeline.NewSpanKeeper(*opts.SpanKeep)
+	}
 	return e
 }
 
 // Name implements pipeline.Sink.
 func (e *Exporter) Name() string { return "metrics" }
 
-// Kinds implements pipeline.Sink.
+// Kinds implements pipeline.Sink. With exemplars, the agent's events too:
+// the span keeper follows alert transitions.
 func (e *Exporter) Kinds() pipeline.KindMask {
-	return pipeline.KindForward.Mask() | pipeline.KindRetrieval.Mask() | pipeline.KindAudit.Mask() |
+	m := pipeline.KindForward.Mask() | pipeline.KindRetrieval.Mask() | pipeline.KindAudit.Mask() |
 		pipeline.KindStatus.Mask() | pipeline.KindLifecycle.Mask()
+	if e.keep != nil {
+		m |= pipeline.KindAgent.Mask()
+	}
+	return m
 }
 
 // hist is a histogram in compat units: non-cumulative classic bucket
@@ -155,11 +172,12 @@ const (
 	nativeZeroLimit  = 1e-128
 )
 
-// observe adds v (compat units). nativeDiv converts v to exposition units
-// for the native buckets, whose boundaries do not scale.
-func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float64) {
+// observe adds v (compat units) and returns its classic bucket (-1: not
+// observed). nativeDiv converts v to exposition units for the native
+// buckets, whose boundaries do not scale.
+func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float64) int {
 	if !pipeline.Finite(v) {
-		return // Decode dropped and counted these already; a NaN would poison _sum for good
+		return -1 // Decode dropped and counted these already; a NaN would poison _sum for good
 	}
 	i := 0
 	for i < len(bounds) && v > bounds[i] {
@@ -172,7 +190,7 @@ func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float
 		v /= nativeDiv
 		if v <= nativeZeroLimit {
 			h.zero++
-			return
+			return i
 		}
 		if h.native == nil {
 			h.native = map[int32]uint64{}
@@ -182,6 +200,7 @@ func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float
 			h.halveResolution()
 		}
 	}
+	return i
 }
 
 func (h *hist) schema() int32 { return nativeSchema - int32(h.coarser) }
@@ -225,7 +244,20 @@ type layerState struct {
 	entropy   hist
 	lpFwd     [2][]*dto.LabelPair
 	lpLayer   []*dto.LabelPair
+	// latEx holds lat's exemplars, one per classic bucket (+Inf last),
+	// made with the first one (Options.SpanKeep only).
+	latEx []exemplar
 }
+
+// exemplar is the newest kept slow forward of a latency bucket.
+type exemplar struct {
+	trace [16]byte // never zero once set (pipeline.TraceID)
+	span  [8]byte
+	v     float64 // compat units
+	ts    int64   // event time, ns; 0: unknown
+}
+
+func (x *exemplar) set() bool { return x.trace != [16]byte{} }
 
 type auditKey struct {
 	op      string
@@ -390,6 +422,17 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 	latDiv := e.fams[famLatency].div
 	for i := range batch {
 		ev := &batch[i]
+		// The keeper sees every event it would see in the OTLP sink, in
+		// order, so both keep the same spans.
+		slow := false
+		if e.keep != nil {
+			switch ev.Kind {
+			case pipeline.KindAgent:
+				e.keep.Observe(ev)
+			case pipeline.KindForward, pipeline.KindRetrieval, pipeline.KindAudit:
+				slow = e.keep.Decide(ev) == pipeline.SpanSlow
+			}
+		}
 		if ev.Producer == nil {
 			continue
 		}
@@ -411,7 +454,12 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 				h = s.hists
 			}
 			if v, ok := f.Latency(); ok {
-				h.lat.observe(v, lat, native, latDiv)
+				if b := h.lat.observe(v, lat, native, latDiv); slow && b >= 0 {
+					if h.latEx == nil {
+						h.latEx = make([]exemplar, len(h.lat.counts))
+					}
+					h.latEx[b] = exemplar{pipeline.TraceID(ev.Epoch, ev.Seq), pipeline.SpanID(ev.Epoch, ev.Seq), v, ev.TimeNs}
+				}
 			}
 			if v, ok := f.Gate(); ok {
 				h.gate.observe(v, gate, native, 1)

@@ -1,11 +1,14 @@
 package metrics
 
 import (
+	"encoding/hex"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Gather implements prometheus.Gatherer for the AGA-domain families. It
@@ -45,11 +48,11 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 	gauge := func(lps []*dto.LabelPair, v float64) {
 		mf.Metric = append(mf.Metric, &dto.Metric{Label: lps, Gauge: &dto.Gauge{Value: &v}})
 	}
-	histo := func(lps []*dto.LabelPair, h *hist) {
+	histo := func(lps []*dto.LabelPair, h *hist, ex []exemplar) {
 		if h.count == 0 {
 			return
 		}
-		mf.Metric = append(mf.Metric, &dto.Metric{Label: lps, Histogram: e.histogram(f, h)})
+		mf.Metric = append(mf.Metric, &dto.Metric{Label: lps, Histogram: e.histogram(f, h, ex)})
 	}
 	switch f.Key {
 	case famForward:
@@ -84,14 +87,14 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 		}
 	case famLatency, famGate, famEntropy:
 		if s.hists != nil {
-			histo(s.hists.lpLayer, s.hists.hist(f.Key)) // ProducerHistograms: no layer label
+			histo(s.hists.lpLayer, s.hists.hist(f.Key), s.hists.exemplars(f.Key)) // ProducerHistograms: no layer label
 			break
 		}
 		for _, l := range layers {
-			histo(l.lpLayer, l.hist(f.Key))
+			histo(l.lpLayer, l.hist(f.Key), l.exemplars(f.Key))
 		}
 	case famScore:
-		histo(s.lpProd, &s.score)
+		histo(s.lpProd, &s.score, nil)
 	case famKnowledgeCount, famKnowledgeUtil, famKnowledgePinned, famSlotChange:
 		if i := gaugeIndex(f.Key); s.hasG[i] {
 			gauge(s.lpProd, s.gauges[i])
@@ -118,8 +121,11 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 }
 
 // histogram renders h in exposition units: cumulative classic buckets and,
-// when enabled, native buckets.
-func (e *Exporter) histogram(f *famRender, h *hist) *dto.Histogram {
+// when enabled, native buckets. ex, if not nil, holds an exemplar per
+// classic bucket, +Inf last: a set one goes on its bucket (an exemplar of
+// +Inf makes that bucket explicit, as client_golang does), and on the
+// native histogram too.
+func (e *Exporter) histogram(f *famRender, h *hist, ex []exemplar) *dto.Histogram {
 	count, sum := h.count, h.sum/f.div
 	out := &dto.Histogram{SampleCount: &count, SampleSum: &sum}
 	buckets := make([]dto.Bucket, len(f.bounds))
@@ -130,6 +136,22 @@ func (e *Exporter) histogram(f *famRender, h *hist) *dto.Histogram {
 		c := cum
 		buckets[i] = dto.Bucket{CumulativeCount: &c, UpperBound: &f.bounds[i]}
 		out.Bucket[i] = &buckets[i]
+	}
+	if ex != nil {
+		for i := range ex {
+			if !ex[i].set() {
+				continue
+			}
+			x := ex[i].dto(f.div)
+			if i < len(f.bounds) {
+				out.Bucket[i].Exemplar = x
+			} else {
+				out.Bucket = append(out.Bucket, &dto.Bucket{CumulativeCount: &count, UpperBound: &posInf, Exemplar: x})
+			}
+			if e.opts.Native {
+				out.Exemplars = append(out.Exemplars, x)
+			}
+		}
 	}
 	if e.opts.Native {
 		schema, zt, zc := h.schema(), nativeZeroLimit, h.zero
@@ -159,6 +181,33 @@ func (e *Exporter) histogram(f *famRender, h *hist) *dto.Histogram {
 			off := int32(0)
 			out.PositiveSpan = []*dto.BucketSpan{{Offset: &off, Length: new(uint32)}}
 		}
+	}
+	return out
+}
+
+// posInf is the +Inf bucket's bound, shared read-only.
+var posInf = math.Inf(1)
+
+// Exemplar label names, shared read-only.
+var exSpanID, exTraceID = "span_id", "trace_id"
+
+// exemplars returns l's exemplars of the family key: only the latency
+// histogram has them.
+func (l *layerState) exemplars(key string) []exemplar {
+	if key == famLatency {
+		return l.latEx
+	}
+	return nil
+}
+
+// dto renders x in exposition units (compat value / div), its labels in
+// name order.
+func (x *exemplar) dto(div float64) *dto.Exemplar {
+	span, trace := hex.EncodeToString(x.span[:]), hex.EncodeToString(x.trace[:])
+	v := x.v / div
+	out := &dto.Exemplar{Label: []*dto.LabelPair{{Name: &exSpanID, Value: &span}, {Name: &exTraceID, Value: &trace}}, Value: &v}
+	if x.ts > 0 {
+		out.Timestamp = &timestamppb.Timestamp{Seconds: x.ts / 1e9, Nanos: int32(x.ts % 1e9)}
 	}
 	return out
 }

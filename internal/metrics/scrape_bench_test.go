@@ -87,3 +87,23 @@ func BenchmarkExporterWrite(b *testing.B) {
 		e.Write(context.Background(), batch)
 	}
 }
+
+// BenchmarkExporterWriteSpanKeep: the same with exemplars on (OTLP traces):
+// every forward goes through the span keeper; Fast has no slow forward,
+// Slow10 has 10% at or above the threshold, each leaving an exemplar.
+func BenchmarkExporterWriteSpanKeepFast(b *testing.B)   { benchWriteSpanKeep(b, 900) }
+func BenchmarkExporterWriteSpanKeepSlow10(b *testing.B) { benchWriteSpanKeep(b, 1000) }
+
+func benchWriteSpanKeep(b *testing.B, spread int) {
+	e := New(Options{SpanKeep: &pipeline.SpanKeepOptions{SampleRate: 0.01, SlowUs: 1000, MaxPerSecond: 1000}})
+	p := producer("w", 0)
+	batch := make([]pipeline.Event, 4096)
+	for i := range batch {
+		batch[i] = fwd(p, int32(29+i%3), i%2 == 0, 0.4, 1.5, float64(100+i%spread))
+		batch[i].Epoch, batch[i].Seq, batch[i].TimeNs = 1, uint64(i), int64(i)*1e6
+	}
+	b.ResetTimer()
+	for n := 0; n < b.N; n += len(batch) {
+		e.Write(context.Background(), batch)
+	}
+}

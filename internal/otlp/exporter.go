@@ -1,0 +1,393 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	otellog "go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+)
+
+const (
+	// exportBatch is the most spans or log records one export call sends.
+	exportBatch = 512
+	// exportEvery is how long a partial batch waits.
+	exportEvery = time.Second
+	// finalDrain bounds the last export at shutdown.
+	finalDrain = 5 * time.Second
+	// signalAudit names the audit log export in the self-metrics.
+	signalAudit = "audit_logs"
+	scope       = "github.com/agaobs/agaobs/internal/otlp"
+)
+
+// Exporter is the OTLP sink. Write runs on the sink's goroutine; Run owns
+// the export goroutines and the audit tail.
+type Exporter struct {
+	opts   Options
+	log    *slog.Logger
+	keeper *pipeline.SpanKeeper // Write's goroutine only
+	stats  map[string]*signalStats
+
+	spans     *queue[sdktrace.ReadOnlySpan]
+	records   *queue[sdklog.Record]
+	traceExp  sdktrace.SpanExporter
+	logExp    sdklog.Exporter
+	metricExp sdkmetric.Exporter
+
+	mu        sync.Mutex // producers (Write and the audit tail)
+	producers map[string]*producerState
+	orphans   map[string]*producerState // audit loggers of producers no longer tracked
+	retired   sync.WaitGroup            // providers of forgotten producers shutting down
+	agentMP   *sdkmetric.MeterProvider
+
+	auditCursor atomic.Uint64
+	auditWake   chan struct{}
+}
+
+// producerState holds one producer's SDK providers: its resource is its
+// identity.
+type producerState struct {
+	producer *pipeline.Producer
+	res      *resource.Resource
+	tp       *sdktrace.TracerProvider
+	tracer   trace.Tracer
+	lp       *sdklog.LoggerProvider
+	logger   otellog.Logger
+	mp       *sdkmetric.MeterProvider
+	inst     *instruments
+}
+
+// New builds the exporter and the SDK exporters of the enabled signals
+// (no connection is made yet: the gRPC client connects lazily).
+func New(ctx context.Context, opts Options) (*Exporter, error) {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 2048
+	}
+	if opts.MetricsInterval <= 0 {
+		opts.MetricsInterval = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "aga"
+	}
+	// The SDK reports a failed periodic metric export only to the global
+	// error handler (by default a log line on stderr per failure); the
+	// counting exporter already counts them, so they go to the agent's log,
+	// at most one a minute. Global by the SDK's design: the last exporter
+	// built in a process owns it.
+	var lastErr atomic.Int64
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		if now := time.Now().UnixNano(); now-lastErr.Load() > int64(time.Minute) {
+			lastErr.Store(now)
+			opts.Logger.Warn("otlp: export failed", "err", err)
+		}
+	}))
+	e := &Exporter{opts: opts, log: opts.Logger, keeper: pipeline.NewSpanKeeper(opts.Keep),
+		stats: map[string]*signalStats{}, producers: map[string]*producerState{}, orphans: map[string]*producerState{}, auditWake: make(chan struct{}, 1)}
+	var err error
+	if opts.has(SignalTraces) {
+		if e.traceExp, err = opts.newTraceExporter(ctx); err != nil {
+			return nil, fmt.Errorf("otlp traces: %w", err)
+		}
+		e.spans = newQueue[sdktrace.ReadOnlySpan](opts.QueueSize)
+		e.stats[SignalTraces] = newSignalStats()
+		e.stats[SignalTraces].queueLen = e.spans.len
+	}
+	if opts.has(SignalLogs) {
+		if e.logExp, err = opts.newLogExporter(ctx); err != nil {
+			return nil, fmt.Errorf("otlp logs: %w", err)
+		}
+		e.records = newQueue[sdklog.Record](opts.QueueSize)
+		e.stats[SignalLogs] = newSignalStats()
+		e.stats[SignalLogs].queueLen = e.records.len
+		if opts.Audit != nil {
+			e.stats[signalAudit] = newSignalStats()
+		}
+	}
+	if opts.has(SignalMetrics) {
+		if e.metricExp, err = opts.newMetricExporter(ctx); err != nil {
+			return nil, fmt.Errorf("otlp metrics: %w", err)
+		}
+		e.stats[SignalMetrics] = newSignalStats()
+		if opts.Gatherer != nil {
+			e.agentMP = e.newAgentMeterProvider()
+		}
+	}
+	return e, nil
+}
+
+// Name is the sink's name.
+func (e *Exporter) Name() string { return "otlp" }
+
+// Kinds are the events the exporter reads: the AGA events, HELLOs
+// (identity changes), lifecycle events (producers forgotten) and the
+// agent's own (alert transitions reach the span keeper).
+func (e *Exporter) Kinds() pipeline.KindMask {
+	return pipeline.KindForward.Mask() | pipeline.KindRetrieval.Mask() | pipeline.KindAudit.Mask() |
+		pipeline.KindEvent.Mask() | pipeline.KindStatus.Mask() | pipeline.KindHello.Mask() |
+		pipeline.KindLifecycle.Mask() | pipeline.KindAgent.Mask()
+}
+
+// Write turns events into spans, log records and metric updates. It never
+// waits for the collector.
+func (e *Exporter) Write(ctx context.Context, batch []pipeline.Event) error {
+	for i := range batch {
+		ev := &batch[i]
+		switch ev.Kind {
+		case pipeline.KindAgent:
+			e.keeper.Observe(ev)
+			continue
+		case pipeline.KindLifecycle:
+			if ev.Lifecycle != nil && ev.Lifecycle.Type == pipeline.ProducerForgotten && ev.Producer != nil {
+				e.retire(ev.Producer.Name)
+			}
+			continue
+		case pipeline.KindHello:
+			if ev.Producer != nil {
+				e.rebuildIfChanged(ev.Producer)
+			}
+			continue
+		}
+		if ev.Producer == nil {
+			continue
+		}
+		st := e.state(ev.Producer)
+		var sc trace.SpanContext
+		if e.traceExp != nil {
+			switch r := e.keeper.Decide(ev); {
+			case r.Kept():
+				sc = e.span(st, ev, r)
+			case r == pipeline.SpanCapped:
+				e.stats[SignalTraces].drop(reasonRateLimited, 1)
+			}
+		}
+		if st.inst != nil {
+			st.inst.record(ctx, ev)
+		}
+		if e.records != nil && ev.SeedLevel() >= e.opts.LogLevel {
+			e.emitEventLog(st, ev, sc)
+		}
+	}
+	return nil
+}
+
+// Flush is called when the pipeline closes; the export goroutines (Run)
+// send what is queued.
+func (e *Exporter) Flush(context.Context) error { return nil }
+
+// state returns the producer's providers, building them on first use.
+func (e *Exporter) state(p *pipeline.Producer) *producerState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.producers[p.Name]; st != nil && st.producer == p {
+		return st
+	} else if st != nil {
+		// A new incarnation took the name over: its identity may differ.
+		e.shutdownAsync(st)
+	}
+	st := e.newState(p, producerResource(p, e.opts.Node))
+	e.producers[p.Name] = st
+	return st
+}
+
+// newState builds providers for a resource; p may be nil (an audit record
+// of a producer no longer tracked).
+func (e *Exporter) newState(p *pipeline.Producer, res *resource.Resource) *producerState {
+	st := &producerState{producer: p, res: res}
+	if e.traceExp != nil {
+		st.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithIDGenerator(recordIDs{}), sdktrace.WithSpanProcessor(&spanProcessor{e: e}))
+		st.tracer = st.tp.Tracer(scope)
+	}
+	if e.records != nil {
+		st.lp = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(&logProcessor{e: e}))
+		st.logger = st.lp.Logger(scope)
+	}
+	if e.metricExp != nil && p != nil {
+		st.mp, st.inst = e.newProducerMeterProvider(res)
+	}
+	return st
+}
+
+// rebuildIfChanged gives a producer new providers when a HELLO changed
+// its resource (model, pod, rank...).
+func (e *Exporter) rebuildIfChanged(p *pipeline.Producer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.producers[p.Name]
+	if st == nil {
+		return
+	}
+	res := producerResource(p, e.opts.Node)
+	if res.Equal(st.res) {
+		return
+	}
+	e.shutdownAsync(st)
+	e.producers[p.Name] = e.newState(p, res)
+}
+
+// retire shuts a forgotten producer's providers down (its metrics get a
+// last export).
+func (e *Exporter) retire(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.producers[name]; st != nil {
+		delete(e.producers, name)
+		e.shutdownAsync(st)
+	}
+}
+
+// shutdownAsync ends a state's providers off the sink goroutine (a
+// metric provider's last export waits for the collector). Callers hold mu.
+func (e *Exporter) shutdownAsync(st *producerState) {
+	e.retired.Add(1)
+	go func() {
+		defer e.retired.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), e.exportTimeout())
+		defer cancel()
+		e.shutdownState(ctx, st)
+	}()
+}
+
+func (e *Exporter) shutdownState(ctx context.Context, st *producerState) {
+	if st.tp != nil {
+		_ = st.tp.Shutdown(ctx)
+	}
+	if st.lp != nil {
+		_ = st.lp.Shutdown(ctx)
+	}
+	if st.mp != nil {
+		if err := st.mp.Shutdown(ctx); err != nil {
+			e.log.Debug("otlp: last metrics export of a producer", "err", err)
+		}
+	}
+}
+
+func (e *Exporter) exportTimeout() time.Duration {
+	if e.opts.Timeout > 0 {
+		return e.opts.Timeout
+	}
+	return 10 * time.Second
+}
+
+// Run exports queued spans and log records and tails the audit store until
+// ctx ends, then sends what is left (within a few seconds) and shuts the
+// providers down.
+func (e *Exporter) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if e.spans != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runLoop(ctx, e, e.spans, e.stats[SignalTraces], SignalTraces, e.traceExp.ExportSpans)
+		}()
+	}
+	if e.records != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runLoop(ctx, e, e.records, e.stats[SignalLogs], SignalLogs, e.logExp.Export)
+		}()
+		if e.opts.Audit != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); e.tailAudit(ctx) }()
+		}
+	}
+	<-ctx.Done()
+	wg.Wait()
+	e.retired.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), finalDrain)
+	defer cancel()
+	e.mu.Lock()
+	states := make([]*producerState, 0, len(e.producers))
+	for _, st := range e.producers {
+		states = append(states, st)
+	}
+	e.mu.Unlock()
+	for _, st := range states {
+		e.shutdownState(sctx, st)
+	}
+	var errs []error
+	if e.agentMP != nil {
+		errs = append(errs, e.agentMP.Shutdown(sctx))
+	}
+	if e.traceExp != nil {
+		errs = append(errs, e.traceExp.Shutdown(sctx))
+	}
+	if e.logExp != nil {
+		errs = append(errs, e.logExp.Shutdown(sctx))
+	}
+	if e.metricExp != nil {
+		errs = append(errs, e.metricExp.Shutdown(sctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		e.log.Debug("otlp: shutdown", "err", err)
+	}
+	return nil
+}
+
+// runLoop drains one signal's queue: a batch when it is full or every
+// exportEvery; at the end what is left, within finalDrain.
+func runLoop[T any](ctx context.Context, e *Exporter, q *queue[T], st *signalStats, signal string,
+	export func(context.Context, []T) error) {
+	t := time.NewTicker(exportEvery)
+	defer t.Stop()
+	var lastLog time.Time
+	send := func(ctx context.Context, batch []T) {
+		start := time.Now()
+		err := export(ctx, batch)
+		st.exported(len(batch), time.Since(start), err)
+		if err != nil {
+			st.drop(reasonExportError, len(batch))
+			if time.Since(lastLog) > time.Minute {
+				lastLog = time.Now()
+				e.log.Warn("otlp export failed; dropped", "signal", signal, "items", len(batch), "err", err)
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), finalDrain)
+			defer cancel()
+			for {
+				batch := q.take(exportBatch)
+				if len(batch) == 0 {
+					return
+				}
+				if dctx.Err() != nil {
+					st.drop(reasonShutdown, len(batch)+q.len())
+					q.take(q.len())
+					return
+				}
+				send(dctx, batch)
+			}
+		case <-q.wake:
+		case <-t.C:
+		}
+		for {
+			batch := q.take(exportBatch)
+			if len(batch) == 0 {
+				break
+			}
+			send(context.Background(), batch)
+			if len(batch) < exportBatch || ctx.Err() != nil {
+				break
+			}
+		}
+	}
+}

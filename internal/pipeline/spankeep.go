@@ -1,0 +1,180 @@
+package pipeline
+
+import "encoding/binary"
+
+// Trace identity and the span keep decision. The OTLP sink turns kept
+// events into spans; the metrics sink puts the trace id of kept slow
+// forwards on the latency histogram as exemplars. Both run their own
+// SpanKeeper over the same event stream, so they agree without importing
+// each other, and a record re-read after an agent restart gets the same ids
+// and the same decision.
+
+// TraceID returns the trace id of a ring record: a mix of the ring's epoch
+// (random per ring file) and the record's sequence number, never zero.
+func TraceID(epoch, seq uint64) [16]byte {
+	var id [16]byte
+	hi := mix64(epoch ^ 0x9e3779b97f4a7c15 ^ mix64(seq))
+	lo := mix64(seq ^ 0xbf58476d1ce4e5b9 ^ mix64(epoch+1))
+	if hi == 0 && lo == 0 {
+		lo = 1
+	}
+	binary.BigEndian.PutUint64(id[:8], hi)
+	binary.BigEndian.PutUint64(id[8:], lo)
+	return id
+}
+
+// SpanID returns the span id of a ring record's span, never zero.
+func SpanID(epoch, seq uint64) [8]byte {
+	var id [8]byte
+	v := mix64(epoch*0x94d049bb133111eb ^ seq ^ 0x2545f4914f6cdd1d)
+	if v == 0 {
+		v = 1
+	}
+	binary.BigEndian.PutUint64(id[:], v)
+	return id
+}
+
+// mix64 is splitmix64's finaliser: every input bit affects every output
+// bit, so consecutive sequence numbers give unrelated ids.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// HeadSampled is the ratio decision on a trace id, as OpenTelemetry's
+// TraceIDRatioBased sampler makes it: the low 63 bits of the id's second
+// half below rate × 2^63.
+func HeadSampled(id [16]byte, rate float64) bool {
+	switch {
+	case rate >= 1:
+		return true
+	case !(rate > 0):
+		return false
+	}
+	bound := uint64(rate * (1 << 63))
+	return binary.BigEndian.Uint64(id[8:])>>1 < bound
+}
+
+// SpanReason says why an event is kept as a span.
+type SpanReason uint8
+
+// Keep decisions. SpanCapped is a span that would have been kept but
+// exceeded the per-second cap: counted, not sent.
+const (
+	SpanDropped SpanReason = iota
+	SpanSampled            // head sampling
+	SpanSlow               // a forward at or above the slow threshold
+	SpanAlert              // a forward while a latency alert fires for its producer
+	SpanAudit              // an audit operation (always kept)
+	SpanCapped
+)
+
+func (r SpanReason) String() string {
+	return [...]string{"dropped", "sampled", "slow", "alert", "audit", "capped"}[r]
+}
+
+// Kept reports whether the span is sent.
+func (r SpanReason) Kept() bool { return r != SpanDropped && r != SpanCapped }
+
+// SpanKeepOptions configure a SpanKeeper.
+type SpanKeepOptions struct {
+	// SampleRate is the head sampling ratio (0-1).
+	SampleRate float64
+	// SlowUs keeps every forward whose latency is at or above it (µs; 0:
+	// none is kept for being slow).
+	SlowUs float64
+	// MaxPerSecond caps kept spans per second of event time (0: no cap).
+	MaxPerSecond int
+	// LatencyMetric reports whether an alert rule's metric is a latency
+	// (its firing alert keeps every forward of the producer).
+	LatencyMetric func(metric string) bool
+}
+
+// SpanKeeper decides which events become spans. It is not safe for
+// concurrent use: each sink owns one and feeds it every event in order
+// (alert transitions included, through Observe).
+type SpanKeeper struct {
+	opts SpanKeepOptions
+	// firing counts firing latency alerts by producer ("" for rules over
+	// every producer).
+	firing map[string]map[string]bool
+	sec    int64 // current second of event time
+	used   int   // kept spans in it
+}
+
+// NewSpanKeeper returns a keeper.
+func NewSpanKeeper(o SpanKeepOptions) *SpanKeeper {
+	return &SpanKeeper{opts: o, firing: map[string]map[string]bool{}}
+}
+
+// Observe follows alert transitions (KindAgent events of type
+// AlertTransition); other events are ignored.
+func (k *SpanKeeper) Observe(ev *Event) {
+	if ev.Kind != KindAgent || ev.Lifecycle == nil || ev.Lifecycle.Type != AlertTransition {
+		return
+	}
+	d := ev.Lifecycle.Details
+	metric, _ := d["metric"].(string)
+	if k.opts.LatencyMetric == nil || !k.opts.LatencyMetric(metric) {
+		return
+	}
+	rule, _ := d["rule"].(string)
+	producer, _ := d["producer"].(string)
+	state, _ := d["state"].(string)
+	rules := k.firing[producer]
+	if state == "firing" {
+		if rules == nil {
+			rules = map[string]bool{}
+			k.firing[producer] = rules
+		}
+		rules[rule] = true
+		return
+	}
+	delete(rules, rule)
+	if len(rules) == 0 {
+		delete(k.firing, producer)
+	}
+}
+
+// Firing reports whether a latency alert fires for the producer.
+func (k *SpanKeeper) Firing(producer string) bool {
+	return len(k.firing[producer]) > 0 || len(k.firing[""]) > 0
+}
+
+// Decide returns whether the event becomes a span and why. Forwards are
+// kept when head-sampled, slow or during a firing latency alert of their
+// producer; retrievals when head-sampled; audit operations always; every
+// kept span counts against the per-second cap.
+func (k *SpanKeeper) Decide(ev *Event) SpanReason {
+	r := SpanDropped
+	switch ev.Kind {
+	case KindForward:
+		lat, ok := ev.Forward.Latency()
+		switch {
+		case ok && k.opts.SlowUs > 0 && lat >= k.opts.SlowUs:
+			r = SpanSlow
+		case ev.Producer != nil && k.Firing(ev.Producer.Name):
+			r = SpanAlert
+		case k.opts.SampleRate > 0 && HeadSampled(TraceID(ev.Epoch, ev.Seq), k.opts.SampleRate):
+			r = SpanSampled
+		}
+	case KindRetrieval:
+		if k.opts.SampleRate > 0 && HeadSampled(TraceID(ev.Epoch, ev.Seq), k.opts.SampleRate) {
+			r = SpanSampled
+		}
+	case KindAudit:
+		r = SpanAudit
+	}
+	if r == SpanDropped || k.opts.MaxPerSecond <= 0 {
+		return r
+	}
+	if sec := ev.TimeNs / 1e9; sec != k.sec {
+		k.sec, k.used = sec, 0
+	}
+	if k.used >= k.opts.MaxPerSecond {
+		return SpanCapped
+	}
+	k.used++
+	return r
+}

@@ -1,0 +1,104 @@
+package pipeline
+
+import (
+	"math"
+	"testing"
+)
+
+func TestTraceIDsDeterministicAndDistinct(t *testing.T) {
+	seen := map[[16]byte]bool{}
+	spans := map[[8]byte]bool{}
+	for _, epoch := range []uint64{0, 1, 0xdeadbeef, math.MaxUint64} {
+		for seq := uint64(0); seq < 20000; seq++ {
+			id := TraceID(epoch, seq)
+			if id != TraceID(epoch, seq) || SpanID(epoch, seq) != SpanID(epoch, seq) {
+				t.Fatal("not deterministic")
+			}
+			if id == ([16]byte{}) || SpanID(epoch, seq) == ([8]byte{}) {
+				t.Fatalf("zero id for %d/%d", epoch, seq)
+			}
+			if seen[id] || spans[SpanID(epoch, seq)] {
+				t.Fatalf("id repeated at %d/%d", epoch, seq)
+			}
+			seen[id], spans[SpanID(epoch, seq)] = true, true
+		}
+	}
+}
+
+// The head-sampled fraction of consecutive records is within a binomial
+// bound (5 standard deviations) of the rate.
+func TestHeadSampledFraction(t *testing.T) {
+	const n = 200000
+	for _, rate := range []float64{0.001, 0.01, 0.25, 0.5} {
+		k := 0
+		for seq := uint64(1); seq <= n; seq++ {
+			if HeadSampled(TraceID(42, seq), rate) {
+				k++
+			}
+		}
+		sd := math.Sqrt(n * rate * (1 - rate))
+		if math.Abs(float64(k)-n*rate) > 5*sd {
+			t.Errorf("rate %g: %d of %d sampled, want %.0f ± %.0f", rate, k, n, n*rate, 5*sd)
+		}
+	}
+	id := TraceID(1, 2)
+	if !HeadSampled(id, 1) || HeadSampled(id, 0) || HeadSampled(id, math.NaN()) {
+		t.Error("rate 1 keeps all, rate 0 and NaN none")
+	}
+}
+
+func fwd(p *Producer, seq uint64, sec int64, latencyUs float64) *Event {
+	return &Event{Kind: KindForward, Producer: p, Epoch: 7, Seq: seq, TimeNs: sec * 1e9,
+		Forward: Forward{}.WithLatency(latencyUs)}
+}
+
+func alert(producer, rule, metric, state string) *Event {
+	return &Event{Kind: KindAgent, Lifecycle: &Lifecycle{Type: AlertTransition,
+		Details: map[string]any{"rule": rule, "producer": producer, "metric": metric, "state": state}}}
+}
+
+func TestSpanKeeper(t *testing.T) {
+	p := NewProducer("tp0", "k", 1, 1, "r", Identity{Producer: "tp0"})
+	q := NewProducer("tp1", "k2", 2, 2, "r2", Identity{Producer: "tp1"})
+	latency := func(m string) bool { return m == "latency_p99" }
+	k := NewSpanKeeper(SpanKeepOptions{SampleRate: 0, SlowUs: 1000, MaxPerSecond: 3, LatencyMetric: latency})
+	steps := []struct {
+		ev   *Event
+		want SpanReason
+	}{
+		{fwd(p, 1, 10, 999), SpanDropped},
+		{fwd(p, 2, 10, 1000), SpanSlow},
+		{fwd(p, 3, 10, 0), SpanDropped}, // no latency observed
+		{alert("tp0", "slo_latency_p99", "latency_p99", "firing"), SpanDropped},
+		{alert("tp0", "high_utilization", "knowledge_utilization", "firing"), SpanDropped},
+		{fwd(p, 4, 10, 10), SpanAlert},
+		{fwd(q, 5, 10, 10), SpanDropped}, // another producer
+		{&Event{Kind: KindAudit, Producer: p, TimeNs: 10e9, Audit: &Audit{}}, SpanAudit},
+		{fwd(p, 6, 10, 5000), SpanCapped}, // the fourth kept span in second 10
+		{fwd(p, 7, 11, 5000), SpanSlow},   // a new second
+		{alert("tp0", "slo_latency_p99", "latency_p99", "resolved"), SpanDropped},
+		{fwd(p, 8, 11, 10), SpanDropped},
+		{alert("", "fleet_latency", "latency_p99", "firing"), SpanDropped}, // over every producer
+		{fwd(q, 9, 11, 10), SpanAlert},
+	}
+	for i, s := range steps {
+		k.Observe(s.ev)
+		got := SpanDropped
+		if s.ev.Kind != KindAgent {
+			got = k.Decide(s.ev)
+		}
+		if got != s.want {
+			t.Errorf("step %d (%v seq %d): %v, want %v", i, s.ev.Kind, s.ev.Seq, got, s.want)
+		}
+	}
+	// Two keepers fed the same events decide the same (the metrics and the
+	// OTLP sink agree on which slow forwards have spans).
+	a := NewSpanKeeper(SpanKeepOptions{SampleRate: 0.3, SlowUs: 500, MaxPerSecond: 50, LatencyMetric: latency})
+	b := NewSpanKeeper(SpanKeepOptions{SampleRate: 0.3, SlowUs: 500, MaxPerSecond: 50, LatencyMetric: latency})
+	for seq := uint64(0); seq < 5000; seq++ {
+		ev := fwd(p, seq, int64(seq/100), float64(seq%1000))
+		if a.Decide(ev) != b.Decide(ev) {
+			t.Fatalf("keepers disagree at %d", seq)
+		}
+	}
+}
