@@ -16,6 +16,7 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -370,5 +371,57 @@ func TestTLSWrongCAFailsClearly(t *testing.T) {
 	o := Options{CAFile: "/nonexistent/ca.pem", Signals: []string{SignalTraces}}
 	if _, err := New(context.Background(), o); err == nil || !strings.Contains(err.Error(), "otlp_tls_ca_file") {
 		t.Errorf("error %v, want one naming otlp_tls_ca_file", err)
+	}
+}
+
+// prometheus_native_histograms gives exponential histograms;
+// otlp_metrics_temporality delta gives delta sums.
+func TestHistogramKindAndTemporality(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		exponential bool
+		temporality string
+	}{{"explicit cumulative", false, ""}, {"exponential delta", true, "delta"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startFullCollector(t)
+			e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour,
+				Exponential: tc.exponential, Temporality: tc.temporality})
+			stop := run(e)
+			p := testProducer("tp0", "m", "")
+			e.Write(context.Background(), []pipeline.Event{forward(p, 1, 100), forward(p, 2, 2000)})
+			stop()
+			var hist, sum bool
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for _, req := range c.metrics {
+				for _, rm := range req.ResourceMetrics {
+					for _, sm := range rm.ScopeMetrics {
+						for _, m := range sm.Metrics {
+							switch m.Name {
+							case "aga_forward_latency":
+								if m.Unit != "s" {
+									t.Errorf("latency unit %q", m.Unit)
+								}
+								if tc.exponential {
+									hist = m.GetExponentialHistogram() != nil && m.GetExponentialHistogram().DataPoints[0].Count == 2
+								} else if h := m.GetHistogram(); h != nil {
+									dp := h.DataPoints[0]
+									hist = dp.Count == 2 && len(dp.ExplicitBounds) == 10 && dp.ExplicitBounds[0] == 5e-6
+								}
+							case "aga_forward":
+								want := metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE
+								if tc.temporality == "delta" {
+									want = metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA
+								}
+								sum = m.GetSum().AggregationTemporality == want
+							}
+						}
+					}
+				}
+			}
+			if !hist || !sum {
+				t.Errorf("histogram as configured %v, temporality as configured %v", hist, sum)
+			}
+		})
 	}
 }
