@@ -352,3 +352,14 @@ func TestAuditUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// A CA file that holds no certificate exits 2 naming the key.
+func TestOTLPBadCAExits2(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("not a certificate"), 0o600)
+	code, _, stderr := runCLI(t, "run", "--ring-dir", t.TempDir(), "--state-path", "", "--audit-storage-path", filepath.Join(t.TempDir(), "a.db"),
+		"--prometheus-enabled=false", "--health-enabled=false", "--admin-listen-address", "", "--otlp-enabled", "--otlp-tls-ca-file", ca)
+	if code != 2 || !strings.Contains(stderr, "otlp_tls_ca_file") || !strings.Contains(stderr, "no PEM certificate") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

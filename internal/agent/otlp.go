@@ -104,7 +104,15 @@ func (a *Agent) newOTLP(cfg config.Config) error {
 	}
 	e, err := otlp.New(context.Background(), opts)
 	if err != nil {
-		return &config.Error{Key: "otlp_endpoint", Source: "config", Msg: err.Error()}
+		// Name the key the error is about (a TLS file, else the endpoint).
+		key := "otlp_endpoint"
+		for _, k := range []string{"otlp_tls_ca_file", "otlp_tls_cert_file"} {
+			if strings.Contains(err.Error(), k) {
+				key = k
+				break
+			}
+		}
+		return &config.Error{Key: key, Source: "config", Msg: err.Error()}
 	}
 	a.otlp = e
 	a.addSink(e)

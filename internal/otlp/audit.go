@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -128,10 +129,12 @@ func (e *Exporter) auditLogRecords(recs []AuditRecord) []sdklog.Record {
 		}
 		r.SetSeverity(sev)
 		r.SetSeverityText(map[bool]string{true: "INFO", false: "WARNING"}[a.Success])
-		r.SetBody(attribute.StringValue(string(a.JSON)))
-		r.AddAttributes(attribute.Int64("aga.audit.seq", int64(a.Seq)), attribute.String("aga.audit.hash", a.Hash),
-			attribute.String("aga.audit.operation", a.Operation), attribute.Bool("aga.audit.success", a.Success),
-			attribute.String("aga.audit.kind", a.Kind), attribute.String("aga.producer", a.Producer),
+		// The stored JSON is valid UTF-8 (encoding/json writes it so),
+		// whole: it is bounded by the store's record size.
+		r.SetBody(attribute.StringValue(strings.ToValidUTF8(string(a.JSON), "\uFFFD")))
+		r.AddAttributes(attribute.Int64("aga.audit.seq", int64(a.Seq)), attribute.String("aga.audit.hash", clean(a.Hash)),
+			attribute.String("aga.audit.operation", clean(a.Operation)), attribute.Bool("aga.audit.success", a.Success),
+			attribute.String("aga.audit.kind", clean(a.Kind)), attribute.String("aga.producer", clean(a.Producer)),
 			attribute.String("log.source", "audit"))
 		e.auditLogger(a.Producer).Emit(ctx, r)
 	}

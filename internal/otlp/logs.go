@@ -3,7 +3,9 @@ package otlp
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	otellog "go.opentelemetry.io/otel/log"
@@ -94,25 +96,46 @@ func (e *Exporter) emitEventLog(st *producerState, ev *pipeline.Event, sc trace.
 	case pipeline.KindAudit:
 		r.SetEventName("aga.audit")
 		a := ev.Audit
-		body = append(body, attribute.String("operation", a.Operation), attribute.Bool("success", a.Success),
-			attribute.String("details", string(validJSON(a.Details))))
+		body = append(body, attribute.String("operation", clean(a.Operation)), attribute.Bool("success", a.Success),
+			attribute.String("details", clean(string(validJSON(a.Details)))))
 		if a.Error != nil {
-			body = append(body, attribute.String("error", *a.Error))
+			body = append(body, attribute.String("error", clean(*a.Error)))
 		}
 	case pipeline.KindEvent:
-		r.SetEventName("aga." + ev.Other.Name)
-		body = append(body, attribute.String("data", string(validJSON(ev.Other.Data))))
+		r.SetEventName("aga." + clean(ev.Other.Name))
+		body = append(body, attribute.String("data", clean(string(validJSON(ev.Other.Data)))))
 	default: // status snapshots are not event-log records
 
 		return
 	}
 	r.SetBody(attribute.MapValue(body...))
-	r.AddAttributes(attribute.String("aga.producer", ev.Producer.Name), attribute.String("log.source", "event_log"))
+	r.AddAttributes(attribute.String("aga.producer", clean(ev.Producer.Name)), attribute.String("log.source", "event_log"))
 	ctx := context.Background()
 	if sc.IsValid() {
 		ctx = trace.ContextWithSpanContext(ctx, sc)
 	}
 	st.logger.Emit(ctx, r)
+}
+
+// maxValueBytes bounds a string a producer wrote, as OTLP carries it.
+const maxValueBytes = 16 << 10
+
+// clean makes a producer's string safe for OTLP: protobuf refuses a string
+// with invalid UTF-8, and one such value would fail the whole batch (every
+// producer's records), so invalid bytes become U+FFFD; and it is cut to
+// maxValueBytes at a rune boundary.
+func clean(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) > maxValueBytes {
+		cut := maxValueBytes
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 // validJSON returns raw when it is valid JSON, else a JSON string of it:

@@ -425,3 +425,41 @@ func TestHistogramKindAndTemporality(t *testing.T) {
 		})
 	}
 }
+
+// A producer's strings with invalid UTF-8 (protobuf refuses them) do not
+// fail the batch: they arrive with U+FFFD, beside the other producers'.
+func TestInvalidUTF8DoesNotPoisonBatches(t *testing.T) {
+	c := startFullCollector(t)
+	e := newTestExporter(t, c, Options{Signals: []string{SignalTraces, SignalLogs}, LogLevel: pipeline.LevelInfo})
+	stop := run(e)
+	bad := testProducer("bad", "model\xff", "pod\xfe")
+	good := testProducer("good", "m", "p")
+	errText := "boom\xc3"
+	e.Write(context.Background(), []pipeline.Event{
+		{Kind: pipeline.KindAudit, Producer: bad, Epoch: 1, Seq: 1, TimeNs: 1e18, Audit: &pipeline.Audit{Operation: "op\xff\xfe", Details: []byte("{\"k\":\"\xff\"}"), Error: &errText}},
+		{Kind: pipeline.KindEvent, Producer: bad, Epoch: 1, Seq: 2, TimeNs: 1e18, Other: &pipeline.Other{Name: "ev\xff", Data: []byte("\"\xfe\"")}},
+		{Kind: pipeline.KindAudit, Producer: good, Epoch: 2, Seq: 1, TimeNs: 1e18, Audit: &pipeline.Audit{Operation: "register", Success: true}},
+	})
+	stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	spans, logs := 0, 0
+	for _, rs := range c.spans {
+		for _, ss := range rs.ScopeSpans {
+			spans += len(ss.Spans)
+		}
+	}
+	for _, rl := range c.logs {
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				logs++
+				if lr.EventName == "aga.ev\uFFFD" && !strings.Contains(lr.Body.GetKvlistValue().GetValues()[0].GetValue().GetStringValue(), "\uFFFD") {
+					t.Errorf("event body %v", lr.Body)
+				}
+			}
+		}
+	}
+	if spans != 2 || logs != 3 {
+		t.Errorf("%d spans and %d log records arrived, want 2 audit spans and 3 records", spans, logs)
+	}
+}

@@ -13,15 +13,15 @@ func producerResource(p *pipeline.Producer, node string) *resource.Resource {
 	id := p.Identity()
 	service := "aga-core"
 	if id != nil && id.Model != "" {
-		service = id.Model
+		service = clean(id.Model)
 	}
 	attrs := []attribute.KeyValue{
 		attribute.String("service.name", service),
 		attribute.String("service.namespace", "aga"),
-		attribute.String("service.instance.id", node+"/"+p.Name),
+		attribute.String("service.instance.id", clean(node+"/"+p.Name)),
 		attribute.String("host.name", node),
 		attribute.Int("process.pid", p.HostPID),
-		attribute.String("aga.producer", p.Name),
+		attribute.String("aga.producer", clean(p.Name)),
 	}
 	if p.PodUID != "" {
 		attrs = append(attrs, attribute.String("k8s.pod.uid", p.PodUID))
@@ -34,7 +34,7 @@ func producerResource(p *pipeline.Producer, node string) *resource.Resource {
 			{"k8s.container.name", id.Container}, {"gen_ai.request.model", id.Model}, {"aga.role", id.Role},
 			{"aga.version", id.AGAVersion}, {"aga.device", id.Device}, {"process.executable.name", id.Process}} {
 			if kv.v != "" {
-				attrs = append(attrs, attribute.String(kv.k, kv.v))
+				attrs = append(attrs, attribute.String(kv.k, clean(kv.v)))
 			}
 		}
 		if id.Rank != nil {

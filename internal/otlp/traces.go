@@ -57,9 +57,9 @@ func (e *Exporter) span(st *producerState, ev *pipeline.Event, reason pipeline.S
 	end := time.Unix(0, ev.TimeNs)
 	start := end
 	attrs := make([]attribute.KeyValue, 0, 10)
-	attrs = append(attrs, attribute.String("aga.producer", ev.Producer.Name), attribute.String("aga.keep_reason", reason.String()))
+	attrs = append(attrs, attribute.String("aga.producer", clean(ev.Producer.Name)), attribute.String("aga.keep_reason", reason.String()))
 	if id := ev.Producer.Identity(); id != nil && id.Model != "" {
-		attrs = append(attrs, attribute.String("gen_ai.request.model", id.Model))
+		attrs = append(attrs, attribute.String("gen_ai.request.model", clean(id.Model)))
 	}
 	var name string
 	status, msg := codes.Unset, ""
@@ -99,11 +99,11 @@ func (e *Exporter) span(st *producerState, ev *pipeline.Event, reason pipeline.S
 	case pipeline.KindAudit:
 		name = "aga.audit"
 		a := ev.Audit
-		attrs = append(attrs, attribute.String("aga.audit.operation", a.Operation), attribute.Bool("aga.audit.success", a.Success))
+		attrs = append(attrs, attribute.String("aga.audit.operation", clean(a.Operation)), attribute.Bool("aga.audit.success", a.Success))
 		if !a.Success {
 			status, msg = codes.Error, "audit operation failed"
 			if a.Error != nil {
-				msg = *a.Error
+				msg = clean(*a.Error)
 			}
 		}
 	}
