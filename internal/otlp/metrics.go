@@ -113,50 +113,48 @@ func (e *Exporter) newProducerMeterProvider(res *resource.Resource) (*sdkmetric.
 	return mp, in
 }
 
-func (in *instruments) layer(l int32) metric.MeasurementOption {
-	if o, ok := in.layerAttrs[l]; ok {
+// cached returns the measurement option of key k, built once while m holds
+// fewer than limit keys; beyond, the value is "other" (built per call, not
+// kept: a producer cannot grow m).
+func cached[K comparable](m map[K]metric.MeasurementOption, k K, limit int, build func(other bool) attribute.Set) metric.MeasurementOption {
+	if o, ok := m[k]; ok {
 		return o
 	}
-	v := strconv.Itoa(int(l))
-	if len(in.layerAttrs) >= maxLayers {
-		v = otherValue
+	if len(m) >= limit {
+		return metric.WithAttributeSet(build(true))
 	}
-	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("layer", v)))
-	if v != otherValue {
-		in.layerAttrs[l] = o
-	}
+	o := metric.WithAttributeSet(build(false))
+	m[k] = o
 	return o
+}
+
+func layerValue(l int32, other bool) string {
+	if other {
+		return otherValue
+	}
+	return strconv.Itoa(int(l))
+}
+
+func (in *instruments) layer(l int32) metric.MeasurementOption {
+	return cached(in.layerAttrs, l, maxLayers, func(other bool) attribute.Set {
+		return attribute.NewSet(attribute.String("layer", layerValue(l, other)))
+	})
 }
 
 func (in *instruments) forwardAttrs(l int32, applied bool) metric.MeasurementOption {
-	k := fwdKey{l, applied}
-	if o, ok := in.fwdAttrs[k]; ok {
-		return o
-	}
-	v := strconv.Itoa(int(l))
-	if len(in.fwdAttrs) >= 2*maxLayers {
-		v = otherValue
-	}
-	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("layer", v), attribute.Bool("applied", applied)))
-	if v != otherValue {
-		in.fwdAttrs[k] = o
-	}
-	return o
+	return cached(in.fwdAttrs, fwdKey{l, applied}, 2*maxLayers, func(other bool) attribute.Set {
+		return attribute.NewSet(attribute.String("layer", layerValue(l, other)), attribute.Bool("applied", applied))
+	})
 }
 
 func (in *instruments) operationAttrs(op string, success bool) metric.MeasurementOption {
-	k := opKey{op, success}
-	if o, ok := in.opAttrs[k]; ok {
-		return o
-	}
-	if len(in.opAttrs) >= 2*maxOperations {
-		op = otherValue
-	}
-	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", schema.LabelValue(op)), attribute.Bool("success", success)))
-	if op != otherValue {
-		in.opAttrs[k] = o
-	}
-	return o
+	return cached(in.opAttrs, opKey{op, success}, 2*maxOperations, func(other bool) attribute.Set {
+		v := schema.LabelValue(op)
+		if other {
+			v = otherValue
+		}
+		return attribute.NewSet(attribute.String("operation", v), attribute.Bool("success", success))
+	})
 }
 
 // record folds an event into the instruments, with the observation rules

@@ -463,3 +463,44 @@ func TestInvalidUTF8DoesNotPoisonBatches(t *testing.T) {
 		t.Errorf("%d spans and %d log records arrived, want 2 audit spans and 3 records", spans, logs)
 	}
 }
+
+// A producer writing more layers than the cap gets at most maxLayers
+// attribute sets of its own and "other" for the rest; nothing is lost.
+func TestLayerCap(t *testing.T) {
+	c := startFullCollector(t)
+	e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour})
+	stop := run(e)
+	p := testProducer("tp0", "m", "")
+	var batch []pipeline.Event
+	for l := 0; l < 1000; l++ {
+		ev := forward(p, uint64(l), 5)
+		ev.Forward = ev.Forward.WithLayer(int32(l))
+		batch = append(batch, ev)
+	}
+	e.Write(context.Background(), batch)
+	stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sets, other, total := 0, int64(0), int64(0)
+	for _, req := range c.metrics {
+		for _, rm := range req.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					if m.Name != "aga_forward_latency" {
+						continue
+					}
+					for _, dp := range m.GetHistogram().DataPoints {
+						sets++
+						total += int64(dp.Count)
+						if attrs(dp.Attributes)["layer"] == "other" {
+							other += int64(dp.Count)
+						}
+					}
+				}
+			}
+		}
+	}
+	if sets != maxLayers+1 || other != 1000-maxLayers || total != 1000 {
+		t.Errorf("%d attribute sets (want %d), %d under other (want %d), %d in all", sets, maxLayers+1, other, 1000-maxLayers, total)
+	}
+}
