@@ -11,7 +11,14 @@
 #     command, on free loopback ports),
 #   - go benchmarks Drain (internal/shm), Pipeline (internal/agent) and
 #     WriterDurable (internal/audit) with `make bench-go`'s flags,
-#   - bin/agaobs-bench --json, scenarios idle,10k,100k,1m,audit (`make bench-agent`).
+#   - bin/agaobs-bench --json, scenarios idle,10k,100k,1m,audit (`make bench-agent`),
+#   - OTLP on vs off (about 5 more minutes): the test collector (tests/otelcol,
+#     `make otelcol`'s build) and agaobs-bench scenarios 100k,100k-otlp
+#     interleaved PERF_OTLP_REPS times (default 2) over PERF_OTLP_DURATION
+#     windows (default 60s), then 1m-otlp-slow and 1m-otlp-slow-uncapped
+#     (PERF_DURATION each).
+# PERF_ONLY=otlp runs only the OTLP part (and prints only its rows);
+# PERF_ONLY=core everything but it.
 # Other load on the machine skews every number: the table's header records
 # the load average at the start and the end. A failing benchmark marks its
 # rows and makes the script exit 1 after printing the table; a goal that is
@@ -22,6 +29,10 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 PYTHON=${PYTHON:-python3}
 DURATION=${PERF_DURATION:-10s} # agaobs-bench window per scenario
+OTLP_DURATION=${PERF_OTLP_DURATION:-60s} # window of each OTLP on/off run (CPU per event wants >= 60 s)
+OTLP_REPS=${PERF_OTLP_REPS:-2}           # off,on pairs, interleaved
+ONLY=${PERF_ONLY:-}                      # "", otlp or core
+case $ONLY in "" | otlp | core) ;; *) echo "perf-report: PERF_ONLY must be otlp or core" >&2; exit 2 ;; esac
 
 report=${1:-}
 if [[ -z $report ]]; then
@@ -59,6 +70,12 @@ free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 step "build"
 "$GO" build -o "$work/agaobs-agent" ./cmd/agaobs-agent
 "$GO" build -o "$work/agaobs-bench" ./cmd/agaobs-bench
+if [[ $ONLY != core ]]; then
+	# make otelcol's build: its own module, so not ./tests/otelcol from here.
+	(cd tests/otelcol && "$GO" build -o "$work/agaobs-testcol" .)
+fi
+
+if [[ $ONLY != otlp ]]; then
 
 # Python: make bench-python's command. The agent gets loopback ports and a
 # temporary audit store so it neither clashes with another agent nor leaves
@@ -87,6 +104,17 @@ run writer "$work/writer.txt" "$GO" test -run '^$' -bench '^BenchmarkWriterDurab
 step "agaobs-bench idle,10k,100k,1m,audit ($DURATION each)"
 run agent-bench "$work/agent.jsonl" "$work/agaobs-bench" --agent "$work/agaobs-agent" --duration "$DURATION" \
 	--scenarios idle,10k,100k,1m,audit --json
+fi
+
+if [[ $ONLY != core ]]; then
+	pairs=$(for ((i = 0; i < OTLP_REPS; i++)); do printf '100k,100k-otlp,'; done)
+	step "agaobs-bench OTLP off/on interleaved: ${pairs%,} ($OTLP_DURATION each)"
+	run otlp-bench "$work/otlp.jsonl" "$work/agaobs-bench" --agent "$work/agaobs-agent" --collector "$work/agaobs-testcol" \
+		--duration "$OTLP_DURATION" --scenarios "${pairs%,}" --json
+	step "agaobs-bench 1m-otlp-slow,1m-otlp-slow-uncapped ($DURATION each)"
+	run otlp-slow-bench "$work/otlp-slow.jsonl" "$work/agaobs-bench" --agent "$work/agaobs-agent" --collector "$work/agaobs-testcol" \
+		--duration "$DURATION" --scenarios 1m-otlp-slow,1m-otlp-slow-uncapped --json
+fi
 
 step "report"
 PERF_WORK=$work
@@ -94,7 +122,8 @@ PERF_LOAD_START=$load_start
 PERF_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 PERF_WALL=$(($(date +%s) - start))
 PERF_GO_VERSION=$("$GO" env GOVERSION)
-export PERF_WORK PERF_LOAD_START PERF_LOAD_END PERF_WALL PERF_GO_VERSION
+PERF_ONLY=$ONLY
+export PERF_WORK PERF_LOAD_START PERF_LOAD_END PERF_WALL PERF_GO_VERSION PERF_ONLY
 "$PYTHON" - >"$report" <<'EOF'
 import json, math, os, platform, re, subprocess
 
@@ -118,7 +147,11 @@ def gobench(text, name, unit):
     return None
 
 rows = []
+ONLY = os.environ.get("PERF_ONLY", "")
+section = "core"  # rows of a section PERF_ONLY skipped are not printed
 def row(what, goal, measured, ok, source):
+    if ONLY and section != ONLY:
+        return
     verdict = "–" if ok is None else ("✔" if ok else "✘")
     rows.append(f"| {what} | {goal} | {measured} | {verdict} | {source} |")
 
@@ -221,6 +254,63 @@ for key, what, goal, check in [
     extra = f", {r['consumed']:,} consumed, {r['dropped']} dropped" if key != "idle" else ""
     row(what, goal, f"**{r['cpu_pct']:.2f} %** CPU, **{r['rss_mib']:.1f} MiB** RSS{extra}, /metrics {r['scrape_ms']:.1f} ms",
         check(r) if check else None, BENCH + f" `{key}`")
+
+# OTLP on vs off, interleaved in one agaobs-bench run.
+section = "otlp"
+runs = {}
+for line in read("otlp.jsonl").splitlines() + read("otlp-slow.jsonl").splitlines():
+    try:
+        r = json.loads(line)
+        runs.setdefault(r["scenario"], []).append(r)
+    except ValueError:
+        pass
+OBENCH = "`agaobs-bench --collector`"
+
+def med(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return float("nan") if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+def spread(xs, fmt):
+    return f"{fmt.format(med(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
+
+off, on = runs.get("100k", []), runs.get("100k-otlp", [])
+if off and on:
+    coff = [r["cpu_seconds_per_million_events"] for r in off]
+    con = [r["cpu_seconds_per_million_events"] for r in on]
+    ratio = med(con) / med(coff)
+    win = min(r["window_seconds"] for r in off + on)
+    row(f"OTLP on (all signals, default sampling) vs off at 100 k events/s: agent CPU-seconds per million events, {len(off)}× off/on interleaved, ≥ {win:.0f} s windows, median (range)",
+        "≤ 1.10 × off",
+        f"off {spread(coff, '{:.3f}')} s, on {spread(con, '{:.3f}')} s: **{ratio:.2f} ×** (agent {med([r['cpu_pct'] for r in off]):.1f} % → {med([r['cpu_pct'] for r in on]):.1f} % of a core; collector {med([num(r, 'collector_cpu_pct') for r in on]):.1f} %)",
+        ratio <= 1.10, OBENCH + " `100k`,`100k-otlp`")
+    roff = [r["rss_mib"] for r in off]
+    ron = [r["rss_mib"] for r in on]
+    d = med(ron) - med(roff)
+    row("OTLP on vs off at 100 k events/s: agent RSS at the end of the window, median (range)", "≤ +20 MiB",
+        f"off {spread(roff, '{:.1f}')} MiB, on {spread(ron, '{:.1f}')} MiB: **{d:+.1f} MiB** ({med(ron) / med(roff):.2f} ×; peak {med([r['rss_peak_mib'] for r in on]):.1f} vs {med([r['rss_peak_mib'] for r in off]):.1f} MiB)",
+        d <= 20, OBENCH + " `100k`,`100k-otlp`")
+    p99 = [num(r, "event_to_span_p99_ms") for r in on]
+    row("Event → span received at the collector at 100 k events/s (receive time = the 10 ms poll of traces.jsonl that first sees the line)", "—",
+        f"p50 {med([num(r, 'event_to_span_p50_ms') for r in on]):.0f} ms, **p99 {spread(p99, '{:.0f}')} ms** ({med([num(r, 'spans_per_second') for r in on]):.0f} spans/s)",
+        None, OBENCH + " `100k-otlp`")
+else:
+    row("OTLP on vs off at 100 k events/s: CPU-seconds per million events", "≤ 1.10 × off", FAILED, False, OBENCH + " `100k`,`100k-otlp`")
+    row("OTLP on vs off at 100 k events/s: RSS", "≤ +20 MiB", FAILED, False, OBENCH + " `100k`,`100k-otlp`")
+
+for key, what in [("1m-otlp-slow", "default cap otlp_trace_max_spans_per_second 1000"),
+                  ("1m-otlp-slow-uncapped", "--otlp-trace-max-spans-per-second 1000000")]:
+    r = (runs.get(key) or [None])[-1]
+    if not r:
+        row(f"Spans/s at 1 M events/s, 1 % of forwards slow ({what})", "—", FAILED, False, OBENCH + f" `{key}`")
+        continue
+    firing = ", ".join(r.get("firing_alerts") or []) or "none"
+    row(f"Spans/s received at the collector at 1 M events/s, 1 % of forwards slow (2 ms), {what}", "—",
+        f"**{num(r, 'spans_per_second'):,.0f} spans/s**, {num(r, 'rate_limited_per_second'):,.0f}/s rate_limited, {num(r, 'otlp_dropped_other'):,.0f} other OTLP drops (queue_full, ...), "
+        f"{r['dropped']:,} ring drops of {r['offered']:,}; event → span p50/p99 {num(r, 'event_to_span_p50_ms'):.0f}/**{num(r, 'event_to_span_p99_ms'):.0f} ms**; "
+        f"agent {r['cpu_pct']:.0f} % of a core, {r['rss_mib']:.0f} MiB; alerts firing: {firing}",
+        None, OBENCH + f" `{key}`")
+section = "core"
 
 def sh(*cmd):
     try:

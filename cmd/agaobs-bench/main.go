@@ -6,7 +6,17 @@
 // `make bench` runs it; BENCHMARKS.md records its output.
 //
 //	agaobs-bench [--agent bin/agaobs-agent] [--duration 10s] [--scenarios idle,10k,1m] [--json]
-//	agaobs-bench load --ring-dir DIR --rate N --duration D   (the producer side)
+//	agaobs-bench --collector bin/agaobs-testcol --scenarios 100k,100k-otlp,1m-otlp-slow   (OTLP on, against a real collector)
+//	agaobs-bench load --ring-dir DIR --rate N --duration D [--slow-every N]   (the producer side)
+//
+// The *-otlp* scenarios start the agent with --otlp-enabled (all signals,
+// default sampling unless the scenario says otherwise) against a test
+// collector (tests/otelcol, `make otelcol`) started for the scenario on a
+// free loopback port, writing OTLP/JSON lines into a temporary directory.
+// The collector's exporter records no receive time, so agaobs-bench polls
+// traces.jsonl every 10 ms and stamps each new line with the poll time:
+// event → span-received is that stamp minus the span's end time (the event
+// time), so it includes up to one poll interval (and the exporter's fsync).
 package main
 
 import (
@@ -55,6 +65,7 @@ func load(args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "how long")
 	hot := fs.Uint64("ring-hot-bytes", 4<<20, "hot ring capacity")
 	name := fs.String("producer", "bench", "producer name")
+	slowEvery := fs.Int("slow-every", 0, "every Nth forward is slow (LatencyUs 2000, above the default 1000 µs slow-span threshold); 0: none")
 	class := fs.String("class", "hot", "hot (FORWARD records) or audit (aga-core register audits into a 1 MiB audit ring)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,6 +96,10 @@ func load(args []string) error {
 				_ = w.EmitAudit(ts, obj)
 				continue
 			}
+			f.LatencyUs = 120
+			if *slowEvery > 0 && sent%int64(*slowEvery) == 0 {
+				f.LatencyUs = 2000
+			}
 			_ = w.EmitForward(ts, &f)
 		}
 		if now.Sub(lastHB) > 200*time.Millisecond {
@@ -103,7 +118,14 @@ type scenario struct {
 	producers int
 	rate      int // per producer
 	audit     bool
+	otlp      bool     // agent exports over OTLP to a collector started for the scenario
+	slowEvery int      // every Nth forward is slow (load --slow-every)
+	extraArgs []string // agent flags of the scenario
 }
+
+// otlpArgs are the agent flags of the OTLP scenarios (all signals, default
+// sampling); the endpoint is added per run.
+var otlpArgs = []string{"--otlp-enabled", "--otlp-insecure"}
 
 func bench(args []string) error {
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
@@ -112,17 +134,24 @@ func bench(args []string) error {
 	which := fs.String("scenarios", "idle,10k,100k,1m", "scenarios to run")
 	agentArgs := fs.StringSlice("agent-arg", nil, "extra agent flag (repeatable)")
 	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of Markdown tables")
+	collectorBin := fs.String("collector", "bin/agaobs-testcol", "OpenTelemetry test collector binary (make otelcol) for the *-otlp* scenarios")
+	pprofDir := fs.String("pprof-dir", "", "save a CPU profile of the agent (admin /debug/pprof/profile) taken during each scenario's window into this directory")
+	pprofSec := fs.Int("pprof-seconds", 20, "length of the --pprof-dir profile (at most the window)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	enc := json.NewEncoder(os.Stdout)
 	all := map[string]scenario{
-		"idle":      {"idle (2 producers connected, no events)", 2, 0, false},
-		"10k":       {"10 k events/s (1 producer)", 1, 10_000, false},
-		"100k":      {"100 k events/s (1 producer)", 1, 100_000, false},
-		"1m":        {"1 M events/s (1 producer, 4 MiB ring)", 1, 1_000_000, false},
-		"audit":     {"100 k audit records/s (2 producers × 50 k, bbolt on disk)", 2, 50_000, true},
-		"audit-max": {"200 k audit records/s offered (2 producers × 100 k): the ceiling", 2, 100_000, true},
+		"idle":         {"idle (2 producers connected, no events)", 2, 0, false, false, 0, nil},
+		"10k":          {"10 k events/s (1 producer)", 1, 10_000, false, false, 0, nil},
+		"100k":         {"100 k events/s (1 producer)", 1, 100_000, false, false, 0, nil},
+		"1m":           {"1 M events/s (1 producer, 4 MiB ring)", 1, 1_000_000, false, false, 0, nil},
+		"audit":        {"100 k audit records/s (2 producers × 50 k, bbolt on disk)", 2, 50_000, true, false, 0, nil},
+		"audit-max":    {"200 k audit records/s offered (2 producers × 100 k): the ceiling", 2, 100_000, true, false, 0, nil},
+		"100k-otlp":    {"100 k events/s (1 producer), OTLP on (all signals, default sampling)", 1, 100_000, false, true, 0, nil},
+		"1m-otlp-slow": {"1 M events/s (1 producer), OTLP on, 1 % of forwards slow (2 ms)", 1, 1_000_000, false, true, 100, nil},
+		"1m-otlp-slow-uncapped": {"1 M events/s (1 producer), OTLP on, 1 % slow, --otlp-trace-max-spans-per-second 1000000", 1, 1_000_000, false, true, 100,
+			[]string{"--otlp-trace-max-spans-per-second", "1000000"}},
 	}
 	header := ""
 	for _, key := range strings.Split(*which, ",") {
@@ -134,12 +163,20 @@ func bench(args []string) error {
 		if sc.audit {
 			h = "| scenario | agent CPU (% of one core) | agent RSS (MiB) | records durable/s | dropped by producers | event → durable p99 (bucket upper bound) | commits | mean commit |\n|---|---|---|---|---|---|---|---|"
 		}
+		if sc.otlp {
+			h = "| scenario | agent CPU (% of one core) | CPU-s per M events | agent RSS (MiB) | events consumed | dropped | spans/s received | traces rate_limited/s | event → span-received p50 / p99 / max | collector CPU | alerts firing |\n|---|---|---|---|---|---|---|---|---|---|---|"
+		}
 		if h != header && !*asJSON {
 			fmt.Println()
 			fmt.Println(h)
 			header = h
 		}
-		res, err := runScenario(*agentBin, *agentArgs, sc, *dur)
+		opt := runOpts{collector: *collectorBin}
+		if *pprofDir != "" {
+			opt.pprofFile = filepath.Join(*pprofDir, fmt.Sprintf("%s-%d.pprof", key, time.Now().Unix()))
+			opt.pprofSec = *pprofSec
+		}
+		res, err := runScenario(*agentBin, *agentArgs, sc, *dur, opt)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
@@ -159,26 +196,47 @@ func bench(args []string) error {
 // the histogram-derived ones are bucket upper bounds, NaN-free: a value
 // that was not measured is omitted from the JSON (nil).
 type result struct {
-	Key            string   `json:"scenario"`
-	Name           string   `json:"name"`
-	Producers      int      `json:"producers"`
-	RatePerProd    int      `json:"rate_per_producer"`
-	WindowSec      float64  `json:"window_seconds"` // the measurement window
-	LoadSec        float64  `json:"load_seconds"`   // how long the producers ran (window + warm-up before and after)
-	CPUPct         float64  `json:"cpu_pct"`        // agent utime+stime, % of one core, over the window
-	RSSMiB         float64  `json:"rss_mib"`        // agent VmRSS at the end of the window
-	Offered        uint64   `json:"offered"`        // records the producers wrote or dropped, by their own count
-	ProducerDrops  uint64   `json:"producer_dropped"`
-	Consumed       uint64   `json:"consumed"` // records the agent consumed (all rings)
-	Dropped        uint64   `json:"dropped"`  // producers' drops as the agent reads them from the rings
-	SinkP50Ms      *float64 `json:"event_to_sink_p50_ms,omitempty"`
-	SinkP99Ms      *float64 `json:"event_to_sink_p99_ms,omitempty"`
-	MetricP99Ms    *float64 `json:"event_to_metric_p99_ms,omitempty"`
-	ScrapeMs       float64  `json:"scrape_ms"`
-	DurablePerSec  *float64 `json:"durable_per_second,omitempty"`
-	DurableP99Ms   *float64 `json:"event_to_durable_p99_ms,omitempty"`
-	Commits        *float64 `json:"commits,omitempty"`
-	MeanCommitMs   *float64 `json:"mean_commit_ms,omitempty"`
+	Key           string   `json:"scenario"`
+	Name          string   `json:"name"`
+	Producers     int      `json:"producers"`
+	RatePerProd   int      `json:"rate_per_producer"`
+	WindowSec     float64  `json:"window_seconds"` // the measurement window
+	LoadSec       float64  `json:"load_seconds"`   // how long the producers ran (window + warm-up before and after)
+	CPUPct        float64  `json:"cpu_pct"`        // agent utime+stime, % of one core, over the window
+	RSSMiB        float64  `json:"rss_mib"`        // agent VmRSS at the end of the window
+	Offered       uint64   `json:"offered"`        // records the producers wrote or dropped, by their own count
+	ProducerDrops uint64   `json:"producer_dropped"`
+	Consumed      uint64   `json:"consumed"` // records the agent consumed (all rings)
+	Dropped       uint64   `json:"dropped"`  // producers' drops as the agent reads them from the rings
+	SinkP50Ms     *float64 `json:"event_to_sink_p50_ms,omitempty"`
+	SinkP99Ms     *float64 `json:"event_to_sink_p99_ms,omitempty"`
+	MetricP99Ms   *float64 `json:"event_to_metric_p99_ms,omitempty"`
+	ScrapeMs      float64  `json:"scrape_ms"`
+	DurablePerSec *float64 `json:"durable_per_second,omitempty"`
+	DurableP99Ms  *float64 `json:"event_to_durable_p99_ms,omitempty"`
+	Commits       *float64 `json:"commits,omitempty"`
+	MeanCommitMs  *float64 `json:"mean_commit_ms,omitempty"`
+	// CPU per event: agent utime+stime over the window / events consumed
+	// in the window × 1e6.
+	WindowConsumed   uint64  `json:"window_consumed"`
+	CPUSecPerMEvents float64 `json:"cpu_seconds_per_million_events"`
+	RSSPeakMiB       float64 `json:"rss_peak_mib"` // VmHWM at the end of the window
+	// OTLP scenarios only.
+	OTLP               bool     `json:"otlp,omitempty"`
+	SpansPerSec        *float64 `json:"spans_per_second,omitempty"`        // spans received at the collector in the window / window
+	SpansInWindow      *float64 `json:"spans_in_window,omitempty"`         // spans received at the collector in the window
+	RateLimitedPerSec  *float64 `json:"rate_limited_per_second,omitempty"` // agaobs_otlp_dropped_total{signal="traces",reason="rate_limited"} over the window
+	OTLPDroppedOther   *float64 `json:"otlp_dropped_other,omitempty"`      // every other agaobs_otlp_dropped_total over the window (queue_full, export_error, ...)
+	SpanP50Ms          *float64 `json:"event_to_span_p50_ms,omitempty"`    // collector receive time (poll stamp) − span end (event time)
+	SpanP99Ms          *float64 `json:"event_to_span_p99_ms,omitempty"`
+	SpanMaxMs          *float64 `json:"event_to_span_max_ms,omitempty"`
+	CollectorCPUPct    *float64 `json:"collector_cpu_pct,omitempty"`
+	CollectorLogLines  *float64 `json:"collector_log_batches,omitempty"`    // logs.jsonl lines at the end
+	CollectorMetricLns *float64 `json:"collector_metric_batches,omitempty"` // metrics.jsonl lines at the end
+	PprofFile          string   `json:"pprof_file,omitempty"`
+	// Alerts firing at the end of the window (rule/producer): a latency
+	// alert makes the keeper keep every forward of the producer as a span.
+	FiringAlerts   []string `json:"firing_alerts,omitempty"`
 	audit, hasRate bool
 }
 
@@ -208,11 +266,19 @@ func (r result) row(sc scenario) string {
 		p99 = fmt.Sprintf("%.2f ms", val(r.SinkP99Ms))
 		mp99 = fmt.Sprintf("≤ %.1f ms", val(r.MetricP99Ms))
 	}
+	if r.OTLP {
+		firing := "none"
+		if len(r.FiringAlerts) > 0 {
+			firing = strings.Join(r.FiringAlerts, ", ")
+		}
+		return fmt.Sprintf("| %s | %.2f | %.3f | %.1f | %d | %d | %.0f | %.0f (other OTLP drops %.0f) | %.0f / %.0f / %.0f ms | %.1f %% | %s |", sc.name, r.CPUPct, r.CPUSecPerMEvents, r.RSSMiB,
+			r.Consumed, r.Dropped, val(r.SpansPerSec), val(r.RateLimitedPerSec), val(r.OTLPDroppedOther), val(r.SpanP50Ms), val(r.SpanP99Ms), val(r.SpanMaxMs), val(r.CollectorCPUPct), firing)
+	}
 	return fmt.Sprintf("| %s | %.2f | %.1f | %d | %d | %s / %s | %s | %.1f ms |", sc.name, r.CPUPct, r.RSSMiB, r.Consumed, r.Dropped, p50, p99, mp99, r.ScrapeMs)
 }
 
-func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Duration) (result, error) {
-	res := result{Name: sc.name, Producers: sc.producers, RatePerProd: sc.rate, audit: sc.audit, hasRate: sc.rate > 0}
+func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Duration, opt runOpts) (result, error) {
+	res := result{Name: sc.name, Producers: sc.producers, RatePerProd: sc.rate, audit: sc.audit, hasRate: sc.rate > 0, OTLP: sc.otlp}
 	dir, err := os.MkdirTemp("/dev/shm", "agaobs-bench-")
 	if err != nil {
 		return res, err
@@ -228,6 +294,16 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	ag := exec.Command(agentBin, append([]string{"run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin, "--agent-log-level", "error",
 		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1", "--health-port", "18183",
 		"--audit-storage-path", filepath.Join(storeDir, "aga_audit.db")}, agentArgs...)...)
+	ag.Args = append(ag.Args, sc.extraArgs...)
+	var col *testCollector
+	if sc.otlp {
+		if col, err = startCollector(opt.collector); err != nil {
+			return res, err
+		}
+		defer col.stop() // after the agent stopped (defers run last-in first-out)
+		ag.Args = append(ag.Args, otlpArgs...)
+		ag.Args = append(ag.Args, "--otlp-endpoint", col.addr)
+	}
 	if sc.audit {
 		// Only the audit store is measured: the event log would print
 		// every audit record on stderr.
@@ -252,7 +328,7 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 			class = "audit"
 		}
 		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(sc.rate), "--class", class,
-			"--duration", (dur + 2*warm).String(), "--producer", fmt.Sprintf("bench-%d", i))
+			"--duration", (dur + 2*warm).String(), "--producer", fmt.Sprintf("bench-%d", i), "--slow-every", strconv.Itoa(sc.slowEvery))
 		c.Stderr = os.Stderr
 		out := &strings.Builder{}
 		c.Stdout = out
@@ -263,9 +339,25 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		loadOut = append(loadOut, out)
 	}
 	time.Sleep(warm)
+	var rr0 agent.RingsResponse
+	if err := getJSON("http://"+admin+"/api/v1/rings", &rr0); err != nil {
+		return res, err
+	}
+	var body0 string
+	var colCPU0 time.Duration
+	if col != nil {
+		body0 = scrapeBody("http://127.0.0.1:" + prom + "/metrics")
+		colCPU0, _ = procCPU(col.cmd.Process.Pid)
+	}
 	cpu0, err := procCPU(ag.Process.Pid)
 	if err != nil {
 		return res, err
+	}
+	var profErr chan error
+	if opt.pprofFile != "" {
+		profErr = make(chan error, 1)
+		sec := min(opt.pprofSec, int(dur.Seconds()))
+		go func() { profErr <- saveProfile(admin, opt.pprofFile, sec) }()
 	}
 	var head0, head1 agent.AuditHeadResponse
 	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head0); err != nil {
@@ -274,7 +366,30 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	t0 := time.Now()
 	time.Sleep(dur)
 	cpu1, _ := procCPU(ag.Process.Pid)
-	el := time.Since(t0)
+	t1 := time.Now()
+	el := t1.Sub(t0)
+	var colCPU1 time.Duration
+	if col != nil {
+		colCPU1, _ = procCPU(col.cmd.Process.Pid)
+	}
+	var rr1 agent.RingsResponse
+	if err := getJSON("http://"+admin+"/api/v1/rings", &rr1); err != nil {
+		return res, err
+	}
+	for _, r := range rr1.Rings {
+		res.WindowConsumed += r.Consumed
+	}
+	for _, r := range rr0.Rings {
+		res.WindowConsumed -= r.Consumed
+	}
+	res.RSSPeakMiB = procHWM(ag.Process.Pid)
+	if profErr != nil {
+		if err := <-profErr; err != nil {
+			fmt.Fprintln(os.Stderr, "agaobs-bench: profile:", err)
+		} else {
+			res.PprofFile = opt.pprofFile
+		}
+	}
 	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head1); err != nil {
 		return res, err
 	}
@@ -312,6 +427,32 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	res.RSSMiB = rss
 	res.Consumed, res.Dropped = consumed, dropped
 	res.ScrapeMs = scrape.Seconds() * 1e3
+	if res.WindowConsumed > 0 {
+		res.CPUSecPerMEvents = (cpu1 - cpu0).Seconds() / float64(res.WindowConsumed) * 1e6
+	}
+	if col != nil {
+		n, lat := col.window(t0, t1)
+		res.SpansInWindow = ptr(float64(n))
+		res.SpansPerSec = ptr(float64(n) / el.Seconds())
+		res.SpanP50Ms = ptr(quantile(lat, 0.50))
+		res.SpanP99Ms = ptr(quantile(lat, 0.99))
+		res.SpanMaxMs = ptr(quantile(lat, 1))
+		const drop = "agaobs_otlp_dropped_total"
+		rl := `reason="rate_limited"`
+		res.RateLimitedPerSec = ptr((counterSum(body, drop, `signal="traces"`, rl) - counterSum(body0, drop, `signal="traces"`, rl)) / el.Seconds())
+		res.OTLPDroppedOther = ptr(counterSum(body, drop) - counterSum(body0, drop) - (counterSum(body, drop, rl) - counterSum(body0, drop, rl)))
+		var al agent.AlertsResponse
+		if getJSON("http://"+admin+"/api/v1/alerts", &al) == nil {
+			for _, a := range al.Active {
+				if a.State == "firing" {
+					res.FiringAlerts = append(res.FiringAlerts, a.RuleName+"/"+a.Producer)
+				}
+			}
+		}
+		res.CollectorCPUPct = ptr(100 * (colCPU1 - colCPU0).Seconds() / el.Seconds())
+		res.CollectorLogLines = ptr(col.lines("logs.jsonl"))
+		res.CollectorMetricLns = ptr(col.lines("metrics.jsonl"))
+	}
 	if sc.audit {
 		_, nCommits, sumCommits := histogram(body, "agaobs_audit_commit_duration_seconds", "")
 		res.DurablePerSec = ptr(float64(head1.Size-head0.Size) / el.Seconds())
