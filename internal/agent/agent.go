@@ -127,7 +127,8 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	// Lossless: audit ring space is released only when the store acks.
 	a.disp.Register(a.audit, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
 	a.newGPU(cfg)
-	if cfg.PrometheusEnabled {
+	// The AGA aggregation serves /metrics and the OTLP metrics alike.
+	if cfg.PrometheusEnabled || otlpMetricsOn(cfg) {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
 			ConstLabels: constLabels(cfg), Native: cfg.PrometheusNativeHistograms, Node: NodeName(cfg), ProducerGPUs: a.gpuUUIDs,
 			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer, ProducerHistograms: !cfg.PrometheusLayerHistograms,

@@ -31,6 +31,11 @@ func otlpTracesOn(cfg config.Config) bool {
 	return cfg.OTLPEnabled && slices.Contains(cfg.OTLPSignals, otlp.SignalTraces)
 }
 
+// otlpMetricsOn reports whether metrics are exported over OTLP.
+func otlpMetricsOn(cfg config.Config) bool {
+	return cfg.OTLPEnabled && slices.Contains(cfg.OTLPSignals, otlp.SignalMetrics)
+}
+
 // spanKeepOptions is the keep decision both the OTLP sink and the
 // metrics sink (exemplars) make.
 func spanKeepOptions(cfg config.Config) pipeline.SpanKeepOptions {
@@ -90,7 +95,7 @@ func (a *Agent) newOTLP(cfg config.Config) error {
 		Signals: cfg.OTLPSignals, Timeout: time.Duration(cfg.OTLPTimeout), QueueSize: cfg.OTLPQueueSize,
 		Keep: spanKeepOptions(cfg), CriticalUs: ruleThreshold(cfg, "slo_latency_critical", 0), LogLevel: lvl,
 		MetricsInterval: time.Duration(cfg.OTLPMetricsInterval), Temporality: cfg.OTLPMetricsTemporality,
-		Exponential: cfg.PrometheusNativeHistograms, Node: NodeName(cfg), Version: a.opts.Version,
+		Node: NodeName(cfg), Version: a.opts.Version,
 		Prefix: cfg.PrometheusPrefix, Env: os.LookupEnv, Logger: a.log.With("component", "otlp"),
 		Gatherer: prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 			if a.registry == nil {
@@ -99,6 +104,9 @@ func (a *Agent) newOTLP(cfg config.Config) error {
 			return a.registry.Gather()
 		}),
 		Audit: auditSource{a}}
+	if a.exporter != nil {
+		opts.AGA = a.exporter
+	}
 	if a.state != nil {
 		opts.Cursor = stateCursor{a.state}
 	}

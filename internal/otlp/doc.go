@@ -5,8 +5,10 @@
 //
 // Every producer has its own resource (service.name, service.instance.id,
 // the Kubernetes pod, process.pid, gen_ai.request.model), so each has its
-// own SDK providers; the agent's own metrics go under
-// service.name=agaobs-agent. Spans and log records pass through bounded
+// own tracer and logger providers. Metrics are read from the Prometheus
+// exporter's aggregation through the OpenTelemetry Prometheus bridge and
+// split by producer (no second aggregation per event); the agent's own go
+// under service.name=agaobs-agent. Spans and log records pass through bounded
 // queues, one per signal, drained by one export goroutine each: when the
 // collector is down or slow they are dropped and counted, and neither the
 // ring consumer nor another sink waits. Audit records are different: they

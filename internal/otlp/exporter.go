@@ -46,11 +46,15 @@ type Exporter struct {
 	logExp    sdklog.Exporter
 	metricExp sdkmetric.Exporter
 
-	mu        sync.Mutex // producers (Write and the audit tail)
+	mu        sync.Mutex // producers, orphans, known
 	producers map[string]*producerState
-	orphans   map[string]*producerState // audit loggers of producers no longer tracked
-	retired   sync.WaitGroup            // providers of forgotten producers shutting down
-	agentMP   *sdkmetric.MeterProvider
+	known     map[string]*pipeline.Producer // every live producer by name (metrics resources)
+	orphans   map[string]*producerState     // audit loggers of producers no longer tracked
+	retired   sync.WaitGroup                // providers of forgotten producers shutting down
+	delta     bool
+	deltas    *deltas // the metrics goroutine's
+	logMu     sync.Mutex
+	lastLog   map[string]time.Time // by signal: failures are logged once a minute
 
 	auditCursor atomic.Uint64
 	auditWake   chan struct{}
@@ -65,8 +69,6 @@ type producerState struct {
 	tracer   trace.Tracer
 	lp       *sdklog.LoggerProvider
 	logger   otellog.Logger
-	mp       *sdkmetric.MeterProvider
-	inst     *instruments
 }
 
 // New builds the exporter and the SDK exporters of the enabled signals
@@ -97,7 +99,8 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		}
 	}))
 	e := &Exporter{opts: opts, log: opts.Logger, keeper: pipeline.NewSpanKeeper(opts.Keep),
-		stats: map[string]*signalStats{}, producers: map[string]*producerState{}, orphans: map[string]*producerState{}, auditWake: make(chan struct{}, 1)}
+		stats: map[string]*signalStats{}, producers: map[string]*producerState{}, orphans: map[string]*producerState{}, known: map[string]*pipeline.Producer{},
+		auditWake: make(chan struct{}, 1), delta: opts.delta(), deltas: newDeltas(), lastLog: map[string]time.Time{}}
 	var err error
 	if opts.has(SignalTraces) {
 		if e.traceExp, err = opts.newTraceExporter(ctx); err != nil {
@@ -123,9 +126,6 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 			return nil, fmt.Errorf("otlp metrics: %w", err)
 		}
 		e.stats[SignalMetrics] = newSignalStats()
-		if opts.Gatherer != nil {
-			e.agentMP = e.newAgentMeterProvider()
-		}
 	}
 	return e, nil
 }
@@ -142,9 +142,11 @@ func (e *Exporter) Kinds() pipeline.KindMask {
 		pipeline.KindLifecycle.Mask() | pipeline.KindAgent.Mask()
 }
 
-// Write turns events into spans, log records and metric updates. It never
-// waits for the collector.
+// Write turns events into spans and log records. It never waits for the
+// collector, and costs a forward that is neither kept nor logged only the
+// span decision.
 func (e *Exporter) Write(ctx context.Context, batch []pipeline.Event) error {
+	var last *pipeline.Producer
 	for i := range batch {
 		ev := &batch[i]
 		switch ev.Kind {
@@ -153,7 +155,7 @@ func (e *Exporter) Write(ctx context.Context, batch []pipeline.Event) error {
 			continue
 		case pipeline.KindLifecycle:
 			if ev.Lifecycle != nil && ev.Lifecycle.Type == pipeline.ProducerForgotten && ev.Producer != nil {
-				e.retire(ev.Producer.Name)
+				e.retire(ev.Producer)
 			}
 			continue
 		case pipeline.KindHello:
@@ -165,24 +167,39 @@ func (e *Exporter) Write(ctx context.Context, batch []pipeline.Event) error {
 		if ev.Producer == nil {
 			continue
 		}
-		st := e.state(ev.Producer)
-		var sc trace.SpanContext
+		if ev.Producer != last {
+			last = ev.Producer
+			e.note(last)
+		}
+		reason := pipeline.SpanDropped
 		if e.traceExp != nil {
-			switch r := e.keeper.Decide(ev); {
-			case r.Kept():
-				sc = e.span(st, ev, r)
-			case r == pipeline.SpanCapped:
+			if reason = e.keeper.Decide(ev); reason == pipeline.SpanCapped {
 				e.stats[SignalTraces].drop(reasonRateLimited, 1)
 			}
 		}
-		if st.inst != nil {
-			st.inst.record(ctx, ev)
+		logIt := e.records != nil && ev.Kind != pipeline.KindStatus && ev.SeedLevel() >= e.opts.LogLevel
+		if !reason.Kept() && !logIt {
+			continue
 		}
-		if e.records != nil && ev.SeedLevel() >= e.opts.LogLevel {
+		st := e.state(ev.Producer)
+		var sc trace.SpanContext
+		if reason.Kept() {
+			sc = e.span(st, ev, reason)
+		}
+		if logIt {
 			e.emitEventLog(st, ev, sc)
 		}
 	}
 	return nil
+}
+
+// note records a live producer (its resource names its metrics).
+func (e *Exporter) note(p *pipeline.Producer) {
+	e.mu.Lock()
+	if e.known[p.Name] != p {
+		e.known[p.Name] = p
+	}
+	e.mu.Unlock()
 }
 
 // Flush is called when the pipeline closes; the export goroutines (Run)
@@ -217,9 +234,6 @@ func (e *Exporter) newState(p *pipeline.Producer, res *resource.Resource) *produ
 		st.lp = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(&logProcessor{e: e}))
 		st.logger = st.lp.Logger(scope)
 	}
-	if e.metricExp != nil && p != nil {
-		st.mp, st.inst = e.newProducerMeterProvider(res)
-	}
 	return st
 }
 
@@ -240,11 +254,14 @@ func (e *Exporter) rebuildIfChanged(p *pipeline.Producer) {
 	e.producers[p.Name] = e.newState(p, res)
 }
 
-// retire shuts a forgotten producer's providers down (its metrics get a
-// last export).
-func (e *Exporter) retire(name string) {
+// retire shuts a forgotten producer's providers down.
+func (e *Exporter) retire(p *pipeline.Producer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	name := p.Name
+	if e.known[name] == p {
+		delete(e.known, name)
+	}
 	if st := e.producers[name]; st != nil {
 		delete(e.producers, name)
 		e.shutdownAsync(st)
@@ -269,11 +286,6 @@ func (e *Exporter) shutdownState(ctx context.Context, st *producerState) {
 	}
 	if st.lp != nil {
 		_ = st.lp.Shutdown(ctx)
-	}
-	if st.mp != nil {
-		if err := st.mp.Shutdown(ctx); err != nil {
-			e.log.Debug("otlp: last metrics export of a producer", "err", err)
-		}
 	}
 }
 
@@ -307,6 +319,10 @@ func (e *Exporter) Run(ctx context.Context) error {
 			go func() { defer wg.Done(); e.tailAudit(ctx) }()
 		}
 	}
+	if e.metricExp != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.metricsLoop(ctx) }()
+	}
 	<-ctx.Done()
 	wg.Wait()
 	e.retired.Wait()
@@ -322,9 +338,6 @@ func (e *Exporter) Run(ctx context.Context) error {
 		e.shutdownState(sctx, st)
 	}
 	var errs []error
-	if e.agentMP != nil {
-		errs = append(errs, e.agentMP.Shutdown(sctx))
-	}
 	if e.traceExp != nil {
 		errs = append(errs, e.traceExp.Shutdown(sctx))
 	}
@@ -340,23 +353,48 @@ func (e *Exporter) Run(ctx context.Context) error {
 	return nil
 }
 
+// metricsLoop exports metrics every otlp_metrics_interval, and once more
+// at the end (the last values since the previous export).
+func (e *Exporter) metricsLoop(ctx context.Context) {
+	t := time.NewTicker(e.opts.MetricsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), finalDrain)
+			defer cancel()
+			e.exportMetrics(fctx)
+			return
+		case <-t.C:
+			e.exportMetrics(ctx)
+		}
+	}
+}
+
+// logFailure logs a failed export, at most once a minute per signal.
+func (e *Exporter) logFailure(signal string, n int, err error) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	if time.Since(e.lastLog[signal]) < time.Minute {
+		return
+	}
+	e.lastLog[signal] = time.Now()
+	e.log.Warn("otlp export failed; dropped", "signal", signal, "items", n, "err", err)
+}
+
 // runLoop drains one signal's queue: a batch when it is full or every
 // exportEvery; at the end what is left, within finalDrain.
 func runLoop[T any](ctx context.Context, e *Exporter, q *queue[T], st *signalStats, signal string,
 	export func(context.Context, []T) error) {
 	t := time.NewTicker(exportEvery)
 	defer t.Stop()
-	var lastLog time.Time
 	send := func(ctx context.Context, batch []T) {
 		start := time.Now()
 		err := export(ctx, batch)
 		st.exported(len(batch), time.Since(start), err)
 		if err != nil {
 			st.drop(reasonExportError, len(batch))
-			if time.Since(lastLog) > time.Minute {
-				lastLog = time.Now()
-				e.log.Warn("otlp export failed; dropped", "signal", signal, "items", len(batch), "err", err)
-			}
+			e.logFailure(signal, len(batch), err)
 		}
 	}
 	for {

@@ -2,220 +2,244 @@ package otlp
 
 import (
 	"context"
-	"strconv"
+	"encoding/hex"
 	"strings"
+	"time"
 
 	prombridge "go.opentelemetry.io/contrib/bridges/prometheus"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/schema"
 )
 
-// Label caps, as the Prometheus exporter's: a producer controls these
-// values, and every distinct one is a series.
+// Metrics are not aggregated a second time: the Prometheus exporter
+// already folds every event into compact per-producer state, so each
+// export reads it (and the agent's own families) through the OpenTelemetry
+// Prometheus bridge, splits the AGA series by their producer label into one
+// ResourceMetrics per producer (its resource), and sends them. The sink's
+// per-event cost is the span decision alone.
+
+// Attributes the split removes: the resource says them.
 const (
-	maxLayers     = 256
-	maxOperations = 64
-	otherValue    = "other"
+	producerAttr = "producer"
+	nodeAttr     = "node"
 )
 
-// instruments are one producer's AGA metrics; Write is their only writer.
-type instruments struct {
-	forward, retrieval, injected, audit        metric.Int64Counter
-	latency, gate, entropy, score              metric.Float64Histogram
-	knowledge, utilization, pinned, slotChange metric.Float64Gauge
-	fwdAttrs                                   map[fwdKey]metric.MeasurementOption
-	layerAttrs                                 map[int32]metric.MeasurementOption
-	opAttrs                                    map[opKey]metric.MeasurementOption
-	none                                       metric.MeasurementOption
-	divisor                                    float64
-}
-
-type fwdKey struct {
-	layer   int32
-	applied bool
-}
-
-type opKey struct {
-	op      string
-	success bool
-}
-
-// metricName is a family's OTLP name: its conventional Prometheus name
-// without the suffixes a Prometheus exporter adds back from the type and
-// unit (_total, _seconds).
-func metricName(prefix string, f schema.Family) (name, unit string) {
-	name = prefix + "_" + f.Conventional
-	switch {
-	case strings.HasSuffix(name, "_total"):
-		name = strings.TrimSuffix(name, "_total")
-	case strings.HasSuffix(name, "_seconds"):
-		name, unit = strings.TrimSuffix(name, "_seconds"), "s"
-	}
-	return name, unit
-}
-
-// newProducerMeterProvider builds a producer's meter provider, exported
-// every otlp_metrics_interval, and its instruments.
-func (e *Exporter) newProducerMeterProvider(res *resource.Resource) (*sdkmetric.MeterProvider, *instruments) {
-	opts := []sdkmetric.Option{sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e.countingMetricExporter(), sdkmetric.WithInterval(e.opts.MetricsInterval)))}
-	if e.opts.Exponential {
-		opts = append(opts, sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram},
-			sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})))
-	}
-	mp := sdkmetric.NewMeterProvider(opts...)
-	m := mp.Meter(scope)
-	in := &instruments{fwdAttrs: map[fwdKey]metric.MeasurementOption{}, layerAttrs: map[int32]metric.MeasurementOption{},
-		opAttrs: map[opKey]metric.MeasurementOption{}, none: metric.WithAttributeSet(attribute.NewSet())}
-	for _, f := range schema.Families() {
-		name, unit := metricName(e.opts.Prefix, f)
-		switch f.Key {
-		case schema.FamForward:
-			in.forward, _ = m.Int64Counter(name, metric.WithDescription(f.Help))
-		case schema.FamRetrieval:
-			in.retrieval, _ = m.Int64Counter(name, metric.WithDescription(f.Help))
-		case schema.FamRetrievalInjected:
-			in.injected, _ = m.Int64Counter(name, metric.WithDescription(f.Help))
-		case schema.FamAuditOperations:
-			in.audit, _ = m.Int64Counter(name, metric.WithDescription(f.Help))
-		case schema.FamForwardLatency:
-			in.divisor = f.Divisor
-			bounds := make([]float64, len(f.Buckets))
-			for i, b := range f.Buckets {
-				bounds[i] = b / f.Divisor
+// exportMetrics sends one round: every producer's AGA families under its
+// resource, the agent's families under the agent's.
+func (e *Exporter) exportMetrics(ctx context.Context) {
+	now := time.Now()
+	var rms []*metricdata.ResourceMetrics
+	if e.opts.AGA != nil {
+		byProducer := map[string][]metricdata.Metrics{}
+		for _, m := range produce(ctx, e.opts.AGA) {
+			for name, part := range splitByProducer(m) {
+				byProducer[name] = append(byProducer[name], part)
 			}
-			in.latency, _ = m.Float64Histogram(name, metric.WithDescription(f.Help), metric.WithUnit(unit),
-				metric.WithExplicitBucketBoundaries(bounds...))
-		case schema.FamGateValue:
-			in.gate, _ = m.Float64Histogram(name, metric.WithDescription(f.Help), metric.WithExplicitBucketBoundaries(f.Buckets...))
-		case schema.FamEntropyValue:
-			in.entropy, _ = m.Float64Histogram(name, metric.WithDescription(f.Help), metric.WithExplicitBucketBoundaries(f.Buckets...))
-		case schema.FamRetrievalScore:
-			in.score, _ = m.Float64Histogram(name, metric.WithDescription(f.Help), metric.WithExplicitBucketBoundaries(f.Buckets...))
-		case schema.FamKnowledgeCount:
-			in.knowledge, _ = m.Float64Gauge(name, metric.WithDescription(f.Help))
-		case schema.FamKnowledgeUtil:
-			in.utilization, _ = m.Float64Gauge(name, metric.WithDescription(f.Help))
-		case schema.FamKnowledgePinned:
-			in.pinned, _ = m.Float64Gauge(name, metric.WithDescription(f.Help))
-		case schema.FamSlotChangeRate:
-			in.slotChange, _ = m.Float64Gauge(name, metric.WithDescription(f.Help))
+		}
+		for name, ms := range byProducer {
+			rms = append(rms, &metricdata.ResourceMetrics{Resource: e.resourceOf(name),
+				ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: scope}, Metrics: ms}}})
 		}
 	}
-	return mp, in
-}
-
-// cached returns the measurement option of key k, built once while m holds
-// fewer than limit keys; beyond, the value is "other" (built per call, not
-// kept: a producer cannot grow m).
-func cached[K comparable](m map[K]metric.MeasurementOption, k K, limit int, build func(other bool) attribute.Set) metric.MeasurementOption {
-	if o, ok := m[k]; ok {
-		return o
+	if e.opts.Gatherer != nil {
+		g := agentFamilies{g: e.opts.Gatherer, prefix: e.opts.Prefix + "_"}
+		if ms := produce(ctx, g); len(ms) > 0 {
+			for i := range ms {
+				ms[i] = dropAttrs(ms[i], nodeAttr)
+			}
+			rms = append(rms, &metricdata.ResourceMetrics{Resource: agentResource(e.opts.Node, e.opts.Version),
+				ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: scope}, Metrics: ms}}})
+		}
 	}
-	if len(m) >= limit {
-		return metric.WithAttributeSet(build(true))
+	st := e.stats[SignalMetrics]
+	for _, rm := range rms {
+		if e.delta {
+			e.deltas.apply(rm, now)
+		}
+		n := 0
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				n += points(m.Data)
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		start := time.Now()
+		xctx, cancel := context.WithTimeout(ctx, e.exportTimeout())
+		err := e.metricExp.Export(xctx, rm)
+		cancel()
+		st.exported(n, time.Since(start), err)
+		if err != nil {
+			st.drop(reasonExportError, n)
+			e.logFailure(SignalMetrics, n, err)
+		}
 	}
-	o := metric.WithAttributeSet(build(false))
-	m[k] = o
-	return o
-}
-
-func layerValue(l int32, other bool) string {
-	if other {
-		return otherValue
+	if e.delta {
+		e.deltas.prune(now)
 	}
-	return strconv.Itoa(int(l))
 }
 
-func (in *instruments) layer(l int32) metric.MeasurementOption {
-	return cached(in.layerAttrs, l, maxLayers, func(other bool) attribute.Set {
-		return attribute.NewSet(attribute.String("layer", layerValue(l, other)))
-	})
+// produce reads a gatherer through the bridge.
+func produce(ctx context.Context, g prometheus.Gatherer) []metricdata.Metrics {
+	sms, _ := prombridge.NewMetricProducer(prombridge.WithGatherer(g)).Produce(ctx)
+	var out []metricdata.Metrics
+	for _, sm := range sms {
+		for _, m := range sm.Metrics {
+			out = append(out, fixExemplars(m))
+		}
+	}
+	return out
 }
 
-func (in *instruments) forwardAttrs(l int32, applied bool) metric.MeasurementOption {
-	return cached(in.fwdAttrs, fwdKey{l, applied}, 2*maxLayers, func(other bool) attribute.Set {
-		return attribute.NewSet(attribute.String("layer", layerValue(l, other)), attribute.Bool("applied", applied))
-	})
+// fixExemplars turns the exemplars' trace and span ids back into bytes. The
+// bridge (v0.72.0) copies the trace_id and span_id label values, hex text,
+// as the ids' bytes: a 32-byte trace id, which the collector refuses, and
+// with it the whole export. An id that is not hex of the right length is
+// dropped.
+func fixExemplars(m metricdata.Metrics) metricdata.Metrics {
+	fix := func(ex []metricdata.Exemplar[float64]) {
+		for i := range ex {
+			ex[i].TraceID = hexID(ex[i].TraceID, 16)
+			ex[i].SpanID = hexID(ex[i].SpanID, 8)
+		}
+	}
+	switch d := m.Data.(type) {
+	case metricdata.Sum[float64]:
+		for i := range d.DataPoints {
+			fix(d.DataPoints[i].Exemplars)
+		}
+	case metricdata.Histogram[float64]:
+		for i := range d.DataPoints {
+			fix(d.DataPoints[i].Exemplars)
+		}
+	case metricdata.ExponentialHistogram[float64]:
+		for i := range d.DataPoints {
+			fix(d.DataPoints[i].Exemplars)
+		}
+	}
+	return m
 }
 
-func (in *instruments) operationAttrs(op string, success bool) metric.MeasurementOption {
-	return cached(in.opAttrs, opKey{op, success}, 2*maxOperations, func(other bool) attribute.Set {
-		v := schema.LabelValue(op)
-		if other {
-			v = otherValue
-		}
-		return attribute.NewSet(attribute.String("operation", v), attribute.Bool("success", success))
-	})
+// hexID decodes an id written as hex text of n bytes; nil otherwise.
+func hexID(text []byte, n int) []byte {
+	if len(text) == n {
+		return text // already bytes
+	}
+	b := make([]byte, n)
+	if len(text) != 2*n {
+		return nil
+	}
+	if _, err := hex.Decode(b, text); err != nil {
+		return nil
+	}
+	return b
 }
 
-// record folds an event into the instruments, with the observation rules
-// the Prometheus exporter applies (pipeline's accessors).
-func (in *instruments) record(ctx context.Context, ev *pipeline.Event) {
-	switch ev.Kind {
-	case pipeline.KindForward:
-		f := &ev.Forward
-		in.forward.Add(ctx, 1, in.forwardAttrs(f.Layer(), f.Applied()))
-		la := in.layer(f.Layer())
-		if v, ok := f.Latency(); ok {
-			in.latency.Record(ctx, v/in.divisor, la)
+// resourceOf is a producer's resource: the live producer's, else one for
+// the name alone.
+func (e *Exporter) resourceOf(name string) *resource.Resource {
+	e.mu.Lock()
+	p := e.known[name]
+	e.mu.Unlock()
+	if p != nil {
+		return producerResource(p, e.opts.Node)
+	}
+	return orphanResource(name, e.opts.Node)
+}
+
+// splitByProducer splits a metric's points by their producer attribute
+// (dropped, with node: the resource carries both).
+func splitByProducer(m metricdata.Metrics) map[string]metricdata.Metrics {
+	out := map[string]metricdata.Metrics{}
+	part := func(attrs attribute.Set) (string, attribute.Set) {
+		v, _ := attrs.Value(producerAttr)
+		kept, _ := attrs.Filter(func(kv attribute.KeyValue) bool { return kv.Key != producerAttr && kv.Key != nodeAttr })
+		return v.AsString(), kept
+	}
+	switch d := m.Data.(type) {
+	case metricdata.Sum[float64]:
+		for name, pts := range group(d.DataPoints, func(p *metricdata.DataPoint[float64]) *attribute.Set { return &p.Attributes }, part) {
+			s := d
+			s.DataPoints = pts
+			out[name] = metricdata.Metrics{Name: m.Name, Description: m.Description, Unit: m.Unit, Data: s}
 		}
-		if v, ok := f.Gate(); ok {
-			in.gate.Record(ctx, v, la)
+	case metricdata.Gauge[float64]:
+		for name, pts := range group(d.DataPoints, func(p *metricdata.DataPoint[float64]) *attribute.Set { return &p.Attributes }, part) {
+			out[name] = metricdata.Metrics{Name: m.Name, Description: m.Description, Unit: m.Unit, Data: metricdata.Gauge[float64]{DataPoints: pts}}
 		}
-		if v, ok := f.Entropy(); ok {
-			in.entropy.Record(ctx, v, la)
+	case metricdata.Histogram[float64]:
+		for name, pts := range group(d.DataPoints, func(p *metricdata.HistogramDataPoint[float64]) *attribute.Set { return &p.Attributes }, part) {
+			h := d
+			h.DataPoints = pts
+			out[name] = metricdata.Metrics{Name: m.Name, Description: m.Description, Unit: m.Unit, Data: h}
 		}
-	case pipeline.KindRetrieval:
-		r := ev.Retrieval
-		la := in.layer(r.Layer())
-		in.retrieval.Add(ctx, 1, la)
-		if n := r.Injected(); n > 0 {
-			in.injected.Add(ctx, n, la)
+	case metricdata.ExponentialHistogram[float64]:
+		for name, pts := range group(d.DataPoints, func(p *metricdata.ExponentialHistogramDataPoint[float64]) *attribute.Set { return &p.Attributes }, part) {
+			h := d
+			h.DataPoints = pts
+			out[name] = metricdata.Metrics{Name: m.Name, Description: m.Description, Unit: m.Unit, Data: h}
 		}
-		for _, s := range r.Scores {
-			in.score.Record(ctx, s, in.none)
+	}
+	return out
+}
+
+// group sorts points by producer, rewriting their attributes.
+func group[P any](points []P, attrs func(*P) *attribute.Set, part func(attribute.Set) (string, attribute.Set)) map[string][]P {
+	out := map[string][]P{}
+	for i := range points {
+		p := points[i]
+		a := attrs(&p)
+		name, kept := part(*a)
+		if name == "" {
+			continue // a family without producers (build info of none)
 		}
-	case pipeline.KindAudit:
-		in.audit.Add(ctx, 1, in.operationAttrs(ev.Audit.Operation, ev.Audit.Success))
-	case pipeline.KindStatus:
-		s := ev.Status
-		if s == nil {
-			return
-		}
-		if kv := s.KVStore; kv != nil {
-			set := func(g metric.Float64Gauge, v *float64) {
-				if v != nil && pipeline.Finite(*v) {
-					g.Record(ctx, *v, in.none)
+		*a = kept
+		out[name] = append(out[name], p)
+	}
+	return out
+}
+
+// dropAttrs removes keys from every point's attributes.
+func dropAttrs(m metricdata.Metrics, keys ...string) metricdata.Metrics {
+	drop := func(a *attribute.Set) {
+		*a, _ = a.Filter(func(kv attribute.KeyValue) bool {
+			for _, k := range keys {
+				if string(kv.Key) == k {
+					return false
 				}
 			}
-			set(in.knowledge, kv.Count)
-			set(in.utilization, kv.Utilization)
-			set(in.pinned, kv.Pinned)
+			return true
+		})
+	}
+	switch d := m.Data.(type) {
+	case metricdata.Sum[float64]:
+		for i := range d.DataPoints {
+			drop(&d.DataPoints[i].Attributes)
 		}
-		if v := s.SlotChangeRate; v != nil && pipeline.Finite(*v) {
-			in.slotChange.Record(ctx, *v, in.none)
+	case metricdata.Gauge[float64]:
+		for i := range d.DataPoints {
+			drop(&d.DataPoints[i].Attributes)
+		}
+	case metricdata.Histogram[float64]:
+		for i := range d.DataPoints {
+			drop(&d.DataPoints[i].Attributes)
+		}
+	case metricdata.ExponentialHistogram[float64]:
+		for i := range d.DataPoints {
+			drop(&d.DataPoints[i].Attributes)
+		}
+	case metricdata.Summary:
+		for i := range d.DataPoints {
+			drop(&d.DataPoints[i].Attributes)
 		}
 	}
-}
-
-// newAgentMeterProvider exports the agent's own families (read from the
-// Prometheus registry through the OpenTelemetry bridge) under the agent's
-// resource.
-func (e *Exporter) newAgentMeterProvider() *sdkmetric.MeterProvider {
-	g := agentFamilies{g: e.opts.Gatherer, prefix: e.opts.Prefix + "_"}
-	reader := sdkmetric.NewPeriodicReader(e.countingMetricExporter(), sdkmetric.WithInterval(e.opts.MetricsInterval),
-		sdkmetric.WithProducer(prombridge.NewMetricProducer(prombridge.WithGatherer(g))))
-	return sdkmetric.NewMeterProvider(sdkmetric.WithResource(agentResource(e.opts.Node, e.opts.Version)),
-		sdkmetric.WithReader(reader))
+	return m
 }
 
 // agentFamilies gathers the agent's families: agaobs_* and the alert and
@@ -235,4 +259,21 @@ func (a agentFamilies) Gather() ([]*dto.MetricFamily, error) {
 		}
 	}
 	return out, err
+}
+
+// points counts the data points of one metric.
+func points(d metricdata.Aggregation) int {
+	switch v := d.(type) {
+	case metricdata.Sum[float64]:
+		return len(v.DataPoints)
+	case metricdata.Gauge[float64]:
+		return len(v.DataPoints)
+	case metricdata.Histogram[float64]:
+		return len(v.DataPoints)
+	case metricdata.ExponentialHistogram[float64]:
+		return len(v.DataPoints)
+	case metricdata.Summary:
+		return len(v.DataPoints)
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,14 +45,16 @@ type Options struct {
 	// Temporality is cumulative or delta ("" : the environment, else
 	// cumulative).
 	Temporality string
-	// Exponential exports the histograms as base-2 exponential ones
-	// (prometheus_native_histograms), else with the Prometheus bounds.
-	Exponential bool
 	// Node is the node name (host.name, k8s.node.name,
 	// service.instance.id's first part).
 	Node string
 	// Version is the agent's version (service.version of its resource).
 	Version string
+	// AGA is the Prometheus exporter's aggregation of the AGA families
+	// (series labelled by producer), read at each metrics export: its
+	// histograms carry the Prometheus bounds, or are exponential when
+	// native histograms are on.
+	AGA prometheus.Gatherer
 	// Gatherer, when set, is read at each metrics export for the agent's
 	// own families (agaobs_*, the alert and SLO families).
 	Gatherer prometheus.Gatherer
@@ -82,6 +85,15 @@ func (o Options) env(name string) string {
 	}
 	v, _ := o.Env(name)
 	return v
+}
+
+// delta reports whether metrics go out with delta temporality.
+func (o Options) delta() bool {
+	t := o.Temporality
+	if t == "" {
+		t = strings.ToLower(o.env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"))
+	}
+	return t == "delta"
 }
 
 // protocol is the effective protocol.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -326,103 +327,10 @@ func TestAuditLogsAtLeastOnce(t *testing.T) {
 	}
 }
 
-// The forward counter's points add up to the forwards written, per layer,
-// under each producer's resource.
-func TestMetricSums(t *testing.T) {
-	c := startFullCollector(t)
-	e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour})
-	stop := run(e)
-	p, q := testProducer("tp0", "m", "pod-a"), testProducer("tp1", "m", "pod-b")
-	var batch []pipeline.Event
-	for i := 0; i < 70; i++ {
-		batch = append(batch, forward(p, uint64(i), 5))
-	}
-	for i := 0; i < 30; i++ {
-		batch = append(batch, forward(q, uint64(i), 5))
-	}
-	e.Write(context.Background(), batch)
-	stop() // the providers' shutdown exports once more
-	sums := map[string]int64{}
-	pods := map[string]string{}
-	c.mu.Lock()
-	for _, req := range c.metrics {
-		for _, rm := range req.ResourceMetrics {
-			ra := attrs(rm.Resource.Attributes)
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					if m.Name != "aga_forward" {
-						continue
-					}
-					for _, dp := range m.GetSum().DataPoints {
-						sums[ra["aga.producer"].(string)] += dp.GetAsInt()
-						pods[ra["aga.producer"].(string)] = ra["k8s.pod.name"].(string)
-					}
-				}
-			}
-		}
-	}
-	c.mu.Unlock()
-	if sums["tp0"] != 70 || sums["tp1"] != 30 || pods["tp0"] != "pod-a" || pods["tp1"] != "pod-b" {
-		t.Errorf("forward sums %v pods %v, want tp0 70 (pod-a) and tp1 30 (pod-b)", sums, pods)
-	}
-}
-
 func TestTLSWrongCAFailsClearly(t *testing.T) {
 	o := Options{CAFile: "/nonexistent/ca.pem", Signals: []string{SignalTraces}}
 	if _, err := New(context.Background(), o); err == nil || !strings.Contains(err.Error(), "otlp_tls_ca_file") {
 		t.Errorf("error %v, want one naming otlp_tls_ca_file", err)
-	}
-}
-
-// prometheus_native_histograms gives exponential histograms;
-// otlp_metrics_temporality delta gives delta sums.
-func TestHistogramKindAndTemporality(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		exponential bool
-		temporality string
-	}{{"explicit cumulative", false, ""}, {"exponential delta", true, "delta"}} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := startFullCollector(t)
-			e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour,
-				Exponential: tc.exponential, Temporality: tc.temporality})
-			stop := run(e)
-			p := testProducer("tp0", "m", "")
-			e.Write(context.Background(), []pipeline.Event{forward(p, 1, 100), forward(p, 2, 2000)})
-			stop()
-			var hist, sum bool
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			for _, req := range c.metrics {
-				for _, rm := range req.ResourceMetrics {
-					for _, sm := range rm.ScopeMetrics {
-						for _, m := range sm.Metrics {
-							switch m.Name {
-							case "aga_forward_latency":
-								if m.Unit != "s" {
-									t.Errorf("latency unit %q", m.Unit)
-								}
-								if tc.exponential {
-									hist = m.GetExponentialHistogram() != nil && m.GetExponentialHistogram().DataPoints[0].Count == 2
-								} else if h := m.GetHistogram(); h != nil {
-									dp := h.DataPoints[0]
-									hist = dp.Count == 2 && len(dp.ExplicitBounds) == 10 && dp.ExplicitBounds[0] == 5e-6
-								}
-							case "aga_forward":
-								want := metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE
-								if tc.temporality == "delta" {
-									want = metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA
-								}
-								sum = m.GetSum().AggregationTemporality == want
-							}
-						}
-					}
-				}
-			}
-			if !hist || !sum {
-				t.Errorf("histogram as configured %v, temporality as configured %v", hist, sum)
-			}
-		})
 	}
 }
 
@@ -464,43 +372,169 @@ func TestInvalidUTF8DoesNotPoisonBatches(t *testing.T) {
 	}
 }
 
-// A producer writing more layers than the cap gets at most maxLayers
-// attribute sets of its own and "other" for the rest; nothing is lost.
-func TestLayerCap(t *testing.T) {
-	c := startFullCollector(t)
-	e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour})
-	stop := run(e)
-	p := testProducer("tp0", "m", "")
-	var batch []pipeline.Event
-	for l := 0; l < 1000; l++ {
-		ev := forward(p, uint64(l), 5)
-		ev.Forward = ev.Forward.WithLayer(int32(l))
-		batch = append(batch, ev)
+// aggregation is a stand-in for the Prometheus exporter's AGA families:
+// series labelled by producer (and node, as every series is).
+type aggregation struct {
+	reg     *prometheus.Registry
+	forward *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+func newAggregation(native bool) *aggregation {
+	a := &aggregation{reg: prometheus.NewRegistry()}
+	a.forward = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aga_forward_total", Help: "forwards",
+		ConstLabels: prometheus.Labels{"node": "node-a"}}, []string{"producer", "layer", "applied"})
+	ho := prometheus.HistogramOpts{Name: "aga_forward_latency_us", Help: "latency", Buckets: []float64{5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000},
+		ConstLabels: prometheus.Labels{"node": "node-a"}}
+	if native {
+		ho.NativeHistogramBucketFactor = 1.1
 	}
-	e.Write(context.Background(), batch)
-	stop()
+	a.latency = prometheus.NewHistogramVec(ho, []string{"producer", "layer"})
+	a.reg.MustRegister(a.forward, a.latency)
+	return a
+}
+
+// metricPoints returns, per producer resource, the points of a metric.
+func metricPoints(c *fakeCollector, name string) map[string][]*metricspb.Metric {
+	out := map[string][]*metricspb.Metric{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	sets, other, total := 0, int64(0), int64(0)
 	for _, req := range c.metrics {
 		for _, rm := range req.ResourceMetrics {
+			producer, _ := attrs(rm.Resource.Attributes)["aga.producer"].(string)
 			for _, sm := range rm.ScopeMetrics {
 				for _, m := range sm.Metrics {
-					if m.Name != "aga_forward_latency" {
-						continue
-					}
-					for _, dp := range m.GetHistogram().DataPoints {
-						sets++
-						total += int64(dp.Count)
-						if attrs(dp.Attributes)["layer"] == "other" {
-							other += int64(dp.Count)
-						}
+					if m.Name == name {
+						out[producer] = append(out[producer], m)
 					}
 				}
 			}
 		}
 	}
-	if sets != maxLayers+1 || other != 1000-maxLayers || total != 1000 {
-		t.Errorf("%d attribute sets (want %d), %d under other (want %d), %d in all", sets, maxLayers+1, other, 1000-maxLayers, total)
+	return out
+}
+
+// The AGA families go out per producer, under its resource, without the
+// producer and node attributes; the sums are what the aggregation holds.
+func TestMetricsPerProducerResource(t *testing.T) {
+	c := startFullCollector(t)
+	agg := newAggregation(false)
+	e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour, AGA: agg.reg})
+	stop := run(e)
+	p, q := testProducer("tp0", "m", "pod-a"), testProducer("tp1", "m", "pod-b")
+	// The sink learns the producers (their resources) from their events.
+	e.Write(context.Background(), []pipeline.Event{forward(p, 1, 5), forward(q, 1, 5)})
+	agg.forward.WithLabelValues("tp0", "3", "true").Add(70)
+	agg.forward.WithLabelValues("tp1", "3", "true").Add(30)
+	stop() // the last export
+	pts := metricPoints(c, "aga_forward_total")
+	for name, want := range map[string]float64{"tp0": 70, "tp1": 30} {
+		ms := pts[name]
+		if len(ms) != 1 || len(ms[0].GetSum().DataPoints) != 1 {
+			t.Fatalf("%s: %v", name, ms)
+		}
+		dp := ms[0].GetSum().DataPoints[0]
+		a := attrs(dp.Attributes)
+		if dp.GetAsDouble() != want || a["producer"] != nil || a["node"] != nil || a["layer"] != "3" || a["applied"] != "true" ||
+			ms[0].GetSum().AggregationTemporality != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+			t.Errorf("%s: %v %v", name, dp, ms[0].GetSum().AggregationTemporality)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pods := map[string]string{}
+	for _, req := range c.metrics {
+		for _, rm := range req.ResourceMetrics {
+			ra := attrs(rm.Resource.Attributes)
+			if n, ok := ra["aga.producer"].(string); ok {
+				pods[n], _ = ra["k8s.pod.name"].(string)
+			}
+		}
+	}
+	if pods["tp0"] != "pod-a" || pods["tp1"] != "pod-b" {
+		t.Errorf("resources: %v", pods)
+	}
+}
+
+// Classic histograms keep their bounds; native ones go out exponential;
+// delta temporality sends the change since the previous export.
+func TestHistogramKindAndDelta(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		native bool
+		delta  bool
+	}{{"explicit cumulative", false, false}, {"exponential delta", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startFullCollector(t)
+			agg := newAggregation(tc.native)
+			o := Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour, AGA: agg.reg}
+			if tc.delta {
+				o.Temporality = "delta"
+			}
+			e := newTestExporter(t, c, o)
+			e.Write(context.Background(), []pipeline.Event{forward(testProducer("tp0", "m", ""), 1, 5)})
+			agg.latency.WithLabelValues("tp0", "0").Observe(100)
+			agg.latency.WithLabelValues("tp0", "0").Observe(2000)
+			agg.forward.WithLabelValues("tp0", "0", "true").Add(2)
+			e.exportMetrics(context.Background())
+			agg.latency.WithLabelValues("tp0", "0").Observe(7)
+			agg.forward.WithLabelValues("tp0", "0", "true").Add(1)
+			e.exportMetrics(context.Background())
+			hs, sums := metricPoints(c, "aga_forward_latency_us")["tp0"], metricPoints(c, "aga_forward_total")["tp0"]
+			if len(hs) != 2 || len(sums) != 2 {
+				t.Fatalf("%d histogram and %d sum exports, want 2 each", len(hs), len(sums))
+			}
+			wantCounts, wantSum := []uint64{2, 3}, []float64{2, 3}
+			if tc.delta {
+				wantCounts, wantSum = []uint64{2, 1}, []float64{2, 1}
+			}
+			for i := range hs {
+				var count uint64
+				if tc.native {
+					eh := hs[i].GetExponentialHistogram()
+					if eh == nil {
+						t.Fatalf("export %d: not exponential: %v", i, hs[i])
+					}
+					count = eh.DataPoints[0].Count
+				} else {
+					h := hs[i].GetHistogram()
+					if h == nil || len(h.DataPoints[0].ExplicitBounds) != 10 || h.DataPoints[0].ExplicitBounds[0] != 5 {
+						t.Fatalf("export %d: %v", i, hs[i])
+					}
+					count = h.DataPoints[0].Count
+				}
+				if count != wantCounts[i] || sums[i].GetSum().DataPoints[0].GetAsDouble() != wantSum[i] {
+					t.Errorf("export %d: count %d sum %v, want %d and %v", i, count, sums[i].GetSum().DataPoints[0].GetAsDouble(), wantCounts[i], wantSum[i])
+				}
+				wantT := metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE
+				if tc.delta {
+					wantT = metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA
+				}
+				if sums[i].GetSum().AggregationTemporality != wantT {
+					t.Errorf("export %d: temporality %v", i, sums[i].GetSum().AggregationTemporality)
+				}
+			}
+		})
+	}
+}
+
+// Exemplars (the trace ids of slow spans on the latency buckets) arrive
+// with 16- and 8-byte ids, not the hex text the bridge copies.
+func TestExemplarIDs(t *testing.T) {
+	c := startFullCollector(t)
+	agg := newAggregation(false)
+	e := newTestExporter(t, c, Options{Signals: []string{SignalMetrics}, MetricsInterval: time.Hour, AGA: agg.reg})
+	e.Write(context.Background(), []pipeline.Event{forward(testProducer("tp0", "m", ""), 1, 5)})
+	tid, sid := pipeline.TraceID(9, 1), pipeline.SpanID(9, 1)
+	agg.latency.WithLabelValues("tp0", "0").(prometheus.ExemplarObserver).ObserveWithExemplar(2000,
+		prometheus.Labels{"trace_id": hex.EncodeToString(tid[:]), "span_id": hex.EncodeToString(sid[:])})
+	e.exportMetrics(context.Background())
+	hs := metricPoints(c, "aga_forward_latency_us")["tp0"]
+	if len(hs) != 1 {
+		t.Fatalf("%d exports of the histogram (the export failed?)", len(hs))
+	}
+	ex := hs[0].GetHistogram().DataPoints[0].Exemplars
+	if len(ex) != 1 || string(ex[0].TraceId) != string(tid[:]) || string(ex[0].SpanId) != string(sid[:]) {
+		t.Errorf("exemplars %v, want trace %x span %x", ex, tid, sid)
 	}
 }

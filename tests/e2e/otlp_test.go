@@ -90,7 +90,7 @@ func TestOTLPEndToEnd(t *testing.T) {
 	}
 	fast := otlpForwards - len(slowIdx)
 
-	// a. The newest cumulative aga_forward of each producer's resource
+	// a. The newest cumulative aga_forward_total of each producer's resource
 	// equals what it wrote, per attribute set.
 	newestForward := func(name string) map[string]int64 {
 		var got map[string]int64
@@ -99,7 +99,7 @@ func TestOTLPEndToEnd(t *testing.T) {
 				continue
 			}
 			for _, m := range e.metrics {
-				if m.Name != "aga_forward" || m.Sum == nil {
+				if m.Name != "aga_forward_total" || m.Sum == nil {
 					continue
 				}
 				got = map[string]int64{}
@@ -142,7 +142,7 @@ func TestOTLPEndToEnd(t *testing.T) {
 		for _, c := range []struct {
 			metric string
 			want   int64
-		}{{"aga_retrieval", otlpRetrievals}, {"aga_retrieval_injected", 2 * otlpRetrievals}, {"aga_audit_operations", 3}} {
+		}{{"aga_retrieval_total", otlpRetrievals}, {"aga_retrieval_injected_total", 2 * otlpRetrievals}, {"aga_audit_operations_total", 3}} {
 			if !testutil.WaitFor(30*time.Second, func() bool { return newestSum(p.name, c.metric) == c.want }) {
 				t.Errorf("%s: newest %s = %d, want %d", p.name, c.metric, newestSum(p.name, c.metric), c.want)
 			}
@@ -150,8 +150,8 @@ func TestOTLPEndToEnd(t *testing.T) {
 	}
 	for _, e := range col.metrics(t) {
 		for _, m := range e.metrics {
-			if m.Name == "aga_forward" && m.Sum != nil && (m.Sum.Temporality != 2 || !m.Sum.Monotonic) {
-				t.Fatalf("aga_forward: temporality %d monotonic %v, want cumulative (2) monotonic", m.Sum.Temporality, m.Sum.Monotonic)
+			if m.Name == "aga_forward_total" && m.Sum != nil && (m.Sum.Temporality != 2 || !m.Sum.Monotonic) {
+				t.Fatalf("aga_forward_total: temporality %d monotonic %v, want cumulative (2) monotonic", m.Sum.Temporality, m.Sum.Monotonic)
 			}
 		}
 	}
@@ -637,7 +637,7 @@ func TestOTLPTLS(t *testing.T) {
 		}
 		for _, e := range col.metrics(t) {
 			for _, m := range e.metrics {
-				if e.res["aga.producer"] == "tls-good" && m.Name == "aga_forward" {
+				if e.res["aga.producer"] == "tls-good" && m.Name == "aga_forward_total" {
 					fwd = true
 				}
 			}
