@@ -120,6 +120,11 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		a.log.Warn("state_path is empty: ring verifications and producer names do not survive restarts")
 	}
 	a.disp = pipeline.NewDispatcher(a.log.With("component", "pipeline"))
+	if otlpTracesOn(cfg) {
+		// One span decision per event for every sink (the OTLP spans and
+		// the metrics sink's exemplars), made by the dispatcher.
+		a.disp.SetSpanKeeper(pipeline.NewSpanKeeper(spanKeepOptions(cfg)))
+	}
 	a.addSink(a.counter)
 	if err := a.newAudit(cfg); err != nil {
 		return nil, err
@@ -132,7 +137,7 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		a.exporter = metrics.New(metrics.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
 			ConstLabels: constLabels(cfg), Native: cfg.PrometheusNativeHistograms, Node: NodeName(cfg), ProducerGPUs: a.gpuUUIDs,
 			MaxLayersPerProducer: cfg.PrometheusMaxLayersPerProducer, ProducerHistograms: !cfg.PrometheusLayerHistograms,
-			SpanKeep: exemplarKeep(cfg)})
+			SpanStamped: otlpTracesOn(cfg)})
 		a.addSink(a.exporter)
 	}
 	var logSink *eventlog.Sink
@@ -233,7 +238,11 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 // its name (with agaobs_collector_success and duration). It must be
 // called before the metrics registry is built in New.
 func (a *Agent) addSink(s pipeline.Sink) {
-	a.disp.Register(s, pipeline.SinkOptions{QueueSize: a.cfg.SinkQueueSize})
+	opts := pipeline.SinkOptions{QueueSize: a.cfg.SinkQueueSize}
+	if f, ok := s.(interface{ Want(*pipeline.Event) bool }); ok {
+		opts.Filter = f.Want
+	}
+	a.disp.Register(s, opts)
 	if c, ok := s.(selfmetrics.Collector); ok {
 		a.sinkCollectors = append(a.sinkCollectors, namedCollector{s.Name(), c})
 	}

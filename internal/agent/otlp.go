@@ -47,16 +47,6 @@ func spanKeepOptions(cfg config.Config) pipeline.SpanKeepOptions {
 		MaxPerSecond: cfg.OTLPTraceMaxSpansPerSecond, LatencyMetric: isLatencyMetric}
 }
 
-// exemplarKeep is the metrics sink's keep decision: exemplars point at
-// spans, so they are on only when spans are exported.
-func exemplarKeep(cfg config.Config) *pipeline.SpanKeepOptions {
-	if !otlpTracesOn(cfg) {
-		return nil
-	}
-	k := spanKeepOptions(cfg)
-	return &k
-}
-
 // isLatencyMetric reports whether an alert rule watches forward latency.
 func isLatencyMetric(m string) bool {
 	switch schema.RuleMetric(m) {
@@ -93,7 +83,7 @@ func (a *Agent) newOTLP(cfg config.Config) error {
 	opts := otlp.Options{Endpoint: cfg.OTLPEndpoint, Protocol: cfg.OTLPProtocol, Headers: cfg.OTLPHeaders,
 		Insecure: cfg.OTLPInsecure, CAFile: cfg.OTLPTLSCAFile, CertFile: cfg.OTLPTLSCertFile, KeyFile: cfg.OTLPTLSKeyFile,
 		Signals: cfg.OTLPSignals, Timeout: time.Duration(cfg.OTLPTimeout), QueueSize: cfg.OTLPQueueSize,
-		Keep: spanKeepOptions(cfg), CriticalUs: ruleThreshold(cfg, "slo_latency_critical", 0), LogLevel: lvl,
+		CriticalUs: ruleThreshold(cfg, "slo_latency_critical", 0), LogLevel: lvl,
 		MetricsInterval: time.Duration(cfg.OTLPMetricsInterval), Temporality: cfg.OTLPMetricsTemporality,
 		Node: NodeName(cfg), Version: a.opts.Version,
 		Prefix: cfg.PrometheusPrefix, Env: os.LookupEnv, Logger: a.log.With("component", "otlp"),

@@ -380,3 +380,28 @@ func TestExemplarWriteAllocs(t *testing.T) {
 		})
 	}
 }
+
+// With SpanStamped (the agent's wiring) the exporter runs no keeper of its
+// own: the dispatcher's decision on the event is what counts, so a forward
+// stamped slow leaves an exemplar and one stamped for any other reason does
+// not, whatever its latency.
+func TestExemplarsFromStampedDecision(t *testing.T) {
+	p := producer("w", 0)
+	stamped := func(ev pipeline.Event, r pipeline.SpanReason) pipeline.Event { ev.Span = r; return ev }
+	e := New(Options{SpanStamped: true})
+	if e.Kinds().Has(pipeline.KindAgent) {
+		t.Error("KindAgent requested without a keeper of its own")
+	}
+	e.Write(context.Background(), []pipeline.Event{
+		stamped(timedFwd(p, 0, 1, 10, 2000), pipeline.SpanSlow),
+		stamped(timedFwd(p, 0, 2, 10, 4000), pipeline.SpanAlert),
+		stamped(timedFwd(p, 0, 3, 10, 7000), pipeline.SpanCapped),
+		timedFwd(p, 0, 4, 10, 300), // not stamped
+	})
+	mfs, _ := e.Gather()
+	got := latencyExemplars(t, mfs, schema.Compat, map[string]string{"producer": "w", "layer": "0"})
+	if len(got) != 1 || got[2500] == nil {
+		t.Fatalf("exemplars %v, want only le=2500's", got)
+	}
+	checkExemplar(t, 2500, got[2500], wantEx{1, 10, 2000}, 1)
+}

@@ -69,6 +69,10 @@ type Options struct {
 	// trace_id and span_id on the bucket it falls in, the newest per
 	// bucket. Only OpenMetrics and protobuf carry exemplars. nil: none.
 	SpanKeep *pipeline.SpanKeepOptions
+	// SpanStamped, in place of SpanKeep, takes the decision the
+	// dispatcher stamped on the event (Event.Span; the agent's wiring:
+	// one decision for every sink, made once).
+	SpanStamped bool
 }
 
 // Exporter is the Prometheus sink for AGA-domain families: a pipeline.Sink
@@ -424,7 +428,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		ev := &batch[i]
 		// The keeper sees every event it would see in the OTLP sink, in
 		// order, so both keep the same spans.
-		slow := false
+		slow := e.opts.SpanStamped && ev.Span == pipeline.SpanSlow
 		if e.keep != nil {
 			switch ev.Kind {
 			case pipeline.KindAgent:

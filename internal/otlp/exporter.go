@@ -35,10 +35,9 @@ const (
 // Exporter is the OTLP sink. Write runs on the sink's goroutine; Run owns
 // the export goroutines and the audit tail.
 type Exporter struct {
-	opts   Options
-	log    *slog.Logger
-	keeper *pipeline.SpanKeeper // Write's goroutine only
-	stats  map[string]*signalStats
+	opts  Options
+	log   *slog.Logger
+	stats map[string]*signalStats
 
 	spans     *queue[sdktrace.ReadOnlySpan]
 	records   *queue[sdklog.Record]
@@ -98,7 +97,7 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 			opts.Logger.Warn("otlp: export failed", "err", err)
 		}
 	}))
-	e := &Exporter{opts: opts, log: opts.Logger, keeper: pipeline.NewSpanKeeper(opts.Keep),
+	e := &Exporter{opts: opts, log: opts.Logger,
 		stats: map[string]*signalStats{}, producers: map[string]*producerState{}, orphans: map[string]*producerState{}, known: map[string]*pipeline.Producer{},
 		auditWake: make(chan struct{}, 1), delta: opts.delta(), deltas: newDeltas(), lastLog: map[string]time.Time{}}
 	var err error
@@ -134,12 +133,28 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 func (e *Exporter) Name() string { return "otlp" }
 
 // Kinds are the events the exporter reads: the AGA events, HELLOs
-// (identity changes), lifecycle events (producers forgotten) and the
-// agent's own (alert transitions reach the span keeper).
+// (identity changes) and lifecycle events (producers forgotten).
 func (e *Exporter) Kinds() pipeline.KindMask {
 	return pipeline.KindForward.Mask() | pipeline.KindRetrieval.Mask() | pipeline.KindAudit.Mask() |
-		pipeline.KindEvent.Mask() | pipeline.KindStatus.Mask() | pipeline.KindHello.Mask() |
-		pipeline.KindLifecycle.Mask() | pipeline.KindAgent.Mask()
+		pipeline.KindEvent.Mask() | pipeline.KindHello.Mask() | pipeline.KindLifecycle.Mask()
+}
+
+// Want is the sink's dispatch filter (pipeline.SinkOptions.Filter): an AGA
+// event only when it becomes a span (or is counted as capped) or an
+// event-log record. The span decision is made once, by the dispatcher
+// (Event.Span); most forwards are neither, and never reach this sink's
+// queue.
+func (e *Exporter) Want(ev *pipeline.Event) bool {
+	switch ev.Kind {
+	case pipeline.KindForward, pipeline.KindRetrieval, pipeline.KindAudit, pipeline.KindEvent:
+		return e.traceExp != nil && ev.Span != pipeline.SpanDropped || e.logs(ev)
+	}
+	return true
+}
+
+// logs reports whether an event becomes an event-log record.
+func (e *Exporter) logs(ev *pipeline.Event) bool {
+	return e.records != nil && ev.SeedLevel() >= e.opts.LogLevel
 }
 
 // Write turns events into spans and log records. It never waits for the
@@ -150,16 +165,18 @@ func (e *Exporter) Write(ctx context.Context, batch []pipeline.Event) error {
 	for i := range batch {
 		ev := &batch[i]
 		switch ev.Kind {
-		case pipeline.KindAgent:
-			e.keeper.Observe(ev)
-			continue
 		case pipeline.KindLifecycle:
-			if ev.Lifecycle != nil && ev.Lifecycle.Type == pipeline.ProducerForgotten && ev.Producer != nil {
+			switch {
+			case ev.Producer == nil || ev.Lifecycle == nil:
+			case ev.Lifecycle.Type == pipeline.ProducerForgotten:
 				e.retire(ev.Producer)
+			default:
+				e.note(ev.Producer) // appeared: its resource names its metrics
 			}
 			continue
 		case pipeline.KindHello:
 			if ev.Producer != nil {
+				e.note(ev.Producer)
 				e.rebuildIfChanged(ev.Producer)
 			}
 			continue
@@ -173,11 +190,11 @@ func (e *Exporter) Write(ctx context.Context, batch []pipeline.Event) error {
 		}
 		reason := pipeline.SpanDropped
 		if e.traceExp != nil {
-			if reason = e.keeper.Decide(ev); reason == pipeline.SpanCapped {
+			if reason = ev.Span; reason == pipeline.SpanCapped {
 				e.stats[SignalTraces].drop(reasonRateLimited, 1)
 			}
 		}
-		logIt := e.records != nil && ev.Kind != pipeline.KindStatus && ev.SeedLevel() >= e.opts.LogLevel
+		logIt := e.logs(ev)
 		if !reason.Kept() && !logIt {
 			continue
 		}

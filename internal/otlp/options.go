@@ -33,8 +33,6 @@ type Options struct {
 	// QueueSize bounds the spans and the log records waiting for export,
 	// and the audit records read ahead.
 	QueueSize int
-	// Keep decides which events become spans.
-	Keep pipeline.SpanKeepOptions
 	// CriticalUs gives a forward span status Error at or above it (µs; 0:
 	// never).
 	CriticalUs float64

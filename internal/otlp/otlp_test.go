@@ -144,14 +144,30 @@ func newTestExporter(t *testing.T, c *fakeCollector, o Options) *Exporter {
 	if o.Signals == nil {
 		o.Signals = []string{SignalTraces}
 	}
-	if o.Keep.MaxPerSecond == 0 {
-		o.Keep.MaxPerSecond = 1000
-	}
 	e, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// deliver passes events through a dispatcher as the agent wires it: the
+// span decision stamped once by the dispatcher's keeper, the sink's filter.
+func deliver(t *testing.T, e *Exporter, keep pipeline.SpanKeepOptions, batch []pipeline.Event) (written uint64) {
+	t.Helper()
+	if keep.MaxPerSecond == 0 {
+		keep.MaxPerSecond = 1000
+	}
+	d := pipeline.NewDispatcher(nil)
+	d.SetSpanKeeper(pipeline.NewSpanKeeper(keep))
+	d.Register(e, pipeline.SinkOptions{Filter: e.Want, QueueSize: 1 << 20})
+	d.Start()
+	for _, ev := range batch {
+		d.Add(ev)
+	}
+	d.Flush()
+	d.Close()
+	return d.Stats()[0].Written
 }
 
 // run starts Run and returns a function that stops it and waits.
@@ -167,12 +183,12 @@ func run(e *Exporter) func() {
 // rate 0; critical ones carry status Error.
 func TestSlowForwardsBecomeSpans(t *testing.T) {
 	c := startCollector(t)
-	e := newTestExporter(t, c, Options{Keep: pipeline.SpanKeepOptions{SlowUs: 1000}, CriticalUs: 5000})
+	e := newTestExporter(t, c, Options{CriticalUs: 5000})
 	stop := run(e)
 	p := testProducer("tp0", "llama-70b", "serve-0")
 	batch := []pipeline.Event{forward(p, 1, 10), forward(p, 2, 1000), forward(p, 3, 999.9), forward(p, 4, 6000)}
-	if err := e.Write(context.Background(), batch); err != nil {
-		t.Fatal(err)
+	if n := deliver(t, e, pipeline.SpanKeepOptions{SlowUs: 1000}, batch); n != 2 {
+		t.Errorf("%d events reached the sink, want the 2 kept (the filter leaves the others out)", n)
 	}
 	stop()
 	var got []*tracepb.Span
@@ -218,7 +234,7 @@ func TestSlowForwardsBecomeSpans(t *testing.T) {
 func TestStalledCollectorDropsAndCounts(t *testing.T) {
 	c := startCollector(t)
 	c.gate = make(chan struct{})
-	e := newTestExporter(t, c, Options{QueueSize: 16, Keep: pipeline.SpanKeepOptions{SampleRate: 1, MaxPerSecond: 1 << 20}})
+	e := newTestExporter(t, c, Options{QueueSize: 16})
 	stop := run(e)
 	p := testProducer("tp0", "", "")
 	const n = 5000
@@ -226,7 +242,8 @@ func TestStalledCollectorDropsAndCounts(t *testing.T) {
 	for i := range batch {
 		batch[i] = forward(p, uint64(i), 10)
 	}
-	e.Write(context.Background(), batch) // returns with the collector stalled
+	// Returns with the collector stalled.
+	deliver(t, e, pipeline.SpanKeepOptions{SampleRate: 1, MaxPerSecond: 1 << 20}, batch)
 	st := e.stats[SignalTraces]
 	st.mu.Lock()
 	full := st.dropped[reasonQueueFull]
@@ -343,7 +360,7 @@ func TestInvalidUTF8DoesNotPoisonBatches(t *testing.T) {
 	bad := testProducer("bad", "model\xff", "pod\xfe")
 	good := testProducer("good", "m", "p")
 	errText := "boom\xc3"
-	e.Write(context.Background(), []pipeline.Event{
+	deliver(t, e, pipeline.SpanKeepOptions{}, []pipeline.Event{
 		{Kind: pipeline.KindAudit, Producer: bad, Epoch: 1, Seq: 1, TimeNs: 1e18, Audit: &pipeline.Audit{Operation: "op\xff\xfe", Details: []byte("{\"k\":\"\xff\"}"), Error: &errText}},
 		{Kind: pipeline.KindEvent, Producer: bad, Epoch: 1, Seq: 2, TimeNs: 1e18, Other: &pipeline.Other{Name: "ev\xff", Data: []byte("\"\xfe\"")}},
 		{Kind: pipeline.KindAudit, Producer: good, Epoch: 2, Seq: 1, TimeNs: 1e18, Audit: &pipeline.Audit{Operation: "register", Success: true}},

@@ -32,6 +32,10 @@ type SinkOptions struct {
 	// Lossless sinks are never dropped from: the producer of events must
 	// check Room first (audit).
 	Lossless bool
+	// Filter, when set, is asked per event of the sink's kinds, in Flush:
+	// false leaves the event out of the sink's queue (the OTLP sink wants
+	// a forward only when it becomes a span or a log record).
+	Filter func(*Event) bool
 }
 
 // SinkStats are a sink's counters.
@@ -91,6 +95,7 @@ func (l *latencyAtomic) load() LatencyCounts {
 type queue struct {
 	sink     Sink
 	kinds    KindMask
+	filter   func(*Event) bool
 	capacity int
 	lossless bool
 	mu       sync.Mutex
@@ -138,6 +143,21 @@ type Dispatcher struct {
 	wake      atomic.Pointer[func()]
 	pubTotal  atomic.Uint64
 	pubDrops  atomic.Uint64
+
+	// keeper makes the span keep decision once per event, for every sink
+	// (Event.Span); nil: none.
+	keeper *SpanKeeper
+}
+
+// SetSpanKeeper makes Flush stamp every forward, retrieval and audit event
+// with the keeper's decision (Event.Span), the agent's events feeding its
+// alert state, before the sinks see them: one decision, the same for every
+// sink, made once. It must be called before Start.
+func (d *Dispatcher) SetSpanKeeper(k *SpanKeeper) {
+	if d.started {
+		panic("pipeline: SetSpanKeeper after Start")
+	}
+	d.keeper = k
 }
 
 // NewDispatcher returns a dispatcher with no sinks. A nil logger discards.
@@ -162,7 +182,7 @@ func (d *Dispatcher) Register(s Sink, opts SinkOptions) {
 	// it set the GC goal to twice that and let garbage pile up to match.
 	initial := min(opts.QueueSize, restingQueue)
 	d.queues = append(d.queues, &queue{
-		sink: s, kinds: s.Kinds(), capacity: opts.QueueSize, lossless: opts.Lossless, initial: initial,
+		sink: s, kinds: s.Kinds(), filter: opts.Filter, capacity: opts.QueueSize, lossless: opts.Lossless, initial: initial,
 		buf: make([]Event, 0, initial), spare: make([]Event, 0, initial),
 		notify: make(chan struct{}, 1), bounds: LatencyBounds(),
 	})
@@ -238,6 +258,17 @@ func (d *Dispatcher) Flush() {
 	if len(d.pending) == 0 {
 		return
 	}
+	if k := d.keeper; k != nil {
+		for i := range d.pending {
+			ev := &d.pending[i]
+			switch ev.Kind {
+			case KindAgent:
+				k.Observe(ev)
+			case KindForward, KindRetrieval, KindAudit:
+				ev.Span = k.Decide(ev)
+			}
+		}
+	}
 	for _, q := range d.queues {
 		q.push(d.pending)
 	}
@@ -279,7 +310,7 @@ func (q *queue) push(evs []Event) {
 	q.mu.Lock()
 	n := 0
 	for i := range evs {
-		if !q.kinds.Has(evs[i].Kind) {
+		if !q.kinds.Has(evs[i].Kind) || q.filter != nil && !q.filter(&evs[i]) {
 			continue
 		}
 		if len(q.buf) == q.capacity {

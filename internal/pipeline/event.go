@@ -260,7 +260,10 @@ type Event struct {
 	Flags uint16 // record flags (bit 0: body truncated; docs/ring-format.md)
 	// Invalid lists the fields Decode dropped as non-finite (it fits the
 	// padding before Producer: events are copied by value).
-	Invalid  InvalidMask
+	Invalid InvalidMask
+	// Span is the span keep decision, made once by the dispatcher when a
+	// sink asked for it (Dispatcher.SetSpanKeeper); SpanDropped otherwise.
+	Span     SpanReason
 	Producer *Producer
 	// Epoch and Seq name the record in its ring: the ring's epoch (new
 	// for every ring file) and the record's sequence number. Zero for

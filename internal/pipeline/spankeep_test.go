@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"context"
 	"math"
+	"sync"
 	"testing"
 )
 
@@ -100,5 +102,55 @@ func TestSpanKeeper(t *testing.T) {
 		if a.Decide(ev) != b.Decide(ev) {
 			t.Fatalf("keepers disagree at %d", seq)
 		}
+	}
+}
+
+// recordingSink keeps what it is given.
+type recordingSink struct {
+	mu  sync.Mutex
+	got []Event
+}
+
+func (s *recordingSink) Name() string    { return "recording" }
+func (s *recordingSink) Kinds() KindMask { return AllKinds }
+func (s *recordingSink) Write(_ context.Context, b []Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, b...)
+	return nil
+}
+
+// The dispatcher stamps the keeper's decision once, alert transitions
+// feeding it in order with the records, and a sink's filter leaves events
+// out of its queue.
+func TestDispatcherStampsSpanDecision(t *testing.T) {
+	p := NewProducer("tp0", "k", 1, 1, "r", Identity{Producer: "tp0"})
+	d := NewDispatcher(nil)
+	d.SetSpanKeeper(NewSpanKeeper(SpanKeepOptions{SlowUs: 1000, MaxPerSecond: 100, LatencyMetric: func(m string) bool { return m == "latency_p99" }}))
+	all, kept := &recordingSink{}, &recordingSink{}
+	d.Register(all, SinkOptions{})
+	d.Register(kept, SinkOptions{Filter: func(ev *Event) bool { return ev.Span.Kept() }})
+	d.Start()
+	d.Add(*fwd(p, 1, 10, 5))
+	d.Add(*fwd(p, 2, 10, 5000))
+	d.Flush()
+	// Published events follow the ring events of their flush.
+	d.Publish(*alert("tp0", "slo_latency_p99", "latency_p99", "firing"))
+	d.Flush()
+	d.Add(*fwd(p, 3, 10, 5))
+	d.Flush()
+	d.Close()
+	want := map[uint64]SpanReason{1: SpanDropped, 2: SpanSlow, 3: SpanAlert}
+	n := 0
+	for _, ev := range all.got {
+		if ev.Kind == KindForward {
+			n++
+			if ev.Span != want[ev.Seq] {
+				t.Errorf("seq %d stamped %v, want %v", ev.Seq, ev.Span, want[ev.Seq])
+			}
+		}
+	}
+	if n != 3 || len(kept.got) != 2 || kept.got[0].Seq != 2 || kept.got[1].Seq != 3 {
+		t.Errorf("all %d forwards, filtered sink got %d events", n, len(kept.got))
 	}
 }
