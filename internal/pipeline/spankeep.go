@@ -14,7 +14,7 @@ import "encoding/binary"
 func TraceID(epoch, seq uint64) [16]byte {
 	var id [16]byte
 	hi := mix64(epoch ^ 0x9e3779b97f4a7c15 ^ mix64(seq))
-	lo := mix64(seq ^ 0xbf58476d1ce4e5b9 ^ mix64(epoch+1))
+	lo := traceLow(mix64(epoch+1), seq)
 	if hi == 0 && lo == 0 {
 		lo = 1
 	}
@@ -22,6 +22,11 @@ func TraceID(epoch, seq uint64) [16]byte {
 	binary.BigEndian.PutUint64(id[8:], lo)
 	return id
 }
+
+// traceLow is the second half of a trace id, from mix64(epoch+1) (which a
+// keeper computes once per ring) and the sequence number: what head
+// sampling reads.
+func traceLow(epochMix, seq uint64) uint64 { return mix64(seq ^ 0xbf58476d1ce4e5b9 ^ epochMix) }
 
 // SpanID returns the span id of a ring record's span, never zero.
 func SpanID(epoch, seq uint64) [8]byte {
@@ -52,9 +57,11 @@ func HeadSampled(id [16]byte, rate float64) bool {
 	case !(rate > 0):
 		return false
 	}
-	bound := uint64(rate * (1 << 63))
-	return binary.BigEndian.Uint64(id[8:])>>1 < bound
+	return sampledLow(binary.BigEndian.Uint64(id[8:]), rate)
 }
+
+// sampledLow is HeadSampled on the id's second half (0 < rate < 1).
+func sampledLow(lo uint64, rate float64) bool { return lo>>1 < uint64(rate*(1<<63)) }
 
 // SpanReason says why an event is kept as a span.
 type SpanReason uint8
@@ -101,6 +108,9 @@ type SpanKeeper struct {
 	firing map[string]map[string]bool
 	sec    int64 // current second of event time
 	used   int   // kept spans in it
+	// epoch and epochMix cache mix64(epoch+1) for the last ring seen:
+	// consecutive events come from the same ring.
+	epoch, epochMix uint64
 }
 
 // NewSpanKeeper returns a keeper.
@@ -154,13 +164,13 @@ func (k *SpanKeeper) Decide(ev *Event) SpanReason {
 		switch {
 		case ok && k.opts.SlowUs > 0 && lat >= k.opts.SlowUs:
 			r = SpanSlow
-		case ev.Producer != nil && k.Firing(ev.Producer.Name):
+		case len(k.firing) > 0 && ev.Producer != nil && k.Firing(ev.Producer.Name):
 			r = SpanAlert
-		case k.opts.SampleRate > 0 && HeadSampled(TraceID(ev.Epoch, ev.Seq), k.opts.SampleRate):
+		case k.sampled(ev):
 			r = SpanSampled
 		}
 	case KindRetrieval:
-		if k.opts.SampleRate > 0 && HeadSampled(TraceID(ev.Epoch, ev.Seq), k.opts.SampleRate) {
+		if k.sampled(ev) {
 			r = SpanSampled
 		}
 	case KindAudit:
@@ -177,4 +187,20 @@ func (k *SpanKeeper) Decide(ev *Event) SpanReason {
 	}
 	k.used++
 	return r
+}
+
+// sampled is the head sampling decision on the event's trace id (as
+// HeadSampled, without building the whole id).
+func (k *SpanKeeper) sampled(ev *Event) bool {
+	rate := k.opts.SampleRate
+	switch {
+	case rate >= 1:
+		return true
+	case !(rate > 0):
+		return false
+	}
+	if ev.Epoch != k.epoch || k.epochMix == 0 {
+		k.epoch, k.epochMix = ev.Epoch, mix64(ev.Epoch+1)
+	}
+	return sampledLow(traceLow(k.epochMix, ev.Seq), rate)
 }

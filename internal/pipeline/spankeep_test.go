@@ -154,3 +154,18 @@ func TestDispatcherStampsSpanDecision(t *testing.T) {
 		t.Errorf("all %d forwards, filtered sink got %d events", n, len(kept.got))
 	}
 }
+
+// The keeper's sampling (which caches per ring and reads half the id) is
+// HeadSampled on the whole trace id, across rings.
+func TestKeeperSamplingIsHeadSampled(t *testing.T) {
+	p := NewProducer("tp0", "k", 1, 1, "r", Identity{Producer: "tp0"})
+	k := NewSpanKeeper(SpanKeepOptions{SampleRate: 0.3})
+	for i := uint64(0); i < 20000; i++ {
+		ev := fwd(p, i, 1, 5)
+		ev.Epoch = []uint64{7, 7, 9, 0, math.MaxUint64}[i%5]
+		want := HeadSampled(TraceID(ev.Epoch, ev.Seq), 0.3)
+		if got := k.Decide(ev) == SpanSampled; got != want {
+			t.Fatalf("epoch %d seq %d: keeper %v, HeadSampled %v", ev.Epoch, ev.Seq, got, want)
+		}
+	}
+}
