@@ -555,3 +555,33 @@ func TestExemplarIDs(t *testing.T) {
 		t.Errorf("exemplars %v, want trace %x span %x", ex, tid, sid)
 	}
 }
+
+// The standard OTEL_EXPORTER_OTLP_* variables apply when our keys are
+// unset, and ours win when set.
+func TestOTELEnvironment(t *testing.T) {
+	c := startFullCollector(t)
+	down := "127.0.0.1:1" // nothing listens there
+	for _, tc := range []struct {
+		name, env, endpoint string
+	}{{"environment only", "http://" + c.addr, ""}, {"our key wins", "http://" + down, c.addr}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.env)
+			c.mu.Lock()
+			c.spans = nil
+			c.mu.Unlock()
+			o := Options{Signals: []string{SignalTraces}, Endpoint: tc.endpoint, Insecure: tc.endpoint != "", Node: "node-a"}
+			e, err := New(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(e)
+			deliver(t, e, pipeline.SpanKeepOptions{SlowUs: 1}, []pipeline.Event{forward(testProducer("tp0", "", ""), 1, 10)})
+			stop()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if len(c.spans) != 1 {
+				t.Errorf("%d resource spans arrived, want 1", len(c.spans))
+			}
+		})
+	}
+}
