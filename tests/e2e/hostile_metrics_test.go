@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -130,11 +131,22 @@ func TestHostileProducerMetrics(t *testing.T) {
 	if !utf8.Valid(om) || !bytes.HasSuffix(om, []byte("# EOF\n")) || !bytes.Contains(om, []byte("aga_producer_info")) {
 		t.Errorf("OpenMetrics exposition: valid UTF-8 %v, %d bytes", utf8.Valid(om), len(om))
 	}
-	_, pb := scrapeFormat(t, url, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
-	for name, mf := range mfs {
-		if p := pb[name]; p == nil || len(p.Metric) != len(mf.Metric) {
-			t.Errorf("%s: %d series in text, protobuf has %v", name, len(mf.Metric), p)
+	// Text and protobuf carry the same series. Two scrapes are two moments
+	// (the agent keeps storing audit records, making series): compare a
+	// text and a protobuf scrape taken back to back until a pair agrees.
+	var diff []string
+	if !testutil.WaitFor(time.Minute, func() bool {
+		_, txt := scrapeFormat(t, url, "text/plain;version=0.0.4")
+		_, pb := scrapeFormat(t, url, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+		diff = diff[:0]
+		for name, mf := range txt {
+			if p := pb[name]; p == nil || len(p.Metric) != len(mf.Metric) {
+				diff = append(diff, fmt.Sprintf("%s: %d series in text, protobuf has %v", name, len(mf.Metric), p))
+			}
 		}
+		return len(diff) == 0
+	}) {
+		t.Errorf("text and protobuf scrapes never agreed: %v", diff)
 	}
 
 	cmd := exec.Command(promtool, "check", "metrics")
