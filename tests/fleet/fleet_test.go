@@ -83,6 +83,7 @@ func (f *fleet) agreement(t *testing.T, step string, names []string, want map[al
 		return agentAt > 0 && promAt > 0
 	})
 	if !ok {
+		f.diagnose(t, timeout)
 		t.Fatalf("%s: want %v firing; agents %v, Prometheus %v", step, keysOf(want), keysOf(lastAgent), keysOf(lastProm))
 	}
 	window := 2 * (f.scrape + time.Second) // evaluation interval: 1 s on both sides
@@ -243,4 +244,30 @@ func TestFleet(t *testing.T) {
 	f.checkDashboards(t)
 	f.checkLongTermStore(t)
 	f.report(t)
+}
+
+// diagnose logs what Prometheus saw of the agents over the step: a
+// failed scrape marks every series stale and resets a pending alert's
+// `for`, the usual reason Prometheus lags the agents on a loaded machine.
+func (f *fleet) diagnose(t *testing.T, over time.Duration) {
+	t.Helper()
+	r := fmt.Sprintf("[%ds]", int(over.Seconds())+30)
+	for _, expr := range []string{
+		`count_over_time(up{job="agaobs-agent"}` + r + `)`,
+		`sum_over_time(up{job="agaobs-agent"}` + r + `)`,
+		`max_over_time(scrape_duration_seconds{job="agaobs-agent"}` + r + `)`,
+		`count_over_time(agaobs_producer_state{state="dead"}` + r + `)`,
+		`ALERTS`,
+		`prometheus_rule_group_iterations_missed_total`,
+		`max_over_time(prometheus_rule_group_last_duration_seconds` + r + `)`,
+	} {
+		v, err := f.query(expr)
+		if err != nil {
+			t.Logf("diagnose %s: %v", expr, err)
+			continue
+		}
+		for _, s := range v {
+			t.Logf("diagnose %s %v = %g", expr, s.labels, s.value)
+		}
+	}
 }
