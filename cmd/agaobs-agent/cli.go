@@ -178,7 +178,7 @@ endpoints. Without a command it runs the agent (as "agaobs-agent run").`,
 		&cobra.Group{ID: "generate", Title: "Generate:"})
 	for group, cmds := range map[string][]*cobra.Command{
 		"serve":    {runCmd, c.runCommand(true)},
-		"inspect":  {c.ringsCommand(), c.healthCommand(), c.auditCommand(), c.configCommand()},
+		"inspect":  {c.ringsCommand(), c.healthCommand(), c.auditCommand(), c.configCommand(), c.uiCommand()},
 		"generate": {c.rulesCommand(), c.dashboardCommand()},
 		"":         {c.demoProducerCommand(), c.versionCommand(), c.manCommand()},
 	} {

@@ -102,6 +102,9 @@ func (c *cli) serve(ctx context.Context, cfg config.Config, withDemo bool, dopts
 			return err
 		}
 		fmt.Fprintf(stdout, "agaobs demo: agent consuming %s; synthetic producers starting.\n", cfg.RingDir)
+		if addr := localAddr(a.AdminAddr()); addr != "" {
+			fmt.Fprintf(stdout, "  live:    open http://%s/ui/   (the per-second page of this node)\n", addr)
+		}
 		if addr := localAddr(a.MetricsAddr()); addr != "" {
 			fmt.Fprintf(stdout, "  metrics: curl -s http://%s/metrics | grep ^%s_\n", addr, cfg.PrometheusPrefix)
 		}

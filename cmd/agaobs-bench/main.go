@@ -7,7 +7,8 @@
 //
 //	agaobs-bench [--agent bin/agaobs-agent] [--duration 10s] [--scenarios idle,10k,1m] [--json]
 //	agaobs-bench --collector bin/agaobs-testcol --scenarios 100k,100k-otlp,1m-otlp-slow   (OTLP on, against a real collector)
-//	agaobs-bench load --ring-dir DIR --rate N --duration D [--slow-every N]   (the producer side)
+//	agaobs-bench load --ring-dir DIR --rate N --duration D [--slow-every N] [--layers N]   (the producer side)
+//	agaobs-bench live [--viewers 20] [--producers 8] [--layers 96] [--window 20s] [--pairs 3] [--json]   (the live view's cost)
 //
 // The *-otlp* scenarios start the agent with --otlp-enabled (all signals,
 // default sampling unless the scenario says otherwise) against a test
@@ -45,9 +46,12 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "load" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "load":
 		err = load(os.Args[2:])
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "live":
+		err = liveBench(os.Args[2:])
+	default:
 		err = bench(os.Args[1:])
 	}
 	if err != nil {
@@ -66,6 +70,7 @@ func load(args []string) error {
 	hot := fs.Uint64("ring-hot-bytes", 4<<20, "hot ring capacity")
 	name := fs.String("producer", "bench", "producer name")
 	slowEvery := fs.Int("slow-every", 0, "every Nth forward is slow (LatencyUs 2000, above the default 1000 µs slow-span threshold); 0: none")
+	layers := fs.Int("layers", 0, "forwards cycle through layers 0..N-1 (0: all on layer 31)")
 	class := fs.String("class", "hot", "hot (FORWARD records) or audit (aga-core register audits into a 1 MiB audit ring)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,6 +102,10 @@ func load(args []string) error {
 				continue
 			}
 			f.LatencyUs = 120
+			if *layers > 0 {
+				f.Layer = int32(sent % int64(*layers))
+				f.LatencyUs = float64(100 + f.Layer) // a visible layer profile
+			}
 			if *slowEvery > 0 && sent%int64(*slowEvery) == 0 {
 				f.LatencyUs = 2000
 			}

@@ -125,6 +125,11 @@ func (a *Agent) adminHandler() http.Handler {
 		writeJSON(w, map[string]any{"rules": a.alerts.Rules()})
 	})
 	registerPprof(mux)
+	if a.live != nil {
+		ui := a.live.Handler()
+		mux.Handle("/ui/", ui)
+		mux.Handle("/ui", ui)
+	}
 	return mux
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/agaobs/agaobs/internal/gpu"
 	"github.com/agaobs/agaobs/internal/health"
 	"github.com/agaobs/agaobs/internal/jsonfloat"
+	"github.com/agaobs/agaobs/internal/live"
 	"github.com/agaobs/agaobs/internal/metrics"
 	"github.com/agaobs/agaobs/internal/otlp"
 	"github.com/agaobs/agaobs/internal/pipeline"
@@ -63,6 +64,7 @@ type Agent struct {
 	exporter *metrics.Exporter
 	registry *metrics.Registry
 	otlp     *otlp.Exporter
+	live     *live.Live // nil without an admin listener
 	alerts   *alerting.Engine
 	notifier *notify.Dispatcher
 	// audit is the audit trail's writer over auditStore (auditPath is the
@@ -70,6 +72,9 @@ type Agent struct {
 	audit      *audit.Writer
 	auditStore audit.Store
 	auditPath  string
+	// auditVerify re-verifies the chain in the background; nil when
+	// audit_verify_interval is 0 (auditverify.go).
+	auditVerify *audit.Verifier
 	// gpu is nil when gpu_enabled is false; health is always built (the
 	// admin status uses it), its listener only when health_enabled.
 	gpu        *gpu.Collector
@@ -129,6 +134,7 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if err := a.newAudit(cfg); err != nil {
 		return nil, err
 	}
+	a.newAuditVerify(cfg)
 	// Lossless: audit ring space is released only when the store acks.
 	a.disp.Register(a.audit, pipeline.SinkOptions{QueueSize: cfg.SinkQueueSize, Lossless: true})
 	a.newGPU(cfg)
@@ -177,6 +183,7 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if err := a.newHealth(cfg); err != nil {
 		return nil, err
 	}
+	a.newLive(cfg)
 	if cfg.PrometheusEnabled {
 		// Every agaobs_* source goes in one set, complete before the
 		// registry checks its descriptors (the exporter's is added there).
@@ -197,6 +204,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 			self.Add("notify", a.notifier.Collector())
 		}
 		self.Add("audit", a.audit.Collector())
+		if a.auditVerify != nil {
+			self.Add("audit_verify", a.auditVerify.Collector())
+		}
 		self.Add("health", a.health.Collector())
 		// Asked at each scrape: the admin listener is bound below.
 		self.Add("web", web.Collector(func() []*web.Server { return a.servers }))
@@ -205,6 +215,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 		}
 		if a.otlp != nil {
 			self.Add("otlp", a.otlp.Collector())
+		}
+		if a.live != nil {
+			self.Add("live", a.live.Collector())
 		}
 		if a.gpu != nil {
 			self.Add("gpu", a.gpu.Metrics())
@@ -463,6 +476,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	auxWG.Add(1)
 	go func() { defer auxWG.Done(); _ = a.health.Run(auxCtx) }()
+	if a.live != nil {
+		auxWG.Add(1)
+		go func() { defer auxWG.Done(); _ = a.live.Run(auxCtx) }()
+	}
 	if a.gpu != nil {
 		auxWG.Add(1)
 		go func() { defer auxWG.Done(); _ = a.gpu.Run(auxCtx) }()
@@ -491,6 +508,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Under bpf_require a failing probe ends the agent (exit 1).
 		g.Go(func() error { return a.probes.Run(gctx) })
 	}
+	a.goAuditVerify(gctx, g)
 	g.Go(func() error {
 		select {
 		case <-gctx.Done():

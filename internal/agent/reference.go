@@ -23,8 +23,8 @@ import (
 )
 
 // referenceElsewhere are self-metrics families documented in their own
-// tables (docs/health.md, docs/ebpf.md), which tests keep in sync.
-var referenceElsewhere = []string{"agaobs_gpu_", "agaobs_bpf_"}
+// tables (docs/health.md, docs/ebpf.md, docs/otlp.md, docs/live.md).
+var referenceElsewhere = []string{"agaobs_gpu_", "agaobs_bpf_", "agaobs_otlp_", "agaobs_ui_"}
 
 // MetricsReference renders the README's metrics reference: the AGA-domain
 // families (both namings) and the agent's own families, listed from the
@@ -34,7 +34,7 @@ func MetricsReference() string {
 	var b strings.Builder
 	b.WriteString("AGA-domain families (prefix `prometheus_prefix`, default `aga`; every series also carries `prometheus_labels`):\n\n")
 	b.WriteString(schema.ReferenceTable("aga"))
-	b.WriteString("\nAgent self-metrics (always `agaobs_`; plus the standard `go_*` and `process_*` families; the `agaobs_gpu_*` families are listed in [docs/health.md](docs/health.md#gpu-metrics), the `agaobs_bpf_*` ones in [docs/ebpf.md](docs/ebpf.md#metrics)) and alerting families (`<prefix>_alerts` and `<prefix>_slo_*` follow `prometheus_prefix`):\n\n")
+	b.WriteString("\nAgent self-metrics (always `agaobs_`; plus the standard `go_*` and `process_*` families; the `agaobs_gpu_*` families are listed in [docs/health.md](docs/health.md#gpu-metrics), the `agaobs_bpf_*` ones in [docs/ebpf.md](docs/ebpf.md#metrics), the `agaobs_otlp_*` ones in [docs/otlp.md](docs/otlp.md), the `agaobs_ui_*` ones in [docs/live.md](docs/live.md#self-metrics)) and alerting families (`<prefix>_alerts` and `<prefix>_slo_*` follow `prometheus_prefix`):\n\n")
 	b.WriteString("| name | type | labels | meaning |\n|---|---|---|---|\n")
 	reg := metrics.NewRegistry(nil, metrics.New(metrics.Options{}), referenceSet())
 	rows := map[string]string{}
@@ -87,6 +87,7 @@ func referenceSet() *selfmetrics.Set {
 	s.Add("alerting", e.Collector("aga"))
 	s.Add("notify", n.Collector())
 	s.Add("audit", audit.NewWriter(audit.WriterOptions{Store: audit.NewMemory()}).Collector())
+	s.Add("audit_verify", audit.NewVerifier(audit.VerifierOptions{Store: audit.NewMemory()}).Collector())
 	s.Add("health", health.New(health.Options{}).Collector())
 	s.Add("web", web.Collector(func() []*web.Server { return nil }))
 	s.Add("probes", probes.New(probes.Options{}).Collector())

@@ -121,3 +121,34 @@ func (e *Engine) Rules() []RuleView {
 	}
 	return out
 }
+
+// SLOBudget is one SLO's error budget left for one producer.
+type SLOBudget struct {
+	SLO       string
+	Producer  string
+	Objective float64
+	Remaining float64 // share of the budget left over the period (< 0: exhausted)
+}
+
+// SLOBudgets returns every SLO's remaining error budget per producer as
+// of the last evaluation (agaobs_slo_error_budget_remaining_ratio),
+// sorted by SLO and producer.
+func (e *Engine) SLOBudgets() []SLOBudget {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []SLOBudget
+	for _, s := range e.slos {
+		for p, ser := range s.series {
+			if r, ok := ser.errorRatio(e.lastEvalSec, s.periodDuration()); ok {
+				out = append(out, SLOBudget{SLO: s.Name, Producer: p, Objective: s.Objective, Remaining: 1 - r/s.budget})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].SLO != out[j].SLO {
+			return out[i].SLO < out[j].SLO
+		}
+		return out[i].Producer < out[j].Producer
+	})
+	return out
+}

@@ -66,6 +66,7 @@ type Config struct {
 	AuditMaxFiles        int      `yaml:"audit_max_files" help:"file backend: JSONL files kept, the active one included (>= 1); older ones are removed with a checkpoint. Used by the audit store."`
 	AuditRedactKeys      []string `yaml:"audit_redact_keys" help:"Keys removed from audit details (at any depth) before storage and hashing. Used by the audit store."`
 	AuditHeadLogInterval Duration `yaml:"audit_head_log_interval" help:"How often the audit chain head (size and hash) is logged for an off-node witness (> 0). Used by the audit store."`
+	AuditVerifyInterval  Duration `yaml:"audit_verify_interval" help:"Interval of the background re-verification of the whole audit hash chain (the first runs at start); 0 disables it, else 1m to 7d. The result: agaobs_audit_verify_ok, agaobs_audit_last_verify_timestamp_seconds, the live view; a failure raises AgaobsAuditVerifyFailed (Prometheus rules). Used by the audit store."`
 
 	AlertEnabled             bool        `yaml:"alert_enabled" help:"Evaluate alert rules. Used by the alert engine."`
 	AlertRules               []AlertRule `yaml:"alert_rules" flag:"-" help:"Alert rules (file only; see Alert rules). Used by the alert engine."`
@@ -123,6 +124,7 @@ type Config struct {
 	AgentLogFormat                 string            `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
 	AgentGOMAXPROCS                int               `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
 	AdminListenAddress             string            `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
+	UIMaxViewers                   int               `yaml:"ui_max_viewers" help:"Live view viewers (WebSocket connections to /ui/ on the admin listener) at most (1-1000); one more is refused with a message saying so. Used by the live view."`
 	WebMaxConnections              int               `yaml:"web_max_connections" help:"Concurrent connections per HTTP listener (1-65536); at the limit the oldest idle keep-alive connection is closed to let a new one in. Used by the HTTP listeners."`
 	WebIdleTimeout                 Duration          `yaml:"web_idle_timeout" help:"Idle keep-alive connections are closed after this (> 0, <= 1h). Used by the HTTP listeners."`
 	WebConfigFile                  string            `yaml:"web_config_file" help:"Path of a web configuration file (exporter-toolkit format: TLS, basic auth) for the HTTP listeners; empty means none. Used by the HTTP listeners."`
@@ -233,6 +235,7 @@ func Default() Config {
 		AuditMaxFileBytes:    104857600,
 		AuditMaxFiles:        10,
 		AuditHeadLogInterval: Duration(5 * time.Minute),
+		AuditVerifyInterval:  Duration(time.Hour),
 
 		AlertEnabled:             true,
 		AlertLogLevel:            "WARNING",
@@ -270,6 +273,7 @@ func Default() Config {
 		AgentLogFormat:                 "text",
 		AgentGOMAXPROCS:                1,
 		AdminListenAddress:             "127.0.0.1:8081",
+		UIMaxViewers:                   20,
 		WebMaxConnections:              512,
 		WebIdleTimeout:                 Duration(30 * time.Second),
 		StatusIntervalSeconds:          2,

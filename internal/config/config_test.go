@@ -80,6 +80,8 @@ func TestDefaults(t *testing.T) {
 		{"log_max_bytes", d.LogMaxBytes, int64(104857600)},
 		{"audit_storage_backend", d.AuditStorageBackend, "bbolt"},
 		{"audit_flush_interval", d.AuditFlushInterval, 0.05},
+		{"audit_verify_interval", d.AuditVerifyInterval, Duration(time.Hour)},
+		{"ui_max_viewers", d.UIMaxViewers, 20},
 		{"alert_log_level", d.AlertLogLevel, "WARNING"},
 		{"health_path", d.HealthPath, "/health"},
 		{"health_kv_utilization_degraded", d.HealthKVUtilizationDegraded, 0.95},
@@ -856,8 +858,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 104 {
-		t.Errorf("%d keys, want 104", len(keys))
+	if len(keys) != 106 {
+		t.Errorf("%d keys, want 106", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)
@@ -867,15 +869,17 @@ func TestKeys(t *testing.T) {
 		byName[k.Name] = k
 	}
 	for name, want := range map[string][2]string{
-		"prometheus_port":      {"int", "9090"},
-		"audit_flush_interval": {"float", "0.05"},
-		"ring_poll_interval":   {"duration", "3ms"},
-		"ring_allowed_uids":    {"[]int", ""},
-		"prometheus_labels":    {"map[string]string", ""},
-		"alert_rules":          {"[]AlertRule", ""},
-		"bpf_probes":           {"map[string]bool", ""},
-		"prometheus_host":      {"string", ""},
-		"ring_remove_dead":     {"bool", "true"},
+		"prometheus_port":       {"int", "9090"},
+		"audit_flush_interval":  {"float", "0.05"},
+		"ring_poll_interval":    {"duration", "3ms"},
+		"ring_allowed_uids":     {"[]int", ""},
+		"prometheus_labels":     {"map[string]string", ""},
+		"alert_rules":           {"[]AlertRule", ""},
+		"bpf_probes":            {"map[string]bool", ""},
+		"prometheus_host":       {"string", ""},
+		"ring_remove_dead":      {"bool", "true"},
+		"audit_verify_interval": {"duration", "1h"},
+		"ui_max_viewers":        {"int", "20"},
 	} {
 		if k := byName[name]; k.Type != want[0] || k.Default != want[1] {
 			t.Errorf("%s: type %q default %q, want %q %q", name, k.Type, k.Default, want[0], want[1])
@@ -954,6 +958,7 @@ func TestKeyAreas(t *testing.T) {
 		"health_port": "Health", "gpu_enabled": "GPU", "bpf_enabled": "eBPF probes", "bpf_probes": "eBPF probes",
 		"web_idle_timeout": "HTTP listeners", "admin_listen_address": "HTTP listeners", "ring_hot_bytes": "Producers",
 		"ring_audit_wait_us": "Producers", "enabled": "Compatibility", "node_name": "Agent", "agent_gomaxprocs": "Agent",
+		"audit_verify_interval": "Audit store", "ui_max_viewers": "Live view",
 	}
 	var agentKeys []string
 	for _, k := range Keys() {
@@ -1024,5 +1029,72 @@ func TestOTLPKeys(t *testing.T) {
 				t.Errorf("error %v, want one naming %s", err, tc.key)
 			}
 		})
+	}
+}
+
+// audit_verify_interval (0 switches the background verify off, else 1m to
+// 7d) and ui_max_viewers (1-1000) are read from the file, the environment
+// and flags like every key, and bad values are rejected naming the key.
+func TestAuditVerifyAndUIKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		file   string
+		env    []string
+		args   []string
+		verify Duration
+		max    int
+	}{
+		{"defaults", "", nil, nil, Duration(time.Hour), 20},
+		{"file", "audit_verify_interval: 0\nui_max_viewers: 1\n", nil, nil, 0, 1},
+		{"env", "", []string{"AGAOBS_AUDIT_VERIFY_INTERVAL=7d", "AGAOBS_UI_MAX_VIEWERS=1000"}, nil, Duration(7 * 24 * time.Hour), 1000},
+		{"flag over env", "", []string{"AGAOBS_AUDIT_VERIFY_INTERVAL=7d", "AGAOBS_UI_MAX_VIEWERS=5"},
+			[]string{"--audit-verify-interval=1m", "--ui-max-viewers", "50"}, Duration(time.Minute), 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := mustLoad(t, tc.file, tc.env, tc.args...)
+			if c.AuditVerifyInterval != tc.verify || c.UIMaxViewers != tc.max {
+				t.Errorf("audit_verify_interval %v, ui_max_viewers %d; want %v, %d", c.AuditVerifyInterval, c.UIMaxViewers, tc.verify, tc.max)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		key  string // "": valid
+	}{
+		{"verify off", func(c *Config) { c.AuditVerifyInterval = 0 }, ""},
+		{"verify 1m", func(c *Config) { c.AuditVerifyInterval = Duration(time.Minute) }, ""},
+		{"verify 7d", func(c *Config) { c.AuditVerifyInterval = 7 * day }, ""},
+		{"verify 59s", func(c *Config) { c.AuditVerifyInterval = Duration(59 * time.Second) }, "audit_verify_interval"},
+		{"verify 1ms", func(c *Config) { c.AuditVerifyInterval = Duration(time.Millisecond) }, "audit_verify_interval"},
+		{"verify 8d", func(c *Config) { c.AuditVerifyInterval = 8 * day }, "audit_verify_interval"},
+		{"verify negative", func(c *Config) { c.AuditVerifyInterval = -Duration(time.Hour) }, "audit_verify_interval"},
+		{"viewers 1", func(c *Config) { c.UIMaxViewers = 1 }, ""},
+		{"viewers 1000", func(c *Config) { c.UIMaxViewers = 1000 }, ""},
+		{"viewers 0", func(c *Config) { c.UIMaxViewers = 0 }, "ui_max_viewers"},
+		{"viewers 1001", func(c *Config) { c.UIMaxViewers = 1001 }, "ui_max_viewers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			err := c.Validate()
+			var ce *Error
+			switch {
+			case tc.key == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.key != "" && (!errors.As(err, &ce) || ce.Key != tc.key):
+				t.Errorf("error %v, want one naming %s", err, tc.key)
+			}
+		})
+	}
+	for _, tc := range []struct{ file, key string }{
+		{"audit_verify_interval: 30s\n", "audit_verify_interval"},
+		{"ui_max_viewers: 0\n", "ui_max_viewers"},
+	} {
+		_, _, err := load(t, tc.file, nil)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key || ce.Line != 1 {
+			t.Errorf("%q: error %v, want one naming %s at line 1", tc.file, err, tc.key)
+		}
 	}
 }

@@ -74,6 +74,7 @@ func areaOf(name, help string) string {
 		{"Used by the OTLP exporter.", "OTLP export"},
 		{"Used by the HTTP listeners.", "HTTP listeners"},
 		{"Used by the admin listener.", "HTTP listeners"},
+		{"Used by the live view.", "Live view"},
 		{"Used by the demo producers.", "Producers"},
 		{"Producer-side", "Producers"},
 	}

@@ -214,6 +214,11 @@ func (c Config) Validate() error {
 	ch.intRange("audit_max_files", int64(c.AuditMaxFiles), 1, 100000)
 	ch.durMin("audit_head_log_interval", c.AuditHeadLogInterval, true)
 	ch.durMax("audit_head_log_interval", c.AuditHeadLogInterval, day)
+	ch.durMin("audit_verify_interval", c.AuditVerifyInterval, false)
+	if v := c.AuditVerifyInterval; v > 0 && v < Duration(time.Minute) { // 0 switches the background verify off
+		ch.fail("audit_verify_interval", invalid(v.String(), "must be 0 (off) or >= 1m"))
+	}
+	ch.durMax("audit_verify_interval", c.AuditVerifyInterval, 7*day)
 
 	c.validateAlertRules(ch)
 	if c.AlertWebhookURL != "" {
@@ -290,6 +295,7 @@ func (c Config) Validate() error {
 	if c.AdminListenAddress != "" {
 		validateHostPort(ch, "admin_listen_address", c.AdminListenAddress)
 	}
+	ch.intRange("ui_max_viewers", int64(c.UIMaxViewers), 1, 1000)
 	ch.intRange("web_max_connections", int64(c.WebMaxConnections), 1, 65536)
 	ch.durMin("web_idle_timeout", c.WebIdleTimeout, true)
 	ch.durMax("web_idle_timeout", c.WebIdleTimeout, Duration(time.Hour))

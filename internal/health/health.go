@@ -143,3 +143,12 @@ func (h *Health) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Last returns the overall status and the components of the last
+// Evaluate, without evaluating (false before the first): the live view
+// reads it every second without causing transitions.
+func (h *Health) Last() (Status, map[string]Component, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.overall, maps.Clone(h.last), h.evaluated
+}

@@ -28,6 +28,7 @@ type SelfAlert struct {
 const (
 	AlertAgentDown            = "AgaobsAgentDown"
 	AlertAuditStoreUnwritable = "AgaobsAuditStoreUnwritable"
+	AlertAuditVerifyFailed    = "AgaobsAuditVerifyFailed"
 	AlertRingDrops            = "AgaobsRingDrops"
 	AlertSinkDrops            = "AgaobsSinkDrops"
 	AlertProducerDied         = "AgaobsProducerDied"
@@ -51,6 +52,7 @@ const (
 	criticalXIDs        = "48|62|64|74|79|95|119|120"
 	producerStateFamily = "agaobs_producer_state"
 	auditStoreUp        = "agaobs_audit_store_up"
+	auditVerifyOK       = "agaobs_audit_verify_ok"
 	sinkDroppedTotal    = "agaobs_sink_dropped_total"
 )
 
@@ -63,6 +65,8 @@ func SelfAlerts() []SelfAlert {
 			Summary: "agaobs-agent on {{ $labels.node }} is down: Prometheus cannot scrape it (no metrics, alerts or audit trail from this node)"},
 		{Name: AlertAuditStoreUnwritable, Severity: "critical", For: 2 * time.Minute,
 			Summary: "The audit store of agaobs-agent on {{ $labels.node }} does not accept writes: audit records wait in the producers' rings"},
+		{Name: AlertAuditVerifyFailed, Severity: "critical", For: time.Minute,
+			Summary: "The audit trail of agaobs-agent on {{ $labels.node }} failed its background verification: the hash chain was tampered with, is corrupt, or could not be read"},
 		{Name: AlertRingDrops, Severity: "warning", For: 10 * time.Minute, PerProducer: true,
 			Summary: "Producer {{ $labels.producer }} on {{ $labels.node }} drops {{ humanizePercentage $value }} of its hot-ring records: its ring is full, the agent does not keep up"},
 		{Name: AlertSinkDrops, Severity: "warning", For: 10 * time.Minute,
@@ -110,6 +114,10 @@ func (g *generator) selfExpr(a SelfAlert) string {
 		return fmt.Sprintf(`max by (instance) (up{job=%q}) == 0`, g.agentJob)
 	case AlertAuditStoreUnwritable:
 		return fmt.Sprintf("min by (%s) (%s) == 0", n, auditStoreUp)
+	case AlertAuditVerifyFailed:
+		// Absent before the agent's first verify and with
+		// audit_verify_interval 0: no alert then.
+		return fmt.Sprintf("max by (%s) (%s) == 0", n, auditVerifyOK)
 	case AlertRingDrops:
 		w := rw(a.Name)
 		dropped := fmt.Sprintf("sum by (%s) (rate(%s{%s}[%s]))", np, ringDroppedTotal, hotRing, w)
