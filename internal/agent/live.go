@@ -144,56 +144,56 @@ func (a *Agent) liveSinks() live.Sinks {
 	return out
 }
 
-// liveAudit reads the audit section: the tail is queried again only when
-// the head moved, and at most every auditTailEvery (a store under 100 k
-// records/s moves every second).
+// liveAudit reads the audit section. The tail comes from the writer's
+// newest stored records (no store read per frame: a file-backend query
+// scans every file under the store's lock); before the writer has stored
+// anything, it is read once from a bbolt or memory store.
 type liveAudit struct {
 	a      *Agent
-	mu     sync.Mutex
-	size   uint64
-	at     time.Time
-	tail   []live.AuditRecord
-	failed bool
+	once   sync.Once
+	seeded []live.AuditRecord
 }
-
-const auditTailEvery = 2 * time.Second
 
 func (l *liveAudit) section() live.Audit {
 	a := l.a
 	h, _ := a.auditStore.Head()
 	writable, _, pending := a.audit.Status()
-	out := live.Audit{Head: h.String(), Writable: writable, Pending: pending}
+	out := live.Audit{Head: h.String(), Writable: writable, Pending: pending, Tail: []live.AuditRecord{}}
 	if st := a.AuditVerifyStatus(); st.Done {
 		out.Verify = &live.Verify{OK: st.OK, At: st.At.UTC(), Records: st.Records, Error: st.Error}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if h.Size != l.size && time.Since(l.at) >= auditTailEvery || l.tail == nil {
-		l.at = time.Now()
-		f := audit.Filter{Limit: 20}
-		if h.Size > 20 {
-			f.After = h.Size - 20
-		}
-		recs, err := a.auditStore.Query(f)
-		if err != nil {
-			if !l.failed {
-				a.log.Warn("live view: reading the audit tail", "err", err)
-			}
-			l.failed = true
-		} else {
-			l.failed = false
-			l.size = h.Size
-			l.tail = make([]live.AuditRecord, 0, len(recs))
-			for i := len(recs) - 1; i >= 0; i-- { // newest first
-				r := &recs[i]
-				l.tail = append(l.tail, live.AuditRecord{Seq: r.Seq, Time: r.Time.UTC(), Operation: cmp.Or(r.Operation, r.Kind),
-					Producer: r.Producer, Success: r.Success, Hash: r.Hash})
-			}
-		}
+	recent := a.audit.Recent()
+	if len(recent) == 0 {
+		l.once.Do(func() { l.seeded = l.seed(h.Size) })
+		out.Tail = append(out.Tail, l.seeded...)
+		return out
 	}
-	out.Tail = l.tail
-	if out.Tail == nil {
-		out.Tail = []live.AuditRecord{}
+	for _, r := range recent {
+		out.Tail = append(out.Tail, live.AuditRecord{Seq: r.Seq, Time: r.Time.UTC(), Operation: cmp.Or(r.Operation, r.Kind),
+			Producer: r.Producer, Success: r.Success, Hash: r.Hash})
+	}
+	return out
+}
+
+func (l *liveAudit) seed(size uint64) []live.AuditRecord {
+	a := l.a
+	if b := a.Config().AuditStorageBackend; b != "bbolt" && b != "memory" {
+		return nil
+	}
+	f := audit.Filter{Limit: audit.RecentRecords}
+	if size > audit.RecentRecords {
+		f.After = size - audit.RecentRecords
+	}
+	recs, err := a.auditStore.Query(f)
+	if err != nil {
+		a.log.Warn("live view: reading the audit tail", "err", err)
+		return nil
+	}
+	out := make([]live.AuditRecord, 0, len(recs))
+	for i := len(recs) - 1; i >= 0; i-- { // newest first
+		r := &recs[i]
+		out = append(out, live.AuditRecord{Seq: r.Seq, Time: r.Time.UTC(), Operation: cmp.Or(r.Operation, r.Kind),
+			Producer: r.Producer, Success: r.Success, Hash: r.Hash})
 	}
 	return out
 }

@@ -69,6 +69,9 @@ type Writer struct {
 	durable  latencyCounts
 	dropped  uint64 // agent events dropped at shutdown
 	headSize uint64
+	// recent is a ring of the newest stored records (Recent).
+	recent     [RecentRecords]Recent
+	recentNext int
 }
 
 // NewWriter returns a Writer over store.
@@ -401,6 +404,40 @@ func (w *Writer) counted(stored []*Record) {
 		w.records[k]++
 		w.headSize = max(w.headSize, r.Seq)
 	}
+	// The newest RecentRecords records, kept by value without details:
+	// the live view's audit tail reads them, never the store.
+	for _, r := range stored[max(0, len(stored)-RecentRecords):] {
+		w.recent[w.recentNext%RecentRecords] = Recent{Seq: r.Seq, Time: r.Time, Kind: r.Kind, Operation: r.Operation,
+			Producer: r.Producer, Success: r.Success, Hash: r.Hash}
+		w.recentNext++
+	}
+}
+
+// RecentRecords is how many of the newest stored records Recent returns.
+const RecentRecords = 20
+
+// Recent is a stored record's summary.
+type Recent struct {
+	Seq       uint64
+	Time      time.Time
+	Kind      string
+	Operation string
+	Producer  string
+	Success   bool
+	Hash      string
+}
+
+// Recent returns the newest stored records this writer committed (at
+// most RecentRecords), newest first.
+func (w *Writer) Recent() []Recent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := min(w.recentNext, RecentRecords)
+	out := make([]Recent, 0, n)
+	for i := range n {
+		out = append(out, w.recent[(w.recentNext-1-i)%RecentRecords])
+	}
+	return out
 }
 
 // Status reports whether the store accepts writes, the last error, and the

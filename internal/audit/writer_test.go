@@ -465,3 +465,42 @@ func ackRecord(r *shm.Ring, rec *shm.Record) *pipeline.Ack {
 	cp := rec.Checkpoint
 	return pipeline.NewAck(ringAck{r}, pipeline.AckToken{cp.End, cp.Seq, cp.Lost, cp.Corrupt})
 }
+
+// TestWriterRecent: the writer keeps the newest RecentRecords stored
+// records, newest first, across batches of any size.
+func TestWriterRecent(t *testing.T) {
+	w := NewWriter(WriterOptions{Store: NewMemory()})
+	if got := w.Recent(); len(got) != 0 {
+		t.Fatalf("recent before any commit: %v", got)
+	}
+	batch := func(from, n int) []*Record {
+		out := make([]*Record, n)
+		for i := range out {
+			out[i] = &Record{Seq: uint64(from + i), Operation: "register", Hash: fmt.Sprint(from + i)}
+		}
+		return out
+	}
+	cases := []struct {
+		name       string
+		from, n    int
+		wantNewest uint64
+		wantLen    int
+	}{
+		{"first", 1, 3, 3, 3},
+		{"one more", 4, 1, 4, 4},
+		{"a big batch", 5, 50, 54, RecentRecords},
+		{"after wrapping", 55, 7, 61, RecentRecords},
+	}
+	for _, c := range cases {
+		w.counted(batch(c.from, c.n))
+		got := w.Recent()
+		if len(got) != c.wantLen || got[0].Seq != c.wantNewest {
+			t.Fatalf("%s: %d records, newest %d; want %d, newest %d", c.name, len(got), got[0].Seq, c.wantLen, c.wantNewest)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i].Seq != got[i-1].Seq-1 {
+				t.Fatalf("%s: not consecutive newest first: %d after %d", c.name, got[i].Seq, got[i-1].Seq)
+			}
+		}
+	}
+}

@@ -652,7 +652,7 @@ function setConn(cls, text) {
 const PRODUCER_COLS = [
   { key: 'name', label: 'name', render: (p) => fmtText(p.name) },
   { key: 'state', label: 'state', render: (p) => badge(p.state) },
-  { key: 'pid', label: 'pid', cls: 'num', render: (p) => (isNum(p.pid) ? String(p.pid) : DASH) },
+  { key: 'pid', label: 'pid', cls: 'num', render: (p) => (p.pid > 0 ? String(p.pid) : DASH) },
   { key: 'model', label: 'model', render: (p) => fmtText(p.model) },
   { key: 'pod', label: 'pod', render: (p) => ({ text: fmtText(p.pod), title: p.namespace ? `${p.namespace}/${p.pod ?? ''}` : '' }) },
   { key: 'fill', label: 'ring fill', cls: 'num', hint: 'highest ring fill',
@@ -750,10 +750,14 @@ function renderAlerts() {
 
 // ---- GPUs, eBPF, sinks
 
-// XIDs may come as codes or as objects with a code.
+// XIDs come as {xid, count, last}: "79 ×3, 31", the last times in the title.
 function fmtXids(x) {
-  const codes = list(x).map((e) => fmtText(e && typeof e === 'object' ? e.xid ?? e.code : e));
-  return codes.length ? codes.join(', ') : DASH;
+  const xs = list(x).map((e) => (e && typeof e === 'object' ? e : { xid: e }));
+  return {
+    text: xs.length ? xs.map((e) => fmtText(e.xid) + (e.count > 1 ? ` ×${e.count}` : '')).join(', ') : DASH,
+    title: xs.map((e) => `XID ${e.xid}: last ${fmtIso(e.last) || DASH}`).join('\n'),
+    cls: xs.length ? 'bad' : '',
+  };
 }
 
 const GPU_COLS = [
@@ -766,7 +770,7 @@ const GPU_COLS = [
   }) },
   { key: 'temp_c', label: 'temp', cls: 'num', render: (g) => ({ text: isNum(g.temp_c) ? `${trim(g.temp_c)} °C` : DASH, cls: g.temp_c >= 85 ? 'bad' : g.temp_c >= 80 ? 'warn' : '' }) },
   { key: 'power_w', label: 'power', cls: 'num', render: (g) => (isNum(g.power_w) ? `${trim(g.power_w)} W` : DASH) },
-  { key: 'xids', label: 'last XIDs', render: (g) => ({ text: fmtXids(g.xids), cls: list(g.xids).length ? 'bad' : '' }) },
+  { key: 'xids', label: 'last XIDs', render: (g) => fmtXids(g.xids) },
 ];
 
 const pair = (a, b) => (a == null && b == null ? DASH : `${fmtUs(a)} / ${fmtUs(b)}`);
@@ -923,7 +927,7 @@ function chartBox(def) {
   if (box) return box;
   const legend = el('span', { class: 'legend' }, ...def.series.map((s) => {
     const swatch = el('i', { class: 'swatch' });
-    swatch.style.background = `var(${s.color})`; // CSSOM, not a style attribute: fine under a strict CSP
+    swatch.style.background = `var(${s.color})`; // CSSOM: allowed by the CSP
     return el('span', { class: 'item' }, swatch, `${s.label} `, el('b', { class: 'val', text: DASH }));
   }));
   box = el('figure', { id: `chart-${def.id}`, class: 'chart' },
