@@ -17,8 +17,13 @@
 #     interleaved PERF_OTLP_REPS times (default 2) over PERF_OTLP_DURATION
 #     windows (default 60s), then 1m-otlp-slow and 1m-otlp-slow-uncapped
 #     (PERF_DURATION each).
-# PERF_ONLY=otlp runs only the OTLP part (and prints only its rows);
-# PERF_ONLY=core everything but it.
+#   - the live view (about 2.5 more minutes): agaobs-bench live (8 producers ×
+#     96 layers, agent CPU with no viewer and with 20, PERF_LIVE_PAIRS (default
+#     3) interleaved PERF_LIVE_WINDOW windows (default 20s), bytes per viewer),
+#     the first-load budget test (internal/live) and the browser test's
+#     event → pixel measurement (tests/browser, headless Chromium).
+# PERF_ONLY=otlp or PERF_ONLY=live runs only that part (and prints only its
+# rows); PERF_ONLY=core everything but them.
 # Other load on the machine skews every number: the table's header records
 # the load average at the start and the end. A failing benchmark marks its
 # rows and makes the script exit 1 after printing the table; a goal that is
@@ -31,8 +36,10 @@ PYTHON=${PYTHON:-python3}
 DURATION=${PERF_DURATION:-10s} # agaobs-bench window per scenario
 OTLP_DURATION=${PERF_OTLP_DURATION:-60s} # window of each OTLP on/off run (CPU per event wants >= 60 s)
 OTLP_REPS=${PERF_OTLP_REPS:-2}           # off,on pairs, interleaved
-ONLY=${PERF_ONLY:-}                      # "", otlp or core
-case $ONLY in "" | otlp | core) ;; *) echo "perf-report: PERF_ONLY must be otlp or core" >&2; exit 2 ;; esac
+LIVE_WINDOW=${PERF_LIVE_WINDOW:-20s}     # live view: one window without viewers, one with
+LIVE_PAIRS=${PERF_LIVE_PAIRS:-3}
+ONLY=${PERF_ONLY:-}                      # "", otlp, live or core
+case $ONLY in "" | otlp | live | core) ;; *) echo "perf-report: PERF_ONLY must be otlp, live or core" >&2; exit 2 ;; esac
 
 report=${1:-}
 if [[ -z $report ]]; then
@@ -70,12 +77,12 @@ free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 step "build"
 "$GO" build -o "$work/agaobs-agent" ./cmd/agaobs-agent
 "$GO" build -o "$work/agaobs-bench" ./cmd/agaobs-bench
-if [[ $ONLY != core ]]; then
+if [[ $ONLY == "" || $ONLY == otlp ]]; then
 	# make otelcol's build: its own module, so not ./tests/otelcol from here.
 	(cd tests/otelcol && "$GO" build -o "$work/agaobs-testcol" .)
 fi
 
-if [[ $ONLY != otlp ]]; then
+if [[ $ONLY == "" || $ONLY == core ]]; then
 
 # Python: make bench-python's command. The agent gets loopback ports and a
 # temporary audit store so it neither clashes with another agent nor leaves
@@ -106,7 +113,16 @@ run agent-bench "$work/agent.jsonl" "$work/agaobs-bench" --agent "$work/agaobs-a
 	--scenarios idle,10k,100k,1m,audit --json
 fi
 
-if [[ $ONLY != core ]]; then
+if [[ $ONLY == "" || $ONLY == live ]]; then
+	step "agaobs-bench live: 8 producers × 96 layers, no viewer vs 20, $LIVE_PAIRS × $LIVE_WINDOW interleaved"
+	run live-bench "$work/live.json" "$work/agaobs-bench" live --agent "$work/agaobs-agent" --window "$LIVE_WINDOW" \
+		--pairs "$LIVE_PAIRS" --json
+	step "go test internal/live TestFirstLoadBudget, tests/browser (event → pixel)"
+	run live-budget "$work/live-budget.txt" "$GO" test -count=1 -run '^TestFirstLoadBudget$' -v ./internal/live
+	run live-browser "$work/live-browser.txt" "$GO" test -count=1 -v ./tests/browser
+fi
+
+if [[ $ONLY == "" || $ONLY == otlp ]]; then
 	pairs=$(for ((i = 0; i < OTLP_REPS; i++)); do printf '100k,100k-otlp,'; done)
 	step "agaobs-bench OTLP off/on interleaved: ${pairs%,} ($OTLP_DURATION each)"
 	run otlp-bench "$work/otlp.jsonl" "$work/agaobs-bench" --agent "$work/agaobs-agent" --collector "$work/agaobs-testcol" \
@@ -310,6 +326,35 @@ for key, what in [("1m-otlp-slow", "default cap otlp_trace_max_spans_per_second 
         f"{r['dropped']:,} ring drops of {r['offered']:,}; event → span p50/p99 {num(r, 'event_to_span_p50_ms'):.0f}/**{num(r, 'event_to_span_p99_ms'):.0f} ms**; "
         f"agent {r['cpu_pct']:.0f} % of a core, {r['rss_mib']:.0f} MiB; alerts firing: {firing}",
         None, OBENCH + f" `{key}`")
+
+# The live view.
+section = "live"
+LBENCH = "`agaobs-bench live`"
+try:
+    lv = json.loads(read("live.json").strip().splitlines()[-1])
+    off, on = lv["cpu_no_viewer_pct"], lv["cpu_viewers_pct"]
+    row(f"Live view: {lv['viewers']} viewers at {lv['producers']} producers × {lv['layers']} layers ({lv['rate_per_producer']:,} forwards/s each): extra agent CPU over the same agent with no viewer, {len(off)} × {lv['window_seconds']:.0f} s windows interleaved",
+        "≤ 2 % of a core extra",
+        f"no viewer {spread(off, '{:.2f}')} %, {lv['viewers']} viewers {spread(on, '{:.2f}')} %: **{lv['extra_cpu_pct']:+.2f} points**; {lv['viewers_dropped']:.0f} viewers dropped",
+        lv["extra_cpu_pct"] <= 2 and lv["viewers_dropped"] == 0, LBENCH)
+    row("Live view: bytes per viewer after the snapshot (on the wire, permessage-deflate)", "≤ 50 KB/s",
+        f"**{lv['viewer_kb_per_s']:.1f} KB/s** (busiest {lv['viewer_kb_per_s_max']:.1f}; a frame is {lv['frame_raw_kb']:.1f} KB before compression)",
+        lv["viewer_kb_per_s_max"] <= 50, LBENCH)
+except (ValueError, KeyError, IndexError):
+    row("Live view: extra agent CPU with 20 viewers", "≤ 2 % of a core extra", FAILED, False, LBENCH)
+m = re.search(r"RESULT live first-load \| assets ([\d.]+) KB gzip \+ snapshot ([\d.]+) KB \(raw ([\d.]+) KB\) = ([\d.]+) KB", read("live-budget.txt"))
+if m:
+    row("Live view: first load, assets (gzip) + the snapshot with 15 min of history of 8 producers × 96 layers (permessage-deflate)",
+        "≤ 300 KB", f"assets {m[1]} KB + snapshot {m[2]} KB (raw {m[3]} KB) = **{m[4]} KB**", float(m[4]) <= 300,
+        "`go test -run TestFirstLoadBudget -v ./internal/live`")
+else:
+    row("Live view: first load", "≤ 300 KB", FAILED, False, "`go test -run TestFirstLoadBudget -v ./internal/live`")
+m = re.search(r"RESULT live event-to-pixel[^\n]*?p99 ≤? ?([\d.]+) ms[^\n]*", read("live-browser.txt"))
+if m:
+    row("Live view: event → pixel p99 in headless Chromium (a producer's write to the value in the page's chart data)", "≤ 1.5 s",
+        m[0].split("RESULT live event-to-pixel", 1)[1].strip(" |"), float(m[1]) <= 1500, "`go test -v ./tests/browser`")
+else:
+    row("Live view: event → pixel p99", "≤ 1.5 s", FAILED, False, "`go test -v ./tests/browser`")
 section = "core"
 
 def sh(*cmd):
