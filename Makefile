@@ -33,7 +33,7 @@ FUZZ_TARGETS := \
 	./internal/eventlog:FuzzLogLine \
 	./tests/reliability:FuzzLiveRing
 
-.PHONY: all build man bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean otelcol test-otelcol
+.PHONY: vendor-uplot all build man bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean otelcol test-otelcol
 
 all: build
 
@@ -46,6 +46,11 @@ build:
 man: build
 	rm -rf $(MANDIR)/man1
 	$(BINDIR)/agaobs-agent man $(MANDIR)/man1
+
+# uPlot, vendored into the live view from the npm registry at the version and
+# integrity pinned in the script; `scripts/vendor-uplot.sh --check` compares.
+vendor-uplot:
+	scripts/vendor-uplot.sh
 
 # The agent in demo mode with synthetic producers (real child processes). The
 # terminal keeps the live table, alerts and producer lifecycle lines; the event

@@ -14,7 +14,6 @@ import (
 	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/config"
 	"github.com/agaobs/agaobs/internal/health"
-	"github.com/agaobs/agaobs/internal/jsonfloat"
 	"github.com/agaobs/agaobs/internal/live"
 	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
@@ -123,11 +122,11 @@ func (a *Agent) liveAlerts() live.Alerts {
 			since = v.FiredAt
 		}
 		out.Active = append(out.Active, live.AlertRow{Rule: v.RuleName, Producer: v.Producer, State: v.State,
-			Severity: v.Severity, Metric: v.Metric, Value: v.Value, Threshold: v.Threshold, Message: v.Message, Since: since})
+			Severity: v.Severity, Metric: v.Metric, Value: live.Num(v.Value), Threshold: live.Num(v.Threshold), Message: v.Message, Since: since})
 	}
 	for _, b := range a.alerts.SLOBudgets() {
 		out.SLO = append(out.SLO, live.SLORow{Name: b.SLO, Producer: b.Producer, Objective: b.Objective,
-			BudgetRemaining: jsonfloat.Float(b.Remaining)})
+			BudgetRemaining: live.Num(b.Remaining)})
 	}
 	return out
 }
@@ -140,7 +139,7 @@ func (a *Agent) liveSinks() live.Sinks {
 			Dropped: s.Dropped, Errors: s.Errors})
 	}
 	lat := a.counter.Latency()
-	out.EventToSinkP99S = jsonfloat.Float(lat.Quantile(0.99).Seconds())
+	out.EventToSinkP99S = live.Num(lat.Quantile(0.99).Seconds())
 	return out
 }
 

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/agaobs/agaobs/internal/jsonfloat"
 )
 
 // ebpfWindow is how far back the eBPF percentiles look: the probes'
@@ -63,7 +61,7 @@ func (v *famView) sections(fams []*dto.MetricFamily) ([]GPURow, []EBPFRow) {
 func gpuRows(byName map[string]*dto.MetricFamily) []GPURow {
 	rows := map[string]*GPURow{}
 	var order []string
-	nan := jsonfloat.Float(math.NaN())
+	nan := Num(math.NaN())
 	for _, m := range byName["agaobs_gpu_info"].GetMetric() {
 		u := label(m, "uuid")
 		if _, ok := rows[u]; ok {
@@ -80,11 +78,11 @@ func gpuRows(byName map[string]*dto.MetricFamily) []GPURow {
 			}
 		}
 	}
-	set("agaobs_gpu_utilization_ratio", func(r *GPURow, v float64) { r.Util = jsonfloat.Float(v) })
-	set("agaobs_gpu_memory_used_bytes", func(r *GPURow, v float64) { r.MemUsedBytes = jsonfloat.Float(v) })
-	set("agaobs_gpu_memory_total_bytes", func(r *GPURow, v float64) { r.MemTotalBytes = jsonfloat.Float(v) })
-	set("agaobs_gpu_temperature_celsius", func(r *GPURow, v float64) { r.TempC = jsonfloat.Float(v) })
-	set("agaobs_gpu_power_watts", func(r *GPURow, v float64) { r.PowerW = jsonfloat.Float(v) })
+	set("agaobs_gpu_utilization_ratio", func(r *GPURow, v float64) { r.Util = Num(v) })
+	set("agaobs_gpu_memory_used_bytes", func(r *GPURow, v float64) { r.MemUsedBytes = Num(v) })
+	set("agaobs_gpu_memory_total_bytes", func(r *GPURow, v float64) { r.MemTotalBytes = Num(v) })
+	set("agaobs_gpu_temperature_celsius", func(r *GPURow, v float64) { r.TempC = Num(v) })
+	set("agaobs_gpu_power_watts", func(r *GPURow, v float64) { r.PowerW = Num(v) })
 	counts := map[string]float64{}
 	for _, m := range byName["agaobs_gpu_xid_errors_total"].GetMetric() {
 		counts[label(m, "uuid")+"\x00"+label(m, "xid")] = value(m)
@@ -157,7 +155,7 @@ func (v *famView) ebpfRows(byName map[string]*dto.MetricFamily) []EBPFRow {
 		}
 	}
 	rows := map[string]*EBPFRow{}
-	nan := jsonfloat.Float(math.NaN())
+	nan := Num(math.NaN())
 	for key, cur := range now {
 		prod, col, _ := strings.Cut(key, "\x00")
 		r := rows[prod]
@@ -167,7 +165,7 @@ func (v *famView) ebpfRows(byName map[string]*dto.MetricFamily) []EBPFRow {
 			rows[prod] = r
 		}
 		delta := diff(cur, old[key])
-		p50, p99 := jsonfloat.Float(quantile(delta, 0.5)*1e6), jsonfloat.Float(quantile(delta, 0.99)*1e6)
+		p50, p99 := Num(quantile(delta, 0.5)*1e6), Num(quantile(delta, 0.99)*1e6)
 		switch col {
 		case "offcpu":
 			r.OffCPUP50, r.OffCPUP99 = p50, p99

@@ -1,11 +1,11 @@
 package live
 
 import (
+	"math"
+	"strconv"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/agaobs/agaobs/internal/jsonfloat"
 )
 
 // The sections of a frame (docs/live.md). The agent's sources fill them;
@@ -60,36 +60,36 @@ type Alerts struct {
 
 // AlertRow is one pending or firing alert.
 type AlertRow struct {
-	Rule      string          `json:"rule"`
-	Producer  string          `json:"producer"`
-	State     string          `json:"state"`
-	Severity  string          `json:"severity"`
-	Metric    string          `json:"metric"`
-	Value     jsonfloat.Float `json:"value"`
-	Threshold jsonfloat.Float `json:"threshold"`
-	Message   string          `json:"message"`
-	Since     *time.Time      `json:"since"`
+	Rule      string     `json:"rule"`
+	Producer  string     `json:"producer"`
+	State     string     `json:"state"`
+	Severity  string     `json:"severity"`
+	Metric    string     `json:"metric"`
+	Value     Num        `json:"value"`
+	Threshold Num        `json:"threshold"`
+	Message   string     `json:"message"`
+	Since     *time.Time `json:"since"`
 }
 
 // SLORow is one SLO's error budget for one producer.
 type SLORow struct {
-	Name            string          `json:"name"`
-	Producer        string          `json:"producer"`
-	Objective       float64         `json:"objective"`
-	BudgetRemaining jsonfloat.Float `json:"budget_remaining"`
+	Name            string  `json:"name"`
+	Producer        string  `json:"producer"`
+	Objective       float64 `json:"objective"`
+	BudgetRemaining Num     `json:"budget_remaining"`
 }
 
 // GPURow is one GPU.
 type GPURow struct {
-	Index         string          `json:"index"`
-	UUID          string          `json:"uuid"`
-	Name          string          `json:"name"`
-	Util          jsonfloat.Float `json:"util"`
-	MemUsedBytes  jsonfloat.Float `json:"mem_used_bytes"`
-	MemTotalBytes jsonfloat.Float `json:"mem_total_bytes"`
-	TempC         jsonfloat.Float `json:"temp_c"`
-	PowerW        jsonfloat.Float `json:"power_w"`
-	XIDs          []XID           `json:"xids"`
+	Index         string `json:"index"`
+	UUID          string `json:"uuid"`
+	Name          string `json:"name"`
+	Util          Num    `json:"util"`
+	MemUsedBytes  Num    `json:"mem_used_bytes"`
+	MemTotalBytes Num    `json:"mem_total_bytes"`
+	TempC         Num    `json:"temp_c"`
+	PowerW        Num    `json:"power_w"`
+	XIDs          []XID  `json:"xids"`
 }
 
 // XID is the last time a GPU reported one XID.
@@ -101,15 +101,15 @@ type XID struct {
 
 // EBPFRow is one producer's eBPF percentiles (µs) over the last seconds.
 type EBPFRow struct {
-	Producer    string          `json:"producer"`
-	OffCPUP50   jsonfloat.Float `json:"offcpu_p50_us"`
-	OffCPUP99   jsonfloat.Float `json:"offcpu_p99_us"`
-	RunqP50     jsonfloat.Float `json:"runq_p50_us"`
-	RunqP99     jsonfloat.Float `json:"runq_p99_us"`
-	GCP50       jsonfloat.Float `json:"gc_p50_us"`
-	GCP99       jsonfloat.Float `json:"gc_p99_us"`
-	CUDASyncP50 jsonfloat.Float `json:"cuda_sync_p50_us"`
-	CUDASyncP99 jsonfloat.Float `json:"cuda_sync_p99_us"`
+	Producer    string `json:"producer"`
+	OffCPUP50   Num    `json:"offcpu_p50_us"`
+	OffCPUP99   Num    `json:"offcpu_p99_us"`
+	RunqP50     Num    `json:"runq_p50_us"`
+	RunqP99     Num    `json:"runq_p99_us"`
+	GCP50       Num    `json:"gc_p50_us"`
+	GCP99       Num    `json:"gc_p99_us"`
+	CUDASyncP50 Num    `json:"cuda_sync_p50_us"`
+	CUDASyncP99 Num    `json:"cuda_sync_p99_us"`
 }
 
 // Audit is the audit section.
@@ -141,8 +141,8 @@ type AuditRecord struct {
 
 // Sinks is the sinks section.
 type Sinks struct {
-	Sinks           []SinkRow       `json:"sinks"`
-	EventToSinkP99S jsonfloat.Float `json:"event_to_sink_p99_s"`
+	Sinks           []SinkRow `json:"sinks"`
+	EventToSinkP99S Num       `json:"event_to_sink_p99_s"`
 }
 
 // SinkRow is one sink's queue.
@@ -167,4 +167,17 @@ type Sources struct {
 	Gather func() ([]*dto.MetricFamily, error)
 	Audit  func() Audit
 	Sinks  func() Sinks
+}
+
+// Num is a number on the wire: null when not finite (docs/live.md: the
+// page shows "–"), where the agent's other JSON spells NaN as "NaN".
+type Num float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
 }

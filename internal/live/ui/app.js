@@ -15,7 +15,7 @@ const DEFAULT_HISTORY_S = 900;
 const APPLIED_MAX = 1000;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 5000;
-const DASH = '–'; // every null/unknown value shows as this
+const DASH = '–'; // how every null shows
 
 // ---- Model
 
@@ -287,7 +287,7 @@ let closeNote = ''; // why the last connection closed, shown while waiting
 let closeCode = 0;
 
 function wsURL() {
-  // Relative to the page, so it works under a port-forward, a proxy prefix and TLS.
+  // Relative to the page: works through a port-forward, a path prefix, TLS.
   const u = new URL('ws', location.href);
   u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return u.href;
@@ -434,7 +434,7 @@ function fmtUs(v) {
   return `${trim(v)} µs`;
 }
 
-const fmtSec = (v) => (isNum(v) ? (Math.abs(v) < 60 ? fmtUs(v * 1e6) : fmtDur(v)) : DASH);
+const fmtSec = (v) => (v === 0 ? '0 s' : isNum(v) ? (Math.abs(v) < 60 ? fmtUs(v * 1e6) : fmtDur(v)) : DASH);
 
 // fmtDur: a duration in seconds, two units at most (3d 4h, 5m 12s).
 function fmtDur(s) {
@@ -447,7 +447,12 @@ function fmtDur(s) {
   return `${s} s`;
 }
 
-const fmtPct = (v) => (isNum(v) ? `${trim(v * 100)} %` : DASH);
+// fmtPct: a 0..1 ratio in %, a sliver as "<0.1 %".
+function fmtPct(v) {
+  if (!isNum(v)) return DASH;
+  const p = v * 100;
+  return p !== 0 && Math.abs(p) < 0.1 ? `${p < 0 ? '>-' : '<'}0.1 %` : `${trim(p)} %`;
+}
 const fmtObjective = (v) => (isNum(v) ? `${+(v * 100).toPrecision(6)} %` : DASH);
 
 // Times come as RFC 3339 text or Unix seconds.
@@ -483,13 +488,14 @@ function fmtIso(v) {
 
 const fmtText = (v) => (v == null || v === '' ? DASH : String(v));
 
-// An alert's value and threshold take their unit from the metric name.
+// An alert's value and threshold take their unit from the metric name
+// (latency_p99 is in µs, knowledge_utilization a ratio).
 function fmtMetric(metric, v) {
   const m = String(metric || '');
-  if (/_(us|micros|microseconds)$/.test(m)) return fmtUs(v);
+  if (/latency|_us$/.test(m)) return fmtUs(v);
   if (/_seconds$/.test(m)) return fmtSec(v);
   if (/_bytes$/.test(m)) return fmtBytes(v);
-  if (/_ratio$/.test(m)) return fmtPct(v);
+  if (/utilization|_ratio$/.test(m)) return fmtPct(v);
   return fmtNum(v);
 }
 
@@ -773,7 +779,7 @@ const GPU_COLS = [
   { key: 'xids', label: 'last XIDs', render: (g) => fmtXids(g.xids) },
 ];
 
-const pair = (a, b) => (a == null && b == null ? DASH : `${fmtUs(a)} / ${fmtUs(b)}`);
+const pair = (a, b) => (isNum(a) || isNum(b) ? `${fmtUs(a)} / ${fmtUs(b)}` : DASH);
 
 const EBPF_COLS = [
   { key: 'producer', label: 'producer', render: (e) => fmtText(e.producer) },
@@ -1013,7 +1019,7 @@ function drawHeat() {
   $('heat-scale').hidden = !!empty;
   if (empty) { heatGeom = null; return; }
   const width = box.clientWidth;
-  const rowPx = Math.max(2, Math.min(12, Math.floor(HEAT.maxPlot / rows)));
+  const rowPx = Math.max(2, Math.min(16, Math.floor(HEAT.maxPlot / rows)));
   const plotW = Math.max(10, width - HEAT.left - HEAT.right), plotH = rows * rowPx;
   const height = plotH + HEAT.top + HEAT.bottom;
   const dpr = window.devicePixelRatio || 1;
