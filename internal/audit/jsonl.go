@@ -408,11 +408,84 @@ func (s *jsonlStore) Size() int64 {
 func (s *jsonlStore) Verify(expect *Head) (VerifyReport, error) { return s.verifyProgress(expect, nil) }
 
 func (s *jsonlStore) verifyProgress(expect *Head, progress ProgressFunc) (VerifyReport, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	snap, err := s.snapshot()
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	defer snap.close()
 	// The head is whatever the last line says: there is no separate record
 	// of it to compare (truncation needs --expect-head).
-	return verifyChain(s.eachIn, nil, expect, layout{backend: "file"}, progress)
+	return verifyChain(snap.each, nil, expect, layout{backend: "file"}, progress)
+}
+
+// jsonlSnapshot is the store's files as they were at one instant: open
+// descriptors (a rotation renames and retention unlinks paths, not open
+// files) and the active file's committed length. A verify reads it
+// without the store's lock, so commits go on during a long verify.
+type jsonlSnapshot struct {
+	files []snapFile
+}
+
+type snapFile struct {
+	name  string
+	f     *os.File
+	limit int64 // bytes to read; -1: the whole file
+}
+
+func (s *jsonlStore) snapshot() (*jsonlSnapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := &jsonlSnapshot{}
+	for _, p := range s.files() {
+		f, err := os.Open(p)
+		if err != nil {
+			snap.close()
+			return nil, fmt.Errorf("audit store %s: %w", p, err)
+		}
+		limit := int64(-1)
+		if p == s.path && s.f != nil {
+			limit = s.active // what later commits append is not part of this instant
+		}
+		snap.files = append(snap.files, snapFile{name: filepath.Base(p), f: f, limit: limit})
+	}
+	return snap, nil
+}
+
+func (snap *jsonlSnapshot) close() {
+	for _, sf := range snap.files {
+		sf.f.Close()
+	}
+}
+
+// each walks the snapshot's lines in order, as eachIn does the files;
+// verifyChain walks twice.
+func (snap *jsonlSnapshot) each(fn func(*Record, string)) error {
+	for _, sf := range snap.files {
+		if _, err := sf.f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("audit store %s: %w", sf.name, err)
+		}
+		var r io.Reader = sf.f
+		if sf.limit >= 0 {
+			r = io.LimitReader(sf.f, sf.limit)
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 64<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			var rec Record
+			if err := json.Unmarshal(line, &rec); err != nil {
+				rec = Record{Hash: "unreadable", EncodeError: fmt.Sprintf("%s: unreadable line: %v", sf.name, err)}
+			}
+			fn(&rec, sf.name)
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("audit store %s: %w", sf.name, err)
+		}
+	}
+	return nil
 }
 
 // Retain removes whole rotated files whose newest record is older than
