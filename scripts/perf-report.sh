@@ -349,10 +349,10 @@ if m:
         "`go test -run TestFirstLoadBudget -v ./internal/live`")
 else:
     row("Live view: first load", "≤ 300 KB", FAILED, False, "`go test -run TestFirstLoadBudget -v ./internal/live`")
-m = re.search(r"RESULT live event-to-pixel[^\n]*?p99 ≤? ?([\d.]+) ms[^\n]*", read("live-browser.txt"))
+m = re.search(r"RESULT live event → pixel p99 \| ([^|\n]*) \| p99 ([\d.]+) ms([^\n]*)", read("live-browser.txt"))
 if m:
-    row("Live view: event → pixel p99 in headless Chromium (a producer's write to the value in the page's chart data)", "≤ 1.5 s",
-        m[0].split("RESULT live event-to-pixel", 1)[1].strip(" |"), float(m[1]) <= 1500, "`go test -v ./tests/browser`")
+    row(f"Live view: event → pixel p99 in headless Chromium (a write at the start of a second to the value in the page's chart data; {m[1].strip()})", "≤ 1.5 s",
+        f"**p99 {m[2]} ms**{m[3]}", float(m[2]) <= 1500, "`go test -v ./tests/browser`")
 else:
     row("Live view: event → pixel p99", "≤ 1.5 s", FAILED, False, "`go test -v ./tests/browser`")
 section = "core"

@@ -1,9 +1,11 @@
 package live
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -18,8 +20,15 @@ const (
 	// sendBuffer is the frames a viewer may be behind before it is
 	// disconnected.
 	sendBuffer = 8
-	// writeTimeout bounds one message's write to a viewer.
+	// writeTimeout bounds one message's write to a viewer; a viewer that
+	// times out is dropped as too slow, like one whose buffer filled.
 	writeTimeout = 10 * time.Second
+	// socketBuffer is the kernel send buffer of a viewer's connection. On
+	// loopback (every ssh -L or kubectl port-forward) Linux gives a socket
+	// megabytes, which a stuck viewer would take hours to fill at a few
+	// kilobytes a second: a small one makes "the send buffer is full"
+	// happen within seconds, and bounds what a stuck viewer holds.
+	socketBuffer = 16 << 10
 	// readLimit bounds a client message (a focus request is < 300 bytes).
 	readLimit = 4096
 	// focusEvery is the shortest interval between two focus replies to
@@ -123,7 +132,7 @@ var errTooMany = errors.New("too many viewers")
 
 // serveWS upgrades to a WebSocket and streams the snapshot then frames.
 func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover})
+	conn, err := websocket.Accept(smallSendBuffer{w}, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover})
 	if err != nil {
 		return // Accept answered the request
 	}
@@ -173,6 +182,9 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
 		defer wcancel()
 		if err := conn.Write(wctx, websocket.MessageText, b); err != nil {
+			if wctx.Err() != nil && ctx.Err() == nil {
+				h.l.stats.dropped("slow") // stuck in the socket: as slow as a full buffer
+			}
 			return false
 		}
 		h.l.stats.sent(len(b))
@@ -207,4 +219,38 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// smallSendBuffer sets socketBuffer on the connection the WebSocket
+// library hijacks (through TLS and the listener's wrappers).
+type smallSendBuffer struct{ http.ResponseWriter }
+
+func (w smallSendBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("live: the connection cannot be hijacked")
+	}
+	c, rw, err := hj.Hijack()
+	if err == nil {
+		setSendBuffer(c, socketBuffer)
+	}
+	return c, rw, err
+}
+
+// setSendBuffer finds the TCP socket under c's wrappers (a TLS
+// connection, a listener's counting wrapper) and sets its send buffer.
+func setSendBuffer(c net.Conn, n int) bool {
+	for range 8 {
+		switch x := c.(type) {
+		case interface{ SetWriteBuffer(int) error }:
+			return x.SetWriteBuffer(n) == nil
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		case interface{ Unwrap() net.Conn }:
+			c = x.Unwrap()
+		default:
+			return false
+		}
+	}
+	return false
 }

@@ -371,6 +371,9 @@ func (l *Live) frame(sec int64, changed [numSections][]byte) []byte {
 // sent between the snapshot and the viewer's registration.
 func (l *Live) snapshot() []byte {
 	sec := l.lastT
+	if sec == 0 { // before the first frame: an empty history ending now
+		sec = l.opts.Now().Unix() - 1
+	}
 	n := int64(l.opts.History)
 	b := make([]byte, 0, 64<<10)
 	b = append(b, `{"v":`...)

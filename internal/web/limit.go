@@ -47,6 +47,10 @@ type trackedConn struct {
 	once  sync.Once
 }
 
+// Unwrap returns the accepted connection under the tracking (a
+// WebSocket handler sets its socket options).
+func (c *trackedConn) Unwrap() net.Conn { return c.Conn }
+
 func newLimitListener(inner net.Listener, limit int, acceptWait, silentAfter time.Duration) *limitListener {
 	return &limitListener{Listener: inner, max: limit, acceptWait: acceptWait, silentAfter: silentAfter,
 		changed: make(chan struct{}), done: make(chan struct{})}

@@ -41,8 +41,9 @@ const applied = [];
 //   connected  the WebSocket is open
 //   snapshots, frames  messages applied
 //   lastT      t of the last snapshot or frame
-//   applied    the last 1000 {t, at}: at = Date.now() once the DOM and the
-//              chart data were updated for the message of second t
+//   applied    the last 1000 {t, at, kind}: at = Date.now() once the DOM and
+//              the chart data were updated for the message of second t,
+//              kind 'snapshot' or 'frame'
 //   state      the sections (header, producers, …) as last received
 //   history    {t0, n, producers: {name: {series: [n values]}}}
 //   focused    the producer the charts show
@@ -373,12 +374,12 @@ function onMessage(data) {
       retryMs = RETRY_MIN_MS; // a working connection resets the backoff
       applySnapshot(m);
       render();
-      record(m.t);
+      record(m.t, 'snapshot');
       break;
     case 'frame':
       applyFrame(m);
       render();
-      record(m.t);
+      record(m.t, 'frame');
       break;
     case 'layers':
       applyLayers(m);
@@ -388,8 +389,8 @@ function onMessage(data) {
   }
 }
 
-function record(t) {
-  applied.push({ t, at: Date.now() });
+function record(t, kind) {
+  applied.push({ t, at: Date.now(), kind });
   if (applied.length > APPLIED_MAX) applied.splice(0, applied.length - APPLIED_MAX);
 }
 
@@ -900,7 +901,9 @@ function buildCharts() {
     plot.replaceChildren();
     const hasRight = def.series.some((s) => s.right);
     const chart = { def, u: null, values: [...box.querySelectorAll('.legend .val')] };
-    const range = def.zero ? (u, min, max) => [0, max > 0 ? max * 1.1 : 1] : undefined;
+    // A near-constant series (a gate mean of 0.6) would fill the plot with
+    // its noise: the scale spans at least 10 % of its magnitude.
+    const range = def.zero ? (u, min, max) => [0, max > 0 ? max * 1.1 : 1] : minSpan;
     const opts = {
       width: Math.max(200, plot.clientWidth),
       height: CHART_HEIGHT,
@@ -948,6 +951,13 @@ function chartBox(def) {
 function timeTicks(u, splits) {
   const step = splits.length > 1 ? splits[1] - splits[0] : 60;
   return splits.map((t) => fmtClock(t * 1000).slice(0, step < 60 ? 8 : 5));
+}
+
+function minSpan(u, min, max) {
+  if (min == null || max == null) return [0, 1];
+  const span = Math.max(max - min, 0.1 * Math.max(Math.abs(min), Math.abs(max)), 1e-3);
+  const mid = (min + max) / 2;
+  return [mid - span * 0.6, mid + span * 0.6];
 }
 
 function chartData(def) {
