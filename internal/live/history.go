@@ -57,6 +57,7 @@ type track struct {
 	// slotOf maps a layer index to its slot; order lists the slots sorted
 	// by layer (other last), recomputed when a layer is added.
 	slotOf map[int32]int
+	small  [MaxLayers]int16 // slot+1 of layers 0..MaxLayers-1 (0: none yet)
 	order  []int
 	ids    []string
 	cur    second
@@ -104,9 +105,10 @@ func (t *track) observe(ev *pipeline.Event) {
 		us, ok := f.Latency()
 		if ok {
 			d := time.Duration(us * float64(time.Microsecond))
-			t.cur.lat.Observe(d)
+			b := pipeline.LatencyBucket(d)
+			t.cur.lat.ObserveBucket(b, d)
 			if l, has := f.LayerIdx(); has {
-				t.layerHist(l).Observe(d)
+				t.layerHist(l).ObserveBucket(b, d)
 			}
 		}
 		if g, ok := f.Gate(); ok {
@@ -140,12 +142,20 @@ func (t *track) observe(ev *pipeline.Event) {
 // layerHist returns the histogram of layer l's slot: the first width-1
 // distinct layers get their own, every further one shares "other".
 func (t *track) layerHist(l int32) *pipeline.LatencyHistogram {
+	if l >= 0 && int(l) < len(t.small) && t.small[l] > 0 && t.cur.layers != nil {
+		if h := t.cur.layers[t.small[l]-1]; h != nil {
+			return h // the usual case: no map lookup
+		}
+	}
 	slot, ok := t.slotOf[l]
 	if !ok {
 		slot = t.width - 1
 		if len(t.slotOf) < t.width-1 {
 			slot = len(t.slotOf)
 			t.slotOf[l] = slot
+			if l >= 0 && int(l) < len(t.small) {
+				t.small[l] = int16(slot + 1)
+			}
 			t.reorder()
 		}
 	}

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -165,4 +166,18 @@ func TestTrackMemoryBound(t *testing.T) {
 	if l.maxTracks < 64 {
 		t.Errorf("history budget holds %d producers at 96 layers, want at least 64", l.maxTracks)
 	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	l := New(Options{History: DefaultHistory, MaxLayers: 96, Now: func() time.Time { return time.Unix(0, 0) }})
+	p := pipeline.NewProducer("tp0", "k", 1, 1, "r", pipeline.Identity{})
+	batch := make([]pipeline.Event, 256)
+	for i := range batch {
+		batch[i] = fwd(p, int32(i%96), 100+float64(i), 0.5, 1.2)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(batch) {
+		_ = l.Write(context.Background(), batch)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
 }

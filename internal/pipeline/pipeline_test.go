@@ -280,3 +280,15 @@ func TestLatencyHistogram(t *testing.T) {
 		t.Errorf("p99 %v p100 %v", p99, p100)
 	}
 }
+
+// TestLatencyObserveBucket: ObserveBucket with LatencyBucket is Observe.
+func TestLatencyObserveBucket(t *testing.T) {
+	var a, b LatencyHistogram
+	for _, d := range []time.Duration{-5, 0, 1, time.Microsecond, 1500 * time.Nanosecond, 3 * time.Millisecond, time.Hour} {
+		a.Observe(d)
+		b.ObserveBucket(LatencyBucket(d), max(d, 0))
+	}
+	if a != b {
+		t.Fatalf("Observe %+v, ObserveBucket %+v", a, b)
+	}
+}

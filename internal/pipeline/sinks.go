@@ -154,6 +154,17 @@ func (h *LatencyHistogram) Observe(d time.Duration) {
 	h.Max = max(h.Max, d)
 }
 
+// LatencyBucket is the bucket of LatencyHistogram that d falls in: a
+// sink that adds one duration to several histograms computes it once.
+func LatencyBucket(d time.Duration) int { return latBucket(max(d, 0)) }
+
+// ObserveBucket adds d, whose bucket b is LatencyBucket(d).
+func (h *LatencyHistogram) ObserveBucket(b int, d time.Duration) {
+	h.Buckets[b]++
+	h.Count++
+	h.Max = max(h.Max, d)
+}
+
 // Quantile returns the upper bound of the bucket holding quantile q.
 func (h *LatencyHistogram) Quantile(q float64) time.Duration {
 	if h.Count == 0 {
