@@ -351,3 +351,19 @@ func TestAssets(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossOriginRefused: a page on another site cannot open the
+// WebSocket through an operator's browser.
+func TestCrossOriginRefused(t *testing.T) {
+	f := newFixture(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ui/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin dial: %v (%v), want 403", err, resp)
+	}
+	if f.l.hub.count() != 0 {
+		t.Error("a cross-origin viewer was registered")
+	}
+}
