@@ -83,10 +83,14 @@ func (g *generator) fleetGroup(slos []config.SLO) group {
 	add(np1(em, rate), fmt.Sprintf("sum by (%s) (rate(%s{%s}[%s]))", np, ringEventsTotal, hotRing, rw), nil)
 
 	// join attaches the model of each (node, producer) to a per-producer
-	// result, for a sum by model. producer_info is 1, and one series per
-	// producer: max by keeps just the labels the join needs.
+	// result, for a sum by model. producer_info is 1; its last value over
+	// the rate window, so one failed scrape of a node (every series of it
+	// stale for an evaluation) does not drop the node from the model's sum
+	// while its rates, over a range, still count it; topk keeps one model
+	// per producer while a producer's name changes model within the window.
 	join := func(expr string) string {
-		return fmt.Sprintf("%s * on (%s) group_left (model) max by (%s, model) (%s)", expr, np, np, info)
+		return fmt.Sprintf("%s * on (%s) group_left (model) topk by (%s) (1, max by (%s, model) (last_over_time(%s[%s])))",
+			expr, np, np, np, info, rw)
 	}
 	for _, level := range []struct {
 		name, by string

@@ -94,8 +94,15 @@ func fleetSeries(n schema.Naming) string {
 		}
 		fmt.Fprintf(&b, "      - series: 'agaobs_producer_available{instance=%q,job=\"agaobs-agent\",node=%q,producer=%q}'\n        values: '%sx40'\n",
 			p.node+":9090", p.node, p.producer, avail)
-		fmt.Fprintf(&b, "      - series: 'aga_producer_info{instance=%q,job=\"agaobs-agent\",model=%q,node=%q,pid=\"4000\",producer=%q,rank=\"0\"}'\n        values: '1x40'\n",
-			p.node+":9090", p.model, p.node, p.producer)
+		// node-b's last scrape before the evaluation failed (every series of
+		// the target is marked stale): the model rules still count its
+		// producers, whose rates are computed over a range.
+		info := "1x40"
+		if p.node == "node-b" {
+			info = "1x39 stale"
+		}
+		fmt.Fprintf(&b, "      - series: 'aga_producer_info{instance=%q,job=\"agaobs-agent\",model=%q,node=%q,pid=\"4000\",producer=%q,rank=\"0\"}'\n        values: '%s'\n",
+			p.node+":9090", p.model, p.node, p.producer, info)
 	}
 	return b.String()
 }
