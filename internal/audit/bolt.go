@@ -35,6 +35,7 @@ type boltStore struct {
 	db   *bolt.DB
 	lock *os.File   // writers: flock on path + ".lock" (see CompactBolt)
 	mu   sync.Mutex // serialises writers; readers use bbolt's MVCC
+	pub  published  // head and size for readers that must not wait on a commit
 	head Head
 	base Head
 	size int64
@@ -114,6 +115,7 @@ func OpenBolt(path string, opts BoltOptions) (Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("audit store %s: %w", path, err)
 	}
+	s.pub.publish(s.head, s.size)
 	return s, nil
 }
 
@@ -141,6 +143,7 @@ func u64(v uint64) []byte {
 func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.pub.publish(s.head, s.size) }()
 	stored, head, hwm, err := chainRecords(recs, s.head, s.hwm)
 	if err != nil || len(stored) == 0 {
 		return nil, err
@@ -262,17 +265,9 @@ func (s *boltStore) Query(f Filter) ([]Record, error) {
 	return out, err
 }
 
-func (s *boltStore) Head() (Head, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.head, nil
-}
+func (s *boltStore) Head() (Head, error) { return s.pub.Head() }
 
-func (s *boltStore) Size() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.size
-}
+func (s *boltStore) Size() int64 { return s.pub.Size() }
 
 func (s *boltStore) Verify(expect *Head) (VerifyReport, error) { return s.verifyProgress(expect, nil) }
 
@@ -321,6 +316,7 @@ func (s *boltStore) eachRecordRaw(tx *bolt.Tx, fn func(*Record, string)) error {
 func (s *boltStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (RetentionResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.pub.publish(s.head, s.size) }()
 	var res RetentionResult
 	var cpDay string
 	head, size, base := s.head, s.size, s.base

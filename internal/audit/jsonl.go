@@ -35,6 +35,7 @@ type JSONLOptions struct {
 // every file, oldest first.
 type jsonlStore struct {
 	mu     sync.Mutex
+	pub    published // head and size for readers that must not wait on a commit
 	path   string
 	opts   JSONLOptions
 	f      *os.File
@@ -126,6 +127,7 @@ func OpenJSONL(path string, opts JSONLOptions) (Store, error) {
 		st, _ := f.Stat()
 		s.f, s.active = f, st.Size()
 	}
+	s.pub.publish(s.head, s.size)
 	ok = true
 	return s, nil
 }
@@ -238,6 +240,7 @@ func (s *jsonlStore) repairTail() error {
 func (s *jsonlStore) Append(recs []*Record) ([]*Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.pub.publish(s.head, s.size) }()
 	if s.f == nil {
 		return nil, fmt.Errorf("audit store %s: opened read-only", s.path)
 	}
@@ -393,17 +396,9 @@ func (s *jsonlStore) Query(f Filter) ([]Record, error) {
 	return out, err
 }
 
-func (s *jsonlStore) Head() (Head, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.head, nil
-}
+func (s *jsonlStore) Head() (Head, error) { return s.pub.Head() }
 
-func (s *jsonlStore) Size() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.size
-}
+func (s *jsonlStore) Size() int64 { return s.pub.Size() }
 
 func (s *jsonlStore) Verify(expect *Head) (VerifyReport, error) { return s.verifyProgress(expect, nil) }
 
@@ -493,6 +488,7 @@ func (snap *jsonlSnapshot) each(fn func(*Record, string)) error {
 func (s *jsonlStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (RetentionResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.pub.publish(s.head, s.size) }()
 	if s.f == nil {
 		return RetentionResult{}, fmt.Errorf("audit store %s: opened read-only", s.path)
 	}
