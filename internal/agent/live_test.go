@@ -101,7 +101,13 @@ func TestLiveViewWiring(t *testing.T) {
 		if p := m.Points["tp0"]; p != nil && p["rate"] != nil {
 			rate = max(rate, *p["rate"])
 		}
-		return header != nil && row != nil && row.Model == "llama-x" && audit != nil && len(audit.Tail) > 0 && rate > 0
+		hasRegister := false
+		if audit != nil {
+			for _, r := range audit.Tail {
+				hasRegister = hasRegister || r.Operation == "register"
+			}
+		}
+		return header != nil && row != nil && row.Model == "llama-x" && hasRegister && rate > 0
 	})
 	if !ok {
 		t.Fatalf("frames never carried it all: header %+v, row %+v, audit %+v, rate %v", header, row, audit, rate)
@@ -112,8 +118,19 @@ func TestLiveViewWiring(t *testing.T) {
 	if row.State != "live" || row.PID != os.Getpid() || row.Pod != "pod-a" || row.Namespace != "ns-a" || row.Rings != 2 {
 		t.Errorf("producer row %+v", row)
 	}
-	if r := audit.Tail[0]; r.Operation != "register" || r.Producer != "tp0" || r.Seq == 0 || r.Hash == "" {
-		t.Errorf("audit tail %+v", audit.Tail)
+	// The producer's record, among the agent's own (config, health
+	// transitions), newest first.
+	found := false
+	for i, r := range audit.Tail {
+		if i > 0 && r.Seq >= audit.Tail[i-1].Seq {
+			t.Errorf("audit tail not newest first: %+v", audit.Tail)
+		}
+		if r.Operation == "register" && r.Producer == "tp0" && r.Seq > 0 && r.Hash != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the producer's audit record is not in the tail: %+v", audit.Tail)
 	}
 
 	// No admin listener: no live view, no sink.
