@@ -282,7 +282,7 @@ rules (group agaobs-fleet). Check it with promtool check rules.`,
 				return fail(2, fmt.Errorf("--scrape-interval: %v must be > 0", scrape))
 			}
 			b, skipped, err := promrules.Generate(promrules.Options{Prefix: cfg.PrometheusPrefix, Naming: schema.Naming(cfg.PrometheusNaming),
-				Rules: promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules), SLOs: cfg.SLOs,
+				Rules: promrules.AllRules(cfg), SLOs: cfg.SLOs,
 				NodeLabel: cfg.PrometheusNodeLabel, SeriesLabels: slices.Sorted(maps.Keys(cfg.PrometheusLabels)),
 				ScrapeInterval: scrape, RunbookBaseURL: runbooks, AgentJob: job, GPUXIDWindow: time.Duration(cfg.GPUXIDWindow)})
 			if err != nil {

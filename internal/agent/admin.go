@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agaobs/agaobs/internal/alerting"
+	"github.com/agaobs/agaobs/internal/alerting/anomaly"
 	"github.com/agaobs/agaobs/internal/audit"
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/rings"
@@ -71,6 +72,29 @@ func (a *Agent) adminHandler() http.Handler {
 		}
 		active, history := a.alerts.Alerts(q.Get("severity"), limit, since)
 		writeJSON(w, AlertsResponse{Active: active, History: history})
+	})
+	mux.HandleFunc("GET /api/v1/anomalies", func(w http.ResponseWriter, r *http.Request) {
+		if a.alerts == nil {
+			http.Error(w, "alerting is disabled (alert_enabled: false)", http.StatusNotFound)
+			return
+		}
+		q := r.URL.Query()
+		f := anomaly.Filter{Producer: q.Get("producer"), Signal: q.Get("signal")}
+		switch q.Get("layers") {
+		case "", "anomalous":
+		case "all":
+			f.AllLayers = true
+		default:
+			http.Error(w, "layers: want all or anomalous", http.StatusBadRequest)
+			return
+		}
+		if f.Signal != "" {
+			if _, ok := anomaly.ParseSignal(f.Signal); !ok {
+				http.Error(w, "signal: unknown (docs/anomaly.md lists the signals)", http.StatusBadRequest)
+				return
+			}
+		}
+		writeJSON(w, a.alerts.Anomalies(f))
 	})
 	mux.HandleFunc("GET /api/v1/audit", func(w http.ResponseWriter, r *http.Request) {
 		f, err := audit.FilterFromValues(r.URL.Query(), time.Now())

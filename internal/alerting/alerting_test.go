@@ -131,20 +131,20 @@ func TestBucketQuantileMatchesPrometheus(t *testing.T) {
 func TestMessages(t *testing.T) {
 	r := &Rule{AlertRule: config.AlertRule{Name: "slo_latency_p99", Metric: "latency_p99", Operator: ">", Threshold: 1000, Severity: "warning",
 		Message: "SLO violation: P99 latency {value:.1f}µs exceeds {threshold:.0f}µs"}}
-	if m, err := renderMessage(r, 1234.56, nil); err != nil || m != "SLO violation: P99 latency 1234.6µs exceeds 1000µs" {
+	if m, err := renderMessage(r, 1234.56, nil, nil); err != nil || m != "SLO violation: P99 latency 1234.6µs exceeds 1000µs" {
 		t.Errorf("seed placeholders: %q %v", m, err)
 	}
 	r.Message = `{{ $labels.producer }}: p99 {{ printf "%.0f" $value }} > {{ $threshold }} ({value:.1%})`
-	if m, err := renderMessage(r, 2.5, map[string]string{"producer": "tp0"}); err != nil || m != "tp0: p99 2 > 1000 (250.0%)" {
+	if m, err := renderMessage(r, 2.5, map[string]string{"producer": "tp0"}, nil); err != nil || m != "tp0: p99 2 > 1000 (250.0%)" {
 		t.Errorf("go template: %q %v", m, err)
 	}
 	r.Message = ""
-	if m, _ := renderMessage(r, 1500, nil); m != "[WARNING] slo_latency_p99: latency_p99 = 1500.0000 > 1000.0" {
+	if m, _ := renderMessage(r, 1500, nil, nil); m != "[WARNING] slo_latency_p99: latency_p99 = 1500.0000 > 1000.0" {
 		t.Errorf("default message %q", m)
 	}
 	for _, bad := range []string{"{nope}", "{{ .Missing.Field }}", "{value:.1q}"} {
 		r.Message = bad
-		if _, err := renderMessage(r, 1, nil); err == nil {
+		if _, err := renderMessage(r, 1, nil, nil); err == nil {
 			t.Errorf("%q rendered without error", bad)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agaobs/agaobs/internal/alerting/anomaly"
 	"github.com/agaobs/agaobs/internal/schema"
 	"github.com/agaobs/agaobs/internal/selfmetrics"
 )
@@ -25,12 +26,23 @@ func (e *Engine) Collector(prefix string) selfmetrics.Collector {
 			"rule"),
 		available: f.Gauge("agaobs_producer_available", "1 while the producer is up and not dropping records, else 0 (the availability SLI).",
 			"producer"),
+		anomalyScore: f.Gauge(prefix+"_anomaly_score", "Anomaly score of the signal's last minute against its learned baseline, in robust standard deviations (> 0 above, < 0 below; layer empty for the producer's own series, else the layer's ratio to its producer). Absent while the series learns (anomaly_learning_period).",
+			"producer", "signal", "layer"),
+		anomalous: f.Gauge(prefix+"_anomaly", "1 when any series of the signal (the producer's or a layer's) scores beyond the medium sensitivity, else 0.",
+			"producer", "signal"),
+		straggler: f.Gauge(prefix+"_straggler", "1 when the producer runs slower than the other ranks of its peer group by more than their spread allows (medium sensitivity), else 0.",
+			"producer", "signal"),
+		anomalySeries:  f.Gauge("agaobs_anomaly_series", "Baselines the anomaly detector holds (about 1 KiB each)."),
+		anomalyLimited: f.Counter("agaobs_anomaly_series_limited_total", "Series the anomaly detector did not track for its budget (16384 series, 256 layers per producer)."),
+		anomalyEval:    f.Gauge("agaobs_anomaly_minute_duration_seconds", "Time the anomaly detector took for the last minute's aggregates (every producer, layer and signal)."),
 	}
 }
 
 type collector struct {
 	e                                                  *Engine
 	alerts, budget, burn, evalDur, failures, available *prometheus.Desc
+	anomalyScore, anomalous, straggler                 *prometheus.Desc
+	anomalySeries, anomalyLimited, anomalyEval         *prometheus.Desc
 	fams                                               *selfmetrics.Families
 }
 
@@ -85,5 +97,51 @@ func (c *collector) Update(ch chan<- prometheus.Metric) error {
 		buckets[b] = cum
 	}
 	ch <- prometheus.MustNewConstHistogram(c.evalDur, e.evals.count, e.evals.sum, buckets)
+	c.anomalies(ch)
 	return nil
+}
+
+// anomalies exports the detector's scores. Called with e.mu held.
+func (c *collector) anomalies(ch chan<- prometheus.Metric) {
+	d := c.e.det
+	if d == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.anomalySeries, prometheus.GaugeValue, float64(d.Series()))
+	ch <- prometheus.MustNewConstMetric(c.anomalyLimited, prometheus.CounterValue, float64(d.Limited))
+	ch <- prometheus.MustNewConstMetric(c.anomalyEval, prometheus.GaugeValue, c.e.anomalyEval.Seconds())
+	type key struct{ producer, signal string }
+	flags := map[key]bool{}
+	var order []key
+	thr := anomaly.Medium.Threshold()
+	d.Each(func(f anomaly.Finding) {
+		if f.Learning {
+			return
+		}
+		p := schema.LabelValue(f.Producer)
+		ch <- prometheus.MustNewConstMetric(c.anomalyScore, prometheus.GaugeValue, f.Score, p, f.Signal, f.Layer)
+		k := key{p, f.Signal}
+		if _, seen := flags[k]; !seen {
+			order = append(order, k)
+		}
+		flags[k] = flags[k] || f.Anomalous(anomaly.Both, thr)
+	})
+	for _, k := range order {
+		v := 0.0
+		if flags[k] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.anomalous, prometheus.GaugeValue, v, k.producer, k.signal)
+	}
+	sthr := anomaly.Medium.StragglerThreshold()
+	d.EachStraggler(func(f anomaly.StragglerFinding) {
+		if f.Learning {
+			return
+		}
+		v := 0.0
+		if f.Straggling(sthr) {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.straggler, prometheus.GaugeValue, v, schema.LabelValue(f.Producer), f.Signal)
+	})
 }

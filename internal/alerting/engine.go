@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agaobs/agaobs/internal/alerting/anomaly"
 	"github.com/agaobs/agaobs/internal/alerting/notify"
 	"github.com/agaobs/agaobs/internal/alerting/promrules"
 	"github.com/agaobs/agaobs/internal/config"
@@ -75,6 +76,7 @@ type HistoryEntry struct {
 // target is what the engine knows about one producer (or the node).
 type target struct {
 	win          *window
+	acc          *minuteAcc // anomaly detector's minute (nil when off)
 	lastDrops    pipeline.DropCounts
 	sampled      bool
 	available    bool
@@ -105,6 +107,17 @@ type Engine struct {
 	trigger     chan struct{}
 	dirty       bool
 	lastSave    time.Time
+	// The anomaly detector (nil with anomaly_enabled false), the minute
+	// being accumulated and since when (unix seconds), reused samples,
+	// the last minute's detector duration, and whether a replay feeds
+	// it (ObserveMinute) instead of events.
+	det          *anomaly.Detector
+	accMinute    int64
+	accFrom      int64
+	samples      []anomaly.Sample
+	anomalyEval  time.Duration
+	replay       bool
+	lastAnomSave time.Time
 }
 
 type evalStats struct {
@@ -149,8 +162,25 @@ func (e *Engine) apply(cfg config.Config) {
 	e.opts.Config = cfg
 	e.rules, e.slos = nil, nil
 	longest := time.Minute
-	for _, rc := range promrules.EffectiveRules(cfg.AlertUseDefaultRules, cfg.AlertRules) {
+	if cfg.AnomalyEnabled {
+		if e.det == nil {
+			e.det = anomaly.New(anomaly.Config{Learning: time.Duration(cfg.AnomalyLearningPeriod)})
+		}
+		e.det.SetLearning(time.Duration(cfg.AnomalyLearningPeriod))
+	} else {
+		e.det = nil
+		for _, t := range e.targets {
+			t.acc = nil
+		}
+	}
+	for _, rc := range promrules.AllRules(cfg) {
 		r := &Rule{AlertRule: rc, Fingerprint: ruleFingerprint(rc)}
+		if schema.RuleMetric(rc.Metric).Detector() {
+			r.AlertRule = detectorRule(rc)
+			r.Cond = e.detectorCond(r)
+			e.rules = append(e.rules, r)
+			continue
+		}
 		r.Cond = e.ruleCond(r)
 		e.rules = append(e.rules, r)
 		longest = max(longest, time.Duration(rc.WindowSeconds*float64(time.Second)))
@@ -210,6 +240,9 @@ func (e *Engine) targetFor(producer string) *target {
 		t = &target{win: newWindow(e.longest)}
 		e.targets[producer] = t
 	}
+	if e.det != nil && t.acc == nil {
+		t.acc = &minuteAcc{}
+	}
 	return t
 }
 
@@ -251,9 +284,16 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 		}
 		sec := ev.RecvNs / 1e9
 		s, ns := t.win.at(sec), e.node.win.at(sec)
+		acc := t.acc
+		if acc != nil {
+			acc.prod = ev.Producer
+		}
 		switch ev.Kind {
 		case pipeline.KindForward:
 			f := &ev.Forward
+			if acc != nil {
+				acc.forward(f, anomaly.DefaultMaxLayers)
+			}
 			lat, hasLat := f.Latency()
 			gate, hasGate := f.Gate()
 			ent, hasEnt := f.Entropy()
@@ -289,6 +329,14 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 			}
 		case pipeline.KindRetrieval:
 			r := ev.Retrieval
+			if acc != nil {
+				if n, ok := r.ResultsCount(); ok {
+					acc.calls++
+					acc.results += int64(max(n, 0))
+					inj, _ := r.InjectedCount()
+					acc.injected += int64(max(inj, 0))
+				}
+			}
 			if n := r.Results(); n > 0 {
 				for _, x := range [2]*slice{s, ns} {
 					x.results += n
@@ -305,6 +353,9 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 			}
 			if st.SlotChangeRate != nil {
 				s.slot, s.hasSlot = *st.SlotChangeRate, true
+			}
+			if acc != nil {
+				acc.util, acc.hasUtil, acc.slot, acc.hasSlot = s.util, s.hasUtil, s.slot, s.hasSlot
 			}
 		}
 	}
@@ -418,17 +469,19 @@ func maxOver(m map[string]float64) (float64, bool) {
 // sampleRings folds ring counters into the windows (drops and consumed
 // for drop_rate), records heartbeat ages, and samples availability for
 // availability SLOs once a second. It returns the known producers.
-func (e *Engine) sampleRings(now time.Time) []string {
+func (e *Engine) sampleRings(now time.Time) ([]string, map[string]bool) {
 	sec := now.Unix()
 	clear(e.heart)
 	clear(e.dead)
 	snap := e.opts.Snapshot()
 	names := make([]string, 0, len(snap.Producers))
+	up := make(map[string]bool, len(snap.Producers))
 	for i := range snap.Producers {
 		p := &snap.Producers[i]
 		name := p.Name
 		names = append(names, name)
 		live := p.Up()
+		up[name] = live
 		if age, ok := p.HeartbeatAge(); ok && live {
 			e.heart[name] = age
 		}
@@ -445,6 +498,10 @@ func (e *Engine) sampleRings(now time.Time) []string {
 					sl := w.at(sec)
 					sl.consumed += delta.Consumed
 					sl.drops += delta.Dropped
+				}
+				if t.acc != nil {
+					t.acc.consumed += delta.Consumed
+					t.acc.drops += delta.Dropped
 				}
 			}
 		}
@@ -463,7 +520,7 @@ func (e *Engine) sampleRings(now time.Time) []string {
 			}
 		}
 	}
-	return names // the snapshot is sorted by name
+	return names, up // the snapshot is sorted by name
 }
 
 // Eval evaluates every rule at now and sends the resulting notifications.
@@ -472,11 +529,20 @@ func (e *Engine) Eval(now time.Time) {
 	e.mu.Lock()
 	start := time.Now() // only for the duration metric
 	e.lastEvalSec = now.Unix()
-	producers := e.sampleRings(now)
+	producers, live := e.sampleRings(now)
+	if !e.replay {
+		e.closeMinute(now, live)
+	}
+	var detTargets []string
+	if e.det != nil {
+		detTargets = e.det.Producers()
+	}
 	var transitions []Transition
 	for _, r := range e.rules {
 		targets := producers
-		if !r.PerProducer {
+		if schema.RuleMetric(r.Metric).Detector() {
+			targets = detTargets
+		} else if !r.PerProducer {
 			targets = []string{""}
 		}
 		active := e.active[r.Name]
@@ -519,7 +585,7 @@ func (e *Engine) Eval(now time.Time) {
 		e.opts.Notifier.Notify(out)
 	}
 	if saveDue {
-		e.save(now)
+		e.save(now, false)
 	}
 }
 
@@ -545,7 +611,7 @@ func (e *Engine) rule(name string) *Rule {
 
 // message renders a rule's message; a template error stays with its rule.
 func (e *Engine) message(r *Rule, a *Alert) string {
-	msg, err := renderMessage(r, a.Value, e.labels(r, a.Producer))
+	msg, err := renderMessage(r, a.Value, e.labels(r, a.Producer), e.detectorFields(r, a.Producer))
 	if err != nil {
 		e.failures[r.Name]++
 		return fmt.Sprintf("<error expanding template: %v>", err)
@@ -632,7 +698,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			e.save(time.Now())
+			e.save(time.Now(), true)
 			return nil
 		case now := <-tick.C:
 			e.Eval(now)

@@ -6,9 +6,14 @@ import (
 )
 
 const (
-	bucketAlerts = "alerts"
-	bucketSLO    = "slo"
+	bucketAlerts  = "alerts"
+	bucketSLO     = "slo"
+	bucketAnomaly = "anomaly"
 )
+
+// anomalySaveInterval is how often the baselines (about 1 KiB per series)
+// are written; they are also written at shutdown.
+const anomalySaveInterval = 10 * time.Minute
 
 // persistedRule is one rule's alerts as saved in state_path.
 type persistedRule struct {
@@ -19,7 +24,7 @@ type persistedRule struct {
 // save writes the alert states and SLO windows to the state file, so that
 // a restart resumes pending `for` progress, firing alerts (without
 // re-notifying) and SLO burn windows.
-func (e *Engine) save(now time.Time) {
+func (e *Engine) save(now time.Time, force bool) {
 	if e.opts.State == nil {
 		return
 	}
@@ -42,8 +47,23 @@ func (e *Engine) save(now time.Time) {
 			sloKV[s.key()+"|"+producer] = c
 		}
 	}
+	var anomalyKV map[string]any
+	if e.det != nil && !e.replay && (force || now.Sub(e.lastAnomSave) >= anomalySaveInterval) {
+		anomalyKV = map[string]any{}
+		for _, name := range e.det.Producers() {
+			if blob, ok := e.det.Marshal(name); ok {
+				anomalyKV[name] = blob
+			}
+		}
+		e.lastAnomSave = now
+	}
 	e.dirty, e.lastSave = false, now
 	e.mu.Unlock()
+	if anomalyKV != nil {
+		if err := e.opts.State.Replace(bucketAnomaly, anomalyKV); err != nil {
+			e.log.Warn("saving anomaly baselines", "err", err)
+		}
+	}
 	if err := e.opts.State.Replace(bucketAlerts, rulesKV); err != nil {
 		e.log.Warn("saving alert state", "err", err)
 	}
@@ -64,7 +84,7 @@ func compact(slots []slot) []slot {
 }
 
 // restore loads what save wrote; state of rules whose definition changed
-// is dropped.
+// is dropped, and baselines that do not decode are skipped with a warning.
 func (e *Engine) restore() error {
 	if e.opts.State == nil {
 		return nil
@@ -89,6 +109,22 @@ func (e *Engine) restore() error {
 	})
 	if err != nil {
 		return err
+	}
+	if e.det != nil {
+		err := e.opts.State.ForEach(bucketAnomaly, func(name string, raw []byte) error {
+			var blob []byte
+			if err := json.Unmarshal(raw, &blob); err != nil {
+				e.log.Warn("anomaly baselines not restored", "producer", name, "err", err)
+				return nil
+			}
+			if err := e.det.Restore(name, blob); err != nil {
+				e.log.Warn("anomaly baselines not restored", "producer", name, "err", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return e.opts.State.ForEach(bucketSLO, func(key string, raw []byte) error {
 		for _, s := range e.slos {

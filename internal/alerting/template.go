@@ -14,7 +14,10 @@ import (
 // {threshold:.0f}, {value:.1%}, {metric}, {name}). An empty message gives
 // the seed's default text. Errors belong to this rule alone: the caller
 // renders "<error expanding template: …>" and counts the failure.
-func renderMessage(r *Rule, value float64, labels map[string]string) (string, error) {
+//
+// extra holds a detector rule's placeholders ({value} there is the
+// signal's value, {score} the score; see detectorFields).
+func renderMessage(r *Rule, value float64, labels map[string]string, extra map[string]any) (string, error) {
 	msg := r.Message
 	if msg == "" {
 		return fmt.Sprintf("[%s] %s: %s = %.4f %s %s", strings.ToUpper(r.Severity), r.Name, r.Metric, value,
@@ -39,5 +42,9 @@ func renderMessage(r *Rule, value float64, labels map[string]string) (string, er
 			return msg, nil
 		}
 	}
-	return pyfmt.Format(msg, map[string]any{"value": value, "threshold": r.Threshold, "metric": r.Metric, "name": r.Name})
+	fields := map[string]any{"value": value, "threshold": r.Threshold, "metric": r.Metric, "name": r.Name}
+	for k, v := range extra {
+		fields[k] = v
+	}
+	return pyfmt.Format(msg, fields)
 }

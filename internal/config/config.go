@@ -81,6 +81,8 @@ type Config struct {
 	AlertNotificationTimeout Duration    `yaml:"alert_notification_timeout" help:"Timeout of one notification attempt (> 0). Used by the alert engine."`
 	AlertResendInterval      Duration    `yaml:"alert_resend_interval" help:"How often firing alerts are re-sent to Alertmanager before their endsAt (> 0; Prometheus's resend delay). Used by the alert engine."`
 	AlertExternalURL         string      `yaml:"alert_external_url" help:"Base URL of this agent as seen from Alertmanager, for generatorURL (e.g. http://node-1:8081); empty: no generatorURL. Used by the alert engine."`
+	AnomalyEnabled           bool        `yaml:"anomaly_enabled" help:"Learn a robust baseline per producer, signal and layer from one-minute aggregates, export anomaly scores and evaluate the default anomaly rules (anomaly_latency_regression, anomaly_gate_collapse, anomaly_retrieval_starvation, anomaly_straggler_rank) and every rule with metric anomaly or straggler; independent of alert_use_default_rules (docs/anomaly.md). Used by the alert engine."`
+	AnomalyLearningPeriod    Duration    `yaml:"anomaly_learning_period" help:"How long a new series learns its baseline before it may alert (1m-7d); a producer that takes a dead one's name over keeps the baseline. Used by the alert engine."`
 
 	// HTTP clients of the notification channels: prometheus/common's
 	// http_config block, decoded by its own YAML methods (file only).
@@ -175,6 +177,9 @@ type AlertRule struct {
 	Labels          map[string]string `yaml:"labels" help:"Labels attached to the alert (valid label names)."`
 	Annotations     map[string]string `yaml:"annotations" help:"Annotations attached to the alert (valid label names)."`
 	PerProducer     bool              `yaml:"per_producer" help:"Evaluate the rule for every producer separately (default true)."`
+	Signal          string            `yaml:"signal" help:"Rules with metric anomaly or straggler: the signal watched (docs/anomaly.md lists them; required for those rules, not allowed for others)."`
+	Sensitivity     string            `yaml:"sensitivity" help:"Rules with metric anomaly or straggler: low, medium or high, the score at or beyond which the condition holds (8, 6 and 4.5; straggler 8, 6 and 4); empty means medium."`
+	Direction       string            `yaml:"direction" help:"Rules with metric anomaly: up, down or both, the deviations that count; empty means both."`
 }
 
 // SetDefaults sets every field of r to its default value.
@@ -241,6 +246,8 @@ func Default() Config {
 		AlertLogLevel:            "WARNING",
 		AlertUseDefaultRules:     true,
 		AlertEvalInterval:        Duration(time.Second),
+		AnomalyEnabled:           true,
+		AnomalyLearningPeriod:    Duration(30 * time.Minute),
 		AlertWebhookFormat:       "reference",
 		AlertNotificationTimeout: Duration(10 * time.Second),
 		AlertResendInterval:      Duration(time.Minute),

@@ -32,7 +32,7 @@ func TestSchemaSetMessages(t *testing.T) {
 	}{
 		{"known metric", rule("producer_heartbeat_age_seconds"), "", ""},
 		{"unknown metric", rule("latency_p90"), "alert_rules[0].metric",
-			`invalid value "latency_p90": unknown rule metric: must be one of latency_p50 latency_p95 latency_p99 gate_mean entropy_mean activation_rate retrieval_failure_rate knowledge_utilization slot_change_rate forward_rate drop_rate producer_heartbeat_age_seconds`},
+			`invalid value "latency_p90": unknown rule metric: must be one of latency_p50 latency_p95 latency_p99 gate_mean entropy_mean activation_rate retrieval_failure_rate knowledge_utilization slot_change_rate forward_rate drop_rate producer_heartbeat_age_seconds anomaly straggler`},
 		{"bound", slo(2500), "", ""},
 		{"not a bound", slo(2000), "slos[0].sli.threshold_us",
 			`invalid value "2000": must be a forward latency bucket bound (5 10 25 50 100 250 500 1000 2500 5000) so Prometheus can compute the same SLI`},

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -230,6 +231,10 @@ func (c Config) Validate() error {
 	ch.oneOfFold("alert_log_level", c.AlertLogLevel, levels)
 	ch.durMin("alert_eval_interval", c.AlertEvalInterval, true)
 	ch.durMax("alert_eval_interval", c.AlertEvalInterval, Duration(time.Hour))
+	if v := c.AnomalyLearningPeriod; v < Duration(time.Minute) {
+		ch.fail("anomaly_learning_period", invalid(v.String(), "must be >= 1m"))
+	}
+	ch.durMax("anomaly_learning_period", c.AnomalyLearningPeriod, 7*day)
 	ch.oneOf("alert_webhook_format", c.AlertWebhookFormat, "reference alertmanager")
 	for i, u := range c.AlertmanagerURLs {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -346,6 +351,7 @@ func (c Config) validateAlertRules(ch *checker) {
 		}
 		ch.oneOf(p+"operator", r.Operator, operators)
 		ch.finite(p+"threshold", r.Threshold)
+		c.validateDetectorRule(ch, p, r)
 		ch.floatMin(p+"window_seconds", r.WindowSeconds, true)
 		ch.floatMax(p+"window_seconds", r.WindowSeconds, 30*86400)
 		ch.oneOf(p+"severity", r.Severity, severities)
@@ -357,6 +363,41 @@ func (c Config) validateAlertRules(ch *checker) {
 		ch.durMax(p+"keep_firing_for", r.KeepFiringFor, 30*day)
 		ch.labelNames(p+"labels", r.Labels)
 		ch.labelNames(p+"annotations", r.Annotations)
+	}
+}
+
+// validateDetectorRule checks the keys of rules with metric anomaly or
+// straggler, which take a signal and a sensitivity instead of a threshold.
+func (c Config) validateDetectorRule(ch *checker, p string, r AlertRule) {
+	m := schema.RuleMetric(r.Metric)
+	if !m.Detector() {
+		for _, k := range [...]struct{ key, v string }{{"signal", r.Signal}, {"sensitivity", r.Sensitivity}, {"direction", r.Direction}} {
+			if k.v != "" {
+				ch.fail(p+k.key, invalid(k.v, "only rules with metric anomaly or straggler take "+k.key))
+			}
+		}
+		return
+	}
+	if !c.AnomalyEnabled {
+		ch.fail(p+"metric", invalid(r.Metric, "needs anomaly_enabled: true"))
+	}
+	signals := schema.AnomalySignals()
+	if m == schema.RuleStraggler {
+		signals = schema.StragglerSignals()
+		if r.Direction != "" {
+			ch.fail(p+"direction", invalid(r.Direction, "straggler rules compare slower ranks only; remove direction"))
+		}
+	}
+	if r.Signal == "" {
+		ch.fail(p+"signal", "required when metric is "+r.Metric+": one of "+strings.Join(signals, " "))
+	} else if !slices.Contains(signals, r.Signal) {
+		ch.fail(p+"signal", invalid(r.Signal, "unknown signal: must be one of "+strings.Join(signals, " ")))
+	}
+	if r.Sensitivity != "" {
+		ch.oneOf(p+"sensitivity", r.Sensitivity, "low medium high")
+	}
+	if r.Direction != "" {
+		ch.oneOf(p+"direction", r.Direction, "up down both")
 	}
 }
 

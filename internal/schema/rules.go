@@ -21,6 +21,10 @@ const (
 	RuleForwardRate          RuleMetric = "forward_rate"
 	RuleDropRate             RuleMetric = "drop_rate"
 	RuleHeartbeatAge         RuleMetric = "producer_heartbeat_age_seconds"
+	// RuleAnomaly and RuleStraggler watch the anomaly detector's scores
+	// (signal, sensitivity and direction instead of a threshold).
+	RuleAnomaly   RuleMetric = "anomaly"
+	RuleStraggler RuleMetric = "straggler"
 )
 
 // ruleMetrics holds the facts per rule metric, in the order configuration
@@ -45,7 +49,31 @@ var ruleMetrics = []struct {
 	{RuleForwardRate, FamForward, 0},
 	{RuleDropRate, "", 0},
 	{RuleHeartbeatAge, "", 0},
+	{RuleAnomaly, "", 0},
+	{RuleStraggler, "", 0},
 }
+
+// Detector reports whether m reads the anomaly detector (anomaly,
+// straggler) rather than a window of events.
+func (m RuleMetric) Detector() bool { return m == RuleAnomaly || m == RuleStraggler }
+
+// anomalySignals are the anomaly detector's signals, in its order: the
+// signal label values and alert_rules[].signal. The first five are also
+// tracked per layer.
+var anomalySignals = []string{
+	"latency_p50", "latency_p99", "applied_ratio", "gate_mean", "entropy_mean",
+	"forward_rate", "retrieval_results", "retrieval_injected", "kv_utilization",
+	"slot_change_rate", "drop_rate", "offcpu_p99", "gc_pause_p99", "gpu_utilization",
+}
+
+// stragglerSignals are the signals peer groups compare.
+var stragglerSignals = []string{"latency_p99", "latency_p50", "offcpu_p99"}
+
+// AnomalySignals returns the anomaly detector's signal names in order.
+func AnomalySignals() []string { return append([]string(nil), anomalySignals...) }
+
+// StragglerSignals returns the signals a straggler rule may watch.
+func StragglerSignals() []string { return append([]string(nil), stragglerSignals...) }
 
 // RuleMetrics returns every rule metric, in the order docs and error
 // messages list them.

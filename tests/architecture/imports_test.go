@@ -51,6 +51,10 @@ var roles = map[string]role{
 	"internal/dashboard":   generator,
 	"internal/demo":        producer,
 	"internal/agent":       wiring,
+	// The anomaly detector's model is arithmetic on aggregates; its replay
+	// benchmark wires an alert engine to a simulated world.
+	"internal/alerting/anomaly":        library,
+	"internal/alerting/anomaly/replay": wiring,
 }
 
 func roleOf(pkg string) role {

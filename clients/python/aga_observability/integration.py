@@ -18,6 +18,10 @@ logger = logging.getLogger("aga_observability")
 
 _MAX_FRAMES = 32
 
+# The stack setup_observability returned first (the seed's process-global
+# stack): what get_global_stack() returns while it runs.
+_global_stack: Optional[ObservabilityStack] = None
+
 
 def _find_plugin(event_bus: Any, frame) -> Any:
     """The object owning event_bus among the callers' ``self`` locals."""
@@ -75,19 +79,31 @@ def setup_observability(event_bus: Any, aga_config: Any = None) -> Optional[Obse
         if stack is not None:
             if plugin is not None and stack.plugin is None:
                 stack.bind_plugin(plugin)
-            return stack
+            return _remember(stack)
         stack = ObservabilityStack(event_bus, cfg)
         stack._aga_config = aga_cfg
         if plugin is not None:
             stack.bind_plugin(plugin)
-        return stack if stack.start() else None
+        return _remember(stack) if stack.start() else None
     except Exception as e:
         logger.warning("aga_observability: setup failed (%s); observability is disabled", e)
         return None
 
 
+def _remember(stack: ObservabilityStack) -> ObservabilityStack:
+    global _global_stack
+    g = _global_stack
+    if g is None or not g.running:
+        _global_stack = stack
+    return stack
+
+
 def get_global_stack() -> Optional[ObservabilityStack]:
-    """The first running stack of this process."""
+    """The stack setup_observability returned (the first of them while it
+    runs), else the first running stack of this process."""
+    g = _global_stack
+    if g is not None and g.running:
+        return g
     stacks = running_stacks()
     return stacks[0] if stacks else None
 
@@ -104,6 +120,8 @@ def bind_plugin(plugin: Any) -> None:
 
 def shutdown_observability() -> None:
     """Shuts down every running stack: a last STATUS, rings marked closed."""
+    global _global_stack
+    _global_stack = None
     for s in running_stacks():
         try:
             s.shutdown()

@@ -221,9 +221,27 @@ func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 
 	var file ruleFile
 	alerts := group{Name: AlertsGroup}
+	anomalies := group{Name: AnomalyGroup}
+	recorded := map[string]bool{}
 	names := map[string]bool{}
 	for _, r := range opts.Rules {
 		names[r.Name] = true
+		if schema.RuleMetric(r.Metric).Detector() {
+			rs, skip := g.anomalyRules(r, detectorThreshold)
+			if skip != "" {
+				skipped = append(skipped, Skipped{Rule: r.Name, Reason: skip})
+				continue
+			}
+			for _, x := range rs {
+				// Rules on one signal share its recording rules.
+				if x.Record != "" && recorded[x.Record] {
+					continue
+				}
+				recorded[x.Record] = x.Record != ""
+				anomalies.Rules = append(anomalies.Rules, x)
+			}
+			continue
+		}
 		ar, skip, err := g.alertRule(r)
 		if err != nil {
 			return nil, nil, fmt.Errorf("promrules: rule %q: %w", r.Name, err)
@@ -236,6 +254,9 @@ func Generate(opts Options) (yaml []byte, skipped []Skipped, err error) {
 	}
 	if len(alerts.Rules) > 0 {
 		file.Groups = append(file.Groups, alerts)
+	}
+	if len(anomalies.Rules) > 0 {
+		file.Groups = append(file.Groups, anomalies)
 	}
 	var slos []config.SLO
 	for _, s := range opts.SLOs {
