@@ -33,7 +33,7 @@ FUZZ_TARGETS := \
 	./internal/eventlog:FuzzLogLine \
 	./tests/reliability:FuzzLiveRing
 
-.PHONY: vendor-uplot all build man bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean otelcol test-otelcol
+.PHONY: vendor-uplot all build man bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean otelcol test-otelcol python-dashboard seed-tests
 
 all: build
 
@@ -130,6 +130,18 @@ test-otelcol:
 	cd tests/otelcol && $(GO) build -o $(abspath $(BINDIR))/agaobs-testcol .
 
 # The Python suite includes an offline `pip install` into a venv of the machine's Python.
+# The node dashboard the Python client ships for the seed's generate_dashboard
+# (clients/python/aga_observability/_data/dashboard.json, prefix placeholder
+# AGAOBS_PREFIX); test-go fails when it differs from the generator.
+python-dashboard:
+	$(GO) test ./internal/dashboard -run TestPythonDashboardCopy -update
+
+# The seed package's own test suite against the Python client, per module
+# (docs/seed-compatibility.md §12.3):
+#   make seed-tests SEED=<checkout of LucasMa2025/aga-plugin-system>
+seed-tests:
+	scripts/seed-tests.sh "$(SEED)"
+
 test-python:
 	cd clients/python && $(PYTHON) -m unittest discover -s tests
 

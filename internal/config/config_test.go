@@ -612,7 +612,7 @@ func TestEnvWarnings(t *testing.T) {
 	}{
 		{"unknown", []string{"AGAOBS_FOO=1"}, []string{"env AGAOBS_FOO: not a configuration key; ignored"}},
 		{"test reserved", []string{"AGAOBS_TEST_X=1", "AGAOBS_TEST_PROMETHEUS_PORT=abc"}, nil},
-		{"producer vars", []string{"AGAOBS_PRODUCER=p", "AGAOBS_ROLE=r"}, nil},
+		{"producer vars", []string{"AGAOBS_PRODUCER=p", "AGAOBS_ROLE=r", "AGAOBS_AGENT_URL=http://127.0.0.1:8081", "AGAOBS_HEALTH_URL=http://127.0.0.1:8080/health"}, nil},
 		{"other prefix", []string{"PATH=/bin", "AGAOBSX=1", "HOME"}, nil},
 		{"file only", []string{"AGAOBS_ALERT_RULES=x"}, []string{"env AGAOBS_ALERT_RULES: alert_rules can only be set in the config file; ignored"}},
 		{"sorted", []string{"AGAOBS_ZZ=1", "AGAOBS_AA=1", "AGAOBS_PROMETHEUS_PORT=9999"}, []string{

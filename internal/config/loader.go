@@ -19,11 +19,12 @@ const (
 	testEnv    = envPrefix + "TEST_"
 )
 
-// foreignEnv lists AGAOBS_* variables that producers use; they are not
-// configuration keys of the agent and are not warned about.
+// foreignEnv lists AGAOBS_* variables that producers use (the Python
+// client's identity and where its seed-compatible reads find the agent);
+// they are not configuration keys of the agent and are not warned about.
 func foreignEnv(name string) bool {
 	switch name {
-	case envPrefix + "PRODUCER", envPrefix + "ROLE", configEnv:
+	case envPrefix + "PRODUCER", envPrefix + "ROLE", envPrefix + "AGENT_URL", envPrefix + "HEALTH_URL", configEnv:
 		return true
 	}
 	return strings.HasPrefix(name, testEnv)
