@@ -9,6 +9,8 @@
 //	agaobs-bench --collector bin/agaobs-testcol --scenarios 100k,100k-otlp,1m-otlp-slow   (OTLP on, against a real collector)
 //	agaobs-bench load --ring-dir DIR --rate N --duration D [--slow-every N] [--layers N]   (the producer side)
 //	agaobs-bench live [--viewers 20] [--producers 8] [--layers 96] [--window 20s] [--pairs 3] [--json]   (the live view's cost)
+//	agaobs-bench anomaly [--seed 1] [--days 7] [--layers 96] [--per-kind 10] [--json] [-v]   (the anomaly detector's labelled replay)
+//	agaobs-bench anomaly-cost [--rate 100000] [--producers 8] [--layers 96] [--window 20s] [--pairs 3] [--json]   (its CPU cost in the agent)
 //
 // The *-otlp* scenarios start the agent with --otlp-enabled (all signals,
 // default sampling unless the scenario says otherwise) against a test
@@ -51,6 +53,10 @@ func main() {
 		err = load(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "live":
 		err = liveBench(os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "anomaly":
+		err = anomalyBench(os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "anomaly-cost":
+		err = anomalyCost(os.Args[2:])
 	default:
 		err = bench(os.Args[1:])
 	}

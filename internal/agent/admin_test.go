@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,6 +225,29 @@ func TestAlertsLimitCapped(t *testing.T) {
 		got, err := alertsLimit(c.in)
 		if (err != nil) != c.bad || got != c.want {
 			t.Errorf("alertsLimit(%q) = %d, %v; want %d (error %v)", c.in, got, err, c.want, c.bad)
+		}
+	}
+}
+
+// GET /api/v1/anomalies: the detector's view, its filters checked.
+func TestAnomaliesEndpoint(t *testing.T) {
+	srv, _ := adminWithRecords(t, 0)
+	for _, c := range []struct {
+		query string
+		code  int
+		want  string
+	}{
+		{"", 200, `"enabled": true`},
+		{"?layers=all&producer=tp0&signal=gate_mean", 200, `"learning_period": "30m"`},
+		{"?layers=some", 400, "layers: want all or anomalous"},
+		{"?signal=latency_p95", 400, "signal: unknown"},
+	} {
+		code, body, err := getBody(t, srv.URL+"/api/v1/anomalies"+c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != c.code || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: %d %s; want %d containing %q", c.query, code, body, c.code, c.want)
 		}
 	}
 }

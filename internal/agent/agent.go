@@ -356,6 +356,7 @@ func (a *Agent) newAlerting(cfg config.Config) error {
 		// evaluation time.
 		Snapshot:     func() *pipeline.Snapshot { return a.consumer.Snapshot() },
 		OnTransition: a.auditAlert,
+		Extra:        newAnomalyExtras(a).get,
 		// For the agent's own alerts the engine raises itself
 		// (AgaobsAuditStoreUnwritable, AgaobsSinkDrops).
 		AuditWritable: func() bool {

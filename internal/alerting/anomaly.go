@@ -170,7 +170,13 @@ func (e *Engine) closeMinute(now time.Time, live map[string]bool) {
 	samples := e.samples[:0]
 	for name, t := range e.targets {
 		if t.acc != nil && live[name] {
-			samples = append(samples, t.acc.sample(name, seconds))
+			smp := t.acc.sample(name, seconds)
+			if e.opts.Extra != nil && t.acc.prod != nil {
+				x := e.opts.Extra(m-1, t.acc.prod)
+				smp.Values[anomaly.OffCPUP99], smp.Values[anomaly.GCPauseP99] = x.OffCPUP99, x.GCPauseP99
+				smp.Values[anomaly.GPUUtilization] = x.GPUUtilization
+			}
+			samples = append(samples, smp)
 		}
 		if t.acc != nil {
 			t.acc.reset()
@@ -231,8 +237,9 @@ func (e *Engine) detectorCond(r *Rule) func(string, int64) (float64, bool, bool)
 
 // detectorFields are the placeholders a detector rule's message may use
 // besides the seed's: {value} (the signal's value, not the score),
-// {baseline}, {score}, {signal}, {layer}, and for stragglers {ratio} and
-// {peers}. Called with e.mu held.
+// {baseline}, {score}, {signal}, {layer} (the worst layer, "all" for the
+// producer's own series), and for stragglers {ratio} and {peers}. Called
+// with e.mu held.
 func (e *Engine) detectorFields(r *Rule, producer string) map[string]any {
 	if !schema.RuleMetric(r.Metric).Detector() {
 		return nil
@@ -261,7 +268,11 @@ func (e *Engine) detectorFields(r *Rule, producer string) map[string]any {
 	if !ok {
 		return none
 	}
-	return map[string]any{"value": f.Value, "baseline": f.Baseline, "score": f.Score, "signal": f.Signal, "layer": f.Layer,
+	layer := f.Layer
+	if layer == "" {
+		layer = "all" // the producer's own series
+	}
+	return map[string]any{"value": f.Value, "baseline": f.Baseline, "score": f.Score, "signal": f.Signal, "layer": layer,
 		"ratio": math.NaN(), "peers": math.NaN()}
 }
 

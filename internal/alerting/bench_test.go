@@ -50,3 +50,55 @@ func BenchmarkEngineWrite(b *testing.B) {
 		h.e.Write(context.Background(), batch)
 	}
 }
+
+// BenchmarkAnomalyMinute: one minute tick of the anomaly detector at 8
+// producers × 96 layers: the minute's histograms turned into every signal
+// (p50 and p99 per layer and producer, ratios, means) and scored and
+// learned by every baseline, peer groups included (issue #18: <= 5 ms).
+func BenchmarkAnomalyMinute(b *testing.B) {
+	cfg := config.Default()
+	var names []string
+	for i := 0; i < 8; i++ {
+		names = append(names, fmt.Sprintf("tp%d", i))
+	}
+	h := newHarness(&testing.T{}, cfg, nil, names...)
+	ws := 4
+	for _, n := range names {
+		h.prods[n].SetIdentity(pipeline.Identity{Producer: n, Model: "m", WorldSize: &ws})
+	}
+	fill := func(sec int64) {
+		var evs []pipeline.Event
+		for _, n := range names {
+			for l := 0; l < 96; l++ {
+				for i := 0; i < 20; i++ {
+					ev := h.fwd(n, time.Unix(sec, 0), float64(100+l+i*7))
+					ev.Forward = ev.Forward.WithLayer(int32(l)).WithEntropy(1.5)
+					evs = append(evs, ev)
+				}
+			}
+		}
+		h.write(evs...)
+	}
+	minute := base.Unix()/60*60 + 60
+	h.e.Eval(time.Unix(minute, 0))
+	// A day of minutes so the baselines are warm and seasonal.
+	for m := int64(1); m <= 1500; m++ {
+		fill(minute + (m-1)*60 + 1)
+		h.e.Eval(time.Unix(minute+m*60, 0))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		m := int64(1501 + i)
+		fill(minute + (m-1)*60 + 1)
+		b.StartTimer()
+		h.e.mu.Lock()
+		live := map[string]bool{}
+		for _, n := range names {
+			live[n] = true
+		}
+		h.e.closeMinute(time.Unix(minute+m*60, 0), live)
+		h.e.mu.Unlock()
+	}
+	b.ReportMetric(float64(h.e.det.Series()), "series")
+}

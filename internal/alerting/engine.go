@@ -41,6 +41,18 @@ type Options struct {
 	// SinkDropped, if set, is the count of events dropped at full sink
 	// queues since the start (AgaobsSinkDrops).
 	SinkDropped func() uint64
+	// Extra, if set, gives the anomaly detector the signals events do not
+	// carry, for one producer and the minute ending: eBPF off-CPU and GC
+	// pause p99 and the producer's GPU utilization. Called under the
+	// engine's lock once per producer per minute; it must not block.
+	Extra func(minute int64, p *pipeline.Producer) ExtraSignals
+}
+
+// ExtraSignals are a producer's signals from the node collectors for one
+// minute (anomaly.Value.OK false when not available).
+type ExtraSignals struct {
+	OffCPUP99, GCPauseP99 anomaly.Value // µs
+	GPUUtilization        anomaly.Value // 0-1
 }
 
 // AuditTransition is one alert state change as the audit trail records it.

@@ -190,3 +190,17 @@ func (c *Collector) GPUs() []Info {
 	}
 	return out
 }
+
+// Utilization maps each GPU's UUID to its utilization (0-1) from the last
+// collection; GPUs that do not report it are absent.
+func (c *Collector) Utilization() map[string]float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]float64, len(c.snap.gpus))
+	for _, g := range c.snap.gpus {
+		if g.util.ok {
+			out[g.UUID] = g.util.v
+		}
+	}
+	return out
+}

@@ -435,3 +435,17 @@ func TestRealLibrary(t *testing.T) {
 	}
 	t.Logf("%s", exposition(t, c))
 }
+
+func TestUtilization(t *testing.T) {
+	f := newFakeNode(2)
+	f.devs[0].GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+		return nvml.Utilization{Gpu: 73, Memory: 10}, nvml.SUCCESS
+	}
+	f.devs[1].GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED }
+	c := newTestCollector(f, Options{})
+	initPoll(t, c)
+	got := c.Utilization()
+	if len(got) != 1 || math.Abs(got[uuidOf(0)]-0.73) > 1e-9 {
+		t.Errorf("Utilization() = %v, want only %s at 0.73", got, uuidOf(0))
+	}
+}

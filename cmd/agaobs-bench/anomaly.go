@@ -1,0 +1,253 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/agaobs/agaobs/internal/alerting/anomaly/replay"
+)
+
+// anomalyKindJSON is one line of `agaobs-bench anomaly --json`.
+type anomalyKindJSON struct {
+	Side               string   `json:"side"` // detector or static
+	Kind               string   `json:"kind"`
+	Recall             float64  `json:"recall"`
+	MedianDelaySeconds *float64 `json:"median_delay_seconds"`
+	P90DelaySeconds    *float64 `json:"p90_delay_seconds"`
+	Incidents          int      `json:"incidents"`
+}
+
+type anomalySummaryJSON struct {
+	Side                      string  `json:"side"`
+	FalseAlertsPerProducerDay float64 `json:"false_alerts_per_producer_day"`
+	FalseAlerts               int     `json:"false_alerts"`
+	ProducerDays              float64 `json:"producer_days"`
+	ElapsedSeconds            float64 `json:"elapsed_seconds"`
+}
+
+func num(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}
+
+// anomalyBench replays the labelled scenario (internal/alerting/anomaly/replay)
+// and prints per incident kind the detector's and the static rules'
+// recall and delays, and their false alerts per producer-day.
+func anomalyBench(args []string) error {
+	fs := pflag.NewFlagSet("anomaly", pflag.ContinueOnError)
+	cfg := replay.Full
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "scenario seed")
+	fs.IntVar(&cfg.Days, "days", cfg.Days, "simulated days")
+	fs.IntVar(&cfg.Layers, "layers", cfg.Layers, "layers per producer")
+	fs.IntVar(&cfg.PerKind, "per-kind", cfg.PerKind, "incidents per kind")
+	asJSON := fs.Bool("json", false, "one JSON object per incident kind and side, then one summary per side")
+	verbose := fs.BoolP("verbose", "v", false, "list false alerts and missed incidents")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := replay.Run(cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		for _, side := range []replay.Side{res.Detector, res.Static} {
+			for _, k := range side.Kinds {
+				if err := enc.Encode(anomalyKindJSON{Side: side.Name, Kind: k.Kind, Recall: k.Recall, Incidents: k.Total,
+					MedianDelaySeconds: num(k.MedianDelay), P90DelaySeconds: num(k.P90Delay)}); err != nil {
+					return err
+				}
+			}
+		}
+		for _, side := range []replay.Side{res.Detector, res.Static} {
+			if err := enc.Encode(anomalySummaryJSON{Side: side.Name, FalseAlertsPerProducerDay: side.FalsePerProducerDay,
+				FalseAlerts: side.FalseAlerts, ProducerDays: side.ProducerDays, ElapsedSeconds: res.Elapsed.Seconds()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Printf("Replay: seed %d, %d days, %d models x %d ranks, %d layers, %d incidents per kind; %.1f s, longest detector minute %v\n\n",
+		cfg.Seed, cfg.Days, cfg.Models, cfg.Ranks, cfg.Layers, cfg.PerKind, res.Elapsed.Seconds(), res.EvalMax.Round(time.Microsecond))
+	fmt.Println("| incident kind | detector recall | median delay | p90 delay | static rules recall | median delay | goal |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	ok := true
+	for i, k := range res.Detector.Kinds {
+		s := res.Static.Kinds[i]
+		goal := replay.MaxMedianDelay(k.Kind)
+		met := k.Recall >= replay.MinRecall && k.MedianDelay <= goal.Seconds()
+		ok = ok && met
+		fmt.Printf("| %s | %.2f (%d/%d) | %s | %s | %.2f (%d/%d) | %s | recall >= %.1f, median <= %v %s |\n", k.Kind, k.Recall, k.Detected,
+			k.Total, delay(k.MedianDelay), delay(k.P90Delay), s.Recall, s.Detected, s.Total, delay(s.MedianDelay), replay.MinRecall, goal, mark(met))
+	}
+	fa := res.Detector.FalsePerProducerDay <= replay.MaxFalsePerProducerDay
+	ok = ok && fa
+	fmt.Printf("| false alerts per producer-day | %.2f (%d over %.1f) | | | %.2f (%d over %.1f) | | <= %.1f %s |\n",
+		res.Detector.FalsePerProducerDay, res.Detector.FalseAlerts, res.Detector.ProducerDays,
+		res.Static.FalsePerProducerDay, res.Static.FalseAlerts, res.Static.ProducerDays, replay.MaxFalsePerProducerDay, mark(fa))
+	if *verbose {
+		for _, side := range []replay.Side{res.Detector, res.Static} {
+			for _, f := range side.FalseList {
+				fmt.Printf("%s false alert: %s\n", side.Name, f)
+			}
+			for _, m := range side.Missed {
+				fmt.Printf("%s missed: %s\n", side.Name, m)
+			}
+		}
+	}
+	if !ok {
+		return fmt.Errorf("a goal was missed")
+	}
+	return nil
+}
+
+func delay(s float64) string {
+	if math.IsNaN(s) {
+		return "-"
+	}
+	return (time.Duration(s) * time.Second).String()
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✔"
+	}
+	return "✘"
+}
+
+// anomalyCostResult is the detector's CPU cost in the agent.
+type anomalyCostResult struct {
+	Producers   int       `json:"producers"`
+	Layers      int       `json:"layers"`
+	Rate        int       `json:"rate_total"`
+	WindowSec   float64   `json:"window_seconds"`
+	OnCPUPerM   []float64 `json:"on_cpu_seconds_per_million"`
+	OffCPUPerM  []float64 `json:"off_cpu_seconds_per_million"`
+	Ratio       float64   `json:"ratio"` // mean(on) / mean(off)
+	MinuteMaxMs float64   `json:"minute_max_ms"`
+}
+
+// anomalyCost runs one agent under load and switches anomaly_enabled on
+// and off (SIGHUP with the other config file) window by window: agent
+// CPU-seconds per million events consumed, with and without the detector,
+// in the same run.
+func anomalyCost(args []string) error {
+	fs := pflag.NewFlagSet("anomaly-cost", pflag.ContinueOnError)
+	agentBin := fs.String("agent", "bin/agaobs-agent", "agent binary")
+	producers := fs.Int("producers", 8, "producer processes")
+	layers := fs.Int("layers", 96, "layers each producer's forwards cycle through")
+	rate := fs.Int("rate", 100000, "forward events per second, all producers together")
+	window := fs.Duration("window", 20*time.Second, "one measurement window")
+	pairs := fs.Int("pairs", 3, "window pairs (on, off), interleaved")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "agaobs-bench-anomaly-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	work, err := os.MkdirTemp("", "agaobs-bench-anomaly-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cfgPath := filepath.Join(work, "agaobs.yaml")
+	writeCfg := func(on bool) error {
+		return os.WriteFile(cfgPath, fmt.Appendf(nil, "anomaly_enabled: %v\n", on), 0o644)
+	}
+	if err := writeCfg(true); err != nil {
+		return err
+	}
+	admin, prom := "127.0.0.1:18291", "18292"
+	ag := exec.Command(*agentBin, "run", "--config", cfgPath, "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin,
+		"--agent-log-level", "error", "--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1",
+		"--health-port", "18293", "--audit-storage-path", filepath.Join(work, "aga_audit.db"))
+	ag.Stderr = os.Stderr
+	if err := ag.Start(); err != nil {
+		return err
+	}
+	defer func() { ag.Process.Signal(syscall.SIGTERM); ag.Wait() }()
+	if err := waitHTTP("http://" + admin + "/api/v1/status"); err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	total := time.Duration(2**pairs)*(*window+2*time.Second) + 30*time.Second
+	var loads []*exec.Cmd
+	for i := range *producers {
+		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(*rate / *producers), "--layers", strconv.Itoa(*layers),
+			"--duration", total.String(), "--producer", fmt.Sprintf("bench-%d", i))
+		c.Stderr = os.Stderr
+		if err := c.Start(); err != nil {
+			return err
+		}
+		loads = append(loads, c)
+	}
+	defer func() {
+		for _, c := range loads {
+			c.Process.Signal(syscall.SIGTERM)
+			c.Wait()
+		}
+	}()
+	metrics := "http://127.0.0.1:" + prom + "/metrics"
+	time.Sleep(5 * time.Second) // producers attached, queues warm
+	res := anomalyCostResult{Producers: *producers, Layers: *layers, Rate: *rate, WindowSec: window.Seconds()}
+	measure := func() (float64, error) {
+		e0 := counterSum(scrapeBody(metrics), "agaobs_ring_events_total")
+		c0, err := procCPU(ag.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		time.Sleep(*window)
+		c1, err := procCPU(ag.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		e1 := counterSum(scrapeBody(metrics), "agaobs_ring_events_total")
+		if e1 <= e0 {
+			return 0, fmt.Errorf("no events consumed in a window")
+		}
+		return (c1 - c0).Seconds() / ((e1 - e0) / 1e6), nil
+	}
+	for range *pairs {
+		for _, on := range []bool{true, false} {
+			if err := writeCfg(on); err != nil {
+				return err
+			}
+			if err := ag.Process.Signal(syscall.SIGHUP); err != nil {
+				return err
+			}
+			time.Sleep(2 * time.Second) // the reload applied
+			v, err := measure()
+			if err != nil {
+				return err
+			}
+			if on {
+				res.OnCPUPerM = append(res.OnCPUPerM, v)
+				res.MinuteMaxMs = max(res.MinuteMaxMs, 1e3*counterSum(scrapeBody(metrics), "agaobs_anomaly_minute_duration_seconds"))
+			} else {
+				res.OffCPUPerM = append(res.OffCPUPerM, v)
+			}
+		}
+	}
+	res.Ratio = mean(res.OnCPUPerM) / mean(res.OffCPUPerM)
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	fmt.Printf("| producers × layers | rate | window × pairs | agent CPU-s per 1M events, anomaly off | on | ratio | detector minute (last, max seen) |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d × %d | %d/s | %v × %d | %.3f | %.3f | %.3f (goal <= 1.05) %s | %.2f ms |\n", res.Producers, res.Layers, res.Rate,
+		*window, *pairs, mean(res.OffCPUPerM), mean(res.OnCPUPerM), res.Ratio, mark(res.Ratio <= 1.05), res.MinuteMaxMs)
+	return nil
+}
