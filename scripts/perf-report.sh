@@ -22,8 +22,14 @@
 #     3) interleaved PERF_LIVE_WINDOW windows (default 20s), bytes per viewer),
 #     the first-load budget test (internal/live) and the browser test's
 #     event → pixel measurement (tests/browser, headless Chromium).
-# PERF_ONLY=otlp or PERF_ONLY=live runs only that part (and prints only its
-# rows); PERF_ONLY=core everything but them.
+#   - anomaly detection (about 3 more minutes): the labelled replay at full size
+#     (agaobs-bench anomaly --json: 7 days, 8 producers × 96 layers), one
+#     detector minute at 8 × 96 (BenchmarkAnomalyMinute), and the agent's CPU per
+#     million events at 100 k events/s with the detector on and off,
+#     PERF_ANOMALY_PAIRS (default 3) interleaved PERF_ANOMALY_WINDOW windows
+#     (default 20s) (agaobs-bench anomaly-cost).
+# PERF_ONLY=otlp, PERF_ONLY=live or PERF_ONLY=anomaly runs only that part (and
+# prints only its rows); PERF_ONLY=core everything but them.
 # Other load on the machine skews every number: the table's header records
 # the load average at the start and the end. A failing benchmark marks its
 # rows and makes the script exit 1 after printing the table; a goal that is
@@ -38,8 +44,10 @@ OTLP_DURATION=${PERF_OTLP_DURATION:-60s} # window of each OTLP on/off run (CPU p
 OTLP_REPS=${PERF_OTLP_REPS:-2}           # off,on pairs, interleaved
 LIVE_WINDOW=${PERF_LIVE_WINDOW:-20s}     # live view: one window without viewers, one with
 LIVE_PAIRS=${PERF_LIVE_PAIRS:-3}
-ONLY=${PERF_ONLY:-}                      # "", otlp, live or core
-case $ONLY in "" | otlp | live | core) ;; *) echo "perf-report: PERF_ONLY must be otlp, live or core" >&2; exit 2 ;; esac
+ANOMALY_WINDOW=${PERF_ANOMALY_WINDOW:-20s} # anomaly detection: one window on, one off
+ANOMALY_PAIRS=${PERF_ANOMALY_PAIRS:-3}
+ONLY=${PERF_ONLY:-}                      # "", otlp, live, anomaly or core
+case $ONLY in "" | otlp | live | anomaly | core) ;; *) echo "perf-report: PERF_ONLY must be otlp, live, anomaly or core" >&2; exit 2 ;; esac
 
 report=${1:-}
 if [[ -z $report ]]; then
@@ -120,6 +128,15 @@ if [[ $ONLY == "" || $ONLY == live ]]; then
 	step "go test internal/live TestFirstLoadBudget, tests/browser (event → pixel)"
 	run live-budget "$work/live-budget.txt" "$GO" test -count=1 -run '^TestFirstLoadBudget$' -v ./internal/live
 	run live-browser "$work/live-browser.txt" "$GO" test -count=1 -v ./tests/browser
+fi
+
+if [[ $ONLY == "" || $ONLY == anomaly ]]; then
+	step "agaobs-bench anomaly (the labelled replay, full size), BenchmarkAnomalyMinute"
+	run anomaly-replay "$work/anomaly.jsonl" "$work/agaobs-bench" anomaly --json
+	run anomaly-minute "$work/anomaly-minute.txt" "$GO" test -run '^$' -bench '^BenchmarkAnomalyMinute$' -benchtime 200x ./internal/alerting
+	step "agaobs-bench anomaly-cost: 100 k events/s, detector on vs off, $ANOMALY_PAIRS × $ANOMALY_WINDOW interleaved"
+	run anomaly-cost "$work/anomaly-cost.json" "$work/agaobs-bench" anomaly-cost --agent "$work/agaobs-agent" \
+		--window "$ANOMALY_WINDOW" --pairs "$ANOMALY_PAIRS" --json
 fi
 
 if [[ $ONLY == "" || $ONLY == otlp ]]; then
@@ -355,6 +372,46 @@ if m:
         f"**p99 {m[2]} ms**{m[3]}", float(m[2]) <= 1500, "`go test -v ./tests/browser`")
 else:
     row("Live view: event → pixel p99", "≤ 1.5 s", FAILED, False, "`go test -v ./tests/browser`")
+section = "core"
+
+# Anomaly detection.
+section = "anomaly"
+ABENCH = "`agaobs-bench anomaly`"
+try:
+    lines = [json.loads(l) for l in read("anomaly.jsonl").splitlines() if l.strip()]
+    kinds = {(l["side"], l["kind"]): l for l in lines if "kind" in l}
+    summary = {l["side"]: l for l in lines if "kind" not in l}
+    for (side, kind), k in kinds.items():
+        if side != "detector":
+            continue
+        st = kinds.get(("static", kind), {})
+        goal_s = 3 * 3600 if kind == "latency_drift" else 300
+        med = k["median_delay_seconds"]
+        fmt = lambda v: "–" if v is None else (f"{v / 3600:.1f} h" if v >= 3600 else f"{v / 60:.0f} min")
+        row(f"Anomaly replay, {kind} ({k['incidents']} incidents): detector recall and median delay; the seed's static rules beside it",
+            f"recall ≥ 0.9, median ≤ {fmt(goal_s)}",
+            f"**recall {k['recall']:.2f}, median {fmt(med)}** (p90 {fmt(k['p90_delay_seconds'])}); static rules recall {st.get('recall', 0):.2f}, median {fmt(st.get('median_delay_seconds'))}",
+            k["recall"] >= 0.9 and med is not None and med <= goal_s, ABENCH)
+    d, s_ = summary["detector"], summary["static"]
+    row("Anomaly replay: false alerts per producer-day (7 days, 8 producers; benign daily peaks, rolling restarts, GC storms)", "≤ 0.5",
+        f"**{d['false_alerts_per_producer_day']:.2f}** ({d['false_alerts']} over {d['producer_days']:.1f} producer-days); static rules {s_['false_alerts_per_producer_day']:.2f}; replay {d['elapsed_seconds']:.1f} s",
+        d["false_alerts_per_producer_day"] <= 0.5 and d["elapsed_seconds"] <= 60, ABENCH)
+except (ValueError, KeyError, IndexError):
+    row("Anomaly replay", "recall ≥ 0.9, ≤ 0.5 false alerts per producer-day", FAILED, False, ABENCH)
+ns = gobench(read("anomaly-minute.txt"), "BenchmarkAnomalyMinute", "ns/op")
+if ns:
+    row("Anomaly detector: one minute tick at 8 producers × 96 layers, every signal and the peer groups", "≤ 5 ms",
+        f"**{ns / 1e6:.2f} ms**", ns <= 5e6, "`go test -bench '^BenchmarkAnomalyMinute$' ./internal/alerting`")
+else:
+    row("Anomaly detector: one minute tick", "≤ 5 ms", FAILED, False, "`go test -bench '^BenchmarkAnomalyMinute$' ./internal/alerting`")
+try:
+    ac = json.loads(read("anomaly-cost.json").strip().splitlines()[-1])
+    row(f"Anomaly detection: agent CPU-seconds per million events at {ac['rate_total']:,} events/s ({ac['producers']} producers × {ac['layers']} layers), on vs off, {len(ac['on_cpu_seconds_per_million'])} × {ac['window_seconds']:.0f} s windows interleaved",
+        "≤ 1.05 × off",
+        f"off {spread(ac['off_cpu_seconds_per_million'], '{:.3f}')}, on {spread(ac['on_cpu_seconds_per_million'], '{:.3f}')}: **{ac['ratio']:.3f} ×**",
+        ac["ratio"] <= 1.05, "`agaobs-bench anomaly-cost`")
+except (ValueError, KeyError, IndexError):
+    row("Anomaly detection: agent CPU per million events, on vs off", "≤ 1.05 × off", FAILED, False, "`agaobs-bench anomaly-cost`")
 section = "core"
 
 def sh(*cmd):

@@ -15,7 +15,7 @@ import (
 // the anomaly detector takes: the Sample of docs/anomaly.md.
 type minuteAcc struct {
 	prod             *pipeline.Producer // the newest, for the peer group
-	all              layerAcc
+	all              producerAcc
 	layers           []layerAcc
 	calls            int64 // retrievals that carried a result count
 	results          int64
@@ -25,33 +25,64 @@ type minuteAcc struct {
 	consumed, drops  uint64
 }
 
-type layerAcc struct {
-	lat             anomaly.Hist
-	forwards        uint64
-	applied         uint64
-	gateSum, entSum float64
-	gateN, entN     uint64
+// means are a minute's counts and sums of the forward signals.
+type means struct {
+	forwards, applied uint64
+	gateSum, entSum   float64
+	gateN, entN       uint64
 }
 
-func (l *layerAcc) add(f *pipeline.Forward) {
-	l.forwards++
+func (m *means) add(f *pipeline.Forward) {
+	m.forwards++
 	if f.Applied() {
-		l.applied++
-	}
-	if v, ok := f.Latency(); ok {
-		l.lat.Add(v)
+		m.applied++
 	}
 	if v, ok := f.Gate(); ok {
-		l.gateSum += v
-		l.gateN++
+		m.gateSum += v
+		m.gateN++
 	}
 	if v, ok := f.Entropy(); ok {
-		l.entSum += v
-		l.entN++
+		m.entSum += v
+		m.entN++
 	}
 }
 
-// values turns a layer's minute into the per-layer signals.
+func (m *means) values(out *[anomaly.NumLayerSignals]anomaly.Value) {
+	if m.forwards > 0 {
+		out[anomaly.AppliedRatio] = anomaly.Value{V: float64(m.applied) / float64(m.forwards), OK: true}
+	}
+	if m.gateN > 0 {
+		out[anomaly.GateMean] = anomaly.Value{V: m.gateSum / float64(m.gateN), OK: true}
+	}
+	if m.entN > 0 {
+		out[anomaly.EntropyMean] = anomaly.Value{V: m.entSum / float64(m.entN), OK: true}
+	}
+}
+
+// producerAcc is the producer's own minute, with the fine histogram.
+type producerAcc struct {
+	means
+	lat anomaly.Hist
+}
+
+func (p *producerAcc) values() (out [anomaly.NumLayerSignals]anomaly.Value) {
+	if v, ok := p.lat.Quantile(0.5); ok {
+		out[anomaly.LatencyP50] = anomaly.Value{V: v, OK: true}
+	}
+	if v, ok := p.lat.Quantile(0.99); ok {
+		out[anomaly.LatencyP99] = anomaly.Value{V: v, OK: true}
+	}
+	p.means.values(&out)
+	return out
+}
+
+// layerAcc is one layer's minute: small (about 240 bytes) so that every
+// layer of every producer stays in cache (anomaly.LayerHist).
+type layerAcc struct {
+	means
+	lat anomaly.LayerHist
+}
+
 func (l *layerAcc) values() (out [anomaly.NumLayerSignals]anomaly.Value) {
 	if v, ok := l.lat.Quantile(0.5); ok {
 		out[anomaly.LatencyP50] = anomaly.Value{V: v, OK: true}
@@ -59,22 +90,18 @@ func (l *layerAcc) values() (out [anomaly.NumLayerSignals]anomaly.Value) {
 	if v, ok := l.lat.Quantile(0.99); ok {
 		out[anomaly.LatencyP99] = anomaly.Value{V: v, OK: true}
 	}
-	if l.forwards > 0 {
-		out[anomaly.AppliedRatio] = anomaly.Value{V: float64(l.applied) / float64(l.forwards), OK: true}
-	}
-	if l.gateN > 0 {
-		out[anomaly.GateMean] = anomaly.Value{V: l.gateSum / float64(l.gateN), OK: true}
-	}
-	if l.entN > 0 {
-		out[anomaly.EntropyMean] = anomaly.Value{V: l.entSum / float64(l.entN), OK: true}
-	}
+	l.means.values(&out)
 	return out
 }
 
 // forward folds one forward event; layers beyond the detector's cap only
 // count in the producer's aggregate.
 func (a *minuteAcc) forward(f *pipeline.Forward, maxLayers int) {
+	lat, hasLat := f.Latency()
 	a.all.add(f)
+	if hasLat {
+		a.all.lat.Add(lat)
+	}
 	layer, ok := f.LayerIdx()
 	if !ok || layer < 0 || int(layer) >= maxLayers {
 		return
@@ -82,7 +109,11 @@ func (a *minuteAcc) forward(f *pipeline.Forward, maxLayers int) {
 	for len(a.layers) <= int(layer) {
 		a.layers = append(a.layers, layerAcc{})
 	}
-	a.layers[layer].add(f)
+	l := &a.layers[layer]
+	l.add(f)
+	if hasLat {
+		l.lat.Add(lat)
+	}
 }
 
 // sample builds the detector's input from the minute that covered seconds.

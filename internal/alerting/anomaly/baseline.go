@@ -113,6 +113,9 @@ type Floors struct{ Floor, Rel float64 }
 
 // SignalFloors are a producer-level series' floors.
 func SignalFloors(sig Signal) Floors {
+	if sig >= NumSignals {
+		return layerFloors
+	}
 	f := signalFacts[sig]
 	return Floors{f.floor, f.rel}
 }
@@ -155,7 +158,7 @@ func (b *Baseline) Observe(sig Floors, minute int64, x float64) Score {
 	// widens the spread it is scored against and hides itself within
 	// minutes. A lasting change is still absorbed, more slowly.
 	w := 1.0
-	if math.Abs(z) >= learnZ {
+	if math.Abs(z) >= learnZ && b.N >= 1/globalAlpha {
 		w = 0
 	}
 	// The non-seasonal baseline.
@@ -174,11 +177,11 @@ func (b *Baseline) Observe(sig Floors, minute int64, x float64) Score {
 // learnSlots updates the two profile slots around minute, each by its
 // interpolation weight; an empty slot starts at x with spread s0.
 func (b *Baseline) learnSlots(sig Floors, minute int64, x, s0, w float64) {
-	k0, k1, w := slotPos(minute)
+	k0, k1, f := slotPos(minute)
 	for _, kw := range [2]struct {
 		k int
 		w float64
-	}{{k0, 1 - w}, {k1, w}} {
+	}{{k0, 1 - f}, {k1, f}} {
 		k := kw.k
 		if kw.w <= 0 {
 			continue

@@ -126,6 +126,11 @@ func Minute(t time.Time) int64 { return t.Unix() / 60 }
 func (d *Detector) Observe(minute int64, samples []Sample) {
 	d.minute = max(d.minute, minute)
 	for i := range samples {
+		if p := d.producers[samples[i].Producer]; p != nil {
+			p.last = minute
+		}
+	}
+	for i := range samples {
 		d.observe(minute, &samples[i])
 	}
 	d.comparePeers(minute, samples)
@@ -178,9 +183,11 @@ func (d *Detector) seriesFor(p *producer, slot **series, minute int64) *series {
 	if *slot != nil {
 		return *slot
 	}
-	if d.series >= d.cfg.MaxSeries && !d.evict(minute, p) {
-		d.Limited++
-		return nil
+	for d.series >= d.cfg.MaxSeries {
+		if !d.evict(minute, p) {
+			d.Limited++
+			return nil
+		}
 	}
 	*slot = &series{}
 	d.series++

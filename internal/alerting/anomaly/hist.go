@@ -54,7 +54,7 @@ func (h *Hist) Count() uint64 { return h.n }
 // Quantile returns the q-quantile, interpolated linearly within its
 // bucket; ok is false for an empty histogram.
 func (h *Hist) Quantile(q float64) (float64, bool) {
-	if h.n == 0 {
+	if h.n == 0 || !(q >= 0 && q <= 1) {
 		return 0, false
 	}
 	rank := q * float64(h.n)
@@ -76,3 +76,73 @@ func (h *Hist) Quantile(q float64) (float64, bool) {
 
 // Reset empties h.
 func (h *Hist) Reset() { *h = Hist{} }
+
+// LayerHist is the per-layer minute histogram: 4 linear sub-buckets per
+// power of two from 2^-2 to 2^22 (0.25 µs to about 4 s) in 16-bit counts,
+// 192 bytes. At 96 layers × 8 producers every layer's state fits in a
+// core's L2 cache, where the fine Hist (1 KiB each) did not and cost the
+// agent a cache miss per event. A count about to overflow halves every
+// count of the layer: a quantile needs only their proportions.
+type LayerHist struct {
+	counts [layerBuckets]uint16
+}
+
+const (
+	layerMinExp  = -2
+	layerMaxExp  = 22
+	layerSub     = 4
+	layerBuckets = (layerMaxExp - layerMinExp) * layerSub
+)
+
+// Add records v (non-positive and non-finite values are ignored).
+func (h *LayerHist) Add(v float64) {
+	if !(v > 0) || math.IsInf(v, 1) {
+		return
+	}
+	bits := math.Float64bits(v)
+	exp := int(bits>>52&0x7ff) - 1023
+	i := 0
+	switch {
+	case exp < layerMinExp:
+	case exp >= layerMaxExp:
+		i = layerBuckets - 1
+	default:
+		i = (exp-layerMinExp)*layerSub + int(bits>>(52-2)&(layerSub-1))
+	}
+	if h.counts[i] == math.MaxUint16 {
+		for j := range h.counts {
+			h.counts[j] >>= 1
+		}
+	}
+	h.counts[i]++
+}
+
+// Quantile returns the q-quantile, interpolated linearly within its
+// bucket; ok is false for an empty histogram.
+func (h *LayerHist) Quantile(q float64) (float64, bool) {
+	if !(q >= 0 && q <= 1) {
+		return 0, false
+	}
+	var total float64
+	for _, c := range h.counts {
+		total += float64(c)
+	}
+	if total == 0 {
+		return 0, false
+	}
+	rank, cum := q*total, 0.0
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		if next := cum + float64(c); next >= rank {
+			exp, sub := i/layerSub+layerMinExp, i%layerSub
+			base := math.Ldexp(1, exp)
+			lo, hi := base*(1+float64(sub)/layerSub), base*(1+float64(sub+1)/layerSub)
+			return lo + (hi-lo)*((rank-cum)/float64(c)), true
+		} else {
+			cum = next
+		}
+	}
+	return math.Ldexp(1, layerMaxExp), true
+}

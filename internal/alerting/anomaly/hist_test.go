@@ -69,6 +69,23 @@ func TestHistQuantileDistributions(t *testing.T) {
 	}
 }
 
+// TestHistInterpolates: within a bucket the quantile is interpolated, so
+// a smooth distribution's quantiles come out far better than the bucket
+// width.
+func TestHistInterpolates(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	var h Hist
+	for range 100000 {
+		h.Add(100 + 900*r.Float64())
+	}
+	for _, q := range []float64{0.05, 0.25, 0.5, 0.75, 0.95} {
+		got, _ := h.Quantile(q)
+		if want := 100 + 900*q; math.Abs(got-want)/want > 0.01 {
+			t.Errorf("uniform 100..1000: Quantile(%v) = %.1f, want %.1f within 1%%", q, got, want)
+		}
+	}
+}
+
 // TestHistShiftVisible: a 5% shift of every value moves the median by
 // about 5%, which the exported buckets could not show.
 func TestHistShiftVisible(t *testing.T) {
@@ -215,5 +232,52 @@ func TestHistReset(t *testing.T) {
 	h.Add(42)
 	if q, _ := h.Quantile(0.5); q < 42/(1+histRes) || q > 42*(1+histRes) {
 		t.Fatalf("after Reset and Add(42): median %g", q)
+	}
+}
+
+// LayerHist: quantiles within its 4-per-octave resolution (linear
+// interpolation keeps them within a bucket of the truth), non-positive and
+// non-finite values ignored, and a saturating bucket halves every count
+// without moving the quantiles.
+func TestLayerHist(t *testing.T) {
+	var h LayerHist
+	if _, ok := h.Quantile(0.5); ok {
+		t.Fatal("empty LayerHist has a quantile")
+	}
+	for _, v := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		h.Add(v)
+	}
+	if _, ok := h.Quantile(0.5); ok {
+		t.Fatal("ignored values were counted")
+	}
+	// 1000 values uniform in [100, 200) µs and 10 at 1000 µs.
+	for i := range 1000 {
+		h.Add(100 + float64(i)/10)
+	}
+	for range 10 {
+		h.Add(1000)
+	}
+	if p50, _ := h.Quantile(0.5); p50 < 130 || p50 > 175 {
+		t.Errorf("p50 = %v, want about 150", p50)
+	}
+	if p99, _ := h.Quantile(0.995); p99 < 768 || p99 > 1024 {
+		t.Errorf("p99.5 = %v, want in the bucket of 1000, [768, 1024)", p99)
+	}
+	// Saturate two buckets with 200 000 values each (over the 16-bit
+	// counts): every count halves when one would overflow, and the
+	// proportions, hence the quantiles, stay.
+	var s LayerHist
+	for range 200000 {
+		s.Add(150)
+		s.Add(1000)
+	}
+	if p50, _ := s.Quantile(0.25); p50 < 128 || p50 >= 160 {
+		t.Errorf("after saturation p25 = %v, want in the 150 µs bucket [128, 160)", p50)
+	}
+	if p75, _ := s.Quantile(0.75); p75 < 768 || p75 >= 1024 {
+		t.Errorf("after saturation p75 = %v, want in the 1000 µs bucket", p75)
+	}
+	if _, ok := h.Quantile(math.NaN()); ok {
+		t.Error("a NaN quantile")
 	}
 }

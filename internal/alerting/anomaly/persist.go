@@ -78,14 +78,15 @@ func (d *Detector) Restore(name string, blob []byte) error {
 	if err != nil {
 		return fmt.Errorf("anomaly: restore %q: %w", name, err)
 	}
+	base := d.series
 	if old := d.producers[name]; old != nil {
-		d.series -= old.count
+		base -= old.count
 	}
-	if d.series+n > d.cfg.MaxSeries {
+	if base+n > d.cfg.MaxSeries {
 		return fmt.Errorf("anomaly: restore %q: %d series over the budget of %d", name, n, d.cfg.MaxSeries)
 	}
 	p.count = n
-	d.series += n
+	d.series = base + n
 	d.producers[name] = p
 	return nil
 }

@@ -95,6 +95,15 @@ func (d *Detector) fresh(p *producer, s *series) bool {
 	return s != nil && s.at == p.last && p.last >= d.minute-1
 }
 
+// freshLayer is fresh for a layer series of sig, which also needs the
+// producer's own series of the same minute: its value is the ratio's
+// scale (without one, after a restore under a full budget, it is not
+// shown).
+func (d *Detector) freshLayer(p *producer, sig Signal, s *series) bool {
+	ps := p.sig[sig]
+	return d.fresh(p, s) && ps != nil && ps.at == s.at
+}
+
 // Worst returns the producer's series of signal sig that deviates most in
 // direction dir among the fresh ones: the producer-level one and, for
 // per-layer signals, every layer's. ok is false when none is fresh.
@@ -117,7 +126,9 @@ func (d *Detector) Worst(producer string, sig Signal, dir Direction) (Finding, b
 	consider(-1, p.sig[sig])
 	if sig.PerLayer() {
 		for l := range p.layers {
-			consider(l, p.layers[l][sig])
+			if s := p.layers[l][sig]; d.freshLayer(p, sig, s) {
+				consider(l, s)
+			}
 		}
 	}
 	return best, found
@@ -215,7 +226,7 @@ func (d *Detector) Findings(f Filter) ([]Finding, []StragglerFinding) {
 			}
 			for l := range p.layers {
 				s := p.layers[l][sig]
-				if !d.fresh(p, s) {
+				if !d.freshLayer(p, sig, s) {
 					continue
 				}
 				if fd := d.finding(p, sig, l, s); f.AllLayers || math.Abs(fd.Score) >= Medium.Threshold() {
@@ -248,7 +259,7 @@ func (d *Detector) Each(fn func(Finding)) {
 		}
 		for l := range p.layers {
 			for sig := Signal(0); sig < NumLayerSignals; sig++ {
-				if s := p.layers[l][sig]; d.fresh(p, s) {
+				if s := p.layers[l][sig]; d.freshLayer(p, sig, s) {
 					fn(d.finding(p, sig, l, s))
 				}
 			}

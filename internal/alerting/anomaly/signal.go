@@ -74,8 +74,14 @@ func (s Signal) String() string {
 // PerLayer reports whether s is also tracked per layer.
 func (s Signal) PerLayer() bool { return s < NumLayerSignals }
 
-// Unit is the unit of the signal's values ("" when dimensionless).
-func (s Signal) Unit() string { return signalFacts[s].unit }
+// Unit is the unit of the signal's values ("" when dimensionless or
+// unknown).
+func (s Signal) Unit() string {
+	if s >= NumSignals {
+		return ""
+	}
+	return signalFacts[s].unit
+}
 
 // ParseSignal returns the signal named name.
 func ParseSignal(name string) (Signal, bool) {
@@ -101,7 +107,7 @@ func Signals() []Signal {
 var stragglerSignals = [...]Signal{LatencyP99, LatencyP50, OffCPUP99}
 
 // StragglerSignals returns the signals compared across peers.
-func StragglerSignals() []Signal { return stragglerSignals[:] }
+func StragglerSignals() []Signal { return append([]Signal(nil), stragglerSignals[:]...) }
 
 // Sensitivity maps a rule's sensitivity to the score threshold.
 type Sensitivity string
