@@ -31,6 +31,7 @@ FUZZ_TARGETS := \
 	./internal/config:FuzzLoadFile \
 	./internal/pipeline:FuzzDecodeAudit \
 	./internal/eventlog:FuzzLogLine \
+	./internal/alerting/anomaly:FuzzRestore \
 	./tests/reliability:FuzzLiveRing
 
 .PHONY: vendor-uplot all build man bpf run test test-go test-reliability test-fleet test-python test-python-install test-c test-fuzz vet fmt-check e2e perf bench bench-go bench-agent bench-python bench-c bench-bpf clean otelcol test-otelcol python-dashboard seed-tests

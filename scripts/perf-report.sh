@@ -26,7 +26,7 @@
 #     (agaobs-bench anomaly --json: 7 days, 8 producers × 96 layers), one
 #     detector minute at 8 × 96 (BenchmarkAnomalyMinute), and the agent's CPU per
 #     million events at 100 k events/s with the detector on and off,
-#     PERF_ANOMALY_PAIRS (default 3) interleaved PERF_ANOMALY_WINDOW windows
+#     PERF_ANOMALY_PAIRS (default 5) interleaved PERF_ANOMALY_WINDOW windows
 #     (default 20s) (agaobs-bench anomaly-cost).
 # PERF_ONLY=otlp, PERF_ONLY=live or PERF_ONLY=anomaly runs only that part (and
 # prints only its rows); PERF_ONLY=core everything but them.
@@ -45,7 +45,7 @@ OTLP_REPS=${PERF_OTLP_REPS:-2}           # off,on pairs, interleaved
 LIVE_WINDOW=${PERF_LIVE_WINDOW:-20s}     # live view: one window without viewers, one with
 LIVE_PAIRS=${PERF_LIVE_PAIRS:-3}
 ANOMALY_WINDOW=${PERF_ANOMALY_WINDOW:-20s} # anomaly detection: one window on, one off
-ANOMALY_PAIRS=${PERF_ANOMALY_PAIRS:-3}
+ANOMALY_PAIRS=${PERF_ANOMALY_PAIRS:-5}
 ONLY=${PERF_ONLY:-}                      # "", otlp, live, anomaly or core
 case $ONLY in "" | otlp | live | anomaly | core) ;; *) echo "perf-report: PERF_ONLY must be otlp, live, anomaly or core" >&2; exit 2 ;; esac
 
@@ -408,7 +408,7 @@ try:
     ac = json.loads(read("anomaly-cost.json").strip().splitlines()[-1])
     row(f"Anomaly detection: agent CPU-seconds per million events at {ac['rate_total']:,} events/s ({ac['producers']} producers × {ac['layers']} layers), on vs off, {len(ac['on_cpu_seconds_per_million'])} × {ac['window_seconds']:.0f} s windows interleaved",
         "≤ 1.05 × off",
-        f"off {spread(ac['off_cpu_seconds_per_million'], '{:.3f}')}, on {spread(ac['on_cpu_seconds_per_million'], '{:.3f}')}: **{ac['ratio']:.3f} ×**",
+        f"off {spread(ac['off_cpu_seconds_per_million'], '{:.3f}')}, on {spread(ac['on_cpu_seconds_per_million'], '{:.3f}')}: **{ac['ratio']:.3f} ×** (the median of the pairs' ratios {', '.join(f'{r:.2f}' for r in ac['pair_ratios'])})",
         ac["ratio"] <= 1.05, "`agaobs-bench anomaly-cost`")
 except (ValueError, KeyError, IndexError):
     row("Anomaly detection: agent CPU per million events, on vs off", "≤ 1.05 × off", FAILED, False, "`agaobs-bench anomaly-cost`")

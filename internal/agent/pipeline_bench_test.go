@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -23,7 +24,20 @@ import (
 // metrics exporter, the event log (level INFO: forwards are not formatted)
 // the counter sink and the alert engine. One op = one event; the time runs until every
 // sink has processed every event.
-func BenchmarkPipeline(b *testing.B) {
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, 3, config.Default()) }
+
+// BenchmarkPipelineAnomaly is BenchmarkPipeline with forwards on 96
+// layers, with the anomaly detector off and on (issue #18: <= 5 % more
+// CPU per event); -count interleaves the two.
+func BenchmarkPipelineAnomaly(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		cfg := config.Default()
+		cfg.AnomalyEnabled = on
+		b.Run(fmt.Sprintf("anomaly=%v", on), func(b *testing.B) { benchPipeline(b, 96, cfg) })
+	}
+}
+
+func benchPipeline(b *testing.B, layers int, cfg config.Config) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const rings8, perRing = 8, 150_000
 	var total time.Duration
@@ -50,7 +64,10 @@ func BenchmarkPipeline(b *testing.B) {
 					}
 					continue
 				}
-				f.Layer = int32(29 + i%3)
+				f.Layer = int32(29 + i%layers)
+				if layers > 3 {
+					f.Layer = int32(i % layers)
+				}
 				if err := w.EmitForward(time.Now().UnixNano(), &f); err != nil {
 					b.Fatal(err)
 				}
@@ -63,7 +80,7 @@ func BenchmarkPipeline(b *testing.B) {
 		disp.Register(exp, pipeline.SinkOptions{QueueSize: 1 << 16})
 		disp.Register(logSink, pipeline.SinkOptions{QueueSize: 1 << 16})
 		disp.Register(pipeline.NewCounter(), pipeline.SinkOptions{QueueSize: 1 << 16})
-		alerts, err := alerting.New(alerting.Options{Config: config.Default()})
+		alerts, err := alerting.New(alerting.Options{Config: cfg})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -293,13 +293,13 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 		}
 		if t == nil || name != lastName {
 			t, lastName = e.targetFor(name), name
+			if t.acc != nil && t.acc.prod != ev.Producer {
+				t.acc.prod = ev.Producer // the newest incarnation, for its peer group
+			}
 		}
 		sec := ev.RecvNs / 1e9
 		s, ns := t.win.at(sec), e.node.win.at(sec)
 		acc := t.acc
-		if acc != nil {
-			acc.prod = ev.Producer
-		}
 		switch ev.Kind {
 		case pipeline.KindForward:
 			f := &ev.Forward
