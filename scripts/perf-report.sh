@@ -22,12 +22,12 @@
 #     3) interleaved PERF_LIVE_WINDOW windows (default 20s), bytes per viewer),
 #     the first-load budget test (internal/live) and the browser test's
 #     event → pixel measurement (tests/browser, headless Chromium).
-#   - anomaly detection (about 3 more minutes): the labelled replay at full size
+#   - anomaly detection (about 7 more minutes): the labelled replay at full size
 #     (agaobs-bench anomaly --json: 7 days, 8 producers × 96 layers), one
 #     detector minute at 8 × 96 (BenchmarkAnomalyMinute), and the agent's CPU per
 #     million events at 100 k events/s with the detector on and off,
-#     PERF_ANOMALY_PAIRS (default 5) interleaved PERF_ANOMALY_WINDOW windows
-#     (default 20s) (agaobs-bench anomaly-cost).
+#     PERF_ANOMALY_PAIRS (default 24) ABBA-interleaved PERF_ANOMALY_WINDOW windows
+#     (default 5s) (agaobs-bench anomaly-cost).
 # PERF_ONLY=otlp, PERF_ONLY=live or PERF_ONLY=anomaly runs only that part (and
 # prints only its rows); PERF_ONLY=core everything but them.
 # Other load on the machine skews every number: the table's header records
@@ -44,8 +44,8 @@ OTLP_DURATION=${PERF_OTLP_DURATION:-60s} # window of each OTLP on/off run (CPU p
 OTLP_REPS=${PERF_OTLP_REPS:-2}           # off,on pairs, interleaved
 LIVE_WINDOW=${PERF_LIVE_WINDOW:-20s}     # live view: one window without viewers, one with
 LIVE_PAIRS=${PERF_LIVE_PAIRS:-3}
-ANOMALY_WINDOW=${PERF_ANOMALY_WINDOW:-20s} # anomaly detection: one window on, one off
-ANOMALY_PAIRS=${PERF_ANOMALY_PAIRS:-5}
+ANOMALY_WINDOW=${PERF_ANOMALY_WINDOW:-5s} # anomaly detection: one window on, one off (ABBA)
+ANOMALY_PAIRS=${PERF_ANOMALY_PAIRS:-24}
 ONLY=${PERF_ONLY:-}                      # "", otlp, live, anomaly or core
 case $ONLY in "" | otlp | live | anomaly | core) ;; *) echo "perf-report: PERF_ONLY must be otlp, live, anomaly or core" >&2; exit 2 ;; esac
 
@@ -406,9 +406,9 @@ else:
     row("Anomaly detector: one minute tick", "≤ 5 ms", FAILED, False, "`go test -bench '^BenchmarkAnomalyMinute$' ./internal/alerting`")
 try:
     ac = json.loads(read("anomaly-cost.json").strip().splitlines()[-1])
-    row(f"Anomaly detection: agent CPU-seconds per million events at {ac['rate_total']:,} events/s ({ac['producers']} producers × {ac['layers']} layers), on vs off, {len(ac['on_cpu_seconds_per_million'])} × {ac['window_seconds']:.0f} s windows interleaved",
+    row(f"Anomaly detection: agent CPU-seconds per million events at {ac['rate_total']:,} events/s ({ac['producers']} producers × {ac['layers']} layers), on vs off, {len(ac['on_cpu_seconds_per_million'])} × {ac['window_seconds']:.0f} s window pairs, ABBA",
         "≤ 1.05 × off",
-        f"off {spread(ac['off_cpu_seconds_per_million'], '{:.3f}')}, on {spread(ac['on_cpu_seconds_per_million'], '{:.3f}')}: **{ac['ratio']:.3f} ×** (the median of the pairs' ratios {', '.join(f'{r:.2f}' for r in ac['pair_ratios'])})",
+        f"off {spread(ac['off_cpu_seconds_per_million'], '{:.3f}')}, on {spread(ac['on_cpu_seconds_per_million'], '{:.3f}')}: **{ac['ratio']:.3f} ×** (the median of the pairs' ratios, {min(ac['pair_ratios']):.2f}-{max(ac['pair_ratios']):.2f})",
         ac["ratio"] <= 1.05, "`agaobs-bench anomaly-cost`")
 except (ValueError, KeyError, IndexError):
     row("Anomaly detection: agent CPU per million events, on vs off", "≤ 1.05 × off", FAILED, False, "`agaobs-bench anomaly-cost`")

@@ -150,8 +150,8 @@ func anomalyCost(args []string) error {
 	producers := fs.Int("producers", 8, "producer processes")
 	layers := fs.Int("layers", 96, "layers each producer's forwards cycle through")
 	rate := fs.Int("rate", 100000, "forward events per second, all producers together")
-	window := fs.Duration("window", 20*time.Second, "one measurement window")
-	pairs := fs.Int("pairs", 5, "window pairs (on, off), interleaved")
+	window := fs.Duration("window", 5*time.Second, "one measurement window")
+	pairs := fs.Int("pairs", 24, "window pairs, interleaved on-off, off-on, ... (ABBA)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	null := fs.Bool("null", false, "calibration: keep the detector on in both windows of a pair (the pair ratios' spread is the measurement's noise)")
 	if err := fs.Parse(args); err != nil {
@@ -224,8 +224,14 @@ func anomalyCost(args []string) error {
 		}
 		return (c1 - c0).Seconds() / ((e1 - e0) / 1e6), nil
 	}
-	for range *pairs {
-		for _, on := range []bool{true, false} {
+	for i := range *pairs {
+		// ABBA: every other pair measures off first, so that whatever the
+		// first window after a reload costs falls on both sides alike.
+		order := []bool{true, false}
+		if i%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, on := range order {
 			if err := writeCfg(on || *null); err != nil {
 				return err
 			}
@@ -246,8 +252,8 @@ func anomalyCost(args []string) error {
 		}
 	}
 	// Windows of one mode vary by up to 2x (how the consumer's wake-ups
-	// fall against the producers' 1 ms batches): each pair's ratio, then
-	// their median.
+	// fall against the producers' 1 ms batches; --null measures it): each
+	// pair's ratio, then their median.
 	for i := range res.OnCPUPerM {
 		res.PairRatios = append(res.PairRatios, res.OnCPUPerM[i]/res.OffCPUPerM[i])
 	}

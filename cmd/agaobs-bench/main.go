@@ -10,7 +10,7 @@
 //	agaobs-bench load --ring-dir DIR --rate N --duration D [--slow-every N] [--layers N]   (the producer side)
 //	agaobs-bench live [--viewers 20] [--producers 8] [--layers 96] [--window 20s] [--pairs 3] [--json]   (the live view's cost)
 //	agaobs-bench anomaly [--seed 1] [--days 7] [--layers 96] [--per-kind 10] [--json] [-v]   (the anomaly detector's labelled replay)
-//	agaobs-bench anomaly-cost [--rate 100000] [--producers 8] [--layers 96] [--window 20s] [--pairs 3] [--json]   (its CPU cost in the agent)
+//	agaobs-bench anomaly-cost [--rate 100000] [--producers 8] [--layers 96] [--window 5s] [--pairs 24] [--null] [--json]   (its CPU cost in the agent)
 //
 // The *-otlp* scenarios start the agent with --otlp-enabled (all signals,
 // default sampling unless the scenario says otherwise) against a test
