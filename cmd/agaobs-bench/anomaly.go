@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -157,64 +155,39 @@ func anomalyCost(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("/dev/shm", "agaobs-bench-anomaly-")
+	// The config file the SIGHUPs switch; it lives beside the agent's
+	// work directory, which does not exist before the agent.
+	cfgDir, err := os.MkdirTemp("", "agaobs-bench-anomaly-cfg-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	work, err := os.MkdirTemp("", "agaobs-bench-anomaly-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	cfgPath := filepath.Join(work, "agaobs.yaml")
+	defer os.RemoveAll(cfgDir)
+	cfgPath := filepath.Join(cfgDir, "agaobs.yaml")
 	writeCfg := func(on bool) error {
 		return os.WriteFile(cfgPath, fmt.Appendf(nil, "anomaly_enabled: %v\n", on), 0o644)
 	}
 	if err := writeCfg(true); err != nil {
 		return err
 	}
-	admin, prom := "127.0.0.1:18291", "18292"
-	ag := exec.Command(*agentBin, "run", "--config", cfgPath, "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin,
-		"--agent-log-level", "error", "--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1",
-		"--health-port", "18293", "--audit-storage-path", filepath.Join(work, "aga_audit.db"))
-	ag.Stderr = os.Stderr
-	if err := ag.Start(); err != nil {
+	ag, err := startPacedAgent(*agentBin, "anomaly", 18290, "--config", cfgPath)
+	if err != nil {
 		return err
 	}
-	defer func() { ag.Process.Signal(syscall.SIGTERM); ag.Wait() }()
-	if err := waitHTTP("http://" + admin + "/api/v1/status"); err != nil {
+	defer ag.Close()
+	if err := ag.Load(*producers, *rate / *producers, *layers, time.Duration(2**pairs)*(*window+2*time.Second)+30*time.Second); err != nil {
 		return err
 	}
-	self, _ := os.Executable()
-	total := time.Duration(2**pairs)*(*window+2*time.Second) + 30*time.Second
-	var loads []*exec.Cmd
-	for i := range *producers {
-		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(*rate / *producers), "--layers", strconv.Itoa(*layers),
-			"--duration", total.String(), "--producer", fmt.Sprintf("bench-%d", i))
-		c.Stderr = os.Stderr
-		if err := c.Start(); err != nil {
-			return err
-		}
-		loads = append(loads, c)
-	}
-	defer func() {
-		for _, c := range loads {
-			c.Process.Signal(syscall.SIGTERM)
-			c.Wait()
-		}
-	}()
-	metrics := "http://127.0.0.1:" + prom + "/metrics"
+	metrics := ag.metrics
 	time.Sleep(5 * time.Second) // producers attached, queues warm
 	res := anomalyCostResult{Producers: *producers, Layers: *layers, Rate: *rate, WindowSec: window.Seconds()}
 	measure := func() (float64, error) {
 		e0 := counterSum(scrapeBody(metrics), "agaobs_ring_events_total")
-		c0, err := procCPU(ag.Process.Pid)
+		c0, err := procCPU(ag.Pid())
 		if err != nil {
 			return 0, err
 		}
 		time.Sleep(*window)
-		c1, err := procCPU(ag.Process.Pid)
+		c1, err := procCPU(ag.Pid())
 		if err != nil {
 			return 0, err
 		}
@@ -235,7 +208,7 @@ func anomalyCost(args []string) error {
 			if err := writeCfg(on || *null); err != nil {
 				return err
 			}
-			if err := ag.Process.Signal(syscall.SIGHUP); err != nil {
+			if err := ag.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				return err
 			}
 			time.Sleep(2 * time.Second) // the reload applied

@@ -7,13 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -104,48 +101,16 @@ func liveBench(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("/dev/shm", "agaobs-bench-live-")
+	ag, err := startPacedAgent(*agentBin, "live", 18190, "--ui-max-viewers", strconv.Itoa(max(*viewers, 1)))
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	storeDir, err := os.MkdirTemp("", "agaobs-bench-live-audit-")
-	if err != nil {
+	defer ag.Close()
+	if err := ag.Load(*producers, *rate, *layers, time.Duration(2**pairs)*(*window+3*time.Second)+20*time.Second); err != nil {
 		return err
 	}
-	defer os.RemoveAll(storeDir)
-	admin, prom := "127.0.0.1:18191", "18192"
-	ag := exec.Command(*agentBin, "run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin,
-		"--agent-log-level", "error", "--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1",
-		"--health-port", "18193", "--audit-storage-path", filepath.Join(storeDir, "aga_audit.db"),
-		"--ui-max-viewers", strconv.Itoa(max(*viewers, 1)))
-	ag.Stderr = os.Stderr
-	if err := ag.Start(); err != nil {
-		return err
-	}
-	defer func() { ag.Process.Signal(syscall.SIGTERM); ag.Wait() }()
-	if err := waitHTTP("http://" + admin + "/api/v1/status"); err != nil {
-		return err
-	}
-	self, _ := os.Executable()
-	total := time.Duration(2**pairs)*(*window+3*time.Second) + 20*time.Second
-	var loads []*exec.Cmd
-	for i := range *producers {
-		c := exec.Command(self, "load", "--ring-dir", dir, "--rate", strconv.Itoa(*rate), "--layers", strconv.Itoa(*layers),
-			"--duration", total.String(), "--producer", fmt.Sprintf("bench-%d", i))
-		c.Stderr = os.Stderr
-		if err := c.Start(); err != nil {
-			return err
-		}
-		loads = append(loads, c)
-	}
-	defer func() {
-		for _, c := range loads {
-			c.Process.Signal(syscall.SIGTERM)
-			c.Wait()
-		}
-	}()
-	metrics := "http://127.0.0.1:" + prom + "/metrics"
+	admin := ag.admin
+	metrics := ag.metrics
 	// Every producer tracked and a few seconds of history.
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if counterSum(scrapeBody(metrics), "agaobs_ui_history_producers") >= float64(*producers) {
@@ -162,7 +127,7 @@ func liveBench(args []string) error {
 	body0 := scrapeBody(metrics)
 	var perViewer []float64
 	for range *pairs {
-		off, err := cpuOver(ag.Process.Pid, *window)
+		off, err := cpuOver(ag.Pid(), *window)
 		if err != nil {
 			return err
 		}
@@ -184,7 +149,7 @@ func liveBench(args []string) error {
 		for i, v := range vs {
 			start[i] = v.wire.Load()
 		}
-		on, err := cpuOver(ag.Process.Pid, *window)
+		on, err := cpuOver(ag.Pid(), *window)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,21 @@ func (m *means) add(f *pipeline.Forward) {
 	}
 }
 
-func (m *means) values(out *[anomaly.NumLayerSignals]anomaly.Value) {
+// quantiles is a minute's latency histogram (the producer's fine one or a
+// layer's compact one).
+type quantiles interface {
+	Quantile(q float64) (float64, bool)
+}
+
+// values turns a minute's latency histogram and means into the per-layer
+// signals.
+func (m *means) values(lat quantiles) (out [anomaly.NumLayerSignals]anomaly.Value) {
+	if v, ok := lat.Quantile(0.5); ok {
+		out[anomaly.LatencyP50] = anomaly.Value{V: v, OK: true}
+	}
+	if v, ok := lat.Quantile(0.99); ok {
+		out[anomaly.LatencyP99] = anomaly.Value{V: v, OK: true}
+	}
 	if m.forwards > 0 {
 		out[anomaly.AppliedRatio] = anomaly.Value{V: float64(m.applied) / float64(m.forwards), OK: true}
 	}
@@ -57,6 +71,7 @@ func (m *means) values(out *[anomaly.NumLayerSignals]anomaly.Value) {
 	if m.entN > 0 {
 		out[anomaly.EntropyMean] = anomaly.Value{V: m.entSum / float64(m.entN), OK: true}
 	}
+	return out
 }
 
 // producerAcc is the producer's own minute, with the fine histogram.
@@ -65,33 +80,11 @@ type producerAcc struct {
 	lat anomaly.Hist
 }
 
-func (p *producerAcc) values() (out [anomaly.NumLayerSignals]anomaly.Value) {
-	if v, ok := p.lat.Quantile(0.5); ok {
-		out[anomaly.LatencyP50] = anomaly.Value{V: v, OK: true}
-	}
-	if v, ok := p.lat.Quantile(0.99); ok {
-		out[anomaly.LatencyP99] = anomaly.Value{V: v, OK: true}
-	}
-	p.means.values(&out)
-	return out
-}
-
 // layerAcc is one layer's minute: small (about 240 bytes) so that every
 // layer of every producer stays in cache (anomaly.LayerHist).
 type layerAcc struct {
 	means
 	lat anomaly.LayerHist
-}
-
-func (l *layerAcc) values() (out [anomaly.NumLayerSignals]anomaly.Value) {
-	if v, ok := l.lat.Quantile(0.5); ok {
-		out[anomaly.LatencyP50] = anomaly.Value{V: v, OK: true}
-	}
-	if v, ok := l.lat.Quantile(0.99); ok {
-		out[anomaly.LatencyP99] = anomaly.Value{V: v, OK: true}
-	}
-	l.means.values(&out)
-	return out
 }
 
 // forward folds one forward event; layers beyond the detector's cap only
@@ -119,7 +112,7 @@ func (a *minuteAcc) forward(f *pipeline.Forward, maxLayers int) {
 // sample builds the detector's input from the minute that covered seconds.
 func (a *minuteAcc) sample(name string, seconds float64) anomaly.Sample {
 	s := anomaly.Sample{Producer: name, Group: peerGroup(a.prod)}
-	lv := a.all.values()
+	lv := a.all.values(&a.all.lat)
 	copy(s.Values[:anomaly.NumLayerSignals], lv[:])
 	if seconds > 0 {
 		s.Values[anomaly.ForwardRate] = anomaly.Value{V: float64(a.all.forwards) / seconds, OK: true}
@@ -140,7 +133,7 @@ func (a *minuteAcc) sample(name string, seconds float64) anomaly.Sample {
 	if len(a.layers) > 0 {
 		s.Layers = make([][anomaly.NumLayerSignals]anomaly.Value, len(a.layers))
 		for i := range a.layers {
-			s.Layers[i] = a.layers[i].values()
+			s.Layers[i] = a.layers[i].values(&a.layers[i].lat)
 		}
 	}
 	return s

@@ -39,17 +39,7 @@ func TestSchemaSetMessages(t *testing.T) {
 		{"near a bound", slo(5.000001), "slos[0].sli.threshold_us",
 			`invalid value "5.000001": must be a forward latency bucket bound (5 10 25 50 100 250 500 1000 2500 5000) so Prometheus can compute the same SLI`},
 	} {
-		err := tc.c.Validate()
-		var ce *Error
-		switch {
-		case tc.msg == "" && err != nil:
-			t.Errorf("%s: %v", tc.name, err)
-		case tc.msg == "":
-		case !errors.As(err, &ce):
-			t.Errorf("%s: error %v, want a *Error", tc.name, err)
-		case ce.Key != tc.key || ce.Msg != tc.msg:
-			t.Errorf("%s: key %q msg %q\nwant key %q msg %q", tc.name, ce.Key, ce.Msg, tc.key, tc.msg)
-		}
+		checkValidate(t, tc.name, tc.c, tc.key, tc.msg)
 	}
 }
 
@@ -94,16 +84,23 @@ func TestDetectorRuleKeys(t *testing.T) {
 		{"detector off", off, "alert_rules[0].metric", `invalid value "anomaly": needs anomaly_enabled: true`},
 		{"learning too short", short, "anomaly_learning_period", `invalid value "30s": must be >= 1m`},
 	} {
-		err := tc.c.Validate()
-		var ce *Error
-		switch {
-		case tc.msg == "" && err != nil:
-			t.Errorf("%s: %v", tc.name, err)
-		case tc.msg == "":
-		case !errors.As(err, &ce):
-			t.Errorf("%s: error %v, want a *Error", tc.name, err)
-		case ce.Key != tc.key || ce.Msg != tc.msg:
-			t.Errorf("%s: key %q msg %q\nwant key %q msg %q", tc.name, ce.Key, ce.Msg, tc.key, tc.msg)
-		}
+		checkValidate(t, tc.name, tc.c, tc.key, tc.msg)
+	}
+}
+
+// checkValidate checks that c validates when msg is empty, else that it
+// fails with exactly key and msg.
+func checkValidate(t *testing.T, name string, c Config, key, msg string) {
+	t.Helper()
+	err := c.Validate()
+	var ce *Error
+	switch {
+	case msg == "" && err != nil:
+		t.Errorf("%s: %v", name, err)
+	case msg == "":
+	case !errors.As(err, &ce):
+		t.Errorf("%s: error %v, want a *Error", name, err)
+	case ce.Key != key || ce.Msg != msg:
+		t.Errorf("%s: key %q msg %q\nwant key %q msg %q", name, ce.Key, ce.Msg, key, msg)
 	}
 }
