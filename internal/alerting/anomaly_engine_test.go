@@ -355,3 +355,32 @@ func TestAnomalyHostileLayers(t *testing.T) {
 		t.Fatalf("%d layer accumulators", len(acc.layers))
 	}
 }
+
+// A producer's extreme but finite values (one forward a minute with gate
+// 1.7e308, then -1.7e308) overflow a baseline's difference: the API still
+// encodes, the metrics still gather.
+func TestAnomalyExtremeValuesStayEncodable(t *testing.T) {
+	cfg := anomalyConfig()
+	cfg.AnomalyLearningPeriod = config.Duration(time.Minute)
+	h := newHarness(t, cfg, nil, "tp0")
+	minute := base.Unix()/60 + 1
+	h.e.Eval(time.Unix(minute*60, 0))
+	for i := range 6 {
+		g := 1.7e308
+		if i%2 == 1 {
+			g = -1.7e308
+		}
+		h.write(pipeline.Event{Kind: pipeline.KindForward, Producer: h.prods["tp0"], RecvNs: time.Unix(minute*60+1, 0).UnixNano(),
+			Forward: pipeline.Forward{}.WithLatency(100).WithGate(g).WithLayer(0)})
+		minute++
+		h.e.Eval(time.Unix(minute*60, 0))
+	}
+	a := h.e.Anomalies(anomaly.Filter{Producer: "tp0", Signal: "gate_mean", AllLayers: true})
+	if len(a.Anomalies) == 0 {
+		t.Fatal("no gate_mean series for tp0")
+	}
+	if _, err := json.Marshal(a); err != nil {
+		t.Fatalf("the API view does not encode: %v", err)
+	}
+	gather(t, h.e)
+}

@@ -132,6 +132,9 @@ func sigma(f Floors, c, s float64) float64 {
 // Observe scores x at minute against the baseline, then learns it. The
 // first sample only learns (its score is zero).
 func (b *Baseline) Observe(sig Floors, minute int64, x float64) Score {
+	// The state is float32: a producer's value beyond its range would turn
+	// the baseline into ±Inf for good.
+	x = clip(x, math.MaxFloat32)
 	if b.N == 0 {
 		b.First, b.C, b.S, b.N = int32(minute), float32(x), 0, 1
 		b.learnSlots(sig, minute, x, 0, 1)
@@ -140,6 +143,11 @@ func (b *Baseline) Observe(sig Floors, minute int64, x float64) Score {
 	c, s, seasonal := b.expected(minute)
 	sd := sigma(sig, c, s)
 	z := (x - c) / sd
+	if !finite(z) {
+		// x and c near ±MaxFloat64 overflow the difference: score it as
+		// far off as can be, learn nothing from it.
+		return Score{Value: x, Expected: c, Sigma: sd, Z: math.Copysign(math.MaxFloat64, x-c), Seasonal: seasonal}
+	}
 	// The sustained score needs a daily profile of two days or more:
 	// against the non-seasonal EWMA, which lags every daily ramp, a ramp
 	// would look like a lasting shift, and a profile of one day takes

@@ -544,3 +544,22 @@ func TestBaselineDeterministic(t *testing.T) {
 		t.Fatal("two runs over the same input differ")
 	}
 }
+
+// Values near ±MaxFloat64 a minute apart (beyond the float32 state's
+// range, and overflowing a difference): clamped to that range, scored far
+// off, and the baseline stays finite.
+func TestBaselineOverflowNotLearned(t *testing.T) {
+	var b Baseline
+	f := SignalFloors(GateMean)
+	b.Observe(f, 1000, 1.7e308)
+	sc := b.Observe(f, 1001, -1.7e308)
+	if !(sc.Z < -5) || !finite(sc.Z) {
+		t.Errorf("z = %v, want a finite score far below -5", sc.Z)
+	}
+	if !b.finite() {
+		t.Fatalf("the baseline learned an overflow: %+v", b)
+	}
+	if sc := b.Observe(f, 1002, 1.7e308); !finite(sc.Z) || !finite(sc.Sustained) {
+		t.Errorf("a later score is not finite: %+v", sc)
+	}
+}

@@ -86,6 +86,7 @@ func (d *Detector) finding(p *producer, sig Signal, layer int, s *series) Findin
 		f.Ratio, f.LearnedRatio = f.Value, f.Baseline
 		f.Value, f.Baseline, f.Sigma = f.Value*scale, f.Baseline*scale, f.Sigma*scale
 	}
+	capAll(&f.Value, &f.Baseline, &f.Sigma, &f.Score, &f.Z, &f.Sustained, &f.Ratio, &f.LearnedRatio)
 	return f
 }
 
@@ -181,9 +182,11 @@ func (d *Detector) Straggler(producer string, sig Signal) (StragglerFinding, boo
 }
 
 func (d *Detector) stragglerFinding(p *producer, k int, st *straggler) StragglerFinding {
-	return StragglerFinding{Producer: p.name, Signal: stragglerSignals[k].String(), Value: st.value, Peers: st.peers,
+	f := StragglerFinding{Producer: p.name, Signal: stragglerSignals[k].String(), Value: st.value, Peers: st.peers,
 		Ratio: st.ratio, Learned: math.Exp(float64(st.b.C)), Score: st.score, Effect: st.effect, Size: st.size,
 		Learning: st.b.N < d.learningMinutes(), Minute: st.at, Since: st.since}
+	capAll(&f.Value, &f.Peers, &f.Ratio, &f.Learned, &f.Score, &f.Effect)
+	return f
 }
 
 // Producers returns the producers with baselines, sorted.
@@ -281,3 +284,20 @@ func (d *Detector) EachStraggler(fn func(StragglerFinding)) {
 
 // Series is the number of baselines held.
 func (d *Detector) Series() int { return d.series }
+
+// capAll replaces a non-finite value by the largest finite one of its
+// sign (NaN by 0): a producer's extreme but finite values (1e308 and
+// -1e308 a minute apart) can overflow a difference, and a finding must
+// stay a valid JSON number and Prometheus sample.
+func capAll(vs ...*float64) {
+	for _, v := range vs {
+		switch {
+		case math.IsNaN(*v):
+			*v = 0
+		case math.IsInf(*v, 1):
+			*v = math.MaxFloat64
+		case math.IsInf(*v, -1):
+			*v = -math.MaxFloat64
+		}
+	}
+}
