@@ -386,12 +386,12 @@ try:
             continue
         st = kinds.get(("static", kind), {})
         goal_s = 3 * 3600 if kind == "latency_drift" else 300
-        med = k["median_delay_seconds"]
-        fmt = lambda v: "–" if v is None else (f"{v / 3600:.1f} h" if v >= 3600 else f"{v / 60:.0f} min")
+        kmed = k["median_delay_seconds"]
+        hm = lambda v: "–" if v is None else (f"{v / 3600:.1f} h" if v >= 3600 else f"{v / 60:.0f} min")
         row(f"Anomaly replay, {kind} ({k['incidents']} incidents): detector recall and median delay; the seed's static rules beside it",
-            f"recall ≥ 0.9, median ≤ {fmt(goal_s)}",
-            f"**recall {k['recall']:.2f}, median {fmt(med)}** (p90 {fmt(k['p90_delay_seconds'])}); static rules recall {st.get('recall', 0):.2f}, median {fmt(st.get('median_delay_seconds'))}",
-            k["recall"] >= 0.9 and med is not None and med <= goal_s, ABENCH)
+            f"recall ≥ 0.9, median ≤ {hm(goal_s)}",
+            f"**recall {k['recall']:.2f}, median {hm(kmed)}** (p90 {hm(k['p90_delay_seconds'])}); static rules recall {st.get('recall', 0):.2f}, median {hm(st.get('median_delay_seconds'))}",
+            k["recall"] >= 0.9 and kmed is not None and kmed <= goal_s, ABENCH)
     d, s_ = summary["detector"], summary["static"]
     row("Anomaly replay: false alerts per producer-day (7 days, 8 producers; benign daily peaks, rolling restarts, GC storms)", "≤ 0.5",
         f"**{d['false_alerts_per_producer_day']:.2f}** ({d['false_alerts']} over {d['producer_days']:.1f} producer-days); static rules {s_['false_alerts_per_producer_day']:.2f}; replay {d['elapsed_seconds']:.1f} s",
