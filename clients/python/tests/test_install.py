@@ -2,7 +2,6 @@
 ``pip install --no-index`` into a fresh virtual environment."""
 
 import base64
-import contextlib
 import hashlib
 import importlib
 import os
@@ -15,6 +14,8 @@ import tempfile
 import unittest
 import zipfile
 
+from envutil import env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # clients/python
 MARKER = "aga_observability/_agaobs_marker.so"
 PLAT = "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
@@ -23,25 +24,6 @@ PLAT = "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_"
 def have_cc() -> bool:
     cc = (os.environ.get("CC") or "cc").split()
     return bool(cc) and shutil.which(cc[0]) is not None
-
-
-@contextlib.contextmanager
-def env(**kw):
-    """Environment variables set (a None value: unset) for the block."""
-    saved = {k: os.environ.get(k) for k in kw}
-    try:
-        for k, v in kw.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def backend():

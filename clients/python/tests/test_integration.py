@@ -11,6 +11,7 @@ import aga_observability
 from aga_observability import identity
 from aga_observability.status import GateCheck
 
+import envutil
 import ringreader
 import standin
 from helpers import RingTestCase
@@ -147,16 +148,8 @@ class IdentityTest(RingTestCase):
     def test_env_identity(self):
         env = {"AGAOBS_ROLE": "engine", "RANK": "1", "WORLD_SIZE": "4", "POD_NAME": "p-0",
                "POD_NAMESPACE": "ml", "CONTAINER_NAME": "srv"}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with envutil.env(**env):
             bus, stack = self.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         ident = ringreader.Reader(stack.ring_paths["hot"]).identity
         inst = stack.get_stats()["instance"]
         want = "engine-tp1" + (".%d" % inst if inst else "")

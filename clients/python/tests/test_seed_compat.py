@@ -5,7 +5,6 @@ Go generator's, reads answered by a running agent (the real binary), an
 unreachable agent giving an empty result and one warning, and no call
 raising into the caller."""
 
-import contextlib
 import importlib
 import inspect
 import json
@@ -23,6 +22,7 @@ import aga_observability
 from aga_observability import _agent_api
 
 import standin
+from envutil import env as environ
 from helpers import RingTestCase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -119,24 +119,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def environ(**kw):
-    saved = {k: os.environ.get(k) for k in kw}
-    try:
-        for k, v in kw.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def agent_env(**kw):

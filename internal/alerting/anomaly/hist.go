@@ -2,11 +2,63 @@ package anomaly
 
 import "math"
 
+// logLinear is a histogram's bucket layout: 2^shift linear sub-buckets
+// per power of two from 2^minExp to 2^maxExp, values outside in the end
+// buckets. The bucket index comes from the float's bits: no log.
+type logLinear struct{ minExp, maxExp, shift int }
+
+func (l logLinear) buckets() int { return (l.maxExp - l.minExp) << l.shift }
+
+func (l logLinear) index(v float64) int {
+	bits := math.Float64bits(v)
+	exp := int(bits>>52&0x7ff) - 1023
+	switch {
+	case exp < l.minExp:
+		return 0
+	case exp >= l.maxExp:
+		return l.buckets() - 1
+	}
+	return (exp-l.minExp)<<l.shift + int(bits>>(52-l.shift)&(1<<l.shift-1))
+}
+
+// bounds returns bucket i's range [lo, hi).
+func (l logLinear) bounds(i int) (lo, hi float64) {
+	sub := 1 << l.shift
+	base := math.Ldexp(1, i/sub+l.minExp)
+	return base * (1 + float64(i%sub)/float64(sub)), base * (1 + float64(i%sub+1)/float64(sub))
+}
+
+// quantile returns the q-quantile of counts laid out as l, interpolated
+// linearly within its bucket; ok is false when counts are all zero.
+func quantile[C uint16 | uint32](l logLinear, counts []C, q float64) (float64, bool) {
+	var total float64
+	for _, c := range counts {
+		total += float64(c)
+	}
+	if total == 0 || !(q >= 0 && q <= 1) {
+		return 0, false
+	}
+	rank, cum := q*total, 0.0
+	for i, c := range counts {
+		if c == 0 {
+			continue
+		}
+		if next := cum + float64(c); next >= rank {
+			lo, hi := l.bounds(i)
+			return lo + (hi-lo)*((rank-cum)/float64(c)), true
+		} else {
+			cum = next
+		}
+	}
+	_, hi := l.bounds(len(counts) - 1) // rounding: rank above the total
+	return hi, true
+}
+
 // Hist is a log-linear histogram of positive values for one minute: eight
 // linear sub-buckets per power of two from 2^histMinExp to 2^histMaxExp
 // (1/16 µs to about 67 s for latencies), so a quantile moves with a shift
 // of a few percent, which the exported buckets (a factor 2 to 2.5 apart)
-// cannot show. The bucket index comes from the float's bits: no log.
+// cannot show.
 type Hist struct {
 	n      uint64
 	counts [histBuckets]uint32
@@ -19,6 +71,8 @@ const (
 	histBuckets = (histMaxExp - histMinExp) * histSub
 )
 
+var fine = logLinear{minExp: histMinExp, maxExp: histMaxExp, shift: 3}
+
 // Add records v; values outside the range land in the end buckets, and
 // non-positive or non-finite values are ignored.
 func (h *Hist) Add(v float64) {
@@ -29,50 +83,17 @@ func (h *Hist) Add(v float64) {
 	h.n++
 }
 
-func histIndex(v float64) int {
-	bits := math.Float64bits(v)
-	exp := int(bits>>52&0x7ff) - 1023
-	if exp < histMinExp {
-		return 0
-	}
-	if exp >= histMaxExp {
-		return histBuckets - 1
-	}
-	return (exp-histMinExp)*histSub + int(bits>>(52-3)&(histSub-1))
-}
+func histIndex(v float64) int { return fine.index(v) }
 
 // histBounds returns bucket i's range [lo, hi).
-func histBounds(i int) (lo, hi float64) {
-	exp, sub := i/histSub+histMinExp, i%histSub
-	base := math.Ldexp(1, exp)
-	return base * (1 + float64(sub)/histSub), base * (1 + float64(sub+1)/histSub)
-}
+func histBounds(i int) (lo, hi float64) { return fine.bounds(i) }
 
 // Count is the number of values recorded.
 func (h *Hist) Count() uint64 { return h.n }
 
 // Quantile returns the q-quantile, interpolated linearly within its
 // bucket; ok is false for an empty histogram.
-func (h *Hist) Quantile(q float64) (float64, bool) {
-	if h.n == 0 || !(q >= 0 && q <= 1) {
-		return 0, false
-	}
-	rank := q * float64(h.n)
-	var cum float64
-	for i, c := range h.counts {
-		if c == 0 {
-			continue
-		}
-		if next := cum + float64(c); next >= rank {
-			lo, hi := histBounds(i)
-			return lo + (hi-lo)*((rank-cum)/float64(c)), true
-		} else {
-			cum = next
-		}
-	}
-	lo, hi := histBounds(histBuckets - 1)
-	return (lo + hi) / 2, true
-}
+func (h *Hist) Quantile(q float64) (float64, bool) { return quantile(fine, h.counts[:], q) }
 
 // Reset empties h.
 func (h *Hist) Reset() { *h = Hist{} }
@@ -87,28 +108,16 @@ type LayerHist struct {
 	counts [layerBuckets]uint16
 }
 
-const (
-	layerMinExp  = -2
-	layerMaxExp  = 22
-	layerSub     = 4
-	layerBuckets = (layerMaxExp - layerMinExp) * layerSub
-)
+const layerBuckets = (22 - -2) * 4
+
+var coarse = logLinear{minExp: -2, maxExp: 22, shift: 2}
 
 // Add records v (non-positive and non-finite values are ignored).
 func (h *LayerHist) Add(v float64) {
 	if !(v > 0) || math.IsInf(v, 1) {
 		return
 	}
-	bits := math.Float64bits(v)
-	exp := int(bits>>52&0x7ff) - 1023
-	i := 0
-	switch {
-	case exp < layerMinExp:
-	case exp >= layerMaxExp:
-		i = layerBuckets - 1
-	default:
-		i = (exp-layerMinExp)*layerSub + int(bits>>(52-2)&(layerSub-1))
-	}
+	i := coarse.index(v)
 	if h.counts[i] == math.MaxUint16 {
 		for j := range h.counts {
 			h.counts[j] >>= 1
@@ -119,30 +128,4 @@ func (h *LayerHist) Add(v float64) {
 
 // Quantile returns the q-quantile, interpolated linearly within its
 // bucket; ok is false for an empty histogram.
-func (h *LayerHist) Quantile(q float64) (float64, bool) {
-	if !(q >= 0 && q <= 1) {
-		return 0, false
-	}
-	var total float64
-	for _, c := range h.counts {
-		total += float64(c)
-	}
-	if total == 0 {
-		return 0, false
-	}
-	rank, cum := q*total, 0.0
-	for i, c := range h.counts {
-		if c == 0 {
-			continue
-		}
-		if next := cum + float64(c); next >= rank {
-			exp, sub := i/layerSub+layerMinExp, i%layerSub
-			base := math.Ldexp(1, exp)
-			lo, hi := base*(1+float64(sub)/layerSub), base*(1+float64(sub+1)/layerSub)
-			return lo + (hi-lo)*((rank-cum)/float64(c)), true
-		} else {
-			cum = next
-		}
-	}
-	return math.Ldexp(1, layerMaxExp), true
-}
+func (h *LayerHist) Quantile(q float64) (float64, bool) { return quantile(coarse, h.counts[:], q) }
