@@ -75,7 +75,7 @@ func (a *Agent) newHealth(cfg config.Config) error {
 		DropRateDegraded:      cfg.HealthDropRateDegraded,
 		HeartbeatStale:        time.Duration(cfg.HealthHeartbeatStale * float64(time.Second)),
 	})
-	a.addSink(a.prodHealth)
+	a.addSink(a.prodHealth, sinkLinger)
 	a.health = health.New(health.Options{
 		Path:         cfg.HealthPath,
 		Sources:      []health.Source{a.prodHealth, health.SourceFunc(a.agentComponents)},

@@ -52,7 +52,7 @@ func (a *Agent) newLive(cfg config.Config) {
 	a.live = live.New(live.Options{Node: NodeName(cfg), Version: a.opts.Version, Started: time.Now(),
 		MaxLayers: min(cfg.PrometheusMaxLayersPerProducer, live.MaxLayers), MaxViewers: cfg.UIMaxViewers,
 		Sources: src, Logger: a.log.With("component", "live")})
-	a.addSink(a.live)
+	a.addSink(a.live, sinkLinger)
 }
 
 func (a *Agent) liveProducers() []live.ProducerRow {

@@ -113,7 +113,7 @@ func (a *Agent) newOTLP(cfg config.Config) error {
 		return &config.Error{Key: key, Source: "config", Msg: err.Error()}
 	}
 	a.otlp = e
-	a.addSink(e)
+	a.addSink(e, sinkLinger)
 	return nil
 }
 

@@ -3,27 +3,24 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/agaobs/agaobs/internal/alerting"
 	"github.com/agaobs/agaobs/internal/config"
-	"github.com/agaobs/agaobs/internal/eventlog"
-	"github.com/agaobs/agaobs/internal/metrics"
-	"github.com/agaobs/agaobs/internal/pipeline"
-	"github.com/agaobs/agaobs/internal/rings"
 	"github.com/agaobs/agaobs/internal/shm"
 )
 
 // BenchmarkPipeline measures the full pipeline on one core (GOMAXPROCS=1):
 // 8 rings pre-filled with 1.2 M records (forwards on 3 layers, one
-// retrieval in 15), drained by the consumer, decoded, dispatched to the
-// metrics exporter, the event log (level INFO: forwards are not formatted)
-// the counter sink and the alert engine. One op = one event; the time runs until every
-// sink has processed every event.
+// retrieval in 15), drained by the consumer, decoded and dispatched to
+// every sink the agent builds from the default config (counter, audit
+// store, metrics exporter, event log to a file, alert engine with anomaly
+// detection, producer health, live view; GPU and eBPF are collectors, not
+// sinks, and are off). One op = one event; the time runs until every sink
+// has processed every event.
 func BenchmarkPipeline(b *testing.B) { benchPipeline(b, 3, config.Default()) }
 
 // BenchmarkPipelineAnomaly is BenchmarkPipeline with forwards on 96
@@ -49,7 +46,7 @@ func benchPipeline(b *testing.B, layers int, cfg config.Config) {
 			b.Fatal(err)
 		}
 		for r := 0; r < rings8; r++ {
-			w, err := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 16 << 20, Instance: uint32(r),
+			w, err := shm.CreateWriter(filepath.Join(dir, "rings"), shm.WriterOptions{Class: shm.ClassHot, Capacity: 16 << 20, Instance: uint32(r),
 				Identity: shm.Identity{Producer: "bench-" + string(rune('a'+r))}})
 			if err != nil {
 				b.Fatal(err)
@@ -74,61 +71,76 @@ func benchPipeline(b *testing.B, layers int, cfg config.Config) {
 			}
 			w.Close()
 		}
-		disp := pipeline.NewDispatcher(nil)
-		exp := metrics.New(metrics.Options{})
-		logSink, _ := eventlog.New(eventlog.Options{Level: "INFO", Out: io.Discard})
-		disp.Register(exp, pipeline.SinkOptions{QueueSize: 1 << 16})
-		disp.Register(logSink, pipeline.SinkOptions{QueueSize: 1 << 16})
-		disp.Register(pipeline.NewCounter(), pipeline.SinkOptions{QueueSize: 1 << 16})
-		alerts, err := alerting.New(alerting.Options{Config: cfg})
-		if err != nil {
-			b.Fatal(err)
-		}
-		disp.Register(alerts, pipeline.SinkOptions{QueueSize: 1 << 16})
-		disp.Start()
-		c, err := rings.New(rings.Options{Dir: dir, Group: -1, Dispatcher: disp, Tunables: rings.Tunables{Retention: time.Hour}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		// What each sink must have written: every record, plus one HELLO
-		// (counter only) and one producer_appeared event per ring.
-		want := map[string]uint64{
-			"counter":  rings8 * (perRing + 2),
-			"metrics":  rings8 * (perRing + 1),
-			"log":      rings8 * perRing,
-			"alerting": rings8 * (perRing + 1),
-		}
+		a := benchAgent(b, cfg, dir)
 		ctx, cancel := context.WithCancel(context.Background())
 		doneC := make(chan error, 1)
+		// Every record, plus one HELLO and one producer_appeared per ring.
+		want := uint64(rings8 * (perRing + 2))
+		runtime.GC()
 		b.StartTimer()
 		start := time.Now()
-		go func() { doneC <- c.Run(ctx) }()
+		a.disp.Start()
+		auditCtx, stopAudit := context.WithCancel(context.Background())
+		auditDone := make(chan struct{})
+		go func() { defer close(auditDone); _ = a.audit.Run(auditCtx) }()
+		go func() { doneC <- a.consumer.Run(ctx) }()
 		deadline := time.Now().Add(time.Minute)
-		for finished := false; !finished; {
+		for counted(a) < want {
 			if time.Now().After(deadline) {
-				b.Fatalf("sinks did not finish: %+v", disp.Stats())
-			}
-			finished = true
-			for _, s := range disp.Stats() {
-				if s.Written < want[s.Name] {
-					finished = false
-				}
+				b.Fatalf("consumer did not finish: %d of %d counted; %+v", counted(a), want, a.disp.Stats())
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
+		cancel()
+		<-doneC
+		// Close drains every queue (lingering ones included) and waits;
+		// the audit writer stops after it, as in Agent.Run.
+		a.audit.Closing()
+		a.disp.Close()
+		stopAudit()
+		<-auditDone
 		total += time.Since(start)
 		events += rings8 * perRing
 		b.StopTimer()
-		cancel()
-		<-doneC
-		disp.Close()
-		c.Close()
-		for _, s := range disp.Stats() {
+		for _, s := range a.disp.Stats() {
 			if s.Dropped != 0 {
 				b.Fatalf("sink %s dropped %d events", s.Name, s.Dropped)
 			}
 		}
+		a.consumer.Close()
+		for _, s := range a.servers {
+			s.Close()
+		}
+		a.closeAll()
 		os.RemoveAll(dir)
 	}
 	b.ReportMetric(float64(events)/total.Seconds(), "events/s")
+}
+
+// benchAgent builds (without running) an agent from cfg with its files
+// under dir and its listeners on free loopback ports.
+func benchAgent(b *testing.B, cfg config.Config, dir string) *Agent {
+	cfg.RingDir = filepath.Join(dir, "rings")
+	cfg.StatePath = filepath.Join(dir, "state.db")
+	cfg.AuditStoragePath = filepath.Join(dir, "aga_audit.db")
+	cfg.LogFile, cfg.LogStderr = filepath.Join(dir, "events.log"), false
+	cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
+	cfg.HealthHost, cfg.HealthPort = "127.0.0.1", 0
+	cfg.AdminListenAddress = "127.0.0.1:0"
+	cfg.GPUEnabled, cfg.BPFEnabled = false, false
+	a, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+func counted(a *Agent) uint64 {
+	var n uint64
+	for _, kinds := range a.counter.Counts() {
+		for _, c := range kinds {
+			n += c
+		}
+	}
+	return n
 }

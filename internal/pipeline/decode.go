@@ -29,8 +29,12 @@ func Decode(rec *shm.Record, ev *Event) error {
 		if err != nil {
 			return err
 		}
-		r := &Retrieval{layer: v.Layer, results: v.ResultsCount, injected: v.InjectedCount, budget: v.BudgetRemaining,
-			bits: retrievalBits(v.Fields) & retAll, Scores: make([]float64, 0, v.NumScores()), IDs: make([]string, 0, v.NumIDs())}
+		r := newRetrieval(v.NumScores())
+		r.layer, r.results, r.injected, r.budget = v.Layer, v.ResultsCount, v.InjectedCount, v.BudgetRemaining
+		r.bits = retrievalBits(v.Fields) & retAll
+		if n := v.NumIDs(); n > 0 {
+			r.IDs = make([]string, 0, n)
+		}
 		for i := 0; i < v.NumScores(); i++ {
 			if s := v.Score(i); Finite(s) {
 				r.Scores = append(r.Scores, s)
@@ -70,6 +74,26 @@ func Decode(rec *shm.Record, ev *Event) error {
 		return fmt.Errorf("record type %v: %w", rec.Type, shm.ErrCorrupt)
 	}
 	return nil
+}
+
+// inlineScores is how many scores a retrieval keeps in the allocation of
+// the Retrieval itself: the common top-k fits, so decoding one allocates
+// once.
+const inlineScores = 4
+
+type retrievalAlloc struct {
+	r      Retrieval
+	scores [inlineScores]float64
+}
+
+func newRetrieval(scores int) *Retrieval {
+	a := new(retrievalAlloc)
+	if scores <= inlineScores {
+		a.r.Scores = a.scores[:0:scores]
+	} else {
+		a.r.Scores = make([]float64, 0, scores)
+	}
+	return &a.r
 }
 
 // DecodeHello is Decode for a HELLO record: it fills ev (KindHello) and

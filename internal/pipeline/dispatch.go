@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// Sink consumes batches of events on its own goroutine. Write must not keep
-// the batch or its slice after returning; the pointer fields of events may
-// be kept (they are immutable).
+// Sink consumes batches of events on its own goroutine. Write must neither
+// keep the batch or its slice after returning nor modify its events: the
+// same events are handed to every sink. The pointer fields of events may be
+// kept (they are immutable).
 type Sink interface {
 	Name() string
 	Kinds() KindMask
@@ -32,10 +33,17 @@ type SinkOptions struct {
 	// Lossless sinks are never dropped from: the producer of events must
 	// check Room first (audit).
 	Lossless bool
-	// Filter, when set, is asked per event of the sink's kinds, in Flush:
-	// false leaves the event out of the sink's queue (the OTLP sink wants
-	// a forward only when it becomes a span or a log record).
+	// Filter, when set, is asked per event of the sink's kinds, on the
+	// sink's goroutine: false leaves the event out of the batch the sink
+	// sees (the OTLP sink wants a forward only when it becomes a span or a
+	// log record). It must not keep the event.
 	Filter func(*Event) bool
+	// Linger lets events wait up to this long for more before the sink's
+	// goroutine is woken (0: at every Flush). A sink with no latency goal
+	// of its own then wakes a few tens of times a second at low rates
+	// instead of at every consumer pass; a quarter of its queue, or the
+	// consumer going idle (Idle), wakes it sooner.
+	Linger time.Duration
 }
 
 // SinkStats are a sink's counters.
@@ -92,20 +100,57 @@ func (l *latencyAtomic) load() LatencyCounts {
 	return c
 }
 
+// chunkEvents is the size of a chunk, the unit in which event storage is
+// shared by the sinks, reused and freed (128 KiB).
+const chunkEvents = 1024
+
+// maxFreeChunks chunks are kept for reuse when the sinks release them; more
+// go to the garbage collector, so a burst's storage does not outlive it.
+const maxFreeChunks = 8
+
+// A chunk holds events in the order the consumer added them. The consumer
+// fills it and publishes ranges of it (spans) to the sinks that want them;
+// it is reused when the consumer has moved past it and every span is
+// released. Published events are never written again until then.
+type chunk struct {
+	events [chunkEvents]Event
+	n      int // events added (consumer goroutine)
+	pub    int // events published (consumer goroutine)
+	// refs counts the queued and in-flight spans, plus one while the
+	// consumer may still add to the chunk.
+	refs atomic.Int32
+}
+
+// A span is a published range of a chunk in one sink's queue.
+type span struct {
+	c      *chunk
+	lo, hi int32
+	// kinds are the kinds present in the range; n is how many of them the
+	// sink wants (its queue depth counts those).
+	kinds KindMask
+	n     int32
+}
+
 type queue struct {
 	sink     Sink
 	kinds    KindMask
 	filter   func(*Event) bool
 	capacity int
 	lossless bool
+	linger   time.Duration
 	mu       sync.Mutex
-	buf      []Event
-	spare    []Event
-	// initial is the buffers' resting size; quiet counts drains since a
-	// grown buffer last held more than that (drain goroutine only).
-	initial int
-	quiet   int
-	notify  chan struct{}
+	spans    []span
+	depth    int // events of the sink's kinds in spans
+	// chunks is the number of distinct chunks spans refer to: bounded, so
+	// a stalled sink pins at most about capacity events' worth of storage
+	// even when each span is a single event.
+	chunks    int
+	maxChunks int
+	oldest    int64 // when the first queued span arrived (Unix ns), for Linger
+	notify    chan struct{}
+	// Sink goroutine only.
+	spare   []span
+	scratch []Event
 	written atomic.Uint64
 	dropped atomic.Uint64
 	errors  atomic.Uint64
@@ -114,28 +159,29 @@ type queue struct {
 	lastLog time.Time
 }
 
-const (
-	// restingQueue is a sink buffer's size outside bursts (events): a few
-	// consumer passes' worth at 1 M events/s.
-	restingQueue = 4096
-	// shrinkAfterDrains drains without a burst free a grown buffer (a few
-	// seconds at the consumer's pace).
-	shrinkAfterDrains = 1000
-)
-
 // MaxPublished is how many events Publish holds between two flushes; more
 // are dropped and counted (AgentEventStats).
 const MaxPublished = 4096
 
-// Dispatcher fans decoded events out to sinks. Add and Flush belong to the
-// one consumer goroutine; Publish and Stats may be called from anywhere.
+// Dispatcher fans decoded events out to sinks without copying them: the
+// consumer adds events into shared chunks, Flush hands each sink the
+// ranges it wants, and a chunk is reused once every sink is done with it
+// (the LMAX Disruptor's shape, with per-sink bounded queues of ranges).
+// Add, Reserve, Commit, Flush and Idle belong to the one consumer
+// goroutine; Publish and Stats may be called from anywhere.
 type Dispatcher struct {
 	log     *slog.Logger
 	queues  []*queue
-	pending []Event
+	open    []*chunk // chunks with unpublished events; the last is cur
+	cur     *chunk
+	unpub   int  // events added since the last Flush
+	dirty   bool // the slot Reserve returned may hold an uncommitted event
 	done    chan struct{}
 	wg      sync.WaitGroup
 	started bool
+
+	freeMu sync.Mutex
+	free   []*chunk
 
 	// Events the agent makes wait in published until the next Flush.
 	pubMu     sync.Mutex
@@ -147,6 +193,7 @@ type Dispatcher struct {
 	// keeper makes the span keep decision once per event, for every sink
 	// (Event.Span); nil: none.
 	keeper *SpanKeeper
+	now    func() int64
 }
 
 // SetSpanKeeper makes Flush stamp every forward, retrieval and audit event
@@ -165,7 +212,7 @@ func NewDispatcher(log *slog.Logger) *Dispatcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{log: log, done: make(chan struct{})}
+	return &Dispatcher{log: log, done: make(chan struct{}), now: func() int64 { return time.Now().UnixNano() }}
 }
 
 // Register adds a sink. It must be called before Start.
@@ -176,14 +223,9 @@ func (d *Dispatcher) Register(s Sink, opts SinkOptions) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 65536
 	}
-	// The buffers rest small and jump to full capacity only in a burst:
-	// full-size preallocation (two × 64 Ki events per sink, ~100 MB for the
-	// default sinks) is untouched memory that still counts as live heap, so
-	// it set the GC goal to twice that and let garbage pile up to match.
-	initial := min(opts.QueueSize, restingQueue)
 	d.queues = append(d.queues, &queue{
-		sink: s, kinds: s.Kinds(), filter: opts.Filter, capacity: opts.QueueSize, lossless: opts.Lossless, initial: initial,
-		buf: make([]Event, 0, initial), spare: make([]Event, 0, initial),
+		sink: s, kinds: s.Kinds(), filter: opts.Filter, capacity: opts.QueueSize, lossless: opts.Lossless,
+		linger: max(0, opts.Linger), maxChunks: (opts.QueueSize+chunkEvents-1)/chunkEvents + 1,
 		notify: make(chan struct{}, 1), bounds: LatencyBounds(),
 	})
 }
@@ -200,8 +242,74 @@ func (d *Dispatcher) Start() {
 	}
 }
 
+// Reserve returns a zeroed event slot for the next event; Commit keeps
+// what was written there, and a slot not committed is reused by the next
+// Reserve. The consumer decodes records straight into it.
+func (d *Dispatcher) Reserve() *Event {
+	c := d.cur
+	if c == nil || c.n == chunkEvents {
+		c = d.newChunk()
+	}
+	ev := &c.events[c.n]
+	if d.dirty {
+		// Written but not committed: chunks are otherwise zero already
+		// (new, or cleared when released).
+		*ev = Event{}
+	}
+	d.dirty = true
+	return ev
+}
+
+// Commit adds the event written into the slot Reserve returned.
+func (d *Dispatcher) Commit() {
+	d.cur.n++
+	d.unpub++
+	d.dirty = false
+}
+
 // Add queues an event for the next Flush.
-func (d *Dispatcher) Add(ev Event) { d.pending = append(d.pending, ev) }
+func (d *Dispatcher) Add(ev Event) {
+	*d.Reserve() = ev
+	d.Commit()
+}
+
+func (d *Dispatcher) newChunk() *chunk {
+	if d.cur != nil && d.cur.pub == chunkEvents {
+		// Full and published: the consumer's part in it ends.
+		d.open = d.open[:len(d.open)-1]
+		d.release(d.cur)
+	}
+	var c *chunk
+	d.freeMu.Lock()
+	if n := len(d.free); n > 0 {
+		c, d.free[n-1] = d.free[n-1], nil
+		d.free = d.free[:n-1]
+	}
+	d.freeMu.Unlock()
+	if c == nil {
+		c = new(chunk)
+	}
+	c.n, c.pub = 0, 0
+	c.refs.Store(1)
+	d.dirty = false
+	d.cur = c
+	d.open = append(d.open, c)
+	return c
+}
+
+// release drops one reference to c; the last one clears it (its events'
+// pointers must not keep bodies alive) and keeps it for reuse.
+func (d *Dispatcher) release(c *chunk) {
+	if c.refs.Add(-1) != 0 {
+		return
+	}
+	clear(c.events[:c.n])
+	d.freeMu.Lock()
+	if len(d.free) < maxFreeChunks {
+		d.free = append(d.free, c)
+	}
+	d.freeMu.Unlock()
+}
 
 // SetWake sets the function Publish calls so that whoever owns Flush (the
 // ring consumer) flushes soon.
@@ -233,10 +341,10 @@ func (d *Dispatcher) AgentEventStats() (published, dropped uint64) {
 	return d.pubTotal.Load(), d.pubDrops.Load()
 }
 
-// takePublished moves the published events behind the pending ones, as
-// many as every lossless sink that wants them has room for (an agent event
-// must not push a ring's audit record out of the audit store's queue); the
-// rest wait for a later Flush.
+// takePublished adds the published events behind the ones added, as many
+// as every lossless sink that wants them has room for (an agent event must
+// not push a ring's audit record out of the audit store's queue); the rest
+// wait for a later Flush.
 func (d *Dispatcher) takePublished() {
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
@@ -244,23 +352,68 @@ func (d *Dispatcher) takePublished() {
 		return
 	}
 	n := min(len(d.published), d.Room(KindAgent))
-	d.pending = append(d.pending, d.published[:n]...)
+	for i := range n {
+		d.Add(d.published[i])
+	}
 	rest := copy(d.published, d.published[n:])
 	clear(d.published[rest:])
 	d.published = d.published[:rest]
 }
 
 // Flush hands the events added since the last Flush, then the published
-// ones, to every sink's queue. A full non-lossless queue drops the excess
-// and counts it; Flush never blocks on a sink.
+// ones, to every sink that wants them. A full non-lossless queue drops the
+// excess and counts it; Flush never blocks on a sink. It also wakes the
+// sinks whose events have lingered long enough.
 func (d *Dispatcher) Flush() {
 	d.takePublished()
-	if len(d.pending) == 0 {
-		return
+	now := d.now()
+	for _, c := range d.open {
+		if c.pub < c.n {
+			d.publish(c, c.pub, c.n, now)
+			c.pub = c.n
+		}
 	}
+	d.unpub = 0
+	// Keep only the current chunk open; the others are full and published.
+	if n := len(d.open); n > 1 {
+		for _, c := range d.open[:n-1] {
+			d.release(c)
+		}
+		d.open[0] = d.open[n-1]
+		clear(d.open[1:])
+		d.open = d.open[:1]
+	}
+	for _, q := range d.queues {
+		if q.linger > 0 {
+			q.mu.Lock()
+			due := q.depth > 0 && now-q.oldest >= int64(q.linger)
+			q.mu.Unlock()
+			if due {
+				q.wake()
+			}
+		}
+	}
+}
+
+// Idle wakes every sink with queued events: the consumer calls it before
+// it sleeps, so nothing lingers for a sleep's length.
+func (d *Dispatcher) Idle() {
+	for _, q := range d.queues {
+		q.mu.Lock()
+		queued := q.depth > 0
+		q.mu.Unlock()
+		if queued {
+			q.wake()
+		}
+	}
+}
+
+// publish hands c.events[lo:hi] to every sink that wants some of them.
+func (d *Dispatcher) publish(c *chunk, lo, hi int, now int64) {
+	evs := c.events[lo:hi]
 	if k := d.keeper; k != nil {
-		for i := range d.pending {
-			ev := &d.pending[i]
+		for i := range evs {
+			ev := &evs[i]
 			switch ev.Kind {
 			case KindAgent:
 				k.Observe(ev)
@@ -269,11 +422,99 @@ func (d *Dispatcher) Flush() {
 			}
 		}
 	}
-	for _, q := range d.queues {
-		q.push(d.pending)
+	var count [numKinds]int32
+	for i := range evs {
+		if k := evs[i].Kind; k < numKinds {
+			count[k]++
+		}
 	}
-	clear(d.pending) // drop references so the GC can reclaim bodies
-	d.pending = d.pending[:0]
+	var kinds KindMask
+	for k := range count {
+		if count[k] > 0 {
+			kinds |= Kind(k).Mask()
+		}
+	}
+	for _, q := range d.queues {
+		if q.kinds&kinds == 0 {
+			continue
+		}
+		var n int32
+		for k := range count {
+			if q.kinds.Has(Kind(k)) {
+				n += count[k]
+			}
+		}
+		q.push(d, span{c: c, lo: int32(lo), hi: int32(hi), kinds: kinds, n: n}, now)
+	}
+}
+
+func (q *queue) push(d *Dispatcher, s span, now int64) {
+	q.mu.Lock()
+	last := len(q.spans) - 1
+	newChunk := last < 0 || q.spans[last].c != s.c
+	if room := q.capacity - q.depth; int(s.n) > room || newChunk && q.chunks >= q.maxChunks {
+		if newChunk && q.chunks >= q.maxChunks {
+			room = 0
+		}
+		dropped := s.n
+		if room > 0 {
+			s = q.cut(s, room)
+			dropped -= s.n
+		}
+		q.dropped.Add(uint64(dropped))
+		if room <= 0 {
+			q.mu.Unlock()
+			return
+		}
+	}
+	if q.depth == 0 {
+		q.oldest = now
+	}
+	q.depth += int(s.n)
+	if !newChunk && q.spans[last].hi == s.lo {
+		// Contiguous with the queued span: one batch, one reference.
+		q.spans[last].hi = s.hi
+		q.spans[last].kinds |= s.kinds
+		q.spans[last].n += s.n
+	} else {
+		if newChunk {
+			q.chunks++
+		}
+		s.c.refs.Add(1)
+		q.spans = append(q.spans, s)
+	}
+	due := q.linger == 0 || q.depth >= q.capacity/4 || now-q.oldest >= int64(q.linger)
+	q.mu.Unlock()
+	if due {
+		q.wake()
+	}
+}
+
+// cut shortens s to its first room events of the sink's kinds (room > 0).
+func (q *queue) cut(s span, room int) span {
+	n := int32(0)
+	var kinds KindMask
+	for i := s.lo; i < s.hi; i++ {
+		k := s.c.events[i].Kind
+		if !q.kinds.Has(k) {
+			continue
+		}
+		if int(n) == room {
+			s.hi = i
+			break
+		}
+		n++
+		kinds |= k.Mask()
+	}
+	s.n, s.kinds = n, kinds|(s.kinds&^q.kinds)
+	return s
+}
+
+func (q *queue) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
 }
 
 // Room returns how many events of kind k can be queued without any
@@ -286,11 +527,11 @@ func (d *Dispatcher) Room(k Kind) int {
 			continue
 		}
 		q.mu.Lock()
-		free := q.capacity - len(q.buf)
+		free := q.capacity - q.depth
 		q.mu.Unlock()
 		room = min(room, free)
 	}
-	return max(0, room-len(d.pending))
+	return max(0, room-d.unpub)
 }
 
 // Pressure is the fullest queue's fill ratio (0..1). The consumer yields
@@ -300,44 +541,10 @@ func (d *Dispatcher) Pressure() float64 {
 	p := 0.0
 	for _, q := range d.queues {
 		q.mu.Lock()
-		p = max(p, float64(len(q.buf))/float64(q.capacity))
+		p = max(p, float64(q.depth)/float64(q.capacity))
 		q.mu.Unlock()
 	}
 	return p
-}
-
-func (q *queue) push(evs []Event) {
-	q.mu.Lock()
-	n := 0
-	for i := range evs {
-		if !q.kinds.Has(evs[i].Kind) || q.filter != nil && !q.filter(&evs[i]) {
-			continue
-		}
-		if len(q.buf) == q.capacity {
-			n++
-			continue
-		}
-		if len(q.buf) == cap(q.buf) {
-			// One step to full size: doubling would allocate, copy and
-			// page-fault several times the final size within one burst.
-			nb := make([]Event, len(q.buf), q.capacity)
-			copy(nb, q.buf)
-			q.buf = nb
-		}
-		q.buf = append(q.buf, evs[i])
-	}
-	added := len(q.buf) > 0
-	q.mu.Unlock()
-	if n > 0 {
-		q.dropped.Add(uint64(n))
-	}
-	if !added {
-		return // nothing for this sink: do not wake its goroutine
-	}
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
 }
 
 func (d *Dispatcher) run(q *queue) {
@@ -361,21 +568,62 @@ func (d *Dispatcher) run(q *queue) {
 	}
 }
 
-// drainOnce swaps the queue out and writes it; it reports whether there was
-// anything to write.
+// drainOnce takes the queued spans and writes them; it reports whether
+// there was anything to write.
 func (d *Dispatcher) drainOnce(q *queue) bool {
 	q.mu.Lock()
-	work := q.buf
-	q.buf = q.spare
+	work := q.spans
+	q.spans, q.spare = q.spare[:0], nil
+	q.depth, q.chunks = 0, 0
 	q.mu.Unlock()
 	if len(work) == 0 {
 		q.spare = work
 		return false
 	}
-	if ts := work[0].TimeNs; ts > 0 {
+	first := &work[0].c.events[work[0].lo]
+	if ts := first.TimeNs; ts > 0 {
 		q.latency.observe(time.Duration(time.Now().UnixNano()-ts), q.bounds)
 	}
-	err := d.call(q, func() error { return q.sink.Write(context.Background(), work) })
+	for i := range work {
+		s := &work[i]
+		batch := s.c.events[s.lo:s.hi]
+		if s.kinds&^q.kinds != 0 || q.filter != nil {
+			batch = q.view(batch)
+		}
+		if len(batch) > 0 {
+			d.write(q, batch)
+		}
+		clear(q.scratch) // drop the copies' references
+		d.release(s.c)
+	}
+	clear(work)
+	if cap(work) > 4096 {
+		work = nil // a burst's span list is not kept
+	}
+	q.spare = work[:0]
+	return true
+}
+
+// view returns the events of batch the sink wants, copied into its scratch
+// buffer (only when the range holds other kinds or the sink filters).
+func (q *queue) view(batch []Event) []Event {
+	out := q.scratch[:0]
+	for i := range batch {
+		ev := &batch[i]
+		if q.kinds.Has(ev.Kind) && (q.filter == nil || q.filter(ev)) {
+			out = append(out, *ev)
+		}
+	}
+	if cap(out) > chunkEvents {
+		q.scratch = nil
+	} else {
+		q.scratch = out
+	}
+	return out
+}
+
+func (d *Dispatcher) write(q *queue, batch []Event) {
+	err := d.call(q, func() error { return q.sink.Write(context.Background(), batch) })
 	if err != nil {
 		q.errors.Add(1)
 		if time.Since(q.lastLog) > 10*time.Second {
@@ -383,19 +631,7 @@ func (d *Dispatcher) drainOnce(q *queue) bool {
 			d.log.Warn("sink write failed", "sink", q.sink.Name(), "err", err, "errors_total", q.errors.Load())
 		}
 	}
-	q.written.Add(uint64(len(work)))
-	clear(work)
-	// A grown buffer returns to its resting size once bursts have stopped
-	// for a while; hysteresis keeps repeated bursts from reallocating.
-	if cap(work) > q.initial {
-		if len(work) > q.initial {
-			q.quiet = 0
-		} else if q.quiet++; q.quiet >= shrinkAfterDrains {
-			work, q.quiet = make([]Event, 0, q.initial), 0
-		}
-	}
-	q.spare = work[:0]
-	return true
+	q.written.Add(uint64(len(batch)))
 }
 
 // call runs a sink method, turning a panic into an error: a buggy sink must
@@ -432,7 +668,7 @@ func (d *Dispatcher) Stats() []SinkStats {
 	out := make([]SinkStats, 0, len(d.queues))
 	for _, q := range d.queues {
 		q.mu.Lock()
-		depth := len(q.buf)
+		depth := q.depth
 		q.mu.Unlock()
 		out = append(out, SinkStats{
 			Name: q.sink.Name(), Depth: depth, Capacity: q.capacity, Lossless: q.lossless,

@@ -2,53 +2,302 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 	"testing"
+	"time"
 )
 
-type nopSink struct{}
+// recSink records the batches it is given; block, when set, holds Write
+// until it is closed.
+type recSink struct {
+	name  string
+	kinds KindMask
+	block chan struct{}
+	mu    sync.Mutex
+	got   []Event
+	addrs []*Event // the first event's address of every batch
+	calls int
+}
 
-func (nopSink) Name() string                         { return "nop" }
-func (nopSink) Kinds() KindMask                      { return AllKinds }
-func (nopSink) Write(context.Context, []Event) error { return nil }
+func (s *recSink) Name() string    { return s.name }
+func (s *recSink) Kinds() KindMask { return s.kinds }
+func (s *recSink) Write(_ context.Context, b []Event) error {
+	if s.block != nil {
+		<-s.block
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	s.got = append(s.got, b...)
+	s.addrs = append(s.addrs, &b[0])
+	return nil
+}
 
-// A sink buffer rests small, jumps to full capacity in a burst, and goes
-// back to its resting size after shrinkAfterDrains drains without one.
-func TestQueueGrowsInBurstsAndShrinks(t *testing.T) {
+func (s *recSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Sinks that want every kind in a range read the consumer's storage
+// itself: one copy of an event, however many sinks there are. A sink that
+// wants only some kinds gets only those, in order.
+func TestSinksShareEventsWithoutCopies(t *testing.T) {
 	d := NewDispatcher(nil)
-	d.Register(nopSink{}, SinkOptions{QueueSize: 3 * restingQueue})
+	a := &recSink{name: "a", kinds: AllKinds}
+	b := &recSink{name: "b", kinds: AllKinds}
+	audit := &recSink{name: "audit", kinds: KindAudit.Mask()}
+	d.Register(a, SinkOptions{})
+	d.Register(b, SinkOptions{})
+	d.Register(audit, SinkOptions{Lossless: true})
+	d.Start()
+	for i := range 10 {
+		k := KindForward
+		if i%5 == 4 {
+			k = KindAudit
+		}
+		d.Add(Event{Kind: k, TimeNs: int64(i + 1)})
+	}
+	d.Flush()
+	d.Close()
+	if a.count() != 10 || b.count() != 10 || audit.count() != 2 {
+		t.Fatalf("got %d, %d, %d events, want 10, 10, 2", a.count(), b.count(), audit.count())
+	}
+	if a.addrs[0] != b.addrs[0] {
+		t.Errorf("sinks a and b were given different copies of the batch")
+	}
+	if audit.addrs[0] == a.addrs[0] {
+		t.Errorf("the audit sink was given the whole range, other kinds included")
+	}
+	for i, ev := range audit.got {
+		if ev.Kind != KindAudit || ev.TimeNs != int64(5*i+5) {
+			t.Errorf("audit sink event %d: %+v", i, ev)
+		}
+	}
+	for i, ev := range a.got {
+		if ev.TimeNs != int64(i+1) {
+			t.Fatalf("sink a event %d out of order: %+v", i, ev)
+		}
+	}
+}
+
+// A full lossy queue drops exactly the excess, counts it, and never grows
+// past its capacity; the events it kept are the first ones.
+func TestQueueOverflowIsCountedExactly(t *testing.T) {
+	d := NewDispatcher(nil)
+	s := &recSink{name: "s", kinds: KindForward.Mask(), block: make(chan struct{})}
+	d.Register(s, SinkOptions{QueueSize: 100})
+	// Not started: nothing drains while the test fills the queue.
+	for i := range 150 {
+		d.Add(Event{Kind: KindForward, TimeNs: int64(i + 1)})
+		if i%7 == 0 {
+			d.Add(Event{Kind: KindStatus}) // not the sink's kind: never counted
+		}
+	}
+	d.Flush()
+	st := d.Stats()[0]
+	if st.Depth != 100 || st.Dropped != 50 {
+		t.Fatalf("depth %d dropped %d, want 100 and 50", st.Depth, st.Dropped)
+	}
+	if p := d.Pressure(); p != 1 {
+		t.Errorf("pressure %v, want 1", p)
+	}
+	close(s.block)
+	d.Start()
+	d.Close()
+	if s.count() != 100 || s.got[0].TimeNs != 1 || s.got[99].TimeNs != 100 {
+		t.Fatalf("delivered %d events, first %d last %d", s.count(), s.got[0].TimeNs, s.got[len(s.got)-1].TimeNs)
+	}
+	for _, ev := range s.got {
+		if ev.Kind != KindForward {
+			t.Fatalf("sink got a %v event", ev.Kind)
+		}
+	}
+}
+
+// A sink that never returns pins a bounded amount of storage, however the
+// events arrive: one event per Flush must not hold a chunk per event.
+func TestStalledSinkPinsBoundedStorage(t *testing.T) {
+	d := NewDispatcher(nil)
+	s := &recSink{name: "stalled", kinds: AllKinds, block: make(chan struct{})}
+	d.Register(s, SinkOptions{QueueSize: 2 * chunkEvents})
+	fast := &recSink{name: "fast", kinds: AllKinds}
+	d.Register(fast, SinkOptions{})
+	d.Start()
+	const n = 20 * chunkEvents
+	for range n {
+		d.Add(Event{Kind: KindForward})
+		d.Flush()
+	}
+	waitFor(t, "the fast sink", func() bool { return fast.count() == n })
 	q := d.queues[0]
-	if cap(q.buf) != restingQueue || cap(q.spare) != restingQueue {
-		t.Fatalf("resting capacity %d/%d, want %d", cap(q.buf), cap(q.spare), restingQueue)
+	q.mu.Lock()
+	chunks, depth := q.chunks, q.depth
+	q.mu.Unlock()
+	if chunks > q.maxChunks || depth > q.capacity {
+		t.Errorf("stalled sink holds %d chunks (max %d), %d events (capacity %d)", chunks, q.maxChunks, depth, q.capacity)
 	}
-	burst := make([]Event, restingQueue+1)
-	for i := range burst {
-		burst[i].Kind = KindForward
+	st := d.Stats()[0]
+	// In flight (one batch, blocked in Write) + queued + dropped = all.
+	if st.Dropped == 0 || st.Dropped+uint64(st.Depth) > n {
+		t.Errorf("stalled sink: dropped %d, depth %d of %d", st.Dropped, st.Depth, n)
 	}
-	q.push(burst)
-	if cap(q.buf) != q.capacity || len(q.buf) != len(burst) {
-		t.Fatalf("after a burst: len %d cap %d, want len %d cap %d", len(q.buf), cap(q.buf), len(burst), q.capacity)
+	close(s.block)
+	d.Close()
+	if got := uint64(s.count()) + st.Dropped; got != n {
+		t.Errorf("delivered %d + dropped %d = %d, want %d", s.count(), st.Dropped, got, n)
 	}
-	d.drainOnce(q) // the grown buffer becomes the spare
-	small := burst[:10]
-	grown := func() int {
-		n := 0
-		for _, b := range [][]Event{q.buf, q.spare} {
-			if cap(b) > restingQueue {
-				n++
+}
+
+// Once the sinks keep up, storage is reused: adding, flushing and draining
+// allocates nothing.
+func TestChunksAreReused(t *testing.T) {
+	d := NewDispatcher(nil)
+	s := &recSink{name: "s", kinds: AllKinds}
+	d.Register(s, SinkOptions{})
+	q := d.queues[0]
+	cycle := func() {
+		for range 300 {
+			ev := d.Reserve()
+			ev.Kind = KindForward
+			d.Commit()
+		}
+		d.Flush()
+		d.drainOnce(q)
+		s.mu.Lock()
+		s.got, s.addrs = s.got[:0], s.addrs[:0]
+		s.mu.Unlock()
+	}
+	for range 20 {
+		cycle() // warm up: chunks, span lists, the sink's slices
+	}
+	if allocs := testing.AllocsPerRun(50, cycle); allocs > 0 {
+		t.Errorf("%.1f allocations per cycle, want 0", allocs)
+	}
+}
+
+// A sink with Linger is not woken at every Flush while its events are
+// young; it is when they are old enough, when its queue is a quarter full,
+// and when the consumer goes idle.
+func TestLinger(t *testing.T) {
+	d := NewDispatcher(nil)
+	var now int64 = 1e9
+	d.now = func() int64 { return now }
+	s := &recSink{name: "s", kinds: AllKinds}
+	d.Register(s, SinkOptions{QueueSize: 400, Linger: 10 * time.Millisecond})
+	q := d.queues[0]
+	woken := func() bool {
+		select {
+		case <-q.notify:
+			return true
+		default:
+			return false
+		}
+	}
+	d.Add(Event{Kind: KindForward})
+	d.Flush()
+	if woken() {
+		t.Fatal("woken at once")
+	}
+	now += int64(5 * time.Millisecond)
+	d.Add(Event{Kind: KindForward})
+	d.Flush()
+	if woken() {
+		t.Fatal("woken before the linger passed")
+	}
+	now += int64(5 * time.Millisecond)
+	d.Flush()
+	if !woken() {
+		t.Fatal("not woken when the oldest event is 10 ms old")
+	}
+	d.drainOnce(q)
+	for range 99 {
+		d.Add(Event{Kind: KindForward})
+	}
+	d.Flush()
+	if woken() {
+		t.Fatal("woken with 99 of 400 queued")
+	}
+	d.Add(Event{Kind: KindForward})
+	d.Flush()
+	if !woken() {
+		t.Fatal("not woken with a quarter of the queue full")
+	}
+	d.drainOnce(q)
+	d.Add(Event{Kind: KindForward})
+	d.Flush()
+	d.Idle()
+	if !woken() {
+		t.Fatal("Idle did not wake a sink with queued events")
+	}
+	if s.count() != 102 {
+		t.Fatalf("sink got %d events, want 102", s.count())
+	}
+}
+
+// A slot written but not committed (a record that did not decode) is
+// zeroed before it is handed out again: nothing of it reaches a sink.
+func TestReserveWithoutCommit(t *testing.T) {
+	d := NewDispatcher(nil)
+	s := &recSink{name: "s", kinds: AllKinds}
+	d.Register(s, SinkOptions{})
+	ev := d.Reserve()
+	ev.Kind, ev.Seq, ev.Other = KindEvent, 99, &Other{Name: "half-decoded"}
+	ev = d.Reserve()
+	if ev.Seq != 0 || ev.Other != nil || ev.Kind != 0 {
+		t.Fatalf("reused slot not zeroed: %+v", ev)
+	}
+	ev.Kind, ev.Seq = KindForward, 1
+	d.Commit()
+	d.Flush()
+	d.drainOnce(d.queues[0])
+	if len(s.got) != 1 || s.got[0].Seq != 1 || s.got[0].Other != nil {
+		t.Fatalf("sink got %+v", s.got)
+	}
+}
+
+// latBucket's octave from the bit length matches the halving loop it
+// replaced, at every quarter-octave edge and between.
+func TestLatBucketMatchesHalving(t *testing.T) {
+	ref := func(d time.Duration) int {
+		us := float64(d) / float64(time.Microsecond)
+		if us <= 1 {
+			return 0
+		}
+		b := 0
+		for v := us; v >= 2; v /= 2 {
+			b += 4
+		}
+		frac := us / float64(uint64(1)<<(b/4))
+		switch {
+		case frac >= 1.6818:
+			b += 3
+		case frac >= 1.4142:
+			b += 2
+		case frac >= 1.1892:
+			b++
+		}
+		return min(b+1, 104)
+	}
+	for d := time.Duration(0); d < 100*time.Second; d = d*21/20 + 1 {
+		for _, x := range []time.Duration{d - 1, d, d + 1} {
+			if x < 0 {
+				continue
+			}
+			if got, want := latBucket(x), ref(x); got != want {
+				t.Fatalf("latBucket(%v) = %d, want %d", x, got, want)
 			}
 		}
-		return n
-	}
-	for i := 0; i < 2*shrinkAfterDrains+2 && grown() > 0; i++ {
-		q.push(small)
-		d.drainOnce(q)
-	}
-	if grown() != 0 {
-		t.Fatalf("grown buffer kept after %d quiet drains: caps %d/%d", 2*shrinkAfterDrains+2, cap(q.buf), cap(q.spare))
-	}
-	// Over capacity: the overflow is dropped and counted, not grown past.
-	q.push(make([]Event, q.capacity+5))
-	if len(q.buf) != q.capacity || q.dropped.Load() != 5 {
-		t.Fatalf("overflow: len %d dropped %d", len(q.buf), q.dropped.Load())
 	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"math"
+	"math/bits"
 	"sort"
 	"sync"
 	"time"
@@ -127,12 +128,12 @@ func latBucket(d time.Duration) int {
 	if us <= 1 {
 		return 0
 	}
-	// log2(us)*4, computed without math.Log2 in the hot path.
-	b := 0
-	for v := us; v >= 2; v /= 2 {
-		b += 4
-	}
-	frac := us / float64(uint64(1)<<(b/4))
+	// log2(us)*4, computed without math.Log2 in the hot path: the whole
+	// octave from the integer part's bit length (us >= 1, so that is
+	// floor(log2(us)) + 1), then the quarter within it.
+	k := bits.Len64(uint64(us)) - 1
+	b := 4 * k
+	frac := us / float64(uint64(1)<<k)
 	switch {
 	case frac >= 1.6818:
 		b += 3

@@ -267,6 +267,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if !c.armDoorbell() {
 				continue // a tail moved between the pass and the flags
 			}
+			c.disp.Idle() // nothing lingers in a sink's queue for a sleep's length
 			wait = min(t.IdleSleep, max(0, time.Until(c.nextHouse)))
 		}
 		timer.Reset(wait)
@@ -383,8 +384,8 @@ func (c *Consumer) pass() int {
 // allocate.
 func (c *Consumer) recordFunc(e *ringEntry) func(*shm.Record) shm.Disposition {
 	return func(rec *shm.Record) shm.Disposition {
-		ev := e.ev
-		*ev = pipeline.Event{}
+		// Decoded straight into the dispatcher's shared storage: no copy.
+		ev := c.disp.Reserve()
 		if rec.Type == shm.TypeHello {
 			id, err := pipeline.DecodeHello(rec, ev)
 			if err != nil {
@@ -399,10 +400,10 @@ func (c *Consumer) recordFunc(e *ringEntry) func(*shm.Record) shm.Disposition {
 		if e.class == shm.ClassAudit && ev.Kind == pipeline.KindAudit {
 			cp := rec.Checkpoint
 			ev.Ack = pipeline.NewAck(e.acker, pipeline.AckToken{cp.End, cp.Seq, cp.Lost, cp.Corrupt})
-			c.disp.Add(*ev)
+			c.disp.Commit()
 			return shm.Pending
 		}
-		c.disp.Add(*ev)
+		c.disp.Commit()
 		return shm.Done
 	}
 }

@@ -55,7 +55,6 @@ type ringEntry struct {
 	seenGen   uint64 // scan generation that last saw the file
 	gone      bool   // the file was removed or replaced by someone else
 	onRecord  func(*shm.Record) shm.Disposition
-	ev        *pipeline.Event // decode scratch, allocated when accepted
 	epoch     uint64          // ring epoch, kept once the ring is unmapped
 	acker     *ringAcker      // audit rings' acknowledgements
 }
@@ -167,7 +166,6 @@ func (c *Consumer) register(e *ringEntry, id procIdentity) {
 	}
 	e.prod = p
 	e.state = ringActive
-	e.ev = new(pipeline.Event)
 	e.onRecord = c.recordFunc(e)
 	p.rings = append(p.rings, e)
 	c.active = append(c.active, e)
