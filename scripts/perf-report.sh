@@ -9,8 +9,10 @@
 # It runs (about 3 minutes on the 2-vCPU development VM):
 #   - the Python emit cost with the agent draining the ring (`make bench-python`'s
 #     command, on free loopback ports),
-#   - go benchmarks Drain (internal/shm), Pipeline (internal/agent) and
-#     WriterDurable (internal/audit) with `make bench-go`'s flags,
+#   - go benchmarks Drain (internal/shm) and Pipeline (internal/agent), three
+#     of each interleaved (medians), ScrapeCompare96x8 (internal/metrics: the
+#     agent's /metrics vs a plain client_golang registry holding the same
+#     series) and WriterDurable (internal/audit),
 #   - bin/agaobs-bench --json, scenarios idle,10k,100k,1m,audit (`make bench-agent`),
 #   - OTLP on vs off (about 5 more minutes): the test collector (tests/otelcol,
 #     `make otelcol`'s build) and agaobs-bench scenarios 100k,100k-otlp
@@ -110,10 +112,21 @@ agent_pid=""
 rm -rf "$pyring"
 pyring=""
 
-step "go bench Drain"
-run drain "$work/drain.txt" "$GO" test -run '^$' -bench '^BenchmarkDrain$' -benchmem -benchtime 2s ./internal/shm
-step "go bench Pipeline"
-run pipeline "$work/pipeline.txt" "$GO" test -run '^$' -bench '^BenchmarkPipeline$' -benchtime 6000000x ./internal/agent
+# The pipeline and its baseline, the bare drain, interleaved (-count 3 each,
+# alternating), so a drifting machine moves both.
+step "go bench Drain and Pipeline, interleaved"
+"$GO" test -c -o "$work/shm.test" ./internal/shm
+"$GO" test -c -o "$work/agent.test" ./internal/agent
+: >"$work/drain.txt"
+: >"$work/pipeline.txt"
+for i in 1 2 3; do
+	run drain "$work/drain.$i.txt" "$work/shm.test" -test.run '^$' -test.bench '^BenchmarkDrain$' -test.benchmem -test.benchtime 2s
+	run pipeline "$work/pipeline.$i.txt" "$work/agent.test" -test.run '^$' -test.bench '^BenchmarkPipeline$' -test.benchtime 4800000x
+	cat "$work/drain.$i.txt" >>"$work/drain.txt"
+	cat "$work/pipeline.$i.txt" >>"$work/pipeline.txt"
+done
+step "go bench ScrapeCompare96x8 (agaobs vs a plain client_golang registry, same series)"
+run scrape "$work/scrape.txt" "$GO" test -run '^$' -bench '^BenchmarkScrapeCompare96x8$' -benchtime 100x -count 3 ./internal/metrics
 step "go bench WriterDurable"
 run writer "$work/writer.txt" "$GO" test -run '^$' -bench '^BenchmarkWriterDurable$' -benchtime 300000x ./internal/audit
 step "agaobs-bench idle,10k,100k,1m,audit ($DURATION each)"
@@ -169,55 +182,92 @@ def read(name):
     except OSError:
         return ""
 
-def gobench(text, name, unit):
-    """The value before `unit` on the line of benchmark `name` (any -N suffix)."""
+def gobench_all(text, name, unit):
+    """The values before `unit` on every line of benchmark `name` (any -N suffix)."""
+    out = []
     for line in text.splitlines():
         f = line.split()
         if f and re.fullmatch(re.escape(name) + r"(-\d+)?", f[0]):
             for i in range(1, len(f)):
                 if f[i] == unit:
-                    return float(f[i - 1])
-    return None
+                    out.append(float(f[i - 1]))
+    return out
+
+def gobench(text, name, unit):
+    """The median of gobench_all (None when the benchmark did not run)."""
+    xs = sorted(gobench_all(text, name, unit))
+    return xs[len(xs) // 2] if xs else None
 
 rows = []
 ONLY = os.environ.get("PERF_ONLY", "")
 section = "core"  # rows of a section PERF_ONLY skipped are not printed
-def row(what, goal, measured, ok, source):
+def row(what, goal, measured, ok, source, baseline="–", ratio="–"):
     if ONLY and section != ONLY:
         return
     verdict = "–" if ok is None else ("✔" if ok else "✘")
-    rows.append(f"| {what} | {goal} | {measured} | {verdict} | {source} |")
+    rows.append(f"| {what} | {goal} | {measured} | {baseline} | {ratio} | {verdict} | {source} |")
 
 FAILED = "**benchmark failed** (see stderr)"
 
-# Python emitting-thread cost.
+# Every goal of the second round (issue 19) is a ratio to a baseline
+# measured in this run; the absolute figures stand beside it.
+
+def fmt_ratio(x, goal=None):
+    return "–" if x is None or x != x else f"**{x:.2f} ×**" + (f" (goal {goal})" if goal else "")
+
+# Python emitting-thread cost: the bare bus in the same process.
+PYSRC = "`make bench-python` (emit_bench.py)"
 try:
     py = json.loads(read("python.json").strip().splitlines()[-1])
-    added = py["added_ns"]
-    row("Python: added cost per `forward` event on the emitting thread (client vs bare stand-in EventBus), agent draining",
-        "≤ 1 µs added",
-        f"bare {py['bare_ns']:.0f} ns, client {py['client_ns']:.0f} ns: **+{added:.0f} ns**, {py['drops']} drops (best of {py['repeat']} × {py['events']}, Python {py['python']})",
-        added <= 1000 and py["drops"] == 0, "`make bench-python`")
-except (ValueError, KeyError, IndexError):
-    row("Python: added cost per `forward` event on the emitting thread", "≤ 1 µs added", FAILED, False, "`make bench-python`")
+    added, bare = py["added_ns"], py["bare_ns"]
+    native = py.get("native", False)
+    pure = f"; pure Python: client {py['pure_client_ns']:.0f} ns, +{py['pure_added_ns']:.0f} ns ({py['pure_added_ns'] / bare:.2f} × bare)" if "pure_added_ns" in py else ""
+    row("Python: added cost per `forward` event on the emitting thread, client vs bare aga-core-shaped EventBus, agent draining"
+        + (" (native fast path)" if native else " (**native fast path not loaded**)"),
+        "≤ 0.3 µs added, added / bare ≤ 0.4",
+        f"client {py['client_ns']:.0f} ns: **+{added:.0f} ns**, {py['drops']} drops (best of {py['repeat']} × {py['events']}, Python {py['python']}){pure}",
+        native and added <= 300 and added / bare <= 0.4 and py["drops"] == 0, PYSRC,
+        baseline=f"bare bus {bare:.0f} ns", ratio=f"added / bare **{added / bare:.2f}**")
+except (ValueError, KeyError, IndexError, ZeroDivisionError):
+    row("Python: added cost per `forward` event on the emitting thread", "≤ 0.3 µs added, added / bare ≤ 0.4", FAILED, False, PYSRC)
 
-# Consumer drain.
+# Consumer drain (the pipeline's baseline).
+DSRC = "`go test -bench '^BenchmarkDrain$' ./internal/shm`"
 ns = gobench(read("drain.txt"), "BenchmarkDrain", "ns/op")
 allocs = gobench(read("drain.txt"), "BenchmarkDrain", "allocs/op")
+drain_eps = 1e9 / ns if ns else None
 if ns:
-    row("Consumer drain, 64-byte records from a pre-filled 4 MiB ring, one core", "≥ 50 M events/s, 0 allocs",
-        f"**{1e3 / ns:.1f} M events/s** ({ns:.1f} ns/op, {allocs:.0f} allocs/op)", 1e3 / ns >= 50 and allocs == 0,
-        "`go test -bench '^BenchmarkDrain$' ./internal/shm`")
+    row("Consumer drain, 64-byte records from a pre-filled 4 MiB ring, one core (median of 3)", "≥ 50 M events/s, 0 allocs",
+        f"**{1e3 / ns:.1f} M events/s** ({ns:.1f} ns/op, {allocs:.0f} allocs/op)", 1e3 / ns >= 50 and allocs == 0, DSRC)
 else:
-    row("Consumer drain, one core", "≥ 50 M events/s", FAILED, False, "`go test -bench '^BenchmarkDrain$' ./internal/shm`")
+    row("Consumer drain, one core", "≥ 50 M events/s", FAILED, False, DSRC)
 
-# Full pipeline.
+# Full pipeline vs the drain.
+PSRC = "`go test -bench '^BenchmarkPipeline$' ./internal/agent`"
+eps_all = gobench_all(read("pipeline.txt"), "BenchmarkPipeline", "events/s")
 eps = gobench(read("pipeline.txt"), "BenchmarkPipeline", "events/s")
-if eps:
-    row("Full pipeline on one core (GOMAXPROCS=1): 8 rings → consumer → decode → metrics + event log + alert engine + counter",
-        "≥ 5 M events/s", f"**{eps / 1e6:.2f} M events/s**", eps >= 5e6, "`go test -bench '^BenchmarkPipeline$' ./internal/agent`")
+if eps and drain_eps:
+    r = eps / drain_eps
+    row("Full pipeline on one core (GOMAXPROCS=1): 8 pre-filled rings → consumer → decode → every sink of the default config "
+        "(counter, audit store, metrics, event log to a file, alert engine with anomaly detection, producer health, live view; OTLP off), median of 3 interleaved with the drain",
+        "≥ 10 M events/s, ≥ 0.15 × drain",
+        f"**{eps / 1e6:.2f} M events/s** ({', '.join(f'{x / 1e6:.2f}' for x in eps_all)})", eps >= 10e6 and r >= 0.15, PSRC,
+        baseline=f"drain {drain_eps / 1e6:.1f} M/s", ratio=fmt_ratio(r))
 else:
-    row("Full pipeline on one core", "≥ 5 M events/s", FAILED, False, "`go test -bench '^BenchmarkPipeline$' ./internal/agent`")
+    row("Full pipeline on one core, every default sink", "≥ 10 M events/s, ≥ 0.15 × drain", FAILED, False, PSRC)
+
+# /metrics scrape vs client_golang's own registry, same series.
+SSRC = "`go test -bench '^BenchmarkScrapeCompare96x8$' ./internal/metrics`"
+for sub, what, limit in [("", "text", 5), ("_gzip", "gzip", 8)]:
+    a_ = gobench(read("scrape.txt"), f"BenchmarkScrapeCompare96x8/agaobs{sub}", "ns/op")
+    c_ = gobench(read("scrape.txt"), f"BenchmarkScrapeCompare96x8/client_golang{sub}", "ns/op")
+    if a_ and c_:
+        r = a_ / c_
+        row(f"`/metrics` scrape at 96 layers × 8 producers, {what} (median of 3)", f"≤ {limit} ms, ≤ 0.5 × client_golang",
+            f"**{a_ / 1e6:.2f} ms**", a_ <= limit * 1e6 and r <= 0.5, SSRC,
+            baseline=f"plain client_golang registry, same series: {c_ / 1e6:.2f} ms", ratio=fmt_ratio(r))
+    else:
+        row(f"`/metrics` scrape at 96 layers × 8 producers, {what}", f"≤ {limit} ms, ≤ 0.5 × client_golang", FAILED, False, SSRC)
 
 # agaobs-bench scenarios.
 sc = {}
@@ -233,60 +283,77 @@ def num(r, k):
     v = r.get(k)
     return float("nan") if v is None else v
 
-m = sc.get("1m")
-if m:
-    load_s = m.get("load_seconds") or float("nan")
-    rate = m["offered"] / load_s if load_s == load_s else float("nan")
-    lost = m["offered"] - m["producer_dropped"] + m["producers"] - m["consumed"]  # +1 HELLO record per ring
+idle, k10, m1 = sc.get("idle"), sc.get("10k"), sc.get("1m")
+if idle and k10:
+    p99 = num(k10, "event_to_metric_p99_ms")
+    row("Agent CPU at 10 k events/s (1 producer, default config), event → metric p99 (metrics sink's `agaobs_sink_event_latency_seconds`, bucket upper bound)",
+        "≤ 1 % of a core, p99 ≤ 5 ms",
+        f"**{k10['cpu_pct']:.2f} %** of a core ({k10['cpu_pct'] - idle['cpu_pct']:+.2f} points over idle), **p99 ≤ {p99:.1f} ms**, {k10['dropped']} dropped",
+        k10["cpu_pct"] <= 1 and p99 <= 5 and k10["dropped"] == 0, BENCH + " `idle`,`10k`",
+        baseline=f"idle agent {idle['cpu_pct']:.2f} %", ratio="–")
+else:
+    row("Agent CPU at 10 k events/s", "≤ 1 % of a core, p99 ≤ 5 ms", FAILED, False, BENCH + " `10k`")
+if idle and m1:
+    row("Agent RSS at 1 M events/s (1 producer, 4 MiB ring, default config), at the end of the window",
+        "≤ 40 MiB",
+        f"**{m1['rss_mib']:.1f} MiB** ({m1['rss_mib'] - idle['rss_mib']:+.1f} MiB over idle)",
+        m1["rss_mib"] <= 40, BENCH + " `idle`,`1m`",
+        baseline=f"idle agent {idle['rss_mib']:.1f} MiB", ratio=fmt_ratio(m1["rss_mib"] / idle["rss_mib"]))
+else:
+    row("Agent RSS at 1 M events/s", "≤ 40 MiB", FAILED, False, BENCH + " `1m`")
+
+a = sc.get("audit")
+w_cpu = gobench(read("writer.txt"), "BenchmarkWriterDurable/bbolt", "cpu-ns/record")
+if a and a.get("durable_per_second"):
+    d = a["durable_per_second"]
+    us = a["cpu_pct"] / 100 / d * 1e6
+    row("Audit, whole agent: agent CPU per durable record (2 producers × 50 k audit records/s → bbolt on disk)",
+        "≤ 3 µs per record; ≥ 100 k records/s durable, 0 dropped",
+        f"**{us:.2f} µs** per record ({a['cpu_pct']:.0f} % of a core); **{d / 1e3:.1f} k records/s** durable, {a['dropped']} dropped, event → durable p99 ≤ {num(a, 'event_to_durable_p99_ms'):.0f} ms",
+        us <= 3 and d >= 0.99e5 and a["dropped"] == 0, BENCH + " `audit`",
+        baseline="writer alone: " + (f"{w_cpu / 1e3:.2f} µs per record" if w_cpu else "?"),
+        ratio=fmt_ratio(us * 1e3 / w_cpu if w_cpu else None))
+else:
+    row("Audit, whole agent: agent CPU per durable record", "≤ 3 µs per record", FAILED, False, BENCH + " `audit`")
+w = gobench(read("writer.txt"), "BenchmarkWriterDurable/bbolt", "records/s")
+wp99 = gobench(read("writer.txt"), "BenchmarkWriterDurable/bbolt", "p99-ms")
+WSRC = "`go test -bench '^BenchmarkWriterDurable$' ./internal/audit`"
+if w:
+    row("Audit writer alone (group commit into bbolt, fsync each)", "≥ 100 k records/s",
+        f"**{w / 1e3:.0f} k records/s**, event → durable p99 ≤ {wp99 if wp99 is not None else float('nan'):.0f} ms"
+        + (f", {w_cpu / 1e3:.2f} µs CPU per record" if w_cpu else ""),
+        w >= 1e5, WSRC)
+else:
+    row("Audit writer alone", "≥ 100 k records/s", FAILED, False, WSRC)
+
+if m1:
+    load_s = m1.get("load_seconds") or float("nan")
+    rate = m1["offered"] / load_s if load_s == load_s else float("nan")
+    lost = m1["offered"] - m1["producer_dropped"] + m1["producers"] - m1["consumed"]  # +1 HELLO record per ring
     row("Sustained 1 M events/s (1 producer process, 4 MiB ring) into the agent with its default sinks",
         "1 M events/s, 0 drops",
-        f"{m['offered']:,} offered in {load_s:.0f} s (**{rate / 1e6:.2f} M/s**), {m['consumed']:,} consumed, **{m['dropped']} dropped**; agent {m['cpu_pct']:.1f} % of a core, {m['rss_mib']:.1f} MiB",
-        m["dropped"] == 0 and m["producer_dropped"] == 0 and lost <= 0 and rate >= 0.95e6, BENCH + " `1m`")
+        f"{m1['offered']:,} offered in {load_s:.0f} s (**{rate / 1e6:.2f} M/s**), {m1['consumed']:,} consumed, **{m1['dropped']} dropped**; agent {m1['cpu_pct']:.1f} % of a core",
+        m1["dropped"] == 0 and m1["producer_dropped"] == 0 and lost <= 0 and rate >= 0.95e6, BENCH + " `1m`")
 else:
     row("Sustained 1 M events/s", "1 M events/s, 0 drops", FAILED, False, BENCH + " `1m`")
 
-k10 = sc.get("10k")
 if k10:
-    p99 = num(k10, "event_to_metric_p99_ms")
     others = ", ".join(f"{k}: ≤ {num(sc[k], 'event_to_metric_p99_ms'):.1f} ms" for k in ("100k", "1m") if k in sc)
-    row("Event → metric p99 at 10 k events/s (metrics sink's `agaobs_sink_event_latency_seconds`, bucket upper bound)",
-        "≤ 5 ms", f"**≤ {p99:.1f} ms** (event → sink p50/p99 {num(k10, 'event_to_sink_p50_ms'):.2f}/{num(k10, 'event_to_sink_p99_ms'):.2f} ms; {others})",
-        p99 <= 5, BENCH + " `10k`")
-else:
-    row("Event → metric p99 at 10 k events/s", "≤ 5 ms", FAILED, False, BENCH + " `10k`")
-
-a = sc.get("audit")
-if a:
-    d = num(a, "durable_per_second")
-    row("Audit durable, whole agent: 2 producers × 50 k audit records/s → bbolt on disk",
-        "≥ 100 k records/s",
-        f"**{d / 1e3:.1f} k records/s** durable, {a['dropped']} dropped, event → durable p99 ≤ {num(a, 'event_to_durable_p99_ms'):.0f} ms; agent {a['cpu_pct']:.0f} % of a core",
-        d >= 0.99e5 and a["dropped"] == 0, BENCH + " `audit`")
-else:
-    row("Audit durable, whole agent", "≥ 100 k records/s", FAILED, False, BENCH + " `audit`")
-w = gobench(read("writer.txt"), "BenchmarkWriterDurable/bbolt", "records/s")
-wp99 = gobench(read("writer.txt"), "BenchmarkWriterDurable/bbolt", "p99-ms")
-if w:
-    row("Audit writer alone (group commit into bbolt, fsync each)", "≥ 100 k records/s",
-        f"**{w / 1e3:.0f} k records/s**, event → durable p99 ≤ {wp99 if wp99 is not None else float('nan'):.0f} ms",
-        w >= 1e5, "`go test -bench '^BenchmarkWriterDurable$' ./internal/audit`")
-else:
-    row("Audit writer alone", "≥ 100 k records/s", FAILED, False, "`go test -bench '^BenchmarkWriterDurable$' ./internal/audit`")
+    row("Event → metric p99 at 100 k and 1 M events/s; event → sink p50/p99 at 10 k (counter sink)", "≤ 5 ms",
+        f"{others}; 10 k: event → sink {num(k10, 'event_to_sink_p50_ms'):.2f}/{num(k10, 'event_to_sink_p99_ms'):.2f} ms",
+        all(num(sc[k], "event_to_metric_p99_ms") <= 5 for k in ("100k", "1m") if k in sc), BENCH + " `100k`,`1m`")
 
 # Footprint.
-for key, what, goal, check in [
-    ("idle", "Footprint idle (2 producers connected, no events)", "≤ 1 % of a core", lambda r: r["cpu_pct"] <= 1),
-    ("10k", "Footprint at 10 k events/s (1 producer)", "≤ 2 % of a core, RSS ≤ 40 MiB", lambda r: r["cpu_pct"] <= 2 and r["rss_mib"] <= 40),
-    ("100k", "Footprint at 100 k events/s (1 producer)", "–", None),
-    ("1m", "Footprint at 1 M events/s (1 producer)", "–", None),
-]:
+for key, what in [("idle", "Footprint idle (2 producers connected, no events)"), ("10k", "Footprint at 10 k events/s (1 producer)"),
+                  ("100k", "Footprint at 100 k events/s (1 producer)"), ("1m", "Footprint at 1 M events/s (1 producer)")]:
     r = sc.get(key)
     if not r:
-        row(what, goal, FAILED, False, BENCH + f" `{key}`")
+        row(what, "–", FAILED, False, BENCH + f" `{key}`")
         continue
     extra = f", {r['consumed']:,} consumed, {r['dropped']} dropped" if key != "idle" else ""
-    row(what, goal, f"**{r['cpu_pct']:.2f} %** CPU, **{r['rss_mib']:.1f} MiB** RSS{extra}, /metrics {r['scrape_ms']:.1f} ms",
-        check(r) if check else None, BENCH + f" `{key}`")
+    ok = r["cpu_pct"] <= 1 if key == "idle" else None
+    row(what, "≤ 1 % of a core" if key == "idle" else "–",
+        f"**{r['cpu_pct']:.2f} %** CPU, **{r['rss_mib']:.1f} MiB** RSS{extra}, /metrics {r['scrape_ms']:.1f} ms", ok, BENCH + f" `{key}`")
 
 # OTLP on vs off, interleaved in one agaobs-bench run.
 section = "otlp"
@@ -431,8 +498,8 @@ print(f"{sh('date', '-u', '+%Y-%m-%d %H:%M UTC')}, commit {sh('git', 'describe',
       f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, {os.environ.get('PERF_GO_VERSION', '?')}, "
       f"Python {platform.python_version()}. Load average at start {os.environ['PERF_LOAD_START']}, "
       f"at end {os.environ['PERF_LOAD_END']}; wall time {os.environ['PERF_WALL']} s.\n")
-print("| what | goal | measured | | source |")
-print("|---|---|---|---|---|")
+print("| what | goal | measured | same-run baseline | ratio | | source |")
+print("|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 EOF
 cat "$report"

@@ -236,6 +236,10 @@ type result struct {
 	WindowConsumed   uint64  `json:"window_consumed"`
 	CPUSecPerMEvents float64 `json:"cpu_seconds_per_million_events"`
 	RSSPeakMiB       float64 `json:"rss_peak_mib"` // VmHWM at the end of the window
+	// Context switches of all the agent's threads per second over the
+	// window (voluntary and not): its wake-ups, which dominate its CPU at
+	// low rates and, unlike CPU time, barely move with other load.
+	SwitchesPerSec float64 `json:"context_switches_per_second"`
 	// OTLP scenarios only.
 	OTLP               bool     `json:"otlp,omitempty"`
 	SpansPerSec        *float64 `json:"spans_per_second,omitempty"`        // spans received at the collector in the window / window
@@ -368,6 +372,7 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	if err != nil {
 		return res, err
 	}
+	sw0 := procSwitches(ag.Process.Pid)
 	var profErr chan error
 	if opt.pprofFile != "" {
 		profErr = make(chan error, 1)
@@ -383,6 +388,7 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	cpu1, _ := procCPU(ag.Process.Pid)
 	t1 := time.Now()
 	el := t1.Sub(t0)
+	res.SwitchesPerSec = float64(procSwitches(ag.Process.Pid)-sw0) / el.Seconds()
 	var colCPU1 time.Duration
 	if col != nil {
 		colCPU1, _ = procCPU(col.cmd.Process.Pid)
@@ -553,6 +559,25 @@ func procCPU(pid int) (time.Duration, error) {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// procSwitches returns the context switches of every thread of a process.
+func procSwitches(pid int) uint64 {
+	tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "status"))
+	var n uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "voluntary_ctxt_switches:") || strings.HasPrefix(l, "nonvoluntary_ctxt_switches:") {
+				v, _ := strconv.ParseUint(strings.TrimSpace(l[strings.IndexByte(l, ':')+1:]), 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
 }
 
 func procRSS(pid int) float64 {

@@ -41,8 +41,9 @@ type SinkOptions struct {
 	// Linger lets events wait up to this long for more before the sink's
 	// goroutine is woken (0: at every Flush). A sink with no latency goal
 	// of its own then wakes a few tens of times a second at low rates
-	// instead of at every consumer pass; a quarter of its queue, or the
-	// consumer going idle (Idle), wakes it sooner.
+	// instead of at every consumer pass; a chunk's worth of events (1024)
+	// or a quarter of its queue, or the consumer going idle (Idle), wakes
+	// it sooner.
 	Linger time.Duration
 }
 
@@ -483,7 +484,9 @@ func (q *queue) push(d *Dispatcher, s span, now int64) {
 		s.c.refs.Add(1)
 		q.spans = append(q.spans, s)
 	}
-	due := q.linger == 0 || q.depth >= q.capacity/4 || now-q.oldest >= int64(q.linger)
+	// A chunk's worth is enough to wait for: at high rates a lingering
+	// sink wakes as often as any other, and pins no more storage.
+	due := q.linger == 0 || q.depth >= min(q.capacity/4, chunkEvents) || now-q.oldest >= int64(q.linger)
 	q.mu.Unlock()
 	if due {
 		q.wake()

@@ -301,3 +301,28 @@ func TestLatBucketMatchesHalving(t *testing.T) {
 		}
 	}
 }
+
+// At high rates a lingering sink wakes once a chunk's worth is queued, so
+// it pins no more storage than a sink that does not linger.
+func TestLingerWakesAtAChunk(t *testing.T) {
+	d := NewDispatcher(nil)
+	d.now = func() int64 { return 1e9 } // time stands still: only the depth can wake it
+	d.Register(&recSink{name: "s", kinds: AllKinds}, SinkOptions{QueueSize: 1 << 16, Linger: time.Second})
+	q := d.queues[0]
+	for range chunkEvents - 1 {
+		d.Add(Event{Kind: KindForward})
+	}
+	d.Flush()
+	select {
+	case <-q.notify:
+		t.Fatal("woken before a chunk's worth")
+	default:
+	}
+	d.Add(Event{Kind: KindForward})
+	d.Flush()
+	select {
+	case <-q.notify:
+	default:
+		t.Fatalf("not woken with %d events queued", chunkEvents)
+	}
+}
