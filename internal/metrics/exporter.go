@@ -90,6 +90,24 @@ type Exporter struct {
 	byLabel   map[string]*prodState // producer label → state: labels are unique
 	last      *prodState
 	keep      *pipeline.SpanKeeper // Options.SpanKeep's; nil: no exemplars
+
+	// The scrape path's render caches (render.go), under mu.
+	fast   bool                  // the fast path renders these families (prepareFast)
+	sorted []*famRender          // order, by name
+	cache  [numKinds][]*famEntry // per format, per order index
+	// famGen[i] counts the changes of family order[i]; shape those of the
+	// set of producers and layers (every family, and the series order).
+	famGen []uint64
+	shape  uint64
+
+	// The families each kind of event changes, as famGen indices' bits.
+	maskForward, maskRetrieval, maskAudit, maskStatus, maskAll uint64
+
+	// The series order (orders), valid while ordShape is shape.
+	ordValid  bool
+	ordShape  uint64
+	ordLayers []*layerState
+	ordProds  []*prodState
 }
 
 // famRender is a family with its rendering parameters resolved.
@@ -101,6 +119,8 @@ type famRender struct {
 	help    *string
 	typ     *dto.MetricType
 	nameptr *string
+	idx     int               // in Exporter.order
+	text    [numKinds]famText // fixed text per format (render.go)
 }
 
 // New returns an Exporter.
@@ -133,6 +153,7 @@ func New(opts Options) *Exporter {
 	if opts.SpanKeep != nil {
 		e.keep = pipeline.NewSpanKeeper(*opts.SpanKeep)
 	}
+	e.prepareFast()
 	return e
 }
 
@@ -251,6 +272,9 @@ type layerState struct {
 	// latEx holds lat's exemplars, one per classic bucket (+Inf last),
 	// made with the first one (Options.SpanKeep only).
 	latEx []exemplar
+	// blk caches the rendered label blocks of lpFwd[0], lpFwd[1] and
+	// lpLayer (render.go), made on the first scrape.
+	blk [3]string
 }
 
 // exemplar is the newest kept slow forward of a latency bucket.
@@ -289,6 +313,7 @@ type prodState struct {
 	winOn   int
 	build   *pipeline.Build
 	lpProd  []*dto.LabelPair
+	blk     string // lpProd rendered (render.go)
 
 	// hists holds the producer's latency, gate and entropy histograms,
 	// labelled by producer only, with ProducerHistograms; nil otherwise
@@ -319,6 +344,7 @@ func (e *Exporter) state(p *pipeline.Producer) *prodState {
 		}
 		e.producers[p] = s
 		e.byLabel[s.label] = s
+		e.shape++
 	}
 	e.last = s
 	return s
@@ -360,6 +386,7 @@ func (e *Exporter) forget(s *prodState) {
 		delete(e.byLabel, s.label)
 	}
 	e.last = nil
+	e.shape++
 }
 
 // layer returns the state of layer, or of layer="other" once the producer
@@ -388,6 +415,7 @@ func (e *Exporter) layer(s *prodState, layer int32) *layerState {
 }
 
 func (e *Exporter) newLayer(s *prodState, ls string) *layerState {
+	e.shape++
 	l := &layerState{}
 	if !e.opts.ProducerHistograms {
 		e.newHists(l)
@@ -424,6 +452,9 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 	native := e.opts.Native
 	lat, gate, ent, score := e.fams[famLatency].Buckets, e.fams[famGate].Buckets, e.fams[famEntropy].Buckets, e.fams[famScore].Buckets
 	latDiv := e.fams[famLatency].div
+	// dirty: the families this batch changes (render.go's caches).
+	var dirty uint64
+	shape := e.shape
 	for i := range batch {
 		ev := &batch[i]
 		// The keeper sees every event it would see in the OTLP sink, in
@@ -445,6 +476,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		}
 		switch ev.Kind {
 		case pipeline.KindForward:
+			dirty |= e.maskForward
 			s := e.state(ev.Producer)
 			f := &ev.Forward
 			l := e.layer(s, f.Layer())
@@ -482,6 +514,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			s.winOn += applied
 			s.winPos = (s.winPos + 1) % activationWindowLen
 		case pipeline.KindRetrieval:
+			dirty |= e.maskRetrieval
 			s := e.state(ev.Producer)
 			r := ev.Retrieval
 			l := e.layer(s, r.Layer())
@@ -492,6 +525,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 				s.score.observe(v, score, native, 1)
 			}
 		case pipeline.KindAudit:
+			dirty |= e.maskAudit
 			s := e.state(ev.Producer)
 			// Keyed by the label value, so operations that differ only in
 			// invalid bytes count as one series.
@@ -502,6 +536,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			}
 			s.audit[k]++
 		case pipeline.KindStatus:
+			dirty |= e.maskStatus
 			e.status(e.state(ev.Producer), ev.Status)
 		case pipeline.KindLifecycle:
 			switch ev.Lifecycle.Type {
@@ -514,6 +549,14 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 					e.forget(s)
 				}
 			}
+		}
+	}
+	if e.shape != shape {
+		dirty = e.maskAll // series came or went: every family, and the order
+	}
+	for i := range e.famGen {
+		if dirty&(1<<i) != 0 {
+			e.famGen[i]++
 		}
 	}
 	return nil

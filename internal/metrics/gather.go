@@ -41,7 +41,6 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 }
 
 func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
-	layers := s.sortedLayers()
 	counter := func(lps []*dto.LabelPair, v float64) {
 		mf.Metric = append(mf.Metric, &dto.Metric{Label: lps, Counter: &dto.Counter{Value: &v}})
 	}
@@ -56,12 +55,12 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 	}
 	switch f.Key {
 	case famForward:
-		for _, l := range layers {
+		for _, l := range s.sortedLayers() {
 			counter(l.lpFwd[0], float64(l.fwd[0]))
 			counter(l.lpFwd[1], float64(l.fwd[1]))
 		}
 	case famRetrieval, famRetrievalInject:
-		for _, l := range layers {
+		for _, l := range s.sortedLayers() {
 			if !l.hasRet {
 				continue
 			}
@@ -90,7 +89,7 @@ func (e *Exporter) render(f *famRender, s *prodState, mf *dto.MetricFamily) {
 			histo(s.hists.lpLayer, s.hists.hist(f.Key), s.hists.exemplars(f.Key)) // ProducerHistograms: no layer label
 			break
 		}
-		for _, l := range layers {
+		for _, l := range s.sortedLayers() {
 			histo(l.lpLayer, l.hist(f.Key), l.exemplars(f.Key))
 		}
 	case famScore:
@@ -272,13 +271,16 @@ func gaugeIndex(key string) int {
 // sortMetrics orders series by their label values, as the client_golang
 // registry does, so every exposition is deterministic.
 func sortMetrics(ms []*dto.Metric) {
-	sort.Slice(ms, func(i, j int) bool {
-		a, b := ms[i].Label, ms[j].Label
-		for k := 0; k < len(a) && k < len(b); k++ {
-			if va, vb := a[k].GetValue(), b[k].GetValue(); va != vb {
-				return va < vb
-			}
+	sort.Slice(ms, func(i, j int) bool { return lessLabels(ms[i].Label, ms[j].Label) })
+}
+
+// lessLabels is the series order: label values in label name order, then
+// fewer labels first. The scrape path (render.go) orders by it too.
+func lessLabels(a, b []*dto.LabelPair) bool {
+	for k := 0; k < len(a) && k < len(b); k++ {
+		if va, vb := a[k].GetValue(), b[k].GetValue(); va != vb {
+			return va < vb
 		}
-		return len(a) < len(b)
-	})
+	}
+	return len(a) < len(b)
 }

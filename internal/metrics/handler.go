@@ -64,16 +64,28 @@ func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 	return mfs, err
 }
 
+// maxScrapesInFlight bounds concurrent /metrics requests; more are
+// answered 503, as promhttp's MaxRequestsInFlight does.
+const maxScrapesInFlight = 4
+
 // Handler serves /metrics (text, OpenMetrics or protobuf, gzip when asked)
-// and a small landing page.
+// and a small landing page. Text and OpenMetrics scrapes take the AGA
+// families from the exporter's render cache (render.go, scrape.go).
 func (r *Registry) Handler(log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(r, promhttp.HandlerOpts{
-		ErrorHandling:       promhttp.ContinueOnError,
-		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		MaxRequestsInFlight: 4,
-		EnableOpenMetrics:   true,
-	}))
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	mux.Handle("/metrics", &scrapeHandler{
+		r: r,
+		// What the fast path does not serve, client_golang serves from
+		// Gather; scrapeHandler holds the in-flight limit for both.
+		fallback: promhttp.HandlerFor(r, promhttp.HandlerOpts{
+			ErrorHandling:     promhttp.ContinueOnError,
+			ErrorLog:          errLog,
+			EnableOpenMetrics: true,
+		}),
+		errLog:   errLog,
+		inFlight: make(chan struct{}, maxScrapesInFlight),
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path != "/" {
 			http.NotFound(w, req)

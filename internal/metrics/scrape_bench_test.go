@@ -1,12 +1,21 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/agaobs/agaobs/internal/pipeline"
 	"github.com/agaobs/agaobs/internal/selfmetrics"
@@ -45,8 +54,13 @@ func loadedRegistry(b *testing.B, producers, layers int, native bool) *Registry 
 }
 
 func benchScrape(b *testing.B, producers, layers int, accept, encoding string) {
+	benchHandler(b, loadedRegistry(b, producers, layers, false).Handler(slogDiscard()), accept, encoding, nil)
+}
+
+// benchHandler scrapes h b.N times on one P; between scrapes (untimed),
+// between runs if not nil.
+func benchHandler(b *testing.B, h http.Handler, accept, encoding string, between func()) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	h := loadedRegistry(b, producers, layers, false).Handler(slogDiscard())
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	req.Header.Set("Accept", accept)
 	if encoding != "" {
@@ -55,8 +69,16 @@ func benchScrape(b *testing.B, producers, layers int, accept, encoding string) {
 	var size int
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if between != nil {
+			b.StopTimer()
+			between()
+			b.StartTimer()
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d", rec.Code)
+		}
 		size = rec.Body.Len()
 	}
 	b.ReportMetric(float64(size), "bytes")
@@ -73,6 +95,126 @@ func BenchmarkScrape3x8Gzip(b *testing.B)  { benchScrape(b, 8, 3, textAccept, "g
 func BenchmarkScrape96x8(b *testing.B)     { benchScrape(b, 8, 96, textAccept, "") }
 func BenchmarkScrape96x8OM(b *testing.B)   { benchScrape(b, 8, 96, omAccept, "") }
 func BenchmarkScrape96x8Gzip(b *testing.B) { benchScrape(b, 8, 96, textAccept, "gzip") }
+
+// The same after every series changed: one forward on every layer of
+// every producer between scrapes (untimed), so no family is cached, as on
+// a node whose producers all run forwards between two scrapes.
+func BenchmarkScrape96x8Changing(b *testing.B)     { benchScrapeChanging(b, "") }
+func BenchmarkScrape96x8ChangingGzip(b *testing.B) { benchScrapeChanging(b, "gzip") }
+
+func benchScrapeChanging(b *testing.B, encoding string) {
+	reg := loadedRegistry(b, 8, 96, false)
+	var batch []pipeline.Event
+	for p := range reg.exporter.producers {
+		for l := 0; l < 96; l++ {
+			batch = append(batch, fwd(p, int32(l), l%2 == 0, 0.3, 1.5, 120))
+		}
+	}
+	benchHandler(b, reg.Handler(slogDiscard()), textAccept, encoding, func() { reg.exporter.Write(context.Background(), batch) })
+}
+
+// BenchmarkScrapeCompare96x8 is the baseline of issue 19: the agaobs
+// /metrics handler against client_golang's own registry and promhttp
+// handler holding exactly the same series (every family of one agaobs
+// scrape, parsed back and registered as const metrics), same headers,
+// same run. The scrape target is at most half client_golang's time.
+func BenchmarkScrapeCompare96x8(b *testing.B) {
+	reg := loadedRegistry(b, 8, 96, false)
+	h := reg.Handler(slogDiscard())
+	cg := clientGolangTwin(b, h)
+	for _, c := range []struct {
+		name     string
+		h        http.Handler
+		encoding string
+	}{{"agaobs", h, ""}, {"agaobs_gzip", h, "gzip"}, {"client_golang", cg, ""}, {"client_golang_gzip", cg, "gzip"}} {
+		b.Run(c.name, func(b *testing.B) { benchHandler(b, c.h, textAccept, c.encoding, nil) })
+	}
+}
+
+// clientGolangTwin returns promhttp.HandlerFor over a plain
+// prometheus.NewRegistry holding the series of one text scrape of h as
+// const metrics. It fails unless the two hold as many series and the AGA
+// families' text is the same.
+func clientGolangTwin(b *testing.B, h http.Handler) http.Handler {
+	scrape := func(h http.Handler) []byte {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept", textAccept)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Body.Bytes()
+	}
+	parse := func(text []byte) map[string]*dto.MetricFamily {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := p.TextToMetricFamilies(bytes.NewReader(text))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return mfs
+	}
+	count := func(mfs map[string]*dto.MetricFamily) (n int) {
+		for _, mf := range mfs {
+			n += len(mf.Metric)
+		}
+		return n
+	}
+	text := scrape(h)
+	mfs := parse(text)
+	var metrics []prometheus.Metric
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			names, values := make([]string, len(m.Label)), make([]string, len(m.Label))
+			for i, l := range m.Label {
+				names[i], values[i] = l.GetName(), l.GetValue()
+			}
+			d := prometheus.NewDesc(mf.GetName(), mf.GetHelp(), names, nil)
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				metrics = append(metrics, prometheus.MustNewConstMetric(d, prometheus.CounterValue, m.Counter.GetValue(), values...))
+			case dto.MetricType_GAUGE:
+				metrics = append(metrics, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, m.Gauge.GetValue(), values...))
+			case dto.MetricType_UNTYPED:
+				metrics = append(metrics, prometheus.MustNewConstMetric(d, prometheus.UntypedValue, m.Untyped.GetValue(), values...))
+			case dto.MetricType_SUMMARY:
+				q := map[float64]float64{}
+				for _, x := range m.Summary.Quantile {
+					q[x.GetQuantile()] = x.GetValue()
+				}
+				metrics = append(metrics, prometheus.MustNewConstSummary(d, m.Summary.GetSampleCount(), m.Summary.GetSampleSum(), q, values...))
+			case dto.MetricType_HISTOGRAM:
+				buckets := map[float64]uint64{}
+				for _, x := range m.Histogram.Bucket {
+					if !math.IsInf(x.GetUpperBound(), 1) {
+						buckets[x.GetUpperBound()] = x.GetCumulativeCount()
+					}
+				}
+				metrics = append(metrics, prometheus.MustNewConstHistogram(d, m.Histogram.GetSampleCount(), m.Histogram.GetSampleSum(), buckets, values...))
+			default:
+				b.Fatalf("%s: type %v", mf.GetName(), mf.GetType())
+			}
+		}
+	}
+	cg := prometheus.NewRegistry()
+	cg.MustRegister(constCollector(metrics))
+	cgh := promhttp.HandlerFor(cg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 4, EnableOpenMetrics: true})
+	cgText := scrape(cgh)
+	if n, want := count(parse(cgText)), count(mfs); n != want || n != len(metrics) {
+		b.Fatalf("client_golang registry holds %d series (%d const metrics), agaobs %d", n, len(metrics), want)
+	}
+	if got, want := agaLines(cgText), agaLines(text); got != want || !strings.Contains(want, "aga_forward_latency_us_bucket") {
+		b.Fatal("the AGA families differ between client_golang and agaobs")
+	}
+	return cgh
+}
+
+// constCollector is an unchecked collector of fixed metrics.
+type constCollector []prometheus.Metric
+
+func (constCollector) Describe(chan<- *prometheus.Desc) {}
+func (c constCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c {
+		ch <- m
+	}
+}
 
 // BenchmarkExporterWrite: the metrics sink's cost per forward event.
 func BenchmarkExporterWrite(b *testing.B) {
