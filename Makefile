@@ -143,8 +143,19 @@ python-dashboard:
 seed-tests:
 	scripts/seed-tests.sh "$(SEED)"
 
-test-python:
-	cd clients/python && $(PYTHON) -m unittest discover -s tests
+# The Python client's optional C fast path (clients/python/native/*.c), built in
+# place into clients/python/aga_observability/ (<name><EXT_SUFFIX>, git-ignored)
+# so that PYTHONPATH=clients/python and editable installs use it; the same
+# recipe as the platform wheel (agaobs_build.build_extension). Needs a C
+# compiler and the interpreter's headers.
+.PHONY: python-native
+python-native:
+	$(PYTHON) clients/python/_build/agaobs_build.py build-inplace
+
+# The native tests fail (not skip) without the extension; the suite runs the
+# C fast path by default and the pure-Python path in its explicit twins.
+test-python: python-native
+	cd clients/python && AGAOBS_TEST_REQUIRE_NATIVE=1 $(PYTHON) -m unittest discover -s tests
 
 test-c:
 	$(MAKE) -C clients/c test
@@ -182,8 +193,9 @@ bench-go:
 bench-agent: build
 	bin/agaobs-bench --duration 10s --scenarios idle,10k,100k,1m,audit
 
-# Python emit cost with a running agent draining the ring.
-bench-python: build
+# Python emit cost with a running agent draining the ring: the C fast path
+# (client_ns, added_ns) and the pure-Python path (pure_*), interleaved.
+bench-python: build python-native
 	@dir=$$(mktemp -d /dev/shm/agaobs-pybench-XXXX); \
 	bin/agaobs-agent run --ring-dir $$dir --state-path '' --admin-listen-address '' --agent-log-level error & ag=$$!; \
 	sleep 0.5; \

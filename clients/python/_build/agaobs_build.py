@@ -36,12 +36,16 @@ The native parts (see :func:`native_extensions`), compiled with ``$CC``, else
   under ``native/marker`` and ``native/include``, which take precedence.
   At run time it stays optional: without it the forward marker is off (one
   warning, only when ``AGAOBS_FORWARD_MARKER=1``) and nothing else changes;
-* Python extension modules: every ``native/*.c`` (none today; the place for
-  a compiled fast path), built against the interpreter's headers (the wheel
-  is then tagged ``cpXY-cpXY-<platform>``).
+* Python extension modules: every ``native/*.c``, built against the
+  interpreter's headers (the wheel is then tagged ``cpXY-cpXY-<platform>``):
+  today ``native/_agaobs_fast.c``, the C fast path of the FORWARD event
+  (``aga_observability/_agaobs_fast*.so``; without it, or with
+  ``AGAOBS_NATIVE=0``, the client runs the pure-Python path).
 
 Editable installs (PEP 660) build no native part, whatever the switch: use
-``AGAOBS_MARKER_LIB``.
+``AGAOBS_MARKER_LIB``, and build the extension modules into the source tree
+with the same recipe as the wheel (``make python-native``, which runs
+``python3 _build/agaobs_build.py build-inplace``).
 """
 
 from __future__ import annotations
@@ -313,24 +317,82 @@ def build_marker(root: str, build_dir: str) -> str:
     return target
 
 
+def extension_suffix() -> str:
+    """The file name suffix of this interpreter's extension modules
+    (``.cpython-311-x86_64-linux-gnu.so``)."""
+    return sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+
+
+def build_extension(src: str, target: str) -> str:
+    """The one recipe for a Python extension module of native/*.c (wheel
+    and in-place builds): ``$CC -shared -fPIC -O2 -I <interpreter headers>``,
+    then the module must load in this interpreter (a subprocess imports it
+    under its package name). Returns target; NativeBuildError when it cannot
+    be built or does not load."""
+    cc = compiler()
+    stem = os.path.basename(src)[:-2]
+    include = sysconfig.get_paths()["include"]
+    if not os.path.isfile(os.path.join(include, "Python.h")):
+        raise NativeBuildError(f"agaobs_build: cannot build the extension module native/{stem}.c: "
+                               f"the interpreter's headers are missing ({include}/Python.h; on "
+                               "Debian/Ubuntu: apt-get install python3-dev); " + _HOW)
+    _compile(cc + ["-shared", "-fPIC", "-O2", "-I", include, src, "-o", target],
+             f"compiling the extension module native/{stem}.c", 300)
+    probe = ("import importlib.util, sys; "
+             "s = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2]); "
+             "m = importlib.util.module_from_spec(s); s.loader.exec_module(m)")
+    try:
+        subprocess.run([sys.executable, "-c", probe, f"{PACKAGE}.{stem}", target], check=True,
+                       timeout=120, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except (OSError, subprocess.SubprocessError) as e:
+        out = getattr(e, "stdout", None) or b""
+        last = out.decode("utf-8", "replace").strip().splitlines()[-1:] or [str(e)]
+        raise NativeBuildError(f"agaobs_build: the extension module native/{stem}.c built by "
+                               f"{' '.join(cc)} does not load ({last[0][:200]}); {_HOW}") from e
+    return target
+
+
 def native_extensions(root: str, build_dir: str):
     """(archive name, path) of the native parts, compiled into build_dir:
     the forward marker, then the Python extensions of native/*.c. Called only
     when the switch asks for them; raises NativeBuildError when any part
     cannot be built."""
     out = [(f"{PACKAGE}/{MARKER_LIB}", build_marker(root, build_dir))]
-    sources = _extension_sources(root)
-    if not sources:
-        return out
-    cc = compiler()
-    include = sysconfig.get_paths()["include"]
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    for src in sources:
+    suffix = extension_suffix()
+    for src in _extension_sources(root):
         stem = os.path.basename(src)[:-2]
-        target = os.path.join(build_dir, stem + suffix)
-        _compile(cc + ["-shared", "-fPIC", "-O2", "-I", include, src, "-o", target],
-                 f"compiling the extension module native/{stem}.c", 300)
+        target = build_extension(src, os.path.join(build_dir, stem + suffix))
         out.append((f"{PACKAGE}/{stem}{suffix}", target))
+    return out
+
+
+def build_inplace(root: str = ROOT):
+    """Builds every native/*.c into the package directory
+    (``aga_observability/<stem><EXT_SUFFIX>``) with the wheel's recipe, so
+    that ``PYTHONPATH=clients/python`` and editable installs use it (``make
+    python-native``). Each module is compiled into a temporary file and
+    renamed over the old one: a process that has the old one loaded keeps
+    its copy. Returns the paths; NativeBuildError when any cannot be built.
+    The wheels never pick these files up (see _skip)."""
+    out = []
+    pkg = os.path.join(root, PACKAGE)
+    suffix = extension_suffix()
+    for src in _extension_sources(root):
+        stem = os.path.basename(src)[:-2]
+        final = os.path.join(pkg, stem + suffix)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp" + suffix, dir=pkg)
+        os.close(fd)
+        try:
+            build_extension(src, tmp)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        out.append(final)
     return out
 
 
@@ -512,3 +574,25 @@ def build_sdist(sdist_directory, config_settings=None):
             p = members[arcname]
             add(tf, arcname, _read(p), 0o755 if os.access(p, os.X_OK) else 0o644)
     return filename
+
+
+def main(argv=None) -> int:
+    """``python3 _build/agaobs_build.py build-inplace``: the extension
+    modules of native/*.c built into the package directory (make
+    python-native)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["build-inplace"]:
+        print("usage: agaobs_build.py build-inplace", file=sys.stderr)
+        return 2
+    try:
+        for path in build_inplace():
+            print(f"built {os.path.relpath(path)}")
+    except NativeBuildError as e:
+        print(str(e).replace(_HOW, "install a C compiler (or point $CC at one) and the "
+                                   "interpreter's headers"), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

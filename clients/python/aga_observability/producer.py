@@ -48,7 +48,11 @@ class Producer:
         self._pid = 0
         # The "*" handler, subscribed once for the producer's life; its fast
         # path is bound to the current hot ring (unbound: general path only).
-        self.on_event, self._bind_fast = ring.make_forward_handler(self._general_safe)
+        # The C extension's handler and ring writers when it is loaded
+        # (ring.use_native(); AGAOBS_NATIVE=0 turns it off), else pure Python.
+        self._native = ring.use_native()
+        self.on_event, self._bind_fast = ring.make_forward_handler(self._general_safe,
+                                                                   native=self._native)
         self._slow_lock = threading.Lock()  # rare paths: creation, revival, audit tracking
         self._kv_count = 0
         self._pinned: Dict[str, Any] = {}
@@ -88,7 +92,8 @@ class Producer:
                 writers.append(ring.create_ring(
                     s.ring_dir, ring_class=cls, capacity=size,
                     identity=_identity.identity_json(ident, limit), instance=self.instance,
-                    proc=proc, audit_wait_ns=s.audit_wait_us * 1000, doorbell=bell))
+                    proc=proc, audit_wait_ns=s.audit_wait_us * 1000, doorbell=bell,
+                    native=self._native))
         except BaseException:
             for w in writers:  # never leave half a pair behind
                 w.mark_closed(time.time_ns())
@@ -316,7 +321,9 @@ class Producer:
     def stats(self) -> dict:
         d = {"producer": self.name, "instance": self.instance, "state": self.state,
              "ring_dir": self.settings.ring_dir, "bound": self.plugin is not None,
-             "errors": self.errors}
+             "errors": self.errors,
+             # the FORWARD fast path runs in the C extension (else pure Python)
+             "native": self._native and isinstance(self.hot, ring.NativeRingWriter)}
         if self.hot is not None:
             d["hot"] = self.hot.stats()
             d["audit"] = self.audit.stats()

@@ -16,11 +16,19 @@ Publication rules that matter in Python (docs/ring-format.md §5.1):
   before writing, so it would let the agent see the tail go backwards.
 * x86-64 keeps stores in program order, so "record bytes, then counters, then
   tail" is the release sequence the format asks for.
+
+The optional C extension ``_agaobs_fast`` (``native/_agaobs_fast.c``) takes
+over the hot step when it is built and loads (see :func:`use_native`):
+:class:`NativeRingWriter` keeps the writer state in C and publishes the tail
+with a release store, and its ``ForwardHandler`` encodes and publishes an
+aga-core FORWARD event in one C call. Without it (or with
+``AGAOBS_NATIVE=0``) everything here runs as pure Python.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import mmap
 import os
 import secrets
@@ -158,7 +166,7 @@ class RingWriter:
         self.epoch = epoch
         self.instance = instance
         self.path = path
-        self._set_lock(threading.Lock())
+        self._set_lock(self._new_lock())
         self._mask = capacity - 1
         self._mono = mono_now
         self._doorbell = doorbell
@@ -167,7 +175,7 @@ class RingWriter:
         self._q = mv.cast("Q")
         self._u32 = mv.cast("I")
         self._data = mv[HEADER_SIZE:]
-        self._st = [0, 0, 0, 0, False, 0]  # tail, seq, written, head cache, closed, dropped
+        self._st = self._new_state(mv)  # tail, seq, written, head cache, closed, dropped
         self._audit_lost = 0
         self._last_poke = 0
         self._pending = 0
@@ -184,6 +192,14 @@ class RingWriter:
         if self.write_record(T_HELLO, 0, create_time_ns, identity) != OK:
             raise ValueError("HELLO record does not fit")
         self._q[Q_MAGIC] = MAGIC
+
+    def _new_lock(self):
+        return threading.Lock()
+
+    def _new_state(self, mv):
+        """The mutable writer state: tail, seq, written, head cache, closed,
+        dropped (indexes _TAIL ... _DROPPED)."""
+        return [0, 0, 0, 0, False, 0]
 
     def _set_lock(self, lock) -> None:
         self._lock = lock
@@ -410,7 +426,7 @@ class RingWriter:
         the at-fork hook, where only the forking thread exists; the lock may
         have been held by a thread that does not exist here, so it is
         replaced (and the forward handler is unbound from this writer)."""
-        self._set_lock(threading.Lock())
+        self._set_lock(self._new_lock())
         self._st[_CLOSED] = True
         self._doorbell = None
 
@@ -427,10 +443,15 @@ class RingWriter:
                     "head": self._q[Q_HEAD], "closed": bool(st[_CLOSED])}
 
 
-def make_forward_handler(fallback):
+def make_forward_handler(fallback, native: bool = False):
     """The EventBus "*" handler of a producer, and the function that points
     it at the producer's current hot ring: ``bind(writer)`` (None while there
     is no usable ring: everything then goes to the fallback).
+
+    With ``native`` (and the extension loaded) the handler is the C
+    ``ForwardHandler``, which does what the closure below does in one C call
+    for a :class:`NativeRingWriter`; bound to any other writer it sends every
+    event to the fallback (the general path).
 
     aga-core forward events (float gate_mean, entropy_mean, latency_us, int
     layer_idx, bool aga_applied) go straight into a FORWARD record: one
@@ -445,6 +466,18 @@ def make_forward_handler(fallback):
     tuple, so a call in flight uses one writer consistently (a forked child
     rebinds to its own rings without touching the bus or the parent's lock).
     """
+    m = native_module() if native else None
+    if m is not None:
+        fast = m.ForwardHandler(fallback)
+
+        def bind_native(w):
+            if isinstance(w, NativeRingWriter):
+                fast.bind(w._st, w._poke, w.write_forward)
+            else:
+                fast.bind(None)
+
+        return fast, bind_native
+
     ctx = [None]
 
     def bind(w):
@@ -523,6 +556,100 @@ def make_forward_handler(fallback):
     return handler, bind
 
 
+# -- the optional C fast path --------------------------------------------------
+
+logger = logging.getLogger("aga_observability")
+
+NATIVE_ENV = "AGAOBS_NATIVE"   # 0/false/no/off: the extension is not imported
+NATIVE_ABI = 1                 # what _agaobs_fast.ABI must say
+_native = {"tried": False, "module": None, "error": None}
+
+
+def native_module():
+    """The C extension ``aga_observability._agaobs_fast``, or None when it
+    is absent, does not load or has another ABI (:func:`native_error` says
+    why). Imported at most once; never raises."""
+    st = _native
+    if not st["tried"]:
+        st["tried"] = True
+        try:
+            from . import _agaobs_fast as m  # type: ignore
+            abi = getattr(m, "ABI", None)
+            if abi != NATIVE_ABI:
+                raise ImportError(f"{m.__file__}: ABI {abi!r}, want {NATIVE_ABI}")
+            st["module"] = m
+        except Exception as e:  # absent (pure wheel), built for another interpreter, broken
+            st["error"] = f"{type(e).__name__}: {e}"
+            if not isinstance(e, ModuleNotFoundError):
+                logger.debug("aga_observability: C extension not used (%s)", st["error"])
+    return st["module"]
+
+
+def native_error():
+    """Why :func:`native_module` is None (None when it loaded or was not tried)."""
+    return _native["error"]
+
+
+def _native_env_on() -> bool:
+    return os.environ.get(NATIVE_ENV, "").strip().lower() not in ("0", "false", "no", "off")
+
+
+# Whether producers use the C fast path: on when the extension loads, unless
+# AGAOBS_NATIVE=0 (then it is not even imported).
+_native_on = [_native_env_on() and native_module() is not None]
+
+
+def use_native(on=None) -> bool:
+    """Whether producers created from now on use the C fast path. ``on``
+    True/False sets it (tests, the benchmark); True imports the extension
+    even under AGAOBS_NATIVE=0 and leaves it off when the extension is not
+    available. Returns the setting now in force."""
+    if on is not None:
+        _native_on[0] = bool(on) and native_module() is not None
+    return _native_on[0]
+
+
+class NativeRingWriter(RingWriter):
+    """A RingWriter whose state lives in the C extension: ``_st`` is an
+    ``_agaobs_fast.Ring`` (the same six counters, read and written by the
+    methods above through the sequence protocol, plus the mapping held as a
+    Py_buffer) and the lock an ``_agaobs_fast.Lock``, which the C
+    ForwardHandler try-acquires. FORWARD records (write_forward, and the
+    handler's fast path) are reserved, encoded and published in C; every
+    other record kind is written by the Python methods and published by
+    ``Ring.commit``: the tail with one release store on every architecture."""
+
+    def _new_lock(self):
+        return native_module().Lock()
+
+    def _new_state(self, mv):
+        # An audit ring's full case (bounded wait, lost_before) stays in Python.
+        return native_module().Ring(mv, self.capacity, self._lock, self.ring_class == CLASS_AUDIT)
+
+    def _set_lock(self, lock) -> None:
+        super()._set_lock(lock)
+        st = getattr(self, "_st", None)
+        if st is not None:
+            st.lock = lock  # the lock the C handler takes
+
+    def _commit(self, seq: int) -> None:
+        self._st.commit(seq, self._pending)
+
+    def write_forward(self, time_ns, gate, entropy, latency, layer, fields) -> bool:
+        """RingWriter.write_forward in C. Raises (OverflowError, TypeError)
+        before anything is published when a value does not fit its field."""
+        if self.ring_class == CLASS_AUDIT:
+            return super().write_forward(time_ns, gate, entropy, latency, layer, fields)
+        self._acquire()
+        try:
+            rc = self._st.forward(time_ns, gate, entropy, latency, layer, fields)
+        finally:
+            self._release()
+        if rc == 1:  # written (0 closed, 2 dropped and counted)
+            self._poke()
+        return rc != 0
+
+
 # -- ring files ----------------------------------------------------------------
 
 DOORBELL_NAME = "agaobs.doorbell"
@@ -574,9 +701,12 @@ def ring_file_name(pid: int, pidns: int, instance: int, ring_class: int) -> str:
 
 def create_ring(directory: str, *, ring_class: int, capacity: int, identity: bytes,
                 instance: int, proc=None, audit_wait_ns: int = 200_000,
-                doorbell=None, max_record_len: int = 0) -> RingWriter:
+                doorbell=None, max_record_len: int = 0, native: bool = False) -> RingWriter:
     """Creates a ring file as format §1/§2.1 says: hidden temporary file,
-    ftruncate (zero fill), header and HELLO, magic last, fchmod, rename."""
+    ftruncate (zero fill), header and HELLO, magic last, fchmod, rename.
+    With ``native`` (and the extension loaded) the writer is a
+    :class:`NativeRingWriter`; one that cannot be made falls back to the
+    pure RingWriter (fail-open)."""
     pid, pidns, start = proc or process_info()
     name = ring_file_name(pid, pidns, instance, ring_class)
     final = os.path.join(directory, name)
@@ -592,11 +722,21 @@ def create_ring(directory: str, *, ring_class: int, capacity: int, identity: byt
             os.posix_fallocate(fd, 0, size)
         mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
                        prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        writer = RingWriter(mm, ring_class=ring_class, capacity=capacity, identity=identity,
-                            max_record_len=max_record_len, create_time_ns=time.time_ns(),
-                            pid=pid, instance=instance, pidns_inode=pidns,
-                            start_time_ticks=start, audit_wait_ns=audit_wait_ns,
-                            doorbell=doorbell, path=final)
+        kw = dict(ring_class=ring_class, capacity=capacity, identity=identity,
+                  max_record_len=max_record_len, create_time_ns=time.time_ns(),
+                  pid=pid, instance=instance, pidns_inode=pidns,
+                  start_time_ticks=start, audit_wait_ns=audit_wait_ns,
+                  doorbell=doorbell, path=final)
+        writer = None
+        if native and native_module() is not None:
+            try:
+                # Its own parts (lock, state) fail before anything is written.
+                writer = NativeRingWriter(mm, **kw)
+            except Exception as e:
+                logger.debug("aga_observability: native ring writer unavailable (%s); "
+                             "using the pure-Python one", e)
+        if writer is None:
+            writer = RingWriter(mm, **kw)
         # Group-writable only in a setgid (agent-managed) directory, so the
         # agent's group can release space; otherwise owner-only. fchmod does
         # not depend on the umask.

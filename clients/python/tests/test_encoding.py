@@ -1,5 +1,6 @@
 """Every event kind, emitted through a stand-in EventBus and read back from
-the rings with the test reader."""
+the rings with the test reader: on the pure-Python path (EncodingTest) and
+on the C extension's fast path (NativeEncodingTest, the same tests)."""
 
 import math
 import time
@@ -12,6 +13,8 @@ from helpers import RingTestCase
 
 
 class EncodingTest(RingTestCase):
+    native = False
+
     def emit_and_read(self, *events, **cfg):
         bus, stack = self.start(**cfg)
         for etype, data in events:
@@ -176,6 +179,10 @@ class EncodingTest(RingTestCase):
         hot = self.records(stack.ring_paths["hot"])
         self.assertEqual(hot[-1]["type"], "forward")
         self.assertEqual(bus.get_stats()["total_consumed"], bus.get_stats()["total_emitted"])
+
+
+class NativeEncodingTest(EncodingTest):
+    native = True
 
 
 SMALL_MAX = 64 * 1024 // 8

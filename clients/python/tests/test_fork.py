@@ -15,6 +15,8 @@ from helpers import RingTestCase
 
 @unittest.skipUnless(hasattr(os, "fork"), "needs fork")
 class ForkTest(RingTestCase):
+    native = False
+
     def test_child_writes_its_own_rings(self):
         bus, stack = self.start()
         for i in range(3):
@@ -79,6 +81,11 @@ class ForkTest(RingTestCase):
         # The parent keeps writing its own rings.
         bus.emit("forward", standin.forward_data(9))
         self.assertEqual(ringreader.Reader(parent_paths["hot"]).last_seq, before[1] + 1)
+
+
+
+class NativeForkTest(ForkTest):
+    native = True
 
 
 if __name__ == "__main__":

@@ -19,11 +19,20 @@ from envutil import env
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # clients/python
 MARKER = "aga_observability/_agaobs_marker.so"
 PLAT = "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
+# The platform wheel with Python extension modules (native/_agaobs_fast.c).
+IMPL = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+CPTAG = f"{IMPL}-{IMPL}-" + PLAT[len("py3-none-"):]
+FAST = "aga_observability/_agaobs_fast" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
 
 
 def have_cc() -> bool:
     cc = (os.environ.get("CC") or "cc").split()
     return bool(cc) and shutil.which(cc[0]) is not None
+
+
+def have_python_headers() -> bool:
+    """The interpreter's headers, which the extension modules need."""
+    return os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
 
 
 def backend():
@@ -115,6 +124,7 @@ class BackendTest(unittest.TestCase):
         for need in ("PKG-INFO", "pyproject.toml", "_build/agaobs_build.py",
                      "aga_observability/__init__.py", "aga_observability/marker.py",
                      "tests/standin.py", "tests/marker_producer.py",
+                     "native/_agaobs_fast.c",  # the C fast path
                      # the forward marker's C sources, from clients/c
                      "native/marker/agaobs_marker.c", "native/include/agaobs_marker.h"):
             self.assertIn("aga_observability-2.0.0/" + need, members)
@@ -137,13 +147,15 @@ class BackendTest(unittest.TestCase):
         wheel, names, err = rebuild(os.path.join(self.tmp, "out"))
         self.assertEqual(wheel, "aga_observability-2.0.0-py3-none-any.whl")  # whatever the host has
         self.assertNotIn(MARKER, names)
-        if have_cc():  # with the switch: built from the sdist's copy of the C source (no ../c here)
+        if have_cc() and have_python_headers():
+            # With the switch: built from the sdist's copies of the C sources (no ../c here).
             wheel, names, err = rebuild(os.path.join(self.tmp, "native"), {"AGAOBS_BUILD_NATIVE": "1"})
-            self.assertEqual(wheel, f"aga_observability-2.0.0-{PLAT}.whl", err)
+            self.assertEqual(wheel, f"aga_observability-2.0.0-{CPTAG}.whl", err)
             self.assertIn(MARKER, names)
+            self.assertIn(FAST, names)
 
     def test_native_extensions(self):
-        """native/*.c (the place for a compiled fast path) are Python
+        """native/*.c (the C fast path, _agaobs_fast.c, and any other) are Python
         extensions: built only with the switch, next to the marker, and the
         wheel is then tagged cpXY-cpXY-<platform>; any failure is an error."""
         root = os.path.join(self.tmp, "proj")
@@ -161,14 +173,17 @@ class BackendTest(unittest.TestCase):
             self.assertEqual(self.b.wheel_tag(None, root), ("py3-none-any", True))
             self.assertEqual(self.b.wheel_tag({"native": "true"}, root),
                              (f"{impl}-{impl}-{PLAT[len('py3-none-'):]}", False))
-            self.assertEqual(self.b.wheel_tag({"native": "true"}), (PLAT, False))  # marker only
+            # This package: the marker and the C fast path.
+            self.assertEqual(self.b.wheel_tag({"native": "true"}), (CPTAG, False))
+            # The marker alone (no native/*.c) is a ctypes library: py3-none-<platform>.
+            self.assertEqual(self.b.wheel_tag({"native": "true"}, os.path.join(self.tmp, "none")),
+                             (PLAT, False))
         build = os.path.join(self.tmp, "b")
         os.makedirs(build)
         with env(CC="/nonexistent/cc"), self.assertRaises(self.b.NativeBuildError) as cm:
             self.b.native_extensions(root, build)
         self.assertIn("no C compiler", str(cm.exception))
-        include = sysconfig.get_paths()["include"]
-        if have_cc() and os.path.exists(os.path.join(include, "Python.h")):
+        if have_cc() and have_python_headers():
             built = self.b.native_extensions(root, build)
             self.assertEqual([a for a, _ in built][0], MARKER)
             self.assertEqual(len(built), 2)
@@ -201,7 +216,7 @@ class PipInstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         py = os.path.join(env_dir, "bin", "python")
         clean = {k: v for k, v in os.environ.items()
-                 if k not in ("PYTHONPATH", "PIP_INDEX_URL", "AGAOBS_BUILD_NATIVE")}
+                 if k not in ("PYTHONPATH", "PIP_INDEX_URL", "AGAOBS_BUILD_NATIVE", "AGAOBS_NATIVE")}
 
         def pip(*args):
             r = subprocess.run([py, "-m", "pip", "--disable-pip-version-check", "-q", *args],
@@ -223,6 +238,16 @@ class PipInstallTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             return r.stdout.strip(), r.stderr
 
+        def native(extra=None):
+            """Whether the C fast path is on, and the directory it was loaded from."""
+            r = subprocess.run([py, "-c", "import os; from aga_observability import ring; "
+                                "m = ring.native_module() if ring.use_native() else None; "
+                                "print(ring.use_native(), m and os.path.dirname(m.__file__))"],
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(clean, **(extra or {})), cwd=tmp)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.split()
+
         # The default: the pure wheel, whatever the host has; installed offline
         # from the wheel file as the Dockerfile and deploy/README.md do.
         pip("wheel", "--no-index", "--no-deps", "-w", os.path.join(tmp, "dist"), ROOT)
@@ -240,13 +265,17 @@ class PipInstallTest(unittest.TestCase):
         pip("uninstall", "-y", "aga-observability")
         pip("install", "--no-index", ROOT)  # from the directory: the same pure wheel
         self.assertFalse(os.path.exists(os.path.join(os.path.dirname(where()[1]), "_agaobs_marker.so")))
-        if have_cc():  # the switch: the marker compiled in, loaded from the package
+        self.assertEqual(native(), ["False", "None"])  # the pure wheel: the pure-Python path
+        if have_cc() and have_python_headers():
+            # The switch: the marker and the C fast path compiled in, loaded from the package.
             pip("uninstall", "-y", "aga-observability")
             pip("install", "--no-index", "--config-settings", "native=true", ROOT)
             version, path, _ = where()
             self.assertEqual(version, "2.0.0")
             lib, err = marker_lib()
             self.assertEqual(lib, os.path.join(os.path.dirname(path), "_agaobs_marker.so"))
+            self.assertEqual(native(), ["True", os.path.dirname(path)])
+            self.assertEqual(native({"AGAOBS_NATIVE": "0"}), ["False", "None"])  # the switch off
         # Editable (PEP 660): imports the source tree.
         pip("uninstall", "-y", "aga-observability")
         pip("install", "--no-index", "-e", ROOT)

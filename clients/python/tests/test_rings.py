@@ -150,6 +150,8 @@ class FailOpenTest(RingTestCase):
 
 
 class FullRingTest(RingTestCase):
+    native = False
+
     def test_hot_drops_equal_gaps(self):
         bus, stack = self.start(ring_hot_bytes=4096)
         hot = ringreader.Reader(stack.ring_paths["hot"])
@@ -247,7 +249,13 @@ class FullRingTest(RingTestCase):
         self.assertEqual(len(hot.poll()), 3)
 
 
+class NativeFullRingTest(FullRingTest):
+    native = True
+
+
 class ConcurrencyTest(RingTestCase):
+    native = False
+
     def test_four_threads(self):
         bus, stack = self.start(ring_hot_bytes=1 << 21)
         per = 3000
@@ -278,6 +286,10 @@ class ConcurrencyTest(RingTestCase):
         for k in range(4):
             self.assertEqual([int(r["entropy_mean"]) for r in fwd if r["layer_idx"] == k], list(range(per)))
         self.assertEqual(stack.get_stats()["hot"]["dropped"], 0)
+
+
+class NativeConcurrencyTest(ConcurrencyTest):
+    native = True
 
 
 class MultiBusTest(RingTestCase):
