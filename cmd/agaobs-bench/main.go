@@ -309,9 +309,11 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 		return res, err
 	}
 	defer os.RemoveAll(storeDir)
-	admin, prom := "127.0.0.1:18181", "18182"
+	// Free loopback ports, so that two runs (or another agent) on the
+	// machine never measure each other's agent.
+	admin, prom, healthPort := "127.0.0.1:"+port(), port(), port()
 	ag := exec.Command(agentBin, append([]string{"run", "--ring-dir", dir, "--state-path", "", "--admin-listen-address", admin, "--agent-log-level", "error",
-		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1", "--health-port", "18183",
+		"--prometheus-host", "127.0.0.1", "--prometheus-port", prom, "--health-host", "127.0.0.1", "--health-port", healthPort,
 		"--audit-storage-path", filepath.Join(storeDir, "aga_audit.db")}, agentArgs...)...)
 	ag.Args = append(ag.Args, sc.extraArgs...)
 	var col *testCollector
@@ -613,4 +615,13 @@ func getJSON(url string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// port returns a loopback TCP port that was free a moment ago ("0" if none).
+func port() string {
+	p, err := freePort()
+	if err != nil {
+		return "0"
+	}
+	return strconv.Itoa(p)
 }
