@@ -36,6 +36,7 @@ type slice struct {
 type window struct {
 	step   int64 // seconds per slice
 	slices []slice
+	last   *slice // the slice at returned last: most events fall in it
 }
 
 // maxSlices bounds memory per target; longer windows get wider slices.
@@ -50,11 +51,15 @@ func newWindow(longest time.Duration) *window {
 
 // at returns the slice for unix second t, recycling an old one.
 func (w *window) at(t int64) *slice {
+	if l := w.last; l != nil && t >= l.start && t-l.start < w.step {
+		return l // no divisions on the hot path
+	}
 	start := t - t%w.step
 	s := &w.slices[(start/w.step)%int64(len(w.slices))]
 	if s.start != start {
 		*s = slice{start: start}
 	}
+	w.last = s
 	return s
 }
 
