@@ -83,15 +83,20 @@ type Options struct {
 
 // Sink writes event log lines. Write runs on the sink's own goroutine.
 type Sink struct {
-	opts       Options
-	level      int
-	json       bool
-	w          io.Writer
-	file       *lumberjack.Logger
-	buf        []byte
-	scratch    []byte
-	compact    bytes.Buffer // appendRawJSON's
-	fwdSeen    uint64
+	opts    Options
+	level   int
+	json    bool
+	w       io.Writer
+	file    *lumberjack.Logger
+	buf     []byte
+	scratch []byte
+	compact bytes.Buffer // appendRawJSON's
+	fwdSeen uint64
+	// The last timestamp formatted, by millisecond and zone: a batch's
+	// lines mostly share it (appendTime).
+	tsMilli    int64
+	tsLoc      *time.Location
+	tsText     []byte
 	lines      [5]atomic.Uint64 // by level index
 	sampledOut atomic.Uint64
 }
@@ -209,7 +214,7 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 	}
 	now := s.opts.Now()
 	if !s.json {
-		b = now.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+		b = s.appendTime(b, now)
 		b = append(b, " ["...)
 		b = append(b, levelName(lvl)...)
 		b = append(b, "] "...)
@@ -225,7 +230,7 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 		return
 	}
 	b = append(b, `{"timestamp":"`...)
-	b = now.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = s.appendTime(b, now)
 	b = append(b, `","level":"`...)
 	b = append(b, levelName(lvl)...)
 	b = append(b, `","logger":"aga.observability","message":`...)
@@ -240,6 +245,17 @@ func (s *Sink) format(ev *pipeline.Event, lvl int) {
 	b = append(b, `,"producer":`...)
 	b = appendJSONString(b, []byte(producer))
 	s.buf = append(b, "}\n"...)
+}
+
+// appendTime appends now as RFC 3339 with milliseconds and zone, reusing
+// the last text when the millisecond and the zone are the same.
+func (s *Sink) appendTime(b []byte, now time.Time) []byte {
+	ms, loc := now.UnixMilli(), now.Location()
+	if ms != s.tsMilli || loc != s.tsLoc || s.tsText == nil {
+		s.tsMilli, s.tsLoc = ms, loc
+		s.tsText = now.AppendFormat(s.tsText[:0], "2006-01-02T15:04:05.000Z07:00")
+	}
+	return append(b, s.tsText...)
 }
 
 // appendCount appends `"key":v,` when the retrieval carried the count.
