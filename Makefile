@@ -30,6 +30,8 @@ FUZZ_TARGETS := \
 	./internal/pipeline:FuzzDecode \
 	./internal/config:FuzzLoadFile \
 	./internal/pipeline:FuzzDecodeAudit \
+	./internal/pipeline:FuzzDecodeAuditOnePass \
+	./internal/audit:FuzzSealEncoding \
 	./internal/eventlog:FuzzLogLine \
 	./internal/alerting/anomaly:FuzzRestore \
 	./tests/reliability:FuzzLiveRing

@@ -40,6 +40,9 @@ type boltStore struct {
 	base Head
 	size int64
 	hwm  map[string]uint64
+	// seal cuts the stored encodings of a batch; bbolt is done with
+	// them when the commit returns, so every batch reuses its chunks.
+	seal sealer
 	// lastDay is the newest day bucket: a record whose receive time is
 	// older (the clock stepped back) still goes there, so storage order
 	// stays chain order.
@@ -144,7 +147,8 @@ func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer func() { s.pub.publish(s.head, s.size) }()
-	stored, head, hwm, err := chainRecords(recs, s.head, s.hwm)
+	stored, head, hwm, err := chainRecords(recs, s.head, s.hwm, &s.seal)
+	defer s.seal.reset() // after the commit: bbolt no longer reads the encodings
 	if err != nil || len(stored) == 0 {
 		return nil, err
 	}
@@ -153,26 +157,37 @@ func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 		days, daySize := tx.Bucket(bktDays), tx.Bucket(bktDaySize)
 		var dayB *bolt.Bucket
 		var dayName string
+		var day dayCache
 		dayBytes := map[string]int64{}
+		var dayN int64         // bytes for dayName not yet in dayBytes
+		key := make([]byte, 8) // Put copies the key
 		for _, r := range stored {
 			v, err := r.encoded()
 			if err != nil {
 				return fmt.Errorf("record %d: %w", r.Seq, err)
 			}
-			d := max(dayOf(r.Time), lastDay)
+			d := max(day.of(r.Time), lastDay)
 			lastDay = d
 			if d != dayName || dayB == nil {
+				if dayB != nil {
+					dayBytes[dayName] += dayN
+				}
+				dayN = 0
 				if dayB, err = days.CreateBucketIfNotExists([]byte(d)); err != nil {
 					return err
 				}
 				dayB.FillPercent = 1.0 // appends only: pack pages full
 				dayName = d
 			}
-			if err := dayB.Put(u64(r.Seq), v); err != nil {
+			binary.BigEndian.PutUint64(key, r.Seq)
+			if err := dayB.Put(key, v); err != nil {
 				return err
 			}
-			dayBytes[dayName] += int64(len(v))
+			dayN += int64(len(v))
 			size += int64(len(v))
+		}
+		if dayB != nil {
+			dayBytes[dayName] += dayN
 		}
 		for d, n := range dayBytes {
 			old := int64(0)
@@ -205,7 +220,27 @@ func (s *boltStore) Append(recs []*Record) ([]*Record, error) {
 	for e, v := range hwm {
 		s.hwm[e] = v
 	}
+	for _, r := range stored {
+		r.raw = nil // its chunk is reused; encoded() marshals the same bytes
+	}
 	return stored, nil
+}
+
+// dayCache is dayOf for the records of a batch, which mostly share a
+// day: the name is formatted once per day, not once per record.
+type dayCache struct {
+	name       string
+	start, end time.Time // the UTC day name names: [start, end)
+}
+
+func (c *dayCache) of(t time.Time) string {
+	if c.name == "" || t.Before(c.start) || !t.Before(c.end) {
+		y, m, d := t.UTC().Date()
+		c.start = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		c.end = c.start.AddDate(0, 0, 1)
+		c.name = dayOf(t)
+	}
+	return c.name
 }
 
 // dayBuckets returns the days bucket and its day names in order (bbolt

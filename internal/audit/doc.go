@@ -28,6 +28,20 @@
 // format says is stored sanitized, with why (encode_error) and the body as
 // received (raw), never dropped.
 //
+// # Write path
+//
+// Every record is encoded and hashed once (sealer, encode.go): an
+// encoder that writes exactly json.Marshal's bytes for a Record (the
+// canonical form the chain hashes), falling back to json.Marshal where it
+// cannot be sure; details that are already one compact JSON object are
+// embedded as they are. Verification keeps recomputing hashes with
+// encoding/json from the stored JSON, so it checks the encoder as well;
+// the stored format is that of earlier versions (testdata holds stores
+// they wrote). The bbolt backend reuses the memory of a batch's encodings
+// for the next batch once its commit has returned, and the Writer reuses
+// a batch's records once all of them are committed: a Store keeps no
+// record after Append returns.
+//
 // # Backends
 //
 // bbolt (default; one bucket per day, retention deletes buckets), file

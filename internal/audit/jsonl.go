@@ -244,7 +244,7 @@ func (s *jsonlStore) Append(recs []*Record) ([]*Record, error) {
 	if s.f == nil {
 		return nil, fmt.Errorf("audit store %s: opened read-only", s.path)
 	}
-	stored, head, hwm, err := chainRecords(recs, s.head, s.hwm)
+	stored, head, hwm, err := chainRecords(recs, s.head, s.hwm, nil)
 	if err != nil || len(stored) == 0 {
 		return nil, err
 	}
@@ -340,7 +340,7 @@ func (s *jsonlStore) removeOldest(now time.Time, victims []string, reason string
 		return res, nil
 	}
 	cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason, s.hwm)
-	stored, head, _, err := chainRecords([]*Record{cp}, s.head, nil)
+	stored, head, _, err := chainRecords([]*Record{cp}, s.head, nil, nil)
 	if err != nil {
 		return RetentionResult{}, err
 	}

@@ -23,7 +23,7 @@ func NewMemory() Store {
 func (m *memStore) Append(recs []*Record) ([]*Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	stored, head, hwm, err := chainRecords(recs, m.head, m.hwm)
+	stored, head, hwm, err := chainRecords(recs, m.head, m.hwm, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (m *memStore) Retain(now time.Time, maxAge time.Duration, maxBytes int64) (
 	}
 	m.recs = append([]Record(nil), m.recs[cut:]...)
 	cp := checkpoint(now, base, res.RemovedRecords, res.RemovedDays, reason, nil)
-	stored, head, _, err := chainRecords([]*Record{cp}, m.head, nil)
+	stored, head, _, err := chainRecords([]*Record{cp}, m.head, nil, nil)
 	if err != nil {
 		return RetentionResult{}, err
 	}

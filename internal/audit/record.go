@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
 )
 
 // Record kinds.
@@ -86,31 +88,10 @@ func chainHash(prev string, r *Record) (string, error) {
 var hashSuffix = []byte(`"hash":""}`)
 
 // seal sets r.Hash from the previous hash and r.raw to the stored
-// encoding: the canonical form with the hash filled in. One Marshal per
-// record on the write path.
+// encoding: the canonical form with the hash filled in (see sealer).
 func seal(prev string, r *Record) error {
-	p, err := hex.DecodeString(prev)
-	if err != nil || len(p) != sha256.Size {
-		return fmt.Errorf("previous hash %q is not a SHA-256 hex digest", prev)
-	}
-	r.Hash = ""
-	c, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if !bytes.HasSuffix(c, hashSuffix) {
-		return fmt.Errorf("record %d: canonical form does not end with the hash field", r.Seq)
-	}
-	h := sha256.New()
-	h.Write(p)
-	h.Write(c)
-	r.Hash = hex.EncodeToString(h.Sum(nil))
-	raw := make([]byte, 0, len(c)+len(r.Hash))
-	raw = append(raw, c[:len(c)-2]...) // up to `"hash":"`
-	raw = append(raw, r.Hash...)
-	raw = append(raw, '"', '}')
-	r.raw = raw
-	return nil
+	var s sealer
+	return s.seal(prev, r, false)
 }
 
 // encoded returns the stored encoding of a sealed record.
@@ -124,15 +105,21 @@ func (r *Record) encoded() ([]byte, error) {
 // sanitize makes a record encodable: details must be one JSON object,
 // stored compacted. Anything else is kept, quoted, under "_unencodable"
 // and the record is marked, so one bad record never poisons its batch.
-func sanitize(r *Record) {
+// It reports whether details were found already compact (an object that
+// json.Compact leaves unchanged, kept as it is): the encoder then embeds
+// them without checking them again.
+func sanitize(r *Record) (compact bool) {
 	if len(r.Details) == 0 {
 		r.Details = json.RawMessage(`{}`)
-		return
+		return true
+	}
+	if r.Details[0] == '{' && pipeline.IsCompactJSON(r.Details) {
+		return true // the common case: one pass, no copy
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, r.Details); err == nil && buf.Len() > 0 && buf.Bytes()[0] == '{' {
 		r.Details = buf.Bytes()
-		return
+		return false
 	} else if err != nil {
 		r.EncodeError = joinErr(r.EncodeError, "details: "+err.Error())
 	} else {
@@ -140,6 +127,7 @@ func sanitize(r *Record) {
 	}
 	q, _ := json.Marshal(string(r.Details))
 	r.Details = json.RawMessage(`{"_unencodable":` + string(q) + `}`)
+	return false
 }
 
 // joinErr appends a sanitization reason to those already noted.

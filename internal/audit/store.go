@@ -13,6 +13,8 @@ type Store interface {
 	// for the batch), skipping ring records already stored (the same ring
 	// epoch and a sequence number at or below the epoch's high-water mark)
 	// and the gap records in front of them. It returns the records stored.
+	// It keeps no pointer to recs or their records once it has returned
+	// (a copy is fine): the Writer reuses their memory.
 	Append(recs []*Record) ([]*Record, error)
 	// Query returns the matching records in chain order.
 	Query(f Filter) ([]Record, error)
@@ -78,7 +80,11 @@ func dayOf(t time.Time) string { return t.UTC().Format("2006-01-02") }
 // the gap records in front of them) already stored, sanitizes, numbers and
 // chains the rest from head. It returns the records to store, the new head
 // and the ring high-water marks to record. Nothing is modified in hwm.
-func chainRecords(recs []*Record, head Head, hwm map[string]uint64) ([]*Record, Head, map[string]uint64, error) {
+// The stored encodings are cut from s (nil: a sealer of the batch's own).
+func chainRecords(recs []*Record, head Head, hwm map[string]uint64, s *sealer) ([]*Record, Head, map[string]uint64, error) {
+	if s == nil {
+		s = new(sealer)
+	}
 	updates := map[string]uint64{}
 	mark := func(epoch string) uint64 {
 		if v, ok := updates[epoch]; ok {
@@ -86,14 +92,15 @@ func chainRecords(recs []*Record, head Head, hwm map[string]uint64) ([]*Record, 
 		}
 		return hwm[epoch]
 	}
-	var stored []*Record
-	for _, r := range recs {
+	stored := make([]*Record, 0, len(recs))
+	for i, r := range recs {
 		if r.RingEpoch != "" && r.RingSeq != 0 && r.RingSeq <= mark(r.RingEpoch) {
 			continue // stored before an agent restart: exactly once
 		}
-		sanitize(r)
+		compact := sanitize(r)
 		r.Seq = head.Size + 1
-		if err := seal(head.Hash, r); err != nil {
+		s.left = len(recs) - i
+		if err := s.seal(head.Hash, r, compact); err != nil {
 			unchain(stored)
 			return nil, Head{}, nil, fmt.Errorf("record %d: %w", r.Seq, err)
 		}

@@ -35,7 +35,21 @@ type pendingRec struct {
 	rec   *Record
 	ack   *pipeline.Ack
 	evtNs int64 // the event's own time, for the event → durable latency
+	// slab holds rec when rec is one of its records.
+	slab *recSlab
 }
+
+// recSlab holds the records of one Write in one allocation. Run gives it
+// back for the next Write once every one of them is committed: stores
+// keep no record after Append returns (see Store).
+type recSlab struct {
+	recs []Record
+	left int // records not yet committed: set by Write, counted down by Run
+}
+
+// freeSlabs is how many committed slabs (and handed-over item slices) a
+// Writer keeps for reuse.
+const freeSlabs = 8
 
 // Writer is the audit sink: the pipeline hands it audit and lifecycle
 // events (Write), one goroutine (Run) commits them in groups and only then
@@ -49,6 +63,11 @@ type Writer struct {
 	redact map[string]bool
 	in     chan []pendingRec
 	done   chan struct{}
+	// Memory handed back by Run for Write to reuse: record slabs whose
+	// records are all committed, item slices whose items Run has taken.
+	freeSlabs chan *recSlab
+	freeItems chan []pendingRec
+	recs      []*Record // commitBatch's (Run's goroutine only)
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -89,7 +108,8 @@ func NewWriter(opts WriterOptions) *Writer {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{opts: opts, log: opts.Logger, redact: map[string]bool{}, in: make(chan []pendingRec),
-		done: make(chan struct{}), closing: make(chan struct{}), records: map[[2]string]uint64{}, created: time.Now()}
+		done: make(chan struct{}), closing: make(chan struct{}), records: map[[2]string]uint64{}, created: time.Now(),
+		freeSlabs: make(chan *recSlab, freeSlabs), freeItems: make(chan []pendingRec, freeSlabs)}
 	for _, k := range opts.RedactKeys {
 		w.redact[k] = true
 	}
@@ -113,10 +133,13 @@ func (w *Writer) Kinds() pipeline.KindMask {
 // the store is failing: the audit sink is lossless and its queue, not
 // memory, absorbs the wait.
 func (w *Writer) Write(ctx context.Context, batch []pipeline.Event) error {
-	items := make([]pendingRec, 0, len(batch)+1)
+	items := w.itemsFor(len(batch) + 1)
+	// The batch's records in one slab (gap records come on top).
+	cb := convBuf{slab: w.slabFor(len(batch))}
 	for i := range batch {
-		items = append(items, w.convert(&batch[i])...)
+		items = w.appendRecords(items, &cb, &batch[i])
 	}
+	cb.slab.left = len(cb.slab.recs)
 	if len(items) == 0 {
 		return nil
 	}
@@ -152,9 +175,89 @@ func (w *Writer) Closing() {
 	w.closeOnce.Do(func() { close(w.closing) })
 }
 
+// slabFor returns an empty slab with room for n records: one Run gave
+// back, or a new one.
+func (w *Writer) slabFor(n int) *recSlab {
+	select {
+	case s := <-w.freeSlabs:
+		if cap(s.recs) >= n {
+			return s
+		}
+	default:
+	}
+	return &recSlab{recs: make([]Record, 0, n)}
+}
+
+// itemsFor returns an empty item slice with room for n items.
+func (w *Writer) itemsFor(n int) []pendingRec {
+	select {
+	case it := <-w.freeItems:
+		if cap(it) >= n {
+			return it
+		}
+	default:
+	}
+	return make([]pendingRec, 0, n)
+}
+
+// released counts committed records down in their slabs and keeps the
+// slabs that have none left for reuse (Run's goroutine, after the
+// commit's last use of the records).
+func (w *Writer) released(pend []pendingRec) {
+	for i := range pend {
+		s := pend[i].slab
+		if s == nil {
+			continue
+		}
+		if s.left--; s.left == 0 {
+			clear(s.recs) // no references into events kept alive
+			s.recs = s.recs[:0]
+			select {
+			case w.freeSlabs <- s:
+			default:
+			}
+		}
+	}
+}
+
+// convBuf is what the records of one Write share: their memory, and the
+// ring epoch's text (a batch's records mostly come from a few rings).
+type convBuf struct {
+	slab     *recSlab
+	epoch    uint64
+	epochHex string
+}
+
+// newRecord returns a zero record in the next free place of the slab (and
+// the slab), or one of its own where there is none: the slab never grows,
+// so earlier records stay put.
+func (cb *convBuf) newRecord() (*Record, *recSlab) {
+	if cb == nil || cb.slab == nil || len(cb.slab.recs) == cap(cb.slab.recs) {
+		return new(Record), nil
+	}
+	s := cb.slab
+	s.recs = s.recs[:len(s.recs)+1]
+	return &s.recs[len(s.recs)-1], s
+}
+
+// epochText is fmt.Sprintf("%016x", epoch), formatted once per epoch.
+func (cb *convBuf) epochText(epoch uint64) string {
+	if cb == nil {
+		return epochHex(epoch)
+	}
+	if cb.epochHex == "" || cb.epoch != epoch {
+		cb.epoch, cb.epochHex = epoch, epochHex(epoch)
+	}
+	return cb.epochHex
+}
+
 // convert turns one event into records: an aga-core audit event (after a
 // gap record when the producer lost some before it), or an agent event.
-func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
+func (w *Writer) convert(ev *pipeline.Event) []pendingRec { return w.appendRecords(nil, nil, ev) }
+
+// appendRecords appends convert's records of ev to out, taking their
+// memory from cb where it has room (cb may be nil).
+func (w *Writer) appendRecords(out []pendingRec, cb *convBuf, ev *pipeline.Event) []pendingRec {
 	now := time.Unix(0, ev.RecvNs).UTC()
 	if ev.RecvNs == 0 {
 		now = time.Now().UTC()
@@ -163,13 +266,12 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 	if ev.Producer != nil {
 		producer = ev.Producer.Name
 	}
-	var out []pendingRec
 	switch ev.Kind {
 	case pipeline.KindAudit:
 		a := ev.Audit
 		epoch := ""
 		if ev.Ack != nil { // a record of an audit ring
-			epoch = fmt.Sprintf("%016x", ev.Epoch)
+			epoch = cb.epochText(ev.Epoch)
 		}
 		if a.LostBefore > 0 {
 			msg := fmt.Sprintf("%d audit records lost: the producer's audit ring stayed full", a.LostBefore)
@@ -185,14 +287,15 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 		if len(w.redact) > 0 {
 			details = redact(details, w.redact)
 		}
-		rec := &Record{Time: now, Kind: KindProducer, Producer: producer, Operation: a.Operation,
+		rec, slab := cb.newRecord()
+		*rec = Record{Time: now, Kind: KindProducer, Producer: producer, Operation: a.Operation,
 			Details: details, Success: a.Success, Error: a.Error, EventTimestamp: ts, RingEpoch: epoch, RingSeq: ev.Seq}
 		if a.EncodeError != "" {
 			// Sanitized at decode: the record says why and keeps the body.
 			rec.EncodeError = a.EncodeError
 			attachRaw(rec, a.Raw, w.redact)
 		}
-		out = append(out, pendingRec{rec: rec, ack: ev.Ack, evtNs: ev.TimeNs})
+		out = append(out, pendingRec{rec: rec, ack: ev.Ack, evtNs: ev.TimeNs, slab: slab})
 	case pipeline.KindLifecycle, pipeline.KindAgent:
 		l := ev.Lifecycle
 		d := map[string]any{}
@@ -228,6 +331,16 @@ func (w *Writer) convert(ev *pipeline.Event) []pendingRec {
 	return out
 }
 
+// epochHex is fmt.Sprintf("%016x", epoch) without fmt (once per record).
+func epochHex(epoch uint64) string {
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hexDigits[epoch&0xf]
+		epoch >>= 4
+	}
+	return string(b[:])
+}
+
 // Run commits until ctx ends, then commits what is pending (retrying for
 // at most 2 s) and returns.
 func (w *Writer) Run(ctx context.Context) error {
@@ -256,6 +369,11 @@ func (w *Writer) Run(ctx context.Context) error {
 				deadline = timer.C
 			}
 			pend = append(pend, items...)
+			clear(items) // the items are pend's now: the slice goes back to Write
+			select {
+			case w.freeItems <- items[:0]:
+			default:
+			}
 			pend, retryAt = w.commitPending(pend, false)
 		case <-deadline:
 			pend, retryAt = w.commitPending(pend, true)
@@ -307,10 +425,12 @@ func (w *Writer) commitPending(pend []pendingRec, all bool) ([]pendingRec, time.
 // commitBatch stores pend in one commit and acknowledges it. On failure it
 // acknowledges nothing and schedules a retry with backoff.
 func (w *Writer) commitBatch(pend []pendingRec) (time.Time, error) {
-	recs := make([]*Record, len(pend))
+	recs := w.recs[:0]
 	for i := range pend {
-		recs[i] = pend[i].rec
+		recs = append(recs, pend[i].rec)
 	}
+	w.recs = recs
+	defer clear(recs) // no records kept alive by the next commit's slice
 	start := time.Now()
 	stored, err := w.opts.Store.Append(recs)
 	if err != nil {
@@ -353,6 +473,7 @@ func (w *Writer) commitBatch(pend []pendingRec) (time.Time, error) {
 		w.appendAgent(now, "audit_store_recovered", map[string]any{"down_seconds": down.Seconds(), "error": w.LastError()})
 	}
 	w.lastCommit.Store(now.UnixNano())
+	w.released(pend) // the last use of these records
 	return time.Time{}, nil
 }
 
@@ -396,13 +517,23 @@ func (w *Writer) appendAgent(now time.Time, op string, details map[string]any) {
 func (w *Writer) counted(stored []*Record) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, r := range stored {
+	// Runs of records of one operation and outcome (the common batch)
+	// are counted with one map update.
+	for i := 0; i < len(stored); {
+		r := stored[i]
+		n := 1
+		for i+n < len(stored) && stored[i+n].Operation == r.Operation && stored[i+n].Success == r.Success {
+			n++
+		}
 		k := [2]string{r.Operation, strconv.FormatBool(r.Success)}
 		if _, ok := w.records[k]; !ok && len(w.records) >= 256 {
 			k[0] = "other" // bounded cardinality: aga-core's operations are few
 		}
-		w.records[k]++
-		w.headSize = max(w.headSize, r.Seq)
+		w.records[k] += uint64(n)
+		for _, r := range stored[i : i+n] {
+			w.headSize = max(w.headSize, r.Seq)
+		}
+		i += n
 	}
 	// The newest RecentRecords records, kept by value without details:
 	// the live view's audit tail reads them, never the store.

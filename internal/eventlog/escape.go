@@ -80,7 +80,7 @@ const maxDataDepth = pipeline.MaxAuditDepth
 // an object, as the seed's format has it, whatever the producer wrote.
 func appendRawJSON(b []byte, raw []byte, scratch *bytes.Buffer) []byte {
 	scratch.Reset()
-	if utf8.Valid(raw) && !pipeline.NestedDeeper(raw, maxDataDepth) && json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{' {
+	if utf8.Valid(raw) && !pipeline.NestedDeeper(raw, maxDataDepth) && compactObject(raw, scratch) {
 		c := scratch.Bytes()
 		for i := 0; i < len(c); {
 			if c[i] < utf8.RuneSelf {
@@ -101,6 +101,17 @@ func appendRawJSON(b []byte, raw []byte, scratch *bytes.Buffer) []byte {
 	b = append(b, `{"_unencodable":`...)
 	b = appendJSONString(b, raw)
 	return append(b, '}')
+}
+
+// compactObject leaves in scratch raw compacted, and reports whether that
+// is one JSON object. A body already compact (aga-core's are) is checked
+// in one pass and copied, not compacted again.
+func compactObject(raw []byte, scratch *bytes.Buffer) bool {
+	if len(raw) > 0 && raw[0] == '{' && pipeline.IsCompactJSON(raw) {
+		scratch.Write(raw)
+		return true
+	}
+	return json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{'
 }
 
 // appendText appends s for a text-format line: control characters

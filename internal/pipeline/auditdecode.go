@@ -29,10 +29,12 @@ func decodeAudit(body []byte) *Audit {
 	}
 	a.LostBefore = binary.LittleEndian.Uint64(body)
 	obj = body[8:]
-	// Raw is copied out of the ring; Details below alias Unmarshal's copy.
+	// Raw is copied out of the ring; Details below alias it (or
+	// Unmarshal's copy of them).
 	a.Raw = append(json.RawMessage(nil), obj...)
-	if utf8.Valid(obj) && !NestedDeeper(obj, MaxAuditDepth) && json.Unmarshal(obj, a) == nil && isObject(obj) {
-		// The common case: one Unmarshal, as before.
+	if utf8.Valid(obj) && !NestedDeeper(obj, MaxAuditDepth) && decodeAuditObject(a, a.Raw) {
+		// The common case: one pass (decodeAuditObject), or one Unmarshal
+		// where that pass declines.
 		if len(a.Details) == 0 || string(a.Details) == "null" {
 			a.Details = json.RawMessage("{}")
 		} else if !isObject(a.Details) {
@@ -179,4 +181,365 @@ func isObject(b []byte) bool {
 func unencodable(v json.RawMessage) json.RawMessage {
 	q, _ := json.Marshal(string(v))
 	return json.RawMessage(`{"_unencodable":` + string(q) + `}`)
+}
+
+// decodeAuditObject sets a's fields from obj as json.Unmarshal(obj, a)
+// would and reports whether that Unmarshal would succeed with obj a JSON
+// object. The common body (an object whose keys are the field names as
+// written, values of the fields' types) is read in one pass over obj,
+// which a's Details then alias (obj must be the record's own copy, Raw);
+// anything else is left to json.Unmarshal, from a's defaults.
+func decodeAuditObject(a *Audit, obj []byte) bool {
+	def := *a
+	if auditFields(a, obj) {
+		return true
+	}
+	*a = def
+	return json.Unmarshal(obj, a) == nil && isObject(obj)
+}
+
+// auditFields is decodeAuditObject's one pass. It returns false, leaving
+// a in any state, where it cannot tell that json.Unmarshal would succeed
+// and set exactly what it set: invalid JSON, a value of the wrong type, a
+// key with an escape or one that matches a field only case-insensitively.
+func auditFields(a *Audit, obj []byte) bool {
+	i := skipJSONSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = skipJSONSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return skipJSONSpace(obj, i+1) == len(obj)
+	}
+	for {
+		if i >= len(obj) || obj[i] != '"' {
+			return false
+		}
+		end, esc := scanJSONString(obj, i)
+		if end < 0 || esc {
+			return false
+		}
+		key := obj[i+1 : end-1]
+		if i = skipJSONSpace(obj, end); i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipJSONSpace(obj, i+1)
+		end, _ = scanJSONValue(obj, i)
+		if end < 0 || !a.setField(key, obj[i:end:end]) {
+			return false
+		}
+		if i = skipJSONSpace(obj, end); i >= len(obj) {
+			return false
+		}
+		switch obj[i] {
+		case ',':
+			i = skipJSONSpace(obj, i+1)
+		case '}':
+			return skipJSONSpace(obj, i+1) == len(obj)
+		default:
+			return false
+		}
+	}
+}
+
+// setField stores one member of the body as json.Unmarshal would (a null
+// leaves a value field as it is and sets the pointer nil); false where
+// Unmarshal would fail or match the key to a field differently.
+func (a *Audit) setField(key, v []byte) bool {
+	null := string(v) == "null"
+	switch string(key) {
+	case "operation":
+		if !null {
+			s, ok := jsonStringValue(v)
+			if !ok {
+				return false
+			}
+			a.Operation = s
+		}
+	case "details":
+		a.Details = v
+	case "success":
+		switch string(v) {
+		case "true", "false":
+			a.Success = v[0] == 't'
+		case "null":
+		default:
+			return false
+		}
+	case "error":
+		if null {
+			a.Error = nil
+			return true
+		}
+		s, ok := jsonStringValue(v)
+		if !ok {
+			return false
+		}
+		a.Error = &s
+	case "timestamp":
+		if null {
+			return true
+		}
+		if v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+			return false
+		}
+		ts, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return false
+		}
+		a.Timestamp = ts
+	default:
+		// Unmarshal matches keys to fields case-insensitively (with
+		// Unicode folding): leave such keys to it.
+		for _, c := range key {
+			if c >= utf8.RuneSelf {
+				return false
+			}
+		}
+		for _, f := range [...]string{"operation", "details", "success", "error", "timestamp"} {
+			if strings.EqualFold(string(key), f) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// jsonStringValue returns a JSON string's value (v is a scanned value).
+func jsonStringValue(v []byte) (string, bool) {
+	if v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true // valid UTF-8: the body was checked
+	}
+	var s string
+	return s, json.Unmarshal(v, &s) == nil
+}
+
+// IsCompactJSON reports whether b is exactly one valid JSON value with no
+// whitespace outside its strings: what json.Compact would return for it
+// unchanged. It checks what encoding/json's scanner checks (not UTF-8
+// inside strings), in one pass.
+func IsCompactJSON(b []byte) bool {
+	end, compact := scanJSONValue(b, 0)
+	return end == len(b) && compact
+}
+
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanJSONValue scans the JSON value starting at b[i] (no whitespace
+// before it) and returns the index after it, or -1 if there is no valid
+// value there, and whether it holds no whitespace outside strings.
+func scanJSONValue(b []byte, i int) (end int, compact bool) {
+	var stackBuf [32]byte
+	stack := stackBuf[:0] // '{' or '[' per open container
+	compact = true
+	for {
+		// A value starts at b[i].
+		if i >= len(b) {
+			return -1, false
+		}
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if len(stack) >= maxJSONDepth {
+				return -1, false
+			}
+			j := skipJSONSpace(b, i+1)
+			compact = compact && j == i+1
+			if i = j; i < len(b) && b[i] == c+2 { // '}' or ']'
+				i++
+				break
+			}
+			stack = append(stack, c)
+			if c == '{' {
+				if i = scanJSONKey(b, i, &compact); i < 0 {
+					return -1, false
+				}
+			}
+			continue
+		case c == '"':
+			if i, _ = scanJSONString(b, i); i < 0 {
+				return -1, false
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			if i = scanJSONNumber(b, i); i < 0 {
+				return -1, false
+			}
+		case c == 't':
+			if !bytes.HasPrefix(b[i:], []byte("true")) {
+				return -1, false
+			}
+			i += 4
+		case c == 'f':
+			if !bytes.HasPrefix(b[i:], []byte("false")) {
+				return -1, false
+			}
+			i += 5
+		case c == 'n':
+			if !bytes.HasPrefix(b[i:], []byte("null")) {
+				return -1, false
+			}
+			i += 4
+		default:
+			return -1, false
+		}
+		// After a value: close containers, then go on to the next member
+		// or element.
+		for {
+			if len(stack) == 0 {
+				return i, compact
+			}
+			j := skipJSONSpace(b, i)
+			if compact = compact && j == i; j >= len(b) {
+				return -1, false
+			}
+			i = j
+			top := stack[len(stack)-1]
+			if b[i] == top+2 {
+				stack = stack[:len(stack)-1]
+				i++
+				continue
+			}
+			if b[i] != ',' {
+				return -1, false
+			}
+			j = skipJSONSpace(b, i+1)
+			compact = compact && j == i+1
+			i = j
+			if top == '{' {
+				if i = scanJSONKey(b, i, &compact); i < 0 {
+					return -1, false
+				}
+			}
+			break
+		}
+	}
+}
+
+// scanJSONKey scans a member's `"key":` and the whitespace after it,
+// returning the index of its value (-1: not a key). Whitespace clears
+// compact.
+func scanJSONKey(b []byte, i int, compact *bool) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	if i, _ = scanJSONString(b, i); i < 0 {
+		return -1
+	}
+	j := skipJSONSpace(b, i)
+	if j >= len(b) || b[j] != ':' {
+		return -1
+	}
+	k := skipJSONSpace(b, j+1)
+	if j != i || k != j+1 {
+		*compact = false
+	}
+	return k
+}
+
+// scanJSONString scans the string starting at b[i] ('"') and returns the
+// index after its closing quote (-1: invalid) and whether it has escapes.
+func scanJSONString(b []byte, i int) (int, bool) {
+	esc := false
+	for i++; i < len(b); i++ {
+		for i < len(b) && jsonPlain[b[i]] {
+			i++ // the common bytes, without the cases below
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, esc
+		case c == '\\':
+			esc = true
+			if i++; i >= len(b) {
+				return -1, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return -1, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return -1, false
+					}
+				}
+				i += 4
+			default:
+				return -1, false
+			}
+		case c < 0x20:
+			return -1, false
+		}
+	}
+	return -1, false
+}
+
+// jsonPlain holds the bytes a JSON string holds as they are: not a
+// control character, a quote or a backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanJSONNumber scans the number starting at b[i] and returns the index
+// after it (-1: invalid).
+func scanJSONNumber(b []byte, i int) int {
+	digits := func(j int) int {
+		k := j
+		for k < len(b) && b[k] >= '0' && b[k] <= '9' {
+			k++
+		}
+		if k == j {
+			return -1
+		}
+		return k
+	}
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	default:
+		if i = digits(i); i < 0 {
+			return -1
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		if i = digits(i + 1); i < 0 {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i = digits(i); i < 0 {
+			return -1
+		}
+	}
+	return i
 }

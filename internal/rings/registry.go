@@ -55,8 +55,8 @@ type ringEntry struct {
 	seenGen   uint64 // scan generation that last saw the file
 	gone      bool   // the file was removed or replaced by someone else
 	onRecord  func(*shm.Record) shm.Disposition
-	epoch     uint64          // ring epoch, kept once the ring is unmapped
-	acker     *ringAcker      // audit rings' acknowledgements
+	epoch     uint64     // ring epoch, kept once the ring is unmapped
+	acker     *ringAcker // audit rings' acknowledgements
 }
 
 type producer struct {
