@@ -31,7 +31,9 @@ type SinkOptions struct {
 	// QueueSize is the queue capacity in events (default 65536).
 	QueueSize int
 	// Lossless sinks are never dropped from: the producer of events must
-	// check Room first (audit).
+	// check Room first (audit). Their events are copied into a buffer of
+	// their own at Flush rather than shared: they are few, and a lossless
+	// queue must not run out of room for want of chunks to pin.
 	Lossless bool
 	// Filter, when set, is asked per event of the sink's kinds, on the
 	// sink's goroutine: false leaves the event out of the batch the sink
@@ -105,6 +107,10 @@ func (l *latencyAtomic) load() LatencyCounts {
 // shared by the sinks, reused and freed (128 KiB).
 const chunkEvents = 1024
 
+// restingCopies is the size (events) a lossless sink's buffer of copies
+// keeps between bursts; one four times larger is freed after its drain.
+const restingCopies = 4096
+
 // maxFreeChunks chunks are kept for reuse when the sinks release them; more
 // go to the garbage collector, so a burst's storage does not outlive it.
 const maxFreeChunks = 8
@@ -148,16 +154,22 @@ type queue struct {
 	chunks    int
 	maxChunks int
 	oldest    int64 // when the first queued span arrived (Unix ns), for Linger
-	notify    chan struct{}
+	// copies holds a lossless sink's events, copied: it must never drop
+	// one for want of chunks, and its events are few (audit records amid
+	// forwards), so pinning a 128 KiB chunk for each would be the costlier
+	// way to keep them.
+	copies []Event
+	notify chan struct{}
 	// Sink goroutine only.
-	spare   []span
-	scratch []Event
-	written atomic.Uint64
-	dropped atomic.Uint64
-	errors  atomic.Uint64
-	latency latencyAtomic
-	bounds  []float64
-	lastLog time.Time
+	spare       []span
+	copiesSpare []Event
+	scratch     []Event
+	written     atomic.Uint64
+	dropped     atomic.Uint64
+	errors      atomic.Uint64
+	latency     latencyAtomic
+	bounds      []float64
+	lastLog     time.Time
 }
 
 // MaxPublished is how many events Publish holds between two flushes; more
@@ -445,7 +457,43 @@ func (d *Dispatcher) publish(c *chunk, lo, hi int, now int64) {
 				n += count[k]
 			}
 		}
+		if q.lossless {
+			q.pushCopies(evs, n, now)
+			continue
+		}
 		q.push(d, span{c: c, lo: int32(lo), hi: int32(hi), kinds: kinds, n: n}, now)
+	}
+}
+
+// pushCopies appends the n events of evs the (lossless) sink wants to its
+// own buffer; past its capacity they are dropped and counted, which Room
+// prevents.
+func (q *queue) pushCopies(evs []Event, n int32, now int64) {
+	q.mu.Lock()
+	room := q.capacity - q.depth
+	if q.depth == 0 {
+		q.oldest = now
+	}
+	dropped := 0
+	for i := range evs {
+		if !q.kinds.Has(evs[i].Kind) {
+			continue
+		}
+		if room == 0 {
+			dropped++
+			continue
+		}
+		q.copies = append(q.copies, evs[i])
+		room--
+		q.depth++
+	}
+	due := q.linger == 0 || q.depth >= min(q.capacity/4, chunkEvents) || now-q.oldest >= int64(q.linger)
+	q.mu.Unlock()
+	if dropped > 0 {
+		q.dropped.Add(uint64(dropped))
+	}
+	if due && int(n) > dropped {
+		q.wake()
 	}
 }
 
@@ -575,16 +623,35 @@ func (d *Dispatcher) run(q *queue) {
 // there was anything to write.
 func (d *Dispatcher) drainOnce(q *queue) bool {
 	q.mu.Lock()
-	work := q.spans
+	work, copies := q.spans, q.copies
 	q.spans, q.spare = q.spare[:0], nil
+	q.copies, q.copiesSpare = q.copiesSpare[:0], nil
 	q.depth, q.chunks = 0, 0
 	q.mu.Unlock()
+	if len(copies) > 0 {
+		if ts := copies[0].TimeNs; ts > 0 {
+			q.latency.observe(time.Duration(time.Now().UnixNano()-ts), q.bounds)
+		}
+		batch := copies
+		if q.filter != nil {
+			batch = q.view(copies)
+		}
+		if len(batch) > 0 {
+			d.write(q, batch)
+		}
+		clear(q.scratch)
+		clear(copies)
+		if cap(copies) > 4*restingCopies {
+			copies = nil // a burst's buffer goes; the next one grows again
+		}
+	}
+	q.copiesSpare = copies[:0]
 	if len(work) == 0 {
 		q.spare = work
-		return false
+		return len(copies) > 0
 	}
 	first := &work[0].c.events[work[0].lo]
-	if ts := first.TimeNs; ts > 0 {
+	if ts := first.TimeNs; ts > 0 && len(copies) == 0 {
 		q.latency.observe(time.Duration(time.Now().UnixNano()-ts), q.bounds)
 	}
 	for i := range work {

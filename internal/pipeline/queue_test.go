@@ -326,3 +326,58 @@ func TestLingerWakesAtAChunk(t *testing.T) {
 		t.Fatalf("not woken with %d events queued", chunkEvents)
 	}
 }
+
+// A stalled lossless sink whose events are sparse (one audit record per
+// chunk of forwards) drops none of them while the consumer respects Room,
+// and pins no chunk: it holds copies of its own events, so the others'
+// storage is still reused.
+func TestStalledLosslessSinkSparseEvents(t *testing.T) {
+	d := NewDispatcher(nil)
+	audit := &recSink{name: "audit", kinds: KindAudit.Mask(), block: make(chan struct{})}
+	d.Register(audit, SinkOptions{QueueSize: 1000, Lossless: true})
+	fast := &recSink{name: "fast", kinds: KindForward.Mask()}
+	d.Register(fast, SinkOptions{})
+	d.Start()
+	const chunks = 200 // more chunks than a queue of 1000 events may pin
+	audits := 0
+	for i := range chunks {
+		for range chunkEvents - 1 {
+			d.Add(Event{Kind: KindForward})
+		}
+		d.Flush()
+		if d.Room(KindAudit) > 0 {
+			d.Add(Event{Kind: KindAudit, Seq: uint64(audits)})
+			audits++
+		}
+		d.Flush()
+		// The fast sink keeps up (it must not drop for this test's sake).
+		waitFor(t, "the fast sink", func() bool { return fast.count() == (i+1)*(chunkEvents-1) })
+	}
+	st := d.Stats()[0]
+	if st.Dropped != 0 {
+		t.Fatalf("lossless sink dropped %d", st.Dropped)
+	}
+	if audits != chunks {
+		t.Fatalf("Room let only %d of %d audit events in", audits, chunks)
+	}
+	if st.Depth == 0 {
+		t.Fatalf("stalled sink's queue is empty: %+v", st)
+	}
+	q := d.queues[0]
+	q.mu.Lock()
+	pinned, spans := q.chunks, len(q.spans)
+	q.mu.Unlock()
+	if pinned != 0 || spans != 0 {
+		t.Errorf("the stalled lossless sink pins %d chunks (%d spans)", pinned, spans)
+	}
+	close(audit.block)
+	d.Close()
+	if audit.count() != audits {
+		t.Fatalf("audit sink got %d of %d", audit.count(), audits)
+	}
+	for i, ev := range audit.got {
+		if ev.Seq != uint64(i) || ev.Kind != KindAudit {
+			t.Fatalf("audit event %d: %+v", i, ev)
+		}
+	}
+}
