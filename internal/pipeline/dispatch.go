@@ -35,10 +35,12 @@ type SinkOptions struct {
 	// their own at Flush rather than shared: they are few, and a lossless
 	// queue must not run out of room for want of chunks to pin.
 	Lossless bool
-	// Filter, when set, is asked per event of the sink's kinds, on the
-	// sink's goroutine: false leaves the event out of the batch the sink
-	// sees (the OTLP sink wants a forward only when it becomes a span or a
-	// log record). It must not keep the event.
+	// Filter, when set, is asked per event of the sink's kinds: false
+	// leaves the event out of the batch the sink sees (the OTLP sink wants
+	// a forward only when it becomes a span or a log record). It is asked
+	// at Flush, so that a range the sink wants nothing of never wakes it,
+	// and again on the sink's goroutine to pick the events out: it must be
+	// a pure function of the event, and must not keep it.
 	Filter func(*Event) bool
 	// Linger lets events wait up to this long for more before the sink's
 	// goroutine is woken (0: at every Flush). A sink with no latency goal
@@ -455,6 +457,21 @@ func (d *Dispatcher) publish(c *chunk, lo, hi int, now int64) {
 		for k := range count {
 			if q.kinds.Has(Kind(k)) {
 				n += count[k]
+			}
+		}
+		if q.filter != nil {
+			// Asked here as well as on the sink's goroutine (it is a pure
+			// function of the immutable event): a sink that wants none of
+			// the range is neither queued nor woken (OTLP keeps ~1 forward
+			// in 1000).
+			n = 0
+			for i := range evs {
+				if q.kinds.Has(evs[i].Kind) && q.filter(&evs[i]) {
+					n++
+				}
+			}
+			if n == 0 {
+				continue
 			}
 		}
 		if q.lossless {

@@ -381,3 +381,36 @@ func TestStalledLosslessSinkSparseEvents(t *testing.T) {
 		}
 	}
 }
+
+// A filtering sink that wants nothing of a range is neither queued nor
+// woken; one that wants some events gets exactly those, and its depth
+// counts only them.
+func TestFilteredSinkNotWokenForNothing(t *testing.T) {
+	d := NewDispatcher(nil)
+	s := &recSink{name: "otlp", kinds: KindForward.Mask()}
+	d.Register(s, SinkOptions{Filter: func(ev *Event) bool { return ev.Seq%1000 == 0 }})
+	q := d.queues[0]
+	for i := 1; i < 1000; i++ {
+		d.Add(Event{Kind: KindForward, Seq: uint64(i)})
+	}
+	d.Flush()
+	select {
+	case <-q.notify:
+		t.Fatal("woken for a range it filters out entirely")
+	default:
+	}
+	if st := d.Stats()[0]; st.Depth != 0 {
+		t.Fatalf("depth %d for nothing wanted", st.Depth)
+	}
+	for i := 1000; i < 3001; i++ {
+		d.Add(Event{Kind: KindForward, Seq: uint64(i)})
+	}
+	d.Flush()
+	if st := d.Stats()[0]; st.Depth != 3 {
+		t.Fatalf("depth %d, want 3", st.Depth)
+	}
+	d.drainOnce(q)
+	if len(s.got) != 3 || s.got[0].Seq != 1000 || s.got[2].Seq != 3000 {
+		t.Fatalf("sink got %d events: %+v", len(s.got), s.got)
+	}
+}
