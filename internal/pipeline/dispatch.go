@@ -35,12 +35,12 @@ type SinkOptions struct {
 	// their own at Flush rather than shared: they are few, and a lossless
 	// queue must not run out of room for want of chunks to pin.
 	Lossless bool
-	// Filter, when set, is asked per event of the sink's kinds: false
-	// leaves the event out of the batch the sink sees (the OTLP sink wants
-	// a forward only when it becomes a span or a log record). It is asked
-	// at Flush, so that a range the sink wants nothing of never wakes it,
-	// and again on the sink's goroutine to pick the events out: it must be
-	// a pure function of the event, and must not keep it.
+	// Filter, when set, is asked per event of the sink's kinds, at Flush:
+	// false leaves the event out of the sink's queue (the OTLP sink wants
+	// a forward only when it becomes a span or a log record). The events it
+	// keeps are copied, as a lossless sink's are: a few in a range, and a
+	// range it wants nothing of neither queues nor wakes the sink. It must
+	// not keep the event.
 	Filter func(*Event) bool
 	// Linger lets events wait up to this long for more before the sink's
 	// goroutine is woken (0: at every Flush). A sink with no latency goal
@@ -156,9 +156,10 @@ type queue struct {
 	chunks    int
 	maxChunks int
 	oldest    int64 // when the first queued span arrived (Unix ns), for Linger
-	// copies holds a lossless sink's events, copied: it must never drop
-	// one for want of chunks, and its events are few (audit records amid
-	// forwards), so pinning a 128 KiB chunk for each would be the costlier
+	// copies holds a lossless or filtering sink's events, copied: a
+	// lossless sink must never drop one for want of chunks, and both want
+	// few events of a range (audit records amid forwards, OTLP's kept
+	// spans), so pinning a 128 KiB chunk for each would be the costlier
 	// way to keep them.
 	copies []Event
 	notify chan struct{}
@@ -459,41 +460,26 @@ func (d *Dispatcher) publish(c *chunk, lo, hi int, now int64) {
 				n += count[k]
 			}
 		}
-		if q.filter != nil {
-			// Asked here as well as on the sink's goroutine (it is a pure
-			// function of the immutable event): a sink that wants none of
-			// the range is neither queued nor woken (OTLP keeps ~1 forward
-			// in 1000).
-			n = 0
-			for i := range evs {
-				if q.kinds.Has(evs[i].Kind) && q.filter(&evs[i]) {
-					n++
-				}
-			}
-			if n == 0 {
-				continue
-			}
-		}
-		if q.lossless {
-			q.pushCopies(evs, n, now)
+		if q.lossless || q.filter != nil {
+			q.pushCopies(evs, now)
 			continue
 		}
 		q.push(d, span{c: c, lo: int32(lo), hi: int32(hi), kinds: kinds, n: n}, now)
 	}
 }
 
-// pushCopies appends the n events of evs the (lossless) sink wants to its
-// own buffer; past its capacity they are dropped and counted, which Room
-// prevents.
-func (q *queue) pushCopies(evs []Event, n int32, now int64) {
+// pushCopies appends the events of evs a lossless or filtering sink wants
+// to its own buffer; past its capacity they are dropped and counted (for a
+// lossless sink, Room prevents that).
+func (q *queue) pushCopies(evs []Event, now int64) {
 	q.mu.Lock()
 	room := q.capacity - q.depth
 	if q.depth == 0 {
 		q.oldest = now
 	}
-	dropped := 0
+	added, dropped := 0, 0
 	for i := range evs {
-		if !q.kinds.Has(evs[i].Kind) {
+		if !q.kinds.Has(evs[i].Kind) || q.filter != nil && !q.filter(&evs[i]) {
 			continue
 		}
 		if room == 0 {
@@ -502,14 +488,15 @@ func (q *queue) pushCopies(evs []Event, n int32, now int64) {
 		}
 		q.copies = append(q.copies, evs[i])
 		room--
-		q.depth++
+		added++
 	}
+	q.depth += added
 	due := q.linger == 0 || q.depth >= min(q.capacity/4, chunkEvents) || now-q.oldest >= int64(q.linger)
 	q.mu.Unlock()
 	if dropped > 0 {
 		q.dropped.Add(uint64(dropped))
 	}
-	if due && int(n) > dropped {
+	if due && added > 0 {
 		q.wake()
 	}
 }
@@ -649,14 +636,7 @@ func (d *Dispatcher) drainOnce(q *queue) bool {
 		if ts := copies[0].TimeNs; ts > 0 {
 			q.latency.observe(time.Duration(time.Now().UnixNano()-ts), q.bounds)
 		}
-		batch := copies
-		if q.filter != nil {
-			batch = q.view(copies)
-		}
-		if len(batch) > 0 {
-			d.write(q, batch)
-		}
-		clear(q.scratch)
+		d.write(q, copies)
 		clear(copies)
 		if cap(copies) > 4*restingCopies {
 			copies = nil // a burst's buffer goes; the next one grows again
@@ -674,7 +654,7 @@ func (d *Dispatcher) drainOnce(q *queue) bool {
 	for i := range work {
 		s := &work[i]
 		batch := s.c.events[s.lo:s.hi]
-		if s.kinds&^q.kinds != 0 || q.filter != nil {
+		if s.kinds&^q.kinds != 0 {
 			batch = q.view(batch)
 		}
 		if len(batch) > 0 {
@@ -691,14 +671,13 @@ func (d *Dispatcher) drainOnce(q *queue) bool {
 	return true
 }
 
-// view returns the events of batch the sink wants, copied into its scratch
-// buffer (only when the range holds other kinds or the sink filters).
+// view returns the events of batch of the sink's kinds, copied into its
+// scratch buffer (only when the range holds other kinds).
 func (q *queue) view(batch []Event) []Event {
 	out := q.scratch[:0]
 	for i := range batch {
-		ev := &batch[i]
-		if q.kinds.Has(ev.Kind) && (q.filter == nil || q.filter(ev)) {
-			out = append(out, *ev)
+		if q.kinds.Has(batch[i].Kind) {
+			out = append(out, batch[i])
 		}
 	}
 	if cap(out) > chunkEvents {

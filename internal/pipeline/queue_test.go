@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agaobs/agaobs/internal/testutil"
 )
 
 // recSink records the batches it is given; block, when set, holds Write
@@ -41,13 +43,7 @@ func (s *recSink) count() int {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, cond, "%s", what)
 }
 
 // Sinks that want every kind in a range read the consumer's storage
