@@ -230,8 +230,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.stopReaders()
 	c.housekeeping(time.Now(), true)
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	var timer sleepTimer
+	if pt, err := newPollTimer(); err == nil {
+		timer = pt
+	} else {
+		c.log.Warn("timerfd unavailable; polling on a runtime timer (about twice the wake-ups)", "err", err)
+		timer = newRuntimeTimer()
+	}
+	defer timer.Close()
 	lastData := time.Now()
 	for {
 		if ctx.Err() != nil {
@@ -261,22 +267,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// rather than spinning on an empty pass.
 			lastData = now
 		}
-		wait := t.PollInterval
 		sleeping := now.Sub(lastData) >= idleToSleep
 		if sleeping {
 			if !c.armDoorbell() {
 				continue // a tail moved between the pass and the flags
 			}
 			c.disp.Idle() // nothing lingers in a sink's queue for a sleep's length
-			wait = min(t.IdleSleep, max(0, time.Until(c.nextHouse)))
+			timer.After(min(t.IdleSleep, max(0, time.Until(c.nextHouse))))
+		} else {
+			// Busy: the timer ticks on by itself, so a poll costs no
+			// re-arming. A tick that lands just after a wake-up pass
+			// makes one early pass, which finds little.
+			timer.Every(t.PollInterval)
 		}
-		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-		case <-timer.C:
+		case <-timer.C():
 		case <-c.wake:
 		}
-		timer.Stop()
 		if sleeping {
 			c.disarmDoorbell()
 		}
