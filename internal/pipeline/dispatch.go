@@ -186,15 +186,17 @@ const MaxPublished = 4096
 // Add, Reserve, Commit, Flush and Idle belong to the one consumer
 // goroutine; Publish and Stats may be called from anywhere.
 type Dispatcher struct {
-	log     *slog.Logger
-	queues  []*queue
-	open    []*chunk // chunks with unpublished events; the last is cur
-	cur     *chunk
-	unpub   int  // events added since the last Flush
-	dirty   bool // the slot Reserve returned may hold an uncommitted event
-	done    chan struct{}
-	wg      sync.WaitGroup
-	started bool
+	log    *slog.Logger
+	queues []*queue
+	open   []*chunk // chunks with unpublished events; the last is cur
+	cur    *chunk
+	unpub  int // events added since the last Flush
+	// allocated counts chunks made new rather than reused.
+	allocated atomic.Uint64
+	dirty     bool // the slot Reserve returned may hold an uncommitted event
+	done      chan struct{}
+	wg        sync.WaitGroup
+	started   bool
 
 	freeMu sync.Mutex
 	free   []*chunk
@@ -304,6 +306,7 @@ func (d *Dispatcher) newChunk() *chunk {
 	d.freeMu.Unlock()
 	if c == nil {
 		c = new(chunk)
+		d.allocated.Add(1)
 	}
 	c.n, c.pub = 0, 0
 	c.refs.Store(1)
@@ -592,6 +595,14 @@ func (d *Dispatcher) Room(k Kind) int {
 // Pressure is the fullest queue's fill ratio (0..1). The consumer yields
 // to sinks while it is high, which paces a backlog without ever waiting on
 // a sink that makes no progress.
+// Unflushed returns the events added since the last Flush (consumer
+// goroutine only).
+func (d *Dispatcher) Unflushed() int { return d.unpub }
+
+// ChunksAllocated returns how many chunks of event storage were allocated
+// rather than reused.
+func (d *Dispatcher) ChunksAllocated() uint64 { return d.allocated.Load() }
+
 func (d *Dispatcher) Pressure() float64 {
 	p := 0.0
 	for _, q := range d.queues {

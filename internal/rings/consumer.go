@@ -84,6 +84,16 @@ type Options struct {
 // pays for pokes, short enough that an idle agent stops waking up.
 const idleToSleep = 20 * time.Millisecond
 
+// midPassFlush is how many events a pass decodes before it hands them to
+// the sinks and lets them run, rather than at the end of the pass. A pass
+// over a backlog in 8 rings decodes 32 Ki events (ring_max_records_per_pass
+// each): 32 chunks of storage held at once, most of them allocated anew
+// each pass because the dispatcher keeps only a few for reuse (measured:
+// 767 allocations per million events, a quarter of the pipeline's time
+// with the collector's share). Two chunks' worth keeps the storage in use
+// within what is reused.
+const midPassFlush = 2048
+
 // housekeepingEvery paces liveness checks, heartbeats and retention; with it
 // a dead producer is reported within about 2 s.
 const housekeepingEvery = time.Second
@@ -380,6 +390,10 @@ func (c *Consumer) pass() int {
 		}
 		// Hot: release what was decoded. Audit: release what is durable.
 		e.ring.Commit()
+		if c.disp.Unflushed() >= midPassFlush {
+			c.disp.Flush()
+			runtime.Gosched()
+		}
 	}
 	c.rr++
 	c.disp.Flush()

@@ -1,0 +1,45 @@
+package rings
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/agaobs/agaobs/internal/pipeline"
+	"github.com/agaobs/agaobs/internal/shm"
+	"github.com/agaobs/agaobs/internal/testutil"
+)
+
+// A backlog in many rings reaches the sinks as the pass goes, so the
+// dispatcher reuses its event storage: with one Flush at the end of a pass,
+// a pass over 8 full rings held 32 chunks at once and allocated most of
+// them anew (about 24 a pass, 120 here).
+func TestBacklogReusesChunks(t *testing.T) {
+	// One P: the sinks run only when the consumer lets them, as in the
+	// agent (agent_gomaxprocs 1).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	dir := t.TempDir()
+	const rings8, perRing = 8, 20_000
+	for r := range rings8 {
+		w, err := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4 << 20, Instance: uint32(r),
+			Identity: shm.Identity{Producer: fmt.Sprintf("backlog-%d", r)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := shm.Forward{GateMean: 0.4, EntropyMean: 1.5, LatencyUs: 180, Fields: 31, Layer: 3}
+		for range perRing {
+			if err := w.EmitForward(time.Now().UnixNano(), &f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { w.Close() })
+	}
+	h := startConsumer(t, dir, Tunables{Retention: time.Hour}, nil, true)
+	if !testutil.WaitFor(60*time.Second, func() bool { return h.rec.count(pipeline.KindForward, "") == rings8*perRing }) {
+		t.Fatalf("consumed %d of %d forwards", h.rec.count(pipeline.KindForward, ""), rings8*perRing)
+	}
+	if n := h.disp.ChunksAllocated(); n > 3*8 {
+		t.Fatalf("%d chunks allocated for %d events: storage is not reused", n, rings8*perRing)
+	}
+}
