@@ -193,10 +193,12 @@ type Dispatcher struct {
 	unpub  int // events added since the last Flush
 	// allocated counts chunks made new rather than reused.
 	allocated atomic.Uint64
-	dirty     bool // the slot Reserve returned may hold an uncommitted event
-	done      chan struct{}
-	wg        sync.WaitGroup
-	started   bool
+	// peakUnflushed is the most events a Flush handed over at once.
+	peakUnflushed atomic.Int64
+	dirty         bool // the slot Reserve returned may hold an uncommitted event
+	done          chan struct{}
+	wg            sync.WaitGroup
+	started       bool
 
 	freeMu sync.Mutex
 	free   []*chunk
@@ -384,6 +386,9 @@ func (d *Dispatcher) takePublished() {
 // excess and counts it; Flush never blocks on a sink. It also wakes the
 // sinks whose events have lingered long enough.
 func (d *Dispatcher) Flush() {
+	if d.unpub > int(d.peakUnflushed.Load()) {
+		d.peakUnflushed.Store(int64(d.unpub))
+	}
 	d.takePublished()
 	now := d.now()
 	for _, c := range d.open {
@@ -602,6 +607,10 @@ func (d *Dispatcher) Unflushed() int { return d.unpub }
 // ChunksAllocated returns how many chunks of event storage were allocated
 // rather than reused.
 func (d *Dispatcher) ChunksAllocated() uint64 { return d.allocated.Load() }
+
+// PeakUnflushed returns the most events one Flush handed to the sinks: the
+// storage the consumer held at once.
+func (d *Dispatcher) PeakUnflushed() int { return int(d.peakUnflushed.Load()) }
 
 func (d *Dispatcher) Pressure() float64 {
 	p := 0.0
