@@ -33,6 +33,9 @@ FUZZ_TARGETS := \
 	./internal/pipeline:FuzzDecodeAuditOnePass \
 	./internal/audit:FuzzSealEncoding \
 	./internal/eventlog:FuzzLogLine \
+	./internal/eventlog:FuzzLinesMatchReference \
+	./internal/pyfmt:FuzzAppendRepr \
+	./internal/pyfmt:FuzzAppendFloat \
 	./internal/alerting/anomaly:FuzzRestore \
 	./tests/reliability:FuzzLiveRing
 

@@ -20,6 +20,15 @@ import (
 func appendJSONString(b, s []byte) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Copy the run that needs no escaping at once.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -79,39 +88,50 @@ const maxDataDepth = pipeline.MaxAuditDepth
 // levels, is appended as {"_unencodable": "<its text>"}: the line's data is
 // an object, as the seed's format has it, whatever the producer wrote.
 func appendRawJSON(b []byte, raw []byte, scratch *bytes.Buffer) []byte {
-	scratch.Reset()
-	if utf8.Valid(raw) && !pipeline.NestedDeeper(raw, maxDataDepth) && compactObject(raw, scratch) {
-		c := scratch.Bytes()
-		for i := 0; i < len(c); {
-			if c[i] < utf8.RuneSelf {
-				b = append(b, c[i])
-				i++
-				continue
-			}
-			r, n := utf8.DecodeRune(c[i:])
-			if lineBreakRune(r) {
-				b = appendUEscape(b, r)
-			} else {
-				b = append(b, c[i:i+n]...)
-			}
-			i += n
+	if utf8.Valid(raw) && !pipeline.NestedDeeper(raw, maxDataDepth) {
+		if c, ok := compactObject(raw, scratch); ok {
+			return appendEscapingLineBreaks(b, c)
 		}
-		return b
 	}
 	b = append(b, `{"_unencodable":`...)
 	b = appendJSONString(b, raw)
 	return append(b, '}')
 }
 
-// compactObject leaves in scratch raw compacted, and reports whether that
-// is one JSON object. A body already compact (aga-core's are) is checked
-// in one pass and copied, not compacted again.
-func compactObject(raw []byte, scratch *bytes.Buffer) bool {
+// compactObject returns raw compacted (in scratch, unless it was compact
+// already), and whether that is one JSON object. A body already compact
+// (aga-core's are) is checked in one pass and used as it is.
+func compactObject(raw []byte, scratch *bytes.Buffer) ([]byte, bool) {
 	if len(raw) > 0 && raw[0] == '{' && pipeline.IsCompactJSON(raw) {
-		scratch.Write(raw)
-		return true
+		return raw, true
 	}
-	return json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{'
+	scratch.Reset()
+	ok := json.Compact(scratch, raw) == nil && scratch.Len() > 0 && scratch.Bytes()[0] == '{'
+	return scratch.Bytes(), ok
+}
+
+// appendEscapingLineBreaks appends c, valid UTF-8, with its C1 controls and
+// U+2028/U+2029 escaped. Their encodings start with 0xC2 or 0xE2, which in
+// valid UTF-8 only ever start a rune: the bytes between are copied at once.
+func appendEscapingLineBreaks(b, c []byte) []byte {
+	for i := 0; i < len(c); {
+		j := i
+		for j < len(c) && c[j] != 0xc2 && c[j] != 0xe2 {
+			j++
+		}
+		b = append(b, c[i:j]...)
+		if i = j; i == len(c) {
+			break
+		}
+		r, n := utf8.DecodeRune(c[i:])
+		if lineBreakRune(r) {
+			b = appendUEscape(b, r)
+		} else {
+			b = append(b, c[i:i+n]...)
+		}
+		i += n
+	}
+	return b
 }
 
 // appendText appends s for a text-format line: control characters
@@ -120,6 +140,15 @@ func compactObject(raw []byte, scratch *bytes.Buffer) bool {
 // Everything else, backslashes included, is kept as it is.
 func appendText(b, s []byte) []byte {
 	for i := 0; i < len(s); {
+		// Copy the run that needs no escaping at once.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

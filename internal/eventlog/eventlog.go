@@ -94,9 +94,15 @@ type Sink struct {
 	fwdSeen uint64
 	// The last timestamp formatted, by millisecond and zone: a batch's
 	// lines mostly share it (appendTime).
-	tsMilli    int64
-	tsLoc      *time.Location
-	tsText     []byte
+	tsMilli int64
+	tsLoc   *time.Location
+	tsText  []byte
+	// The last producer's name, escaped for the line's format: a batch's
+	// events mostly share their producer, whose name never changes.
+	prod     *pipeline.Producer
+	prodText []byte
+	// Counted per batch, published once per Write.
+	batchLines [5]uint64
 	lines      [5]atomic.Uint64 // by level index
 	sampledOut atomic.Uint64
 }
@@ -149,6 +155,7 @@ func (s *Sink) Kinds() pipeline.KindMask {
 // Write implements pipeline.Sink: one write per batch.
 func (s *Sink) Write(_ context.Context, batch []pipeline.Event) error {
 	s.buf = s.buf[:0]
+	var sampled uint64
 	for i := range batch {
 		ev := &batch[i]
 		lvl := eventLevel(ev)
@@ -158,18 +165,35 @@ func (s *Sink) Write(_ context.Context, batch []pipeline.Event) error {
 		if ev.Kind == pipeline.KindForward {
 			s.fwdSeen++
 			if (s.fwdSeen-1)%uint64(s.opts.ForwardSampleRate) != 0 {
-				s.sampledOut.Add(1)
+				sampled++
 				continue
 			}
 		}
 		s.format(ev, lvl)
-		s.lines[lvl/10-1].Add(1)
+		s.batchLines[lvl/10-1]++
 	}
+	s.publishCounts(sampled)
 	if len(s.buf) == 0 {
 		return nil
 	}
-	_, err := s.w.Write(s.buf)
-	return err
+	if _, err := s.w.Write(s.buf); err != nil {
+		return fmt.Errorf("write event log lines: %w", err)
+	}
+	return nil
+}
+
+// publishCounts adds the batch's counts to the exported counters: one
+// atomic add per counter and batch rather than per line.
+func (s *Sink) publishCounts(sampled uint64) {
+	for i, n := range s.batchLines {
+		if n > 0 {
+			s.lines[i].Add(n)
+			s.batchLines[i] = 0
+		}
+	}
+	if sampled > 0 {
+		s.sampledOut.Add(sampled)
+	}
 }
 
 // Flush implements pipeline.Flusher; lines are written per batch, so only
@@ -201,50 +225,107 @@ func eventType(ev *pipeline.Event) string {
 	return ev.Kind.String()
 }
 
+// jsonLinePrefix is the constant text between a JSON line's timestamp and
+// its message, by level index.
+var jsonLinePrefix = [5]string{
+	`","level":"DEBUG","logger":"aga.observability","message":`,
+	`","level":"INFO","logger":"aga.observability","message":`,
+	`","level":"WARNING","logger":"aga.observability","message":`,
+	`","level":"ERROR","logger":"aga.observability","message":`,
+	`","level":"CRITICAL","logger":"aga.observability","message":`,
+}
+
+// textLinePrefix is the constant text after a text line's timestamp.
+var textLinePrefix = [5]string{" [DEBUG] ", " [INFO] ", " [WARNING] ", " [ERROR] ", " [CRITICAL] "}
+
+// safeMessage reports the kinds whose message and event type the sink
+// makes of numbers and constants only: printable, valid UTF-8 with
+// nothing either format escapes (TestSafeMessages), so it is appended as
+// is.
+func safeMessage(k pipeline.Kind) bool {
+	return k == pipeline.KindForward || k == pipeline.KindRetrieval
+}
+
 // format appends one line. JSON keys in the seed's order (timestamp,
 // level, logger, message, event_type, event_source, event_timestamp, data)
 // plus producer; timestamps are RFC 3339 with milliseconds and zone. Lines
 // are built with append calls: retrieval and audit lines are formatted on
 // the sink's goroutine at their full rate.
 func (s *Sink) format(ev *pipeline.Event, lvl int) {
-	b := s.buf
-	producer := ""
-	if ev.Producer != nil {
-		producer = ev.Producer.Name
-	}
 	now := s.opts.Now()
-	if !s.json {
-		b = s.appendTime(b, now)
-		b = append(b, " ["...)
-		b = append(b, levelName(lvl)...)
-		b = append(b, "] "...)
-		// The rest comes from the producer: escaped, so it stays one line.
+	if s.json {
+		s.buf = s.formatJSON(s.buf, ev, lvl, now)
+	} else {
+		s.buf = s.formatText(s.buf, ev, lvl, now)
+	}
+}
+
+// formatText appends a text line: everything after the level comes from
+// the producer and is escaped (appendText), so it stays one line.
+// appendText escapes rune by rune, and every part here ends the line or is
+// followed by ASCII text (which no rune decodes across), so the parts are
+// escaped one by one exactly as the whole line was.
+func (s *Sink) formatText(b []byte, ev *pipeline.Event, lvl int, now time.Time) []byte {
+	b = s.appendTime(b, now)
+	b = append(b, textLinePrefix[lvl/10-1]...)
+	if safeMessage(ev.Kind) {
+		b = append(b, eventType(ev)...)
+		b = append(b, ": "...)
+		b = appendMessage(b, ev)
+	} else {
 		sc := append(s.scratch[:0], eventType(ev)...)
 		sc = append(sc, ": "...)
 		sc = appendMessage(sc, ev)
-		sc = append(sc, " producer="...)
-		sc = append(sc, producer...)
 		s.scratch = sc
 		b = appendText(b, sc)
-		s.buf = append(b, '\n')
-		return
 	}
+	b = append(b, " producer="...)
+	b = append(b, s.producerText(ev.Producer)...)
+	return append(b, '\n')
+}
+
+// formatJSON appends a JSON line.
+func (s *Sink) formatJSON(b []byte, ev *pipeline.Event, lvl int, now time.Time) []byte {
 	b = append(b, `{"timestamp":"`...)
 	b = s.appendTime(b, now)
-	b = append(b, `","level":"`...)
-	b = append(b, levelName(lvl)...)
-	b = append(b, `","logger":"aga.observability","message":`...)
-	s.scratch = appendMessage(s.scratch[:0], ev)
-	b = appendJSONString(b, s.scratch)
-	b = append(b, `,"event_type":`...)
-	b = appendJSONString(b, []byte(eventType(ev)))
+	b = append(b, jsonLinePrefix[lvl/10-1]...)
+	if safeMessage(ev.Kind) {
+		b = append(b, '"')
+		b = appendMessage(b, ev)
+		b = append(b, `","event_type":"`...)
+		b = append(b, eventType(ev)...)
+		b = append(b, '"')
+	} else {
+		s.scratch = appendMessage(s.scratch[:0], ev)
+		b = appendJSONString(b, s.scratch)
+		b = append(b, `,"event_type":`...)
+		b = appendJSONString(b, []byte(eventType(ev)))
+	}
 	b = append(b, `,"event_source":"aga-core","event_timestamp":`...)
 	b = pyfmt.AppendFloat(b, float64(ev.TimeNs)/1e9)
 	b = append(b, `,"data":`...)
 	b = s.appendData(b, ev)
 	b = append(b, `,"producer":`...)
-	b = appendJSONString(b, []byte(producer))
-	s.buf = append(b, "}\n"...)
+	b = append(b, s.producerText(ev.Producer)...)
+	return append(b, "}\n"...)
+}
+
+// producerText returns p's name escaped for the line's format, reusing the
+// last one's (a Producer's name never changes).
+func (s *Sink) producerText(p *pipeline.Producer) []byte {
+	if p != s.prod || s.prodText == nil {
+		name := ""
+		if p != nil {
+			name = p.Name
+		}
+		s.prod = p
+		if s.json {
+			s.prodText = appendJSONString(s.prodText[:0], []byte(name))
+		} else {
+			s.prodText = appendText(s.prodText[:0], []byte(name))
+		}
+	}
+	return s.prodText
 }
 
 // appendTime appends now as RFC 3339 with milliseconds and zone, reusing
@@ -259,12 +340,11 @@ func (s *Sink) appendTime(b []byte, now time.Time) []byte {
 }
 
 // appendCount appends `"key":v,` when the retrieval carried the count.
-func appendCount(b []byte, key string, get func() (int32, bool)) []byte {
-	v, ok := get()
+func appendCount(b []byte, key string, v int32, ok bool) []byte {
 	if !ok {
 		return b
 	}
-	b = append(append(append(b, '"'), key...), `":`...)
+	b = append(b, key...)
 	return append(strconv.AppendInt(b, int64(v), 10), ',')
 }
 
@@ -273,50 +353,63 @@ func appendCount(b []byte, key string, get func() (int32, bool)) []byte {
 func (s *Sink) appendData(b []byte, ev *pipeline.Event) []byte {
 	switch ev.Kind {
 	case pipeline.KindForward:
-		f := &ev.Forward
-		b = append(b, `{"aga_applied":`...)
-		b = strconv.AppendBool(b, f.Applied())
-		if v, ok := f.GateMean(); ok {
-			b = appendJSONFloat(append(b, `,"gate_mean":`...), v)
-		}
-		if v, ok := f.EntropyMean(); ok {
-			b = appendJSONFloat(append(b, `,"entropy_mean":`...), v)
-		}
-		if v, ok := f.LayerIdx(); ok {
-			b = strconv.AppendInt(append(b, `,"layer_idx":`...), int64(v), 10)
-		}
-		if v, ok := f.LatencyUs(); ok {
-			b = appendJSONFloat(append(b, `,"latency_us":`...), v)
-		}
-		return append(b, '}')
+		return appendForwardData(b, &ev.Forward)
 	case pipeline.KindRetrieval:
-		r := ev.Retrieval
-		b = append(b, '{')
-		b = appendCount(b, "layer_idx", r.LayerIdx)
-		b = appendCount(b, "results_count", r.ResultsCount)
-		b = appendCount(b, "injected_count", r.InjectedCount)
-		b = appendCount(b, "budget_remaining", r.BudgetRemaining)
-		b = append(b, `"ids":[`...)
-		for i, id := range r.IDs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, []byte(id))
-		}
-		b = append(b, `],"scores":[`...)
-		for i, v := range r.Scores {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONFloat(b, v)
-		}
-		return append(b, "]}"...)
+		return appendRetrievalData(b, ev.Retrieval)
 	case pipeline.KindAudit:
 		return appendRawJSON(b, ev.Audit.Raw, &s.compact)
 	case pipeline.KindEvent:
 		return appendRawJSON(b, ev.Other.Data, &s.compact)
 	}
 	return append(b, "{}"...)
+}
+
+func appendForwardData(b []byte, f *pipeline.Forward) []byte {
+	if f.Applied() {
+		b = append(b, `{"aga_applied":true`...)
+	} else {
+		b = append(b, `{"aga_applied":false`...)
+	}
+	if v, ok := f.GateMean(); ok {
+		b = appendJSONFloat(append(b, `,"gate_mean":`...), v)
+	}
+	if v, ok := f.EntropyMean(); ok {
+		b = appendJSONFloat(append(b, `,"entropy_mean":`...), v)
+	}
+	if v, ok := f.LayerIdx(); ok {
+		b = strconv.AppendInt(append(b, `,"layer_idx":`...), int64(v), 10)
+	}
+	if v, ok := f.LatencyUs(); ok {
+		b = appendJSONFloat(append(b, `,"latency_us":`...), v)
+	}
+	return append(b, '}')
+}
+
+func appendRetrievalData(b []byte, r *pipeline.Retrieval) []byte {
+	b = append(b, '{')
+	v, ok := r.LayerIdx()
+	b = appendCount(b, `"layer_idx":`, v, ok)
+	v, ok = r.ResultsCount()
+	b = appendCount(b, `"results_count":`, v, ok)
+	v, ok = r.InjectedCount()
+	b = appendCount(b, `"injected_count":`, v, ok)
+	v, ok = r.BudgetRemaining()
+	b = appendCount(b, `"budget_remaining":`, v, ok)
+	b = append(b, `"ids":[`...)
+	for i, id := range r.IDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, []byte(id))
+	}
+	b = append(b, `],"scores":[`...)
+	for i, v := range r.Scores {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONFloat(b, v)
+	}
+	return append(b, "]}"...)
 }
 
 // appendJSONFloat renders a finite float the way Python's json module

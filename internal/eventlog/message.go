@@ -55,9 +55,9 @@ func appendMessage(b []byte, ev *pipeline.Event) []byte {
 			b = append(b, "[FAIL] "...)
 		}
 		b = append(b, ev.Audit.Operation...)
-		return append(append(b, ": "...), pyfmt.Repr(ev.Audit.Details)...)
+		return pyfmt.AppendRepr(append(b, ": "...), ev.Audit.Details)
 	case pipeline.KindEvent:
-		return append(b, pyfmt.Repr(ev.Other.Data)...)
+		return pyfmt.AppendRepr(b, ev.Other.Data)
 	}
 	return b
 }

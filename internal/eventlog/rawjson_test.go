@@ -41,7 +41,7 @@ func appendRawJSONReference(b []byte, raw []byte) []byte {
 
 var rawJSONBodies = []string{
 	`{"operation":"register","details":{"id":"k-1","reliability":0.93},"success":true,"error":null,"timestamp":1.5}`,
-	"{ \"a\" : 1 ,\n\"b\":[ 1, 2 ] }", "{\"a\":\"\u2028\u0085\"}", "{\"a\":\"\xff\"}", `{"a":1} `, ` {"a":1}`, `{"a":`, `[1]`, `{}`, ``,
+	"{ \"a\" : 1 ,\n\"b\":[ 1, 2 ] }", "{\"a\":\"\u2028\u0085\"}", "{\"¢€…\":\"\u2027\u202a\u0080\u009f\u00a0\u2029x\"}", "{\"a\":\"\xff\"}", `{"a":1} `, ` {"a":1}`, `{"a":`, `[1]`, `{}`, ``,
 	`{"a":"` + strings.Repeat("[", 200) + `"}`, `{"a":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, `{"a":1}{"b":2}`,
 }
 

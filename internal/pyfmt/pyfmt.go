@@ -10,10 +10,11 @@ import (
 	"strings"
 )
 
-// Repr renders a JSON value the way Python's repr() shows the decoded
-// value (dict key order kept): the seed logged audit details and other
-// events' data with str(dict).
-func Repr(raw json.RawMessage) string {
+// reprDecoder is Repr through encoding/json's token stream. AppendRepr
+// falls back to it for any text that is not exactly one valid JSON value,
+// whose output (the text itself, or a container closed at the end of the
+// text) follows the decoder's quirks.
+func reprDecoder(raw json.RawMessage) string {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var b strings.Builder
@@ -115,39 +116,30 @@ func reprStr(s string) string {
 	return b.String()
 }
 
-// appendPyFloat appends Float(v).
+// AppendFloat appends Float(v) without allocating.
 func AppendFloat(b []byte, v float64) []byte {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+	switch a := math.Abs(v); {
+	case math.IsNaN(v):
+		return append(b, "nan"...)
+	case math.IsInf(v, 1):
+		return append(b, "inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-inf"...)
+	case v == math.Trunc(v) && a < 1e16:
 		// Whole numbers, the common case for timestamps: no digit search.
 		return append(strconv.AppendFloat(b, v, 'f', -1, 64), ".0"...)
+	case a >= 1e-4 && a < 1e16:
+		// The shortest digits lie in 1e-4 <= |x| < 1e16 exactly when v
+		// does (parsing is monotonic): Python's fixed notation.
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
 	}
-	return append(b, Float(v)...)
+	// Go's exponent form is Python's: d[.ddd]e±XX, at least two digits.
+	return strconv.AppendFloat(b, v, 'e', -1, 64)
 }
 
 // Float is Python's repr of a float: the shortest round-tripping digits,
 // fixed notation for exponents -4..15, always with a '.' or an exponent.
 func Float(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "nan"
-	case math.IsInf(v, 1):
-		return "inf"
-	case math.IsInf(v, -1):
-		return "-inf"
-	}
-	e := strconv.FormatFloat(v, 'e', -1, 64) // d.ddde±XX
-	mant, expStr, _ := strings.Cut(e, "e")
-	exp, _ := strconv.Atoi(expStr)
-	if exp >= -4 && exp < 16 {
-		s := strconv.FormatFloat(v, 'f', -1, 64)
-		if !strings.ContainsRune(s, '.') {
-			s += ".0"
-		}
-		return s
-	}
-	sign := "+"
-	if exp < 0 {
-		sign, exp = "-", -exp
-	}
-	return fmt.Sprintf("%se%s%02d", mant, sign, exp)
+	var buf [32]byte
+	return string(AppendFloat(buf[:0], v))
 }
