@@ -32,17 +32,17 @@ type means struct {
 	gateN, entN       uint64
 }
 
-func (m *means) add(f *pipeline.Forward) {
+func (m *means) add(o *forwardObs) {
 	m.forwards++
-	if f.Applied() {
+	if o.applied {
 		m.applied++
 	}
-	if v, ok := f.Gate(); ok {
-		m.gateSum += v
+	if o.hasGate {
+		m.gateSum += o.gate
 		m.gateN++
 	}
-	if v, ok := f.Entropy(); ok {
-		m.entSum += v
+	if o.hasEnt {
+		m.entSum += o.ent
 		m.entN++
 	}
 }
@@ -89,23 +89,29 @@ type layerAcc struct {
 
 // forward folds one forward event; layers beyond the detector's cap only
 // count in the producer's aggregate.
-func (a *minuteAcc) forward(f *pipeline.Forward, maxLayers int) {
-	lat, hasLat := f.Latency()
-	a.all.add(f)
-	if hasLat {
-		a.all.lat.Add(lat)
+func (a *minuteAcc) forward(o *forwardObs, maxLayers int) {
+	a.all.add(o)
+	if o.hasLat {
+		a.all.lat.Add(o.lat)
 	}
-	layer, ok := f.LayerIdx()
-	if !ok || layer < 0 || int(layer) >= maxLayers {
+	layer := o.layer
+	if !o.hasLayer || layer < 0 || int(layer) >= maxLayers {
 		return
 	}
-	for len(a.layers) <= int(layer) {
-		a.layers = append(a.layers, layerAcc{})
+	if int(layer) >= len(a.layers) {
+		a.growLayers(int(layer) + 1)
 	}
 	l := &a.layers[layer]
-	l.add(f)
-	if hasLat {
-		l.lat.Add(lat)
+	l.add(o)
+	if o.hasLat {
+		l.lat.Add(o.lat)
+	}
+}
+
+// growLayers extends a.layers to n layers.
+func (a *minuteAcc) growLayers(n int) {
+	for len(a.layers) < n {
+		a.layers = append(a.layers, layerAcc{})
 	}
 }
 

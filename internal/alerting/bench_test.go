@@ -129,3 +129,41 @@ func BenchmarkEngineWriteLayers(b *testing.B) {
 		})
 	}
 }
+
+// pipelineMix is the event mix of the agent's BenchmarkPipeline: 8
+// producers, each a run of events (one ring's share of a consumer pass),
+// forwards with every field on 3 layers and one retrieval in 15.
+func pipelineMix(prods []*pipeline.Producer, run, n int, at time.Time) []pipeline.Event {
+	evs := make([]pipeline.Event, n)
+	ret := pipeline.Retrieval{}.WithLayer(29).WithResults(3).WithInjected(2)
+	for i := range evs {
+		p := prods[(i/run)%len(prods)]
+		if i%15 == 14 {
+			evs[i] = pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p, RecvNs: at.UnixNano(), Retrieval: &ret}
+			continue
+		}
+		f := pipeline.Forward{}.WithApplied(true).WithGate(0.4).WithEntropy(1.5).WithLatency(180).WithLayer(int32(29 + i%3))
+		evs[i] = pipeline.Event{Kind: pipeline.KindForward, Producer: p, RecvNs: at.UnixNano(), Forward: f}
+	}
+	return evs
+}
+
+// BenchmarkEngineWritePipeline: the alert sink's cost per event in the
+// pipeline benchmark's mix with the default config (anomaly detection on).
+func BenchmarkEngineWritePipeline(b *testing.B) {
+	var names []string
+	for i := 0; i < 8; i++ {
+		names = append(names, fmt.Sprintf("tp%d", i))
+	}
+	h := newHarness(&testing.T{}, config.Default(), nil, names...)
+	var prods []*pipeline.Producer
+	for _, n := range names {
+		prods = append(prods, h.prods[n])
+	}
+	batch := pipelineMix(prods, 512, 4096, base)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += len(batch) {
+		h.e.Write(context.Background(), batch)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -273,102 +274,28 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	retrieval := false
-	var lastName string
-	var t *target
+	var c cursor
 	for i := range batch {
 		ev := &batch[i]
 		if ev.Producer == nil {
 			continue
 		}
-		name := ev.Producer.Name
 		if ev.Kind == pipeline.KindLifecycle {
 			if ev.Lifecycle.Type == pipeline.ProducerForgotten {
-				delete(e.targets, name)
-				for _, s := range e.slos {
-					delete(s.series, name)
-				}
-				lastName, t = "", nil
+				e.forget(ev.Producer.Name)
+				c = cursor{} // its target and series are gone
 			}
 			continue
 		}
-		if t == nil || name != lastName {
-			t, lastName = e.targetFor(name), name
-			if t.acc != nil && t.acc.prod != ev.Producer {
-				t.acc.prod = ev.Producer // the newest incarnation, for its peer group
-			}
-		}
-		sec := ev.RecvNs / 1e9
-		s, ns := t.win.at(sec), e.node.win.at(sec)
-		acc := t.acc
+		c.seek(e, ev)
 		switch ev.Kind {
 		case pipeline.KindForward:
-			f := &ev.Forward
-			if acc != nil {
-				acc.forward(f, anomaly.DefaultMaxLayers)
-			}
-			lat, hasLat := f.Latency()
-			gate, hasGate := f.Gate()
-			ent, hasEnt := f.Entropy()
-			for _, x := range [2]*slice{s, ns} {
-				x.forwards++
-				if f.Applied() {
-					x.applied++
-				}
-				// The pipeline's observation rules, as the exporter's, so the
-				// agent and a Prometheus evaluating `agaobs-agent rules` agree.
-				if hasLat {
-					x.lat[latencyBucket(lat)]++
-				}
-				if hasGate {
-					x.gateSum += gate
-					x.gateN++
-				}
-				if hasEnt {
-					x.entSum += ent
-					x.entN++
-				}
-			}
-			if hasLat {
-				for _, so := range e.slos {
-					if so.SLI.Type == "latency" {
-						good := 0.0
-						if lat <= so.SLI.ThresholdUs {
-							good = 1
-						}
-						so.seriesFor(name).add(sec, good, 1)
-					}
-				}
-			}
+			e.writeForward(&c, &ev.Forward)
 		case pipeline.KindRetrieval:
-			r := ev.Retrieval
-			if acc != nil {
-				if n, ok := r.ResultsCount(); ok {
-					acc.calls++
-					acc.results += int64(max(n, 0))
-					inj, _ := r.InjectedCount()
-					acc.injected += int64(max(inj, 0))
-				}
-			}
-			if n := r.Results(); n > 0 {
-				for _, x := range [2]*slice{s, ns} {
-					x.results += n
-					x.injected += r.Injected()
-				}
-			}
+			writeRetrieval(&c, ev.Retrieval)
 			retrieval = true
 		case pipeline.KindStatus:
-			st := ev.Status
-			if st.KVStore != nil && st.KVStore.Utilization != nil {
-				s.util, s.hasUtil = *st.KVStore.Utilization, true
-			} else if kv := st.KVStore; kv != nil && kv.Count != nil && kv.MaxSlots != nil && *kv.MaxSlots > 0 {
-				s.util, s.hasUtil = *kv.Count / *kv.MaxSlots, true
-			}
-			if st.SlotChangeRate != nil {
-				s.slot, s.hasSlot = *st.SlotChangeRate, true
-			}
-			if acc != nil {
-				acc.util, acc.hasUtil, acc.slot, acc.hasSlot = s.util, s.hasUtil, s.slot, s.hasSlot
-			}
+			writeStatus(&c, ev.Status)
 		}
 	}
 	if retrieval {
@@ -382,13 +309,158 @@ func (e *Engine) Write(_ context.Context, batch []pipeline.Event) error {
 	return nil
 }
 
-func latencyBucket(v float64) int {
-	for i, b := range latencyBoundsUs {
-		if v <= b {
-			return i
+// forget drops a forgotten producer's target and SLO series.
+func (e *Engine) forget(name string) {
+	delete(e.targets, name)
+	for _, s := range e.slos {
+		delete(s.series, name)
+	}
+}
+
+// cursor is where Write folds the current event: the target, its slice
+// and the node's slice of the event's second, and the target's SLO
+// series. Events come in runs of one producer (a ring's share of a
+// consumer pass) within one second, so these are looked up once per run,
+// not per event.
+type cursor struct {
+	prod   *pipeline.Producer
+	name   string
+	t      *target
+	sec    int64
+	lo, hi int64 // the RecvNs that divide to sec: [lo, hi)
+	s, ns  *slice
+	slo    []*sloSeries // the target's series of e.slos (nil: none looked up)
+}
+
+// seek points c at ev's target and second. A new incarnation under the
+// same name in the same run keeps the anomaly accumulator's producer as
+// it was; a change of name (and every batch's first event) refreshes it.
+func (c *cursor) seek(e *Engine, ev *pipeline.Event) {
+	if ev.Producer != c.prod {
+		if c.t == nil || ev.Producer.Name != c.name {
+			c.t, c.name = e.targetFor(ev.Producer.Name), ev.Producer.Name
+			if c.t.acc != nil && c.t.acc.prod != ev.Producer {
+				c.t.acc.prod = ev.Producer // the newest incarnation, for its peer group
+			}
+			c.s, c.slo = nil, nil
+		}
+		c.prod = ev.Producer
+	}
+	if c.s != nil && ev.RecvNs >= c.lo && ev.RecvNs < c.hi {
+		return
+	}
+	// The slices a window returned last stay its current ones until
+	// another second is asked for, which only this cursor does while
+	// e.mu is held.
+	sec := ev.RecvNs / 1e9
+	c.sec, c.s, c.ns = sec, c.t.win.at(sec), e.node.win.at(sec)
+	c.lo, c.hi = secondRange(ev.RecvNs, sec)
+}
+
+// secondRange is the range [lo, hi) of the RecvNs that divide to sec.
+// Negative times (division truncates towards zero) and the last whole
+// second (hi would overflow) get an empty range: looked up every time.
+func secondRange(ns, sec int64) (lo, hi int64) {
+	if ns < 0 || sec >= math.MaxInt64/int64(1e9) {
+		return 1, 0
+	}
+	return sec * 1e9, sec*1e9 + 1e9
+}
+
+// sloSeries returns the target's series of e.slos[i], looked up once per
+// run.
+func (c *cursor) sloSeries(e *Engine, i int) *sloSeries {
+	if c.slo == nil {
+		c.slo = make([]*sloSeries, len(e.slos))
+	}
+	if c.slo[i] == nil {
+		c.slo[i] = e.slos[i].seriesFor(c.name)
+	}
+	return c.slo[i]
+}
+
+// forwardObs is what a forward contributes under the observation rules,
+// read once for every aggregate it feeds.
+type forwardObs struct {
+	lat, gate, ent  float64
+	bucket          int // latencyBucket(lat), when hasLat
+	layer           int32
+	applied, hasLat bool
+	hasGate, hasEnt bool
+	hasLayer        bool
+}
+
+// read fills o from f. It fills in place: a returned copy would be read
+// back in wide loads right after the narrow stores of its flags, which
+// stalls store forwarding.
+func (o *forwardObs) read(f *pipeline.Forward) {
+	o.applied = f.Applied()
+	if o.lat, o.hasLat = f.Latency(); o.hasLat {
+		o.bucket = latencyBucket(o.lat)
+	}
+	o.gate, o.hasGate = f.Gate()
+	o.ent, o.hasEnt = f.Entropy()
+	o.layer, o.hasLayer = f.LayerIdx()
+}
+
+// writeForward folds a forward into the target's and the node's slices,
+// the anomaly minute and the latency SLOs.
+func (e *Engine) writeForward(c *cursor, f *pipeline.Forward) {
+	var o forwardObs
+	o.read(f)
+	if acc := c.t.acc; acc != nil {
+		acc.forward(&o, anomaly.DefaultMaxLayers)
+	}
+	// The pipeline's observation rules, as the exporter's, so the agent
+	// and a Prometheus evaluating `agaobs-agent rules` agree.
+	c.s.addForward(&o)
+	c.ns.addForward(&o)
+	if !o.hasLat {
+		return
+	}
+	for i, so := range e.slos {
+		if so.SLI.Type == "latency" {
+			good := 0.0
+			if o.lat <= so.SLI.ThresholdUs {
+				good = 1
+			}
+			c.sloSeries(e, i).add(c.sec, good, 1)
 		}
 	}
-	return numLatencyBuckets - 1
+}
+
+func writeRetrieval(c *cursor, r *pipeline.Retrieval) {
+	if acc := c.t.acc; acc != nil {
+		if n, ok := r.ResultsCount(); ok {
+			acc.calls++
+			acc.results += int64(max(n, 0))
+			inj, _ := r.InjectedCount()
+			acc.injected += int64(max(inj, 0))
+		}
+	}
+	if n := r.Results(); n > 0 {
+		for _, x := range [2]*slice{c.s, c.ns} {
+			x.results += n
+			x.injected += r.Injected()
+		}
+	}
+}
+
+// writeStatus keeps the target's last gauges (node-wide rules take the
+// worst producer's).
+func writeStatus(c *cursor, st *pipeline.Status) {
+	s := c.s
+	if st.KVStore != nil && st.KVStore.Utilization != nil {
+		s.util, s.hasUtil = *st.KVStore.Utilization, true
+	} else if kv := st.KVStore; kv != nil && kv.Count != nil && kv.MaxSlots != nil && *kv.MaxSlots > 0 {
+		s.util, s.hasUtil = *kv.Count / *kv.MaxSlots, true
+	}
+	if st.SlotChangeRate != nil {
+		s.slot, s.hasSlot = *st.SlotChangeRate, true
+	}
+	if acc := c.t.acc; acc != nil {
+		acc.util, acc.hasUtil, acc.slot, acc.hasSlot = s.util, s.hasUtil, s.slot, s.hasSlot
+	}
 }
 
 // ruleCond builds the condition of a config rule: the rule metric over its

@@ -34,7 +34,7 @@ var nan = float32(math.NaN())
 // second is one producer's current second, filled by Write.
 type second struct {
 	forwards, events      uint64
-	lat                   pipeline.LatencyHistogram
+	lat                   pipeline.LatencyHistogram // forwards without a layer until close
 	gateSum, entSum       float64
 	gateN, entN           uint64
 	retN                  uint64
@@ -105,10 +105,14 @@ func (t *track) observe(ev *pipeline.Event) {
 		us, ok := f.Latency()
 		if ok {
 			d := time.Duration(us * float64(time.Microsecond))
-			b := pipeline.LatencyBucket(d)
-			t.cur.lat.ObserveBucket(b, d)
+			b := latencyBucket(d)
+			// A forward with a layer goes to its layer's histogram only:
+			// close adds those into the producer's (one histogram update
+			// per event instead of two, the same counts).
 			if l, has := f.LayerIdx(); has {
 				t.layerHist(l).ObserveBucket(b, d)
+			} else {
+				t.cur.lat.ObserveBucket(b, d)
 			}
 		}
 		if g, ok := f.Gate(); ok {
@@ -220,6 +224,11 @@ func (t *track) close(sec int64, present bool, dropped int64) {
 	} else {
 		t.kvUtil, t.slotChanges = nan, nan
 	}
+	for _, h := range c.layers {
+		if h != nil {
+			addHist(&c.lat, h)
+		}
+	}
 	if c.lat.Count > 0 {
 		v(sP50, us(c.lat.Quantile(0.5)))
 		v(sP99, us(c.lat.Quantile(0.99)))
@@ -255,6 +264,15 @@ func (t *track) close(sec int64, present bool, dropped int64) {
 	}
 	layers := c.layers
 	*c = second{layers: layers}
+}
+
+// addHist adds src's observations to dst.
+func addHist(dst, src *pipeline.LatencyHistogram) {
+	for i, n := range src.Buckets {
+		dst.Buckets[i] += n
+	}
+	dst.Count += src.Count
+	dst.Max = max(dst.Max, src.Max)
 }
 
 func (t *track) clear(sec int64) {

@@ -107,33 +107,40 @@ func (l *Live) Kinds() pipeline.KindMask {
 func (l *Live) Write(_ context.Context, batch []pipeline.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Events come in runs of one producer (a ring's share of a consumer
+	// pass): the track is looked up when the producer changes, the nil
+	// track of a producer beyond the budget included.
 	var last *track
+	var lastProd *pipeline.Producer
 	for i := range batch {
 		ev := &batch[i]
 		if ev.Producer == nil {
 			continue
 		}
-		t := last
-		if t == nil || t.name != ev.Producer.Name {
-			t = l.track(ev.Producer.Name)
-			if t == nil {
-				continue
+		if ev.Producer != lastProd {
+			if last == nil || last.name != ev.Producer.Name {
+				last = l.track(ev.Producer.Name)
 			}
-			last = t
+			lastProd = ev.Producer
+			if last != nil {
+				last.prod = ev.Producer
+			}
 		}
-		t.prod = ev.Producer
-		t.observe(ev)
+		if last == nil {
+			l.stats.untracked++
+			continue
+		}
+		last.observe(ev)
 	}
 	return nil
 }
 
 // track returns the producer's track, creating it while the budget
-// allows (nil beyond it). Callers hold l.mu.
+// allows (nil beyond it: Write counts those events). Callers hold l.mu.
 func (l *Live) track(name string) *track {
 	t := l.tracks[name]
 	if t == nil {
 		if len(l.tracks) >= l.maxTracks {
-			l.stats.untracked++
 			return nil
 		}
 		t = newTrack(name, l.opts.History, l.opts.MaxLayers)

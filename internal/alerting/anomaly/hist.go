@@ -67,11 +67,12 @@ type Hist struct {
 const (
 	histMinExp  = -4
 	histMaxExp  = 26
-	histSub     = 8
+	histShift   = 3
+	histSub     = 1 << histShift
 	histBuckets = (histMaxExp - histMinExp) * histSub
 )
 
-var fine = logLinear{minExp: histMinExp, maxExp: histMaxExp, shift: 3}
+var fine = logLinear{minExp: histMinExp, maxExp: histMaxExp, shift: histShift}
 
 // Add records v; values outside the range land in the end buckets, and
 // non-positive or non-finite values are ignored.
@@ -83,7 +84,11 @@ func (h *Hist) Add(v float64) {
 	h.n++
 }
 
-func histIndex(v float64) int { return fine.index(v) }
+// histIndex is fine.index(v) with the layout's constants inlined: the
+// per-event path then makes no loads or variable shifts for it.
+func histIndex(v float64) int {
+	return logLinear{minExp: histMinExp, maxExp: histMaxExp, shift: histShift}.index(v)
+}
 
 // histBounds returns bucket i's range [lo, hi).
 func histBounds(i int) (lo, hi float64) { return fine.bounds(i) }
@@ -108,16 +113,26 @@ type LayerHist struct {
 	counts [layerBuckets]uint16
 }
 
-const layerBuckets = (22 - -2) * 4
+const (
+	layerMinExp  = -2
+	layerMaxExp  = 22
+	layerShift   = 2
+	layerBuckets = (layerMaxExp - layerMinExp) << layerShift
+)
 
-var coarse = logLinear{minExp: -2, maxExp: 22, shift: 2}
+var coarse = logLinear{minExp: layerMinExp, maxExp: layerMaxExp, shift: layerShift}
+
+// layerIndex is coarse.index(v) with the constants inlined (histIndex).
+func layerIndex(v float64) int {
+	return logLinear{minExp: layerMinExp, maxExp: layerMaxExp, shift: layerShift}.index(v)
+}
 
 // Add records v (non-positive and non-finite values are ignored).
 func (h *LayerHist) Add(v float64) {
 	if !(v > 0) || math.IsInf(v, 1) {
 		return
 	}
-	i := coarse.index(v)
+	i := layerIndex(v)
 	if h.counts[i] == math.MaxUint16 {
 		for j := range h.counts {
 			h.counts[j] >>= 1
