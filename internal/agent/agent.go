@@ -100,9 +100,6 @@ func New(cfg config.Config, opts Options) (_ *Agent, err error) {
 	if cfg.AgentGOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(cfg.AgentGOMAXPROCS)
 	}
-	if cfg.AgentGOGC > 0 {
-		debug.SetGCPercent(cfg.AgentGOGC)
-	}
 	a := &Agent{opts: opts, log: opts.Logger, cfg: cfg, counter: pipeline.NewCounter()}
 	defer func() {
 		if err != nil {

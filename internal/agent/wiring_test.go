@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,25 +195,4 @@ func runAgent(t *testing.T, cfg config.Config, opts Options) (*Agent, context.Co
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return a, ctx
-}
-
-// agent_gogc sets the collector's target; 0 leaves the runtime's choice.
-func TestAgentGOGC(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	for _, tc := range []struct{ key, before, want int }{
-		{key: 37, before: 100, want: 37},
-		{key: 0, before: 80, want: 80},
-	} {
-		debug.SetGCPercent(tc.before)
-		cfg := testConfig(t)
-		cfg.AgentGOGC = tc.key
-		a, err := New(cfg, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.closeAll()
-		if got := debug.SetGCPercent(100); got != tc.want {
-			t.Errorf("agent_gogc %d over GOGC %d: GC percent %d, want %d", tc.key, tc.before, got, tc.want)
-		}
-	}
 }

@@ -125,7 +125,6 @@ type Config struct {
 	AgentLogLevel                  string            `yaml:"agent_log_level" help:"Level of the agent's own log: debug, info, warn or error (case-insensitive, stored lower case). Used by the agent logger."`
 	AgentLogFormat                 string            `yaml:"agent_log_format" help:"Format of the agent's own log: text or json. Used by the agent logger."`
 	AgentGOMAXPROCS                int               `yaml:"agent_gomaxprocs" help:"CPUs the agent's Go code runs on (GOMAXPROCS, >= 1; 0 keeps the Go runtime's choice). Default 1, as node_exporter does: one thread waking another costs more than the agent's work at typical rates."`
-	AgentGOGC                      int               `yaml:"agent_gogc" help:"The Go garbage collector's target, as GOGC: a collection starts when the heap has grown this many percent over the live data (1-10000; 0 keeps the Go runtime's choice, the GOGC variable or 100). Default 50: the agent's live heap is a few MiB and it allocates little per event, so collecting earlier holds its RSS about 3 MiB lower at 1 M events/s for a fraction of a percent of a core (BENCHMARKS.md, issue 19)."`
 	AdminListenAddress             string            `yaml:"admin_listen_address" help:"host:port of the admin listener; empty disables it. Used by the admin listener."`
 	UIMaxViewers                   int               `yaml:"ui_max_viewers" help:"Live view viewers (WebSocket connections to /ui/ on the admin listener) at most (1-1000); one more is refused with a message saying so. Used by the live view."`
 	WebMaxConnections              int               `yaml:"web_max_connections" help:"Concurrent connections per HTTP listener (1-65536); at the limit the oldest idle keep-alive connection is closed to let a new one in. Used by the HTTP listeners."`
@@ -280,7 +279,6 @@ func Default() Config {
 		AgentLogLevel:                  "info",
 		AgentLogFormat:                 "text",
 		AgentGOMAXPROCS:                1,
-		AgentGOGC:                      50,
 		AdminListenAddress:             "127.0.0.1:8081",
 		UIMaxViewers:                   20,
 		WebMaxConnections:              512,

@@ -486,8 +486,6 @@ func TestErrors(t *testing.T) {
 			"sink_queue_size", fileSrc, 1, "must be between 16 and 16777216"},
 		{"huge gomaxprocs", "agent_gomaxprocs: 100000\n", nil, nil,
 			"agent_gomaxprocs", fileSrc, 1, "must be between 0 and 1024"},
-		{"negative gogc", "agent_gogc: -1\n", nil, nil,
-			"agent_gogc", fileSrc, 1, "must be between 0 and 10000"},
 		{"huge ring", "", []string{"AGAOBS_RING_HOT_BYTES=2199023255552"}, nil,
 			"ring_hot_bytes", "env AGAOBS_RING_HOT_BYTES", 0, "must be a power of two between 4096 and 1073741824"},
 		{"long idle timeout", "", nil, []string{"--web-idle-timeout=2h"},
@@ -860,8 +858,8 @@ func TestKeys(t *testing.T) {
 			t.Errorf("--%s: default %q usage %q, want %q %q", k.Flag, f.DefValue, f.Usage, k.Default, k.Help)
 		}
 	}
-	if len(keys) != 109 {
-		t.Errorf("%d keys, want 109", len(keys))
+	if len(keys) != 108 {
+		t.Errorf("%d keys, want 108", len(keys))
 	}
 	if keys[0].Name != "enabled" || keys[len(keys)-1].Name != "bpf_probes" {
 		t.Errorf("first %s last %s", keys[0].Name, keys[len(keys)-1].Name)
@@ -971,7 +969,7 @@ func TestKeyAreas(t *testing.T) {
 			agentKeys = append(agentKeys, k.Name)
 		}
 	}
-	wantAgent := []string{"sink_queue_size", "state_path", "agent_log_level", "agent_log_format", "agent_gomaxprocs", "agent_gogc", "node_name"}
+	wantAgent := []string{"sink_queue_size", "state_path", "agent_log_level", "agent_log_format", "agent_gomaxprocs", "node_name"}
 	slices.Sort(agentKeys)
 	slices.Sort(wantAgent)
 	if !slices.Equal(agentKeys, wantAgent) {

@@ -90,7 +90,7 @@ func areaOf(name, help string) string {
 		return "Alerting"
 	}
 	// The agent itself: node identity, its logger, state store, sink
-	// queues, GOMAXPROCS and GOGC.
+	// queues, GOMAXPROCS.
 	return "Agent"
 }
 

@@ -297,7 +297,6 @@ func (c Config) Validate() error {
 	ch.oneOfFold("agent_log_level", c.AgentLogLevel, agentLevels)
 	ch.oneOf("agent_log_format", c.AgentLogFormat, agentLogFormats)
 	ch.intRange("agent_gomaxprocs", int64(c.AgentGOMAXPROCS), 0, 1024)
-	ch.intRange("agent_gogc", int64(c.AgentGOGC), 0, 10000)
 	if c.AdminListenAddress != "" {
 		validateHostPort(ch, "admin_listen_address", c.AdminListenAddress)
 	}
