@@ -105,7 +105,7 @@ func (t *track) observe(ev *pipeline.Event) {
 		us, ok := f.Latency()
 		if ok {
 			d := time.Duration(us * float64(time.Microsecond))
-			b := latencyBucket(d)
+			b := pipeline.LatencyBucket(d)
 			// A forward with a layer goes to its layer's histogram only:
 			// close adds those into the producer's (one histogram update
 			// per event instead of two, the same counts).

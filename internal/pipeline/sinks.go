@@ -123,7 +123,80 @@ type LatencyHistogram struct {
 	Max     time.Duration
 }
 
+// latBucket is latBucketRef(d) without its two float divisions, which
+// cost most of Counter.Write: the bucket of the smallest duration of d's
+// bit length, plus the bucket bounds within that bit length that d
+// reaches (at most four, unrolled). The bounds are found once from
+// latBucketRef itself (it never decreases with d), so both agree by
+// construction; TestLatBucketMatchesRef checks it.
 func latBucket(d time.Duration) int {
+	// d > below[i] without branches: the sign of below[i]-d, which does
+	// not overflow (both are positive, or d is 0, or d is negative and
+	// its row's bounds are -1).
+	e := &durBuckets[bits.Len64(uint64(d))]
+	return int(e.base + uint64(e.below[0]-d)>>63 + uint64(e.below[1]-d)>>63 +
+		uint64(e.below[2]-d)>>63 + uint64(e.below[3]-d)>>63)
+}
+
+// maxBoundsPerLen is how many bucket bounds one bit length holds at most:
+// the buckets are a quarter of a power of two wide, so a factor 2 of
+// durations holds 4.
+const maxBoundsPerLen = 4
+
+// lenBuckets are the buckets of the durations of one bit length.
+type lenBuckets struct {
+	base uint64 // the bucket of the smallest duration
+	// below is the largest duration before each later bucket (MaxInt64:
+	// none, which no duration exceeds).
+	below [maxBoundsPerLen]time.Duration
+}
+
+// durBuckets is indexed by bits.Len64 of a duration: 0 for 0, 1 to 63
+// for positive ones, 64 for negative ones. Read-only after init.
+var durBuckets = newDurBuckets()
+
+func newDurBuckets() (t [65]lenBuckets) {
+	t[0].below = [maxBoundsPerLen]time.Duration{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}
+	// Negative durations are bucket 0, as 0 is: no v <= -1 exceeds -1.
+	t[64].below = [maxBoundsPerLen]time.Duration{-1, -1, -1, -1}
+	for n := 1; n < 64; n++ {
+		lo, hi := int64(1)<<(n-1), int64(uint64(1)<<n-1) // n = 63: hi = MaxInt64
+		e := lenBuckets{base: uint64(latBucketRef(time.Duration(lo)))}
+		for i := range e.below {
+			e.below[i] = math.MaxInt64
+		}
+		k := 0
+		for b := int(e.base) + 1; b <= latBucketRef(time.Duration(hi)); b++ {
+			if k == maxBoundsPerLen {
+				// Cannot happen with quarter-octave buckets; failing
+				// at start-up beats a wrong bucket.
+				panic("pipeline: more latency bucket bounds in one bit length than the table holds")
+			}
+			e.below[k] = time.Duration(firstAtBucket(lo, hi, b) - 1)
+			k++
+		}
+		t[n] = e
+	}
+	return t
+}
+
+// firstAtBucket is the smallest d in [lo, hi] with latBucketRef(d) >= b,
+// given that hi's bucket is.
+func firstAtBucket(lo, hi int64, b int) int64 {
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if latBucketRef(time.Duration(mid)) >= b {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// latBucketRef defines the buckets; latBucket is its table-driven
+// equivalent.
+func latBucketRef(d time.Duration) int {
 	us := float64(d) / float64(time.Microsecond)
 	if us <= 1 {
 		return 0
@@ -147,17 +220,13 @@ func latBucket(d time.Duration) int {
 
 // Observe adds one duration.
 func (h *LatencyHistogram) Observe(d time.Duration) {
-	if d < 0 {
-		d = 0
-	}
-	h.Buckets[latBucket(d)]++
-	h.Count++
-	h.Max = max(h.Max, d)
+	// A negative d is bucket 0 and leaves Max (>= 0) as it is: as 0 does.
+	h.ObserveBucket(latBucket(d), d)
 }
 
 // LatencyBucket is the bucket of LatencyHistogram that d falls in: a
 // sink that adds one duration to several histograms computes it once.
-func LatencyBucket(d time.Duration) int { return latBucket(max(d, 0)) }
+func LatencyBucket(d time.Duration) int { return latBucket(d) }
 
 // ObserveBucket adds d, whose bucket b is LatencyBucket(d).
 func (h *LatencyHistogram) ObserveBucket(b int, d time.Duration) {
