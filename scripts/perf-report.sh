@@ -294,7 +294,7 @@ if idle and k10:
     p99 = num(k10, "event_to_metric_p99_ms")
     row("Agent CPU at 10 k events/s (1 producer, default config), event → metric p99 (metrics sink's `agaobs_sink_event_latency_seconds`, bucket upper bound)",
         "≤ 1 % of a core, p99 ≤ 5 ms",
-        f"**{k10['cpu_pct']:.2f} %** of a core ({k10['cpu_pct'] - idle['cpu_pct']:+.2f} points over idle), **p99 ≤ {p99:.1f} ms**, {k10['dropped']} dropped",
+        f"**{k10['cpu_pct']:.2f} %** of a core ({k10['cpu_pct'] - idle['cpu_pct']:+.2f} points over idle), **p99 ≤ {p99:.1f} ms**, {k10['dropped']} dropped, {k10.get('context_switches_per_second', 0):.0f} context switches/s",
         k10["cpu_pct"] <= 1 and p99 <= 5 and k10["dropped"] == 0, BENCH + " `idle`,`10k`",
         baseline=f"idle agent {idle['cpu_pct']:.2f} %", ratio="–")
 else:
@@ -302,7 +302,8 @@ else:
 if idle and m1:
     row("Agent RSS at 1 M events/s (1 producer, 4 MiB ring, default config), at the end of the window",
         "≤ 40 MiB",
-        f"**{m1['rss_mib']:.1f} MiB** ({m1['rss_mib'] - idle['rss_mib']:+.1f} MiB over idle)",
+        f"**{m1['rss_mib']:.1f} MiB** ({m1['rss_mib'] - idle['rss_mib']:+.1f} MiB over idle): anonymous {m1.get('rss_anon_mib', 0):.1f}, "
+        f"file {m1.get('rss_file_mib', 0):.1f} (the binary), shared {m1.get('rss_shmem_mib', 0):.1f} (the ring)",
         m1["rss_mib"] <= 40, BENCH + " `idle`,`1m`",
         baseline=f"idle agent {idle['rss_mib']:.1f} MiB", ratio=fmt_ratio(m1["rss_mib"] / idle["rss_mib"]))
 else:

@@ -211,15 +211,21 @@ func bench(args []string) error {
 // the histogram-derived ones are bucket upper bounds, NaN-free: a value
 // that was not measured is omitted from the JSON (nil).
 type result struct {
-	Key           string   `json:"scenario"`
-	Name          string   `json:"name"`
-	Producers     int      `json:"producers"`
-	RatePerProd   int      `json:"rate_per_producer"`
-	WindowSec     float64  `json:"window_seconds"` // the measurement window
-	LoadSec       float64  `json:"load_seconds"`   // how long the producers ran (window + warm-up before and after)
-	CPUPct        float64  `json:"cpu_pct"`        // agent utime+stime, % of one core, over the window
-	RSSMiB        float64  `json:"rss_mib"`        // agent VmRSS at the end of the window
-	Offered       uint64   `json:"offered"`        // records the producers wrote or dropped, by their own count
+	Key         string  `json:"scenario"`
+	Name        string  `json:"name"`
+	Producers   int     `json:"producers"`
+	RatePerProd int     `json:"rate_per_producer"`
+	WindowSec   float64 `json:"window_seconds"` // the measurement window
+	LoadSec     float64 `json:"load_seconds"`   // how long the producers ran (window + warm-up before and after)
+	CPUPct      float64 `json:"cpu_pct"`        // agent utime+stime, % of one core, over the window
+	RSSMiB      float64 `json:"rss_mib"`        // agent VmRSS at the end of the window
+	// VmRSS's parts at the same moment: anonymous memory (the Go heap,
+	// stacks, runtime), file pages (mostly the binary) and shared memory
+	// (the rings the agent maps).
+	RSSAnonMiB    float64  `json:"rss_anon_mib"`
+	RSSFileMiB    float64  `json:"rss_file_mib"`
+	RSSShmemMiB   float64  `json:"rss_shmem_mib"`
+	Offered       uint64   `json:"offered"` // records the producers wrote or dropped, by their own count
 	ProducerDrops uint64   `json:"producer_dropped"`
 	Consumed      uint64   `json:"consumed"` // records the agent consumed (all rings)
 	Dropped       uint64   `json:"dropped"`  // producers' drops as the agent reads them from the rings
@@ -416,7 +422,9 @@ func runScenario(agentBin string, agentArgs []string, sc scenario, dur time.Dura
 	if err := getJSON("http://"+admin+"/api/v1/audit/head", &head1); err != nil {
 		return res, err
 	}
-	rss := procRSS(ag.Process.Pid)
+	mem := procStatusMiB(ag.Process.Pid)
+	rss := mem["VmRSS"]
+	res.RSSAnonMiB, res.RSSFileMiB, res.RSSShmemMiB = mem["RssAnon"], mem["RssFile"], mem["RssShmem"]
 	scrape, body, err := scrapeTimed("http://127.0.0.1:" + prom + "/metrics")
 	if err != nil {
 		return res, err
@@ -582,18 +590,23 @@ func procSwitches(pid int) uint64 {
 	return n
 }
 
-func procRSS(pid int) float64 {
+// procStatusMiB returns the kB fields of /proc/<pid>/status in MiB.
+func procStatusMiB(pid int) map[string]float64 {
+	out := map[string]float64{}
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0
+		return out
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
-			return kb / 1024
+		name, rest, ok := strings.Cut(l, ":")
+		f := strings.Fields(rest)
+		if !ok || len(f) != 2 || f[1] != "kB" {
+			continue
 		}
+		kb, _ := strconv.ParseFloat(f[0], 64)
+		out[name] = kb / 1024
 	}
-	return 0
+	return out
 }
 
 func waitHTTP(url string) error {
