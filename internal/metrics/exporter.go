@@ -91,6 +91,12 @@ type Exporter struct {
 	last      *prodState
 	keep      *pipeline.SpanKeeper // Options.SpanKeep's; nil: no exemplars
 
+	// Bucket search tables of the latency, gate, entropy and score
+	// families (compat bounds), and the native bucket thresholds.
+	bLat, bGate, bEnt, bScore bucketer
+	nt                        nativeTable
+	latDiv                    float64 // the latency family's div
+
 	// The scrape path's render caches (render.go), under mu.
 	fast   bool                  // the fast path renders these families (prepareFast)
 	sorted []*famRender          // order, by name
@@ -153,6 +159,12 @@ func New(opts Options) *Exporter {
 	if opts.SpanKeep != nil {
 		e.keep = pipeline.NewSpanKeeper(*opts.SpanKeep)
 	}
+	e.bLat = newBucketer(e.fams[famLatency].Buckets)
+	e.bGate = newBucketer(e.fams[famGate].Buckets)
+	e.bEnt = newBucketer(e.fams[famEntropy].Buckets)
+	e.bScore = newBucketer(e.fams[famScore].Buckets)
+	e.nt = newNativeTable()
+	e.latDiv = e.fams[famLatency].div
 	e.prepareFast()
 	return e
 }
@@ -197,35 +209,27 @@ const (
 	nativeZeroLimit  = 1e-128
 )
 
-// observe adds v (compat units) and returns its classic bucket (-1: not
-// observed). nativeDiv converts v to exposition units for the native
-// buckets, whose boundaries do not scale.
-func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float64) int {
-	if !pipeline.Finite(v) {
-		return -1 // Decode dropped and counted these already; a NaN would poison _sum for good
-	}
-	i := 0
-	for i < len(bounds) && v > bounds[i] {
-		i++
-	}
+// add counts v (compat units, finite) in classic bucket i.
+func (h *hist) add(i int, v float64) {
 	h.counts[i]++
 	h.count++
 	h.sum += v
-	if native {
-		v /= nativeDiv
-		if v <= nativeZeroLimit {
-			h.zero++
-			return i
-		}
-		if h.native == nil {
-			h.native = map[int32]uint64{}
-		}
-		h.native[nativeIndex(v, h.schema())]++
-		for len(h.native) > maxNativeBuckets && h.schema() > minNativeSchema {
-			h.halveResolution()
-		}
+}
+
+// observeNative adds v (exposition units, finite) to the native buckets:
+// the classic ones have no units to convert, these do not scale.
+func (h *hist) observeNative(v float64, nt *nativeTable) {
+	if v <= nativeZeroLimit {
+		h.zero++
+		return
 	}
-	return i
+	if h.native == nil {
+		h.native = map[int32]uint64{}
+	}
+	h.native[nt.index(v, h.schema())]++
+	for len(h.native) > maxNativeBuckets && h.schema() > minNativeSchema {
+		h.halveResolution()
+	}
 }
 
 func (h *hist) schema() int32 { return nativeSchema - int32(h.coarser) }
@@ -242,7 +246,9 @@ func (h *hist) halveResolution() {
 }
 
 // nativeIndex is the bucket of v > 0 at schema s: the bucket i holds
-// (2^((i-1)/2^s), 2^(i/2^s)].
+// (2^((i-1)/2^s), 2^(i/2^s)]. It is the definition of the native buckets
+// exposed so far, rounding included: nativeTable.index falls back to it
+// wherever its own answer could differ.
 func nativeIndex(v float64, s int32) int32 {
 	frac, exp := math.Frexp(v) // v = frac · 2^exp, frac in [0.5, 1)
 	if s > 0 {
@@ -328,10 +334,16 @@ const (
 	gSlotChange
 )
 
+// state returns p's state. Events come in runs of one producer, so the
+// last one's is checked first, inline.
 func (e *Exporter) state(p *pipeline.Producer) *prodState {
-	if e.last != nil && e.last.p == p {
-		return e.last
+	if s := e.last; s != nil && s.p == p {
+		return s
 	}
+	return e.stateSlow(p)
+}
+
+func (e *Exporter) stateSlow(p *pipeline.Producer) *prodState {
 	s := e.producers[p]
 	if s == nil {
 		s = &prodState{p: p, byLayer: map[int32]*layerState{}, audit: map[auditKey]uint64{}}
@@ -392,9 +404,13 @@ func (e *Exporter) forget(s *prodState) {
 // layer returns the state of layer, or of layer="other" once the producer
 // has MaxLayersPerProducer layers.
 func (e *Exporter) layer(s *prodState, layer int32) *layerState {
-	if layer >= 0 && layer < int32(len(s.small)) && s.small[layer] != nil {
+	if uint32(layer) < uint32(len(s.small)) && s.small[layer] != nil { // inline: layers 0–63 are the usual ones
 		return s.small[layer]
 	}
+	return e.layerSlow(s, layer)
+}
+
+func (e *Exporter) layerSlow(s *prodState, layer int32) *layerState {
 	l := s.byLayer[layer]
 	if l == nil {
 		if len(s.byLayer) >= e.opts.MaxLayersPerProducer {
@@ -427,10 +443,14 @@ func (e *Exporter) newLayer(s *prodState, ls string) *layerState {
 }
 
 // newHists gives l's latency, gate and entropy histograms their buckets.
+// One allocation for the three: a forward observes all three, so they
+// share cache lines.
 func (e *Exporter) newHists(l *layerState) {
-	l.lat.counts = make([]uint64, len(e.fams[famLatency].bounds)+1)
-	l.gate.counts = make([]uint64, len(e.fams[famGate].bounds)+1)
-	l.entropy.counts = make([]uint64, len(e.fams[famEntropy].bounds)+1)
+	nl, ng, ne := len(e.fams[famLatency].bounds)+1, len(e.fams[famGate].bounds)+1, len(e.fams[famEntropy].bounds)+1
+	c := make([]uint64, nl+ng+ne)
+	l.lat.counts = c[:nl:nl]
+	l.gate.counts = c[nl : nl+ng : nl+ng]
+	l.entropy.counts = c[nl+ng:]
 }
 
 // hist returns l's histogram of the family key (latency, gate or entropy).
@@ -449,9 +469,6 @@ func (l *layerState) hist(key string) *hist {
 func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	native := e.opts.Native
-	lat, gate, ent, score := e.fams[famLatency].Buckets, e.fams[famGate].Buckets, e.fams[famEntropy].Buckets, e.fams[famScore].Buckets
-	latDiv := e.fams[famLatency].div
 	// dirty: the families this batch changes (render.go's caches).
 	var dirty uint64
 	shape := e.shape
@@ -477,42 +494,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		switch ev.Kind {
 		case pipeline.KindForward:
 			dirty |= e.maskForward
-			s := e.state(ev.Producer)
-			f := &ev.Forward
-			l := e.layer(s, f.Layer())
-			applied := 0
-			if f.Applied() {
-				applied = 1
-			}
-			l.fwd[applied]++
-			h := l // the histograms: the layer's, or the producer's
-			if s.hists != nil {
-				h = s.hists
-			}
-			if v, ok := f.Latency(); ok {
-				if b := h.lat.observe(v, lat, native, latDiv); slow && b >= 0 {
-					if h.latEx == nil {
-						h.latEx = make([]exemplar, len(h.lat.counts))
-					}
-					h.latEx[b] = exemplar{pipeline.TraceID(ev.Epoch, ev.Seq), pipeline.SpanID(ev.Epoch, ev.Seq), v, ev.TimeNs}
-				}
-			}
-			if v, ok := f.Gate(); ok {
-				h.gate.observe(v, gate, native, 1)
-			}
-			if v, ok := f.Entropy(); ok {
-				h.entropy.observe(v, ent, native, 1)
-			}
-			if s.winLen == activationWindowLen {
-				if s.win[s.winPos] {
-					s.winOn--
-				}
-			} else {
-				s.winLen++
-			}
-			s.win[s.winPos] = applied == 1
-			s.winOn += applied
-			s.winPos = (s.winPos + 1) % activationWindowLen
+			e.forward(ev, slow)
 		case pipeline.KindRetrieval:
 			dirty |= e.maskRetrieval
 			s := e.state(ev.Producer)
@@ -522,7 +504,12 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			l.retrieval++
 			l.injected += uint64(r.Injected())
 			for _, v := range r.Scores {
-				s.score.observe(v, score, native, 1)
+				if b := e.bScore.bucket(v); b >= 0 {
+					s.score.add(b, v)
+					if e.opts.Native {
+						s.score.observeNative(v, &e.nt)
+					}
+				}
 			}
 		case pipeline.KindAudit:
 			dirty |= e.maskAudit
@@ -560,6 +547,99 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 		}
 	}
 	return nil
+}
+
+// forward counts a forward event; slow: it leaves an exemplar. Non-finite
+// values are skipped: Decode dropped and counted them already, and a NaN
+// would poison _sum for good.
+func (e *Exporter) forward(ev *pipeline.Event, slow bool) {
+	s := e.state(ev.Producer)
+	f := &ev.Forward
+	l := e.layer(s, f.Layer())
+	applied := f.Applied()
+	if applied {
+		l.fwd[1]++
+	} else {
+		l.fwd[0]++
+	}
+	h := l // the histograms: the layer's, or the producer's
+	if s.hists != nil {
+		h = s.hists
+	}
+	latB := -1
+	if v, ok := f.Latency(); ok {
+		b, in := e.bLat.cell(v)
+		if !in {
+			b = e.bLat.outside(v)
+		}
+		if b >= 0 {
+			h.lat.add(b, v)
+			latB = b
+		}
+	}
+	if v, ok := f.Gate(); ok {
+		b, in := e.bGate.cell(v)
+		if !in {
+			b = e.bGate.outside(v)
+		}
+		if b >= 0 {
+			h.gate.add(b, v)
+		}
+	}
+	if v, ok := f.Entropy(); ok {
+		b, in := e.bEnt.cell(v)
+		if !in {
+			b = e.bEnt.outside(v)
+		}
+		if b >= 0 {
+			h.entropy.add(b, v)
+		}
+	}
+	if e.opts.Native || (slow && latB >= 0) {
+		e.forwardNative(ev, h, slow, latB) // out of line: keeps this one's frame small
+	}
+	// The activation window: slots not yet written hold false, so the
+	// outgoing slot is read the same way before and after it fills.
+	if s.win[s.winPos] {
+		s.winOn--
+	}
+	if s.winLen < activationWindowLen {
+		s.winLen++
+	}
+	s.win[s.winPos] = applied
+	if applied {
+		s.winOn++
+	}
+	if s.winPos++; s.winPos == activationWindowLen {
+		s.winPos = 0
+	}
+}
+
+// forwardNative adds a forward's values, counted in h's classic buckets
+// already, to the native buckets, and leaves its exemplar on latency
+// bucket latB (-1: latency not observed) if slow.
+func (e *Exporter) forwardNative(ev *pipeline.Event, h *layerState, slow bool, latB int) {
+	f := &ev.Forward
+	if v, ok := f.Latency(); ok && latB >= 0 {
+		if e.opts.Native {
+			h.lat.observeNative(v/e.latDiv, &e.nt)
+		}
+		if slow {
+			if h.latEx == nil {
+				h.latEx = make([]exemplar, len(h.lat.counts))
+			}
+			h.latEx[latB] = exemplar{pipeline.TraceID(ev.Epoch, ev.Seq), pipeline.SpanID(ev.Epoch, ev.Seq), v, ev.TimeNs}
+		}
+	}
+	if !e.opts.Native {
+		return
+	}
+	if v, ok := f.Gate(); ok && pipeline.Finite(v) {
+		h.gate.observeNative(v, &e.nt)
+	}
+	if v, ok := f.Entropy(); ok && pipeline.Finite(v) {
+		h.entropy.observeNative(v, &e.nt)
+	}
 }
 
 // countInvalid counts the values Decode dropped from ev as non-finite.

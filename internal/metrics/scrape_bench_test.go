@@ -249,3 +249,50 @@ func benchWriteSpanKeep(b *testing.B, spread int) {
 		e.Write(context.Background(), batch)
 	}
 }
+
+// BenchmarkExporterWritePipeline: the metrics sink's cost per event of
+// BenchmarkPipeline's mix (internal/agent): 8 producers, runs of 512
+// events from one producer, forwards on 3 layers, a retrieval every 15th,
+// in batches of 1024; with native histograms off (the default) and on.
+func BenchmarkExporterWritePipeline(b *testing.B) {
+	for _, native := range []bool{false, true} {
+		b.Run(fmt.Sprintf("native=%v", native), func(b *testing.B) {
+			e := New(Options{Native: native})
+			batches := pipelineMix(8, 512, 8*512*4, 1024)
+			b.ResetTimer()
+			for n := 0; n < b.N; {
+				for _, batch := range batches {
+					e.Write(context.Background(), batch)
+					n += len(batch)
+				}
+			}
+		})
+	}
+}
+
+// pipelineMix is total events of BenchmarkPipeline's mix in batches of
+// size: runs of run events from each of producers in turn.
+func pipelineMix(producers, run, total, size int) [][]pipeline.Event {
+	ps := make([]*pipeline.Producer, producers)
+	for i := range ps {
+		ps[i] = producer(fmt.Sprintf("bench-%c", 'a'+i), i)
+	}
+	scores := []float64{0.9, 0.7}
+	evs := make([]pipeline.Event, total)
+	for i := range evs {
+		p := ps[i/run%producers]
+		if i%15 == 14 {
+			evs[i] = pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p,
+				Retrieval: retrieval(pipeline.Retrieval{Scores: scores}.WithLayer(29).WithResults(3).WithInjected(2))}
+			continue
+		}
+		evs[i] = fwd(p, int32(29+i%3), i%4 != 0, 0.4, 1.5, float64(100+i%900))
+	}
+	var batches [][]pipeline.Event
+	for len(evs) > 0 {
+		n := min(size, len(evs))
+		batches = append(batches, evs[:n])
+		evs = evs[n:]
+	}
+	return batches
+}
