@@ -410,3 +410,32 @@ func TestFilteredSinkNotWokenForNothing(t *testing.T) {
 		t.Fatalf("sink got %d events: %+v", len(s.got), s.got)
 	}
 }
+
+// A span with kinds the sink does not want is copied into its scratch
+// buffer; the copies are dropped once written, so later spans do not pay
+// for clearing them again.
+func TestViewScratchDroppedAfterWrite(t *testing.T) {
+	d := NewDispatcher(nil)
+	s := &recSink{name: "s", kinds: KindForward.Mask()}
+	d.Register(s, SinkOptions{})
+	q := d.queues[0]
+	for i := range 100 {
+		d.Add(Event{Kind: KindForward, TimeNs: int64(i + 1)})
+		if i%10 == 0 {
+			d.Add(Event{Kind: KindStatus, Status: &Status{}})
+		}
+	}
+	d.Flush()
+	d.drainOnce(q) // not started: the test drains
+	if s.count() != 100 {
+		t.Fatalf("delivered %d forwards, want 100", s.count())
+	}
+	if len(q.scratch) != 0 {
+		t.Fatalf("the scratch buffer still holds %d copies after the write", len(q.scratch))
+	}
+	for i, ev := range q.scratch[:cap(q.scratch)] {
+		if ev.Kind != 0 || ev.Status != nil || ev.TimeNs != 0 {
+			t.Fatalf("scratch slot %d not cleared: %+v", i, ev)
+		}
+	}
+}
