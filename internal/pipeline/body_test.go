@@ -207,12 +207,22 @@ func TestPublishLeavesRoomForAudit(t *testing.T) {
 		t.Fatalf("depth %d dropped %d, want 4 and 0", st.Depth, st.Dropped)
 	}
 	close(gate)
+	// Close flushes once more: whether the sink has made room by then is
+	// a race, so the agent event is either delivered or counted as
+	// dropped, never both, never lost, and never instead of a record.
 	d.Close()
-	if n := len(audit.got); n != 5 {
-		t.Errorf("audit sink got %d events, want the 5 audit records", n)
+	var audits, agents int
+	for _, ev := range audit.got {
+		switch ev.Kind {
+		case KindAudit:
+			audits++
+		case KindAgent:
+			agents++
+		}
 	}
-	if _, dropped := d.AgentEventStats(); dropped != 1 {
-		t.Errorf("agent events dropped at close %d, want 1", dropped)
+	_, dropped := d.AgentEventStats()
+	if audits != 5 || agents+int(dropped) != 1 {
+		t.Errorf("audit sink got %d audit records and %d agent events, %d agent events dropped at close; want 5 records and the agent event delivered or dropped", audits, agents, dropped)
 	}
 }
 
