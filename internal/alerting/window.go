@@ -16,43 +16,24 @@ var latencyBoundsUs = schema.LatencyBoundsUs()
 
 const numLatencyBuckets = schema.NumLatencyBounds + 1 // + +Inf
 
-// latencyIndex finds a latency's bucket: by a float's sign and exponent
-// bits, the first bucket a value of that binade can fall in (every bound
-// before it is below the binade), then the bounds from there. With bounds
-// at least a factor 2 apart that is at most two comparisons instead of a
-// scan. Read-only after init.
-var latencyIndex = newBinadeIndex(latencyBoundsUs)
-
-type binadeIndex struct {
-	bounds [schema.NumLatencyBounds]float64
-	start  [1 << 12]uint8 // by the float's top 12 bits
-}
-
-func newBinadeIndex(bounds []float64) binadeIndex {
-	x := binadeIndex{bounds: [schema.NumLatencyBounds]float64(bounds)}
-	for top := range x.start {
-		if top>>11 != 0 || top == 0 {
-			continue // negative, zero or subnormal: from the first bucket
-		}
-		low := math.Float64frombits(uint64(top) << 52) // the binade's smallest value
-		i := 0
-		for i < len(bounds) && bounds[i] < low {
-			i++
-		}
-		x.start[top] = uint8(i)
-	}
-	return x
-}
+// latencyIndex finds a latency's bucket over the exported bounds, as the
+// metrics exporter does. Read-only after init.
+var latencyIndex = schema.NewBucketIndex(latencyBoundsUs)
 
 // latencyBucket is the bucket of v: the first whose bound v is at or
-// below, the +Inf bucket for larger values and NaN.
+// below, the +Inf bucket for larger values and NaN (and the first for
+// -Inf).
 func latencyBucket(v float64) int {
-	x := &latencyIndex
-	i := int(x.start[math.Float64bits(v)>>52])
-	for i < len(x.bounds) && !(v <= x.bounds[i]) {
-		i++
+	if i, ok := latencyIndex.Cell(v); ok {
+		return i
 	}
-	return i
+	if i := latencyIndex.Outside(v); i >= 0 {
+		return i
+	}
+	if v < 0 {
+		return 0 // -Inf
+	}
+	return numLatencyBuckets - 1
 }
 
 // slice is one time step of a window: what happened during it.

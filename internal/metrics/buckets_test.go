@@ -20,8 +20,8 @@ import (
 // observe is the old one-call observation, for tests that feed a lone
 // histogram: classic bucket, then native buckets.
 func (h *hist) observe(v float64, bounds []float64, native bool, nativeDiv float64) int {
-	t, nt := newBucketer(bounds), newNativeTable()
-	b := t.bucket(v)
+	t, nt := schema.NewBucketIndex(bounds), newNativeTable()
+	b := t.Bucket(v)
 	if b < 0 {
 		return b
 	}
@@ -94,13 +94,13 @@ func TestBucketerMatchesSearch(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for name, bounds := range cases {
 		t.Run(name, func(t *testing.T) {
-			bt := newBucketer(bounds)
+			bt := schema.NewBucketIndex(bounds)
 			vals := nearValues(bounds...)
 			for range 20000 {
 				vals = append(vals, math.Ldexp(r.Float64(), r.IntN(80)-40), r.Float64()*10-1, float64(r.IntN(10000)))
 			}
 			for _, v := range vals {
-				if got, want := bt.bucket(v), searchBucket(v, bounds); got != want {
+				if got, want := bt.Bucket(v), searchBucket(v, bounds); got != want {
 					t.Fatalf("bounds %v: %v (bits %#x) in bucket %d, want %d", bounds, v, math.Float64bits(v), got, want)
 				}
 			}

@@ -93,7 +93,7 @@ type Exporter struct {
 
 	// Bucket search tables of the latency, gate, entropy and score
 	// families (compat bounds), and the native bucket thresholds.
-	bLat, bGate, bEnt, bScore bucketer
+	bLat, bGate, bEnt, bScore schema.BucketIndex
 	nt                        nativeTable
 	latDiv                    float64 // the latency family's div
 
@@ -159,10 +159,10 @@ func New(opts Options) *Exporter {
 	if opts.SpanKeep != nil {
 		e.keep = pipeline.NewSpanKeeper(*opts.SpanKeep)
 	}
-	e.bLat = newBucketer(e.fams[famLatency].Buckets)
-	e.bGate = newBucketer(e.fams[famGate].Buckets)
-	e.bEnt = newBucketer(e.fams[famEntropy].Buckets)
-	e.bScore = newBucketer(e.fams[famScore].Buckets)
+	e.bLat = schema.NewBucketIndex(e.fams[famLatency].Buckets)
+	e.bGate = schema.NewBucketIndex(e.fams[famGate].Buckets)
+	e.bEnt = schema.NewBucketIndex(e.fams[famEntropy].Buckets)
+	e.bScore = schema.NewBucketIndex(e.fams[famScore].Buckets)
 	e.nt = newNativeTable()
 	e.latDiv = e.fams[famLatency].div
 	e.prepareFast()
@@ -504,7 +504,7 @@ func (e *Exporter) Write(_ context.Context, batch []pipeline.Event) error {
 			l.retrieval++
 			l.injected += uint64(r.Injected())
 			for _, v := range r.Scores {
-				if b := e.bScore.bucket(v); b >= 0 {
+				if b := e.bScore.Bucket(v); b >= 0 {
 					s.score.add(b, v)
 					if e.opts.Native {
 						s.score.observeNative(v, &e.nt)
@@ -568,9 +568,9 @@ func (e *Exporter) forward(ev *pipeline.Event, slow bool) {
 	}
 	latB := -1
 	if v, ok := f.Latency(); ok {
-		b, in := e.bLat.cell(v)
+		b, in := e.bLat.Cell(v)
 		if !in {
-			b = e.bLat.outside(v)
+			b = e.bLat.Outside(v)
 		}
 		if b >= 0 {
 			h.lat.add(b, v)
@@ -578,18 +578,18 @@ func (e *Exporter) forward(ev *pipeline.Event, slow bool) {
 		}
 	}
 	if v, ok := f.Gate(); ok {
-		b, in := e.bGate.cell(v)
+		b, in := e.bGate.Cell(v)
 		if !in {
-			b = e.bGate.outside(v)
+			b = e.bGate.Outside(v)
 		}
 		if b >= 0 {
 			h.gate.add(b, v)
 		}
 	}
 	if v, ok := f.Entropy(); ok {
-		b, in := e.bEnt.cell(v)
+		b, in := e.bEnt.Cell(v)
 		if !in {
-			b = e.bEnt.outside(v)
+			b = e.bEnt.Outside(v)
 		}
 		if b >= 0 {
 			h.entropy.add(b, v)
