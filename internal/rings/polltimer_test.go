@@ -3,6 +3,8 @@ package rings
 import (
 	"testing"
 	"time"
+
+	"github.com/agaobs/agaobs/internal/testutil"
 )
 
 func TestSleepTimers(t *testing.T) {
@@ -87,13 +89,7 @@ func waitFire(t *testing.T, tm sleepTimer) {
 // leaves it for Stop to drop.
 func waitTick(t *testing.T, tm sleepTimer) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(tm.C()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("tick never arrived")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	testutil.Eventually(t, 30*time.Second, func() bool { return len(tm.C()) > 0 }, "tick never arrived")
 }
 
 func TestPollTimerCloseStopsReader(t *testing.T) {
