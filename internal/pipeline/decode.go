@@ -16,14 +16,19 @@ func Decode(rec *shm.Record, ev *Event) error {
 	ev.Seq, ev.TimeNs, ev.Flags, ev.Invalid = rec.Seq, rec.TimeNs, rec.Flags, 0
 	switch rec.Type {
 	case shm.TypeForward:
-		f, err := shm.DecodeForward(rec.Body)
-		if err != nil {
+		gate, entropy, latency, layer, fields, ok := shm.ForwardValues(rec.Body)
+		if !ok {
+			_, err := shm.DecodeForward(rec.Body)
 			return err
 		}
 		ev.Kind = KindForward
-		ev.Forward = Forward{gate: f.GateMean, entropy: f.EntropyMean, latency: f.LatencyUs, layer: f.Layer,
-			bits: forwardBits(f.Fields) & fwdAll}
-		cleanForward(ev)
+		// Field by field, for the reason shm.ForwardValues gives.
+		fw := &ev.Forward
+		fw.gate, fw.entropy, fw.latency = gate, entropy, latency
+		fw.layer, fw.bits = layer, forwardBits(fields)&fwdAll
+		if !Finite(gate) || !Finite(entropy) || !Finite(latency) {
+			cleanForward(ev)
+		}
 	case shm.TypeRetrieval:
 		v, err := shm.DecodeRetrieval(rec.Body)
 		if err != nil {
@@ -132,12 +137,9 @@ func decodeOther(name string, data []byte, ev *Event) error {
 }
 
 // cleanForward drops non-finite gate, entropy and latency values (see
-// InvalidField).
+// InvalidField); Decode calls it only when one is.
 func cleanForward(ev *Event) {
 	f := &ev.Forward
-	if Finite(f.gate) && Finite(f.entropy) && Finite(f.latency) {
-		return // the common case, three comparisons on the hot path
-	}
 	for _, x := range [...]struct {
 		bit   forwardBits
 		v     *float64

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,8 +135,51 @@ func TestDecodeCopiesBodies(t *testing.T) {
 	}
 }
 
+// checkForwardDecode holds Decode's FORWARD fast path (field stores,
+// cleanForward only for a non-finite value) to shm.DecodeForward: the same
+// error, the same values, a non-finite one dropped with its has bit and
+// marked invalid.
+func checkForwardDecode(t *testing.T, body []byte, ev *Event, err error) {
+	t.Helper()
+	want, werr := shm.DecodeForward(body)
+	if (err == nil) != (werr == nil) {
+		t.Fatalf("Decode error %v, DecodeForward error %v", err, werr)
+	}
+	if err != nil {
+		return
+	}
+	f := &ev.Forward
+	if ev.Kind != KindForward || f.layer != want.Layer || f.Applied() != (want.Fields&1 != 0) {
+		t.Fatalf("decoded %+v from %+v", *f, want)
+	}
+	for _, c := range []struct {
+		name  string
+		got   func() (float64, bool)
+		v     float64
+		bit   uint32
+		field InvalidField
+	}{
+		{"gate", f.GateMean, want.GateMean, 1 << 1, InvalidGate},
+		{"entropy", f.EntropyMean, want.EntropyMean, 1 << 2, InvalidEntropy},
+		{"latency", f.LatencyUs, want.LatencyUs, 1 << 3, InvalidLatency},
+	} {
+		v, ok := c.got()
+		has := want.Fields&c.bit != 0
+		switch {
+		case !Finite(c.v):
+			if ok || v != 0 || ev.Invalid.Has(c.field) != has {
+				t.Fatalf("%s: non-finite %v decoded as %v, %v (invalid %v)", c.name, c.v, v, ok, ev.Invalid)
+			}
+		case ok != has || math.Float64bits(v) != math.Float64bits(c.v) || ev.Invalid.Has(c.field):
+			t.Fatalf("%s: %v, %v decoded from %v (has %v)", c.name, v, ok, c.v, has)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add(uint16(shm.TypeForward), []byte(forwardBody(shm.Forward{Fields: 31})))
+	f.Add(uint16(shm.TypeForward), []byte(forwardBody(shm.Forward{GateMean: math.NaN(), LatencyUs: math.Inf(1), Layer: -3, Fields: 15})))
+	f.Add(uint16(shm.TypeForward), []byte(forwardBody(shm.Forward{EntropyMean: math.Inf(-1), Fields: 4})))
 	f.Add(uint16(shm.TypeAudit), []byte("\x00\x00\x00\x00\x00\x00\x00\x00{\"operation\":\"x\"}"))
 	f.Add(uint16(shm.TypeEvent), []byte("\x07\x00forward{\"gate_mean\":1e309}"))
 	f.Add(uint16(shm.TypeStatus), []byte(`{"kv_store":{"count":"x"}}`))
@@ -145,6 +189,9 @@ func FuzzDecode(f *testing.F) {
 		err := Decode(&shm.Record{Type: shm.RecordType(typ), Body: body}, &ev)
 		if err != nil && !errors.Is(err, shm.ErrCorrupt) {
 			t.Fatalf("error %v does not wrap ErrCorrupt", err)
+		}
+		if shm.RecordType(typ) == shm.TypeForward {
+			checkForwardDecode(t, body, &ev, err)
 		}
 	})
 }

@@ -76,6 +76,19 @@ func PutForward(b []byte, f *Forward) {
 }
 
 // DecodeForward decodes a FORWARD body.
+// ForwardValues is DecodeForward for the consumer's hot path: the fields
+// as separate values, which the caller stores one by one (a returned
+// struct is copied through the stack with stalled 16-byte moves); ok is
+// false where DecodeForward returns an error.
+func ForwardValues(b []byte) (gate, entropy, latency float64, layer int32, fields uint32, ok bool) {
+	if len(b) != ForwardBodyLen {
+		return 0, 0, 0, 0, 0, false
+	}
+	le := binary.LittleEndian
+	return math.Float64frombits(le.Uint64(b[0:])), math.Float64frombits(le.Uint64(b[8:])),
+		math.Float64frombits(le.Uint64(b[16:])), int32(le.Uint32(b[24:])), le.Uint32(b[28:]), true
+}
+
 func DecodeForward(b []byte) (Forward, error) {
 	if len(b) != ForwardBodyLen {
 		return Forward{}, fmt.Errorf("forward body is %d bytes, want %d: %w", len(b), ForwardBodyLen, ErrCorrupt)

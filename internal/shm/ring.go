@@ -297,14 +297,14 @@ func (r *Ring) poll(max int, fn func(*Record) Disposition) (res PollResult, err 
 			r.unknown++
 			continue
 		}
-		rec = Record{
-			Type:       typ,
-			Flags:      le.Uint16(r.data[off+6:]),
-			Seq:        seq,
-			TimeNs:     int64(le.Uint64(r.data[off+16:])),
-			Body:       r.data[off+RecordHeaderLen : off+length],
-			Checkpoint: Checkpoint{End: r.read, Seq: seq, Lost: r.lost, Corrupt: r.corrupt},
-		}
+		// Field by field: a composite literal is built on the stack with
+		// narrow stores and copied out in 16-byte loads, which cannot be
+		// forwarded from those stores (about 7 ns a record, perf annotate).
+		rec.Type, rec.Flags = typ, le.Uint16(r.data[off+6:])
+		rec.Seq, rec.TimeNs = seq, int64(le.Uint64(r.data[off+16:]))
+		rec.Body = r.data[off+RecordHeaderLen : off+length]
+		rec.Checkpoint.End, rec.Checkpoint.Seq = r.read, seq
+		rec.Checkpoint.Lost, rec.Checkpoint.Corrupt = r.lost, r.corrupt
 		res.Records++
 		switch fn(&rec) {
 		case Pending:

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -480,5 +481,35 @@ func TestConcurrentWritersSerialise(t *testing.T) {
 	n += len(drain(t, r))
 	if n != 4*per+1 || r.Stats().Lost != 0 {
 		t.Fatalf("read %d records (lost %d), want %d", n, r.Stats().Lost, 4*per+1)
+	}
+}
+
+// ForwardValues is DecodeForward without the struct: the same values and
+// the same refusals.
+func TestForwardValuesMatchesDecodeForward(t *testing.T) {
+	body := make([]byte, ForwardBodyLen)
+	PutForward(body, &Forward{GateMean: 0.25, EntropyMean: math.NaN(), LatencyUs: -1, Layer: -7, Fields: 0xdeadbeef})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"forward", body},
+		{"short", body[:ForwardBodyLen-1]},
+		{"long", append(append([]byte(nil), body...), 0)},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := DecodeForward(tc.b)
+			gate, entropy, latency, layer, fields, ok := ForwardValues(tc.b)
+			if ok != (err == nil) {
+				t.Fatalf("ok %v, DecodeForward error %v", ok, err)
+			}
+			got := Forward{GateMean: gate, EntropyMean: entropy, LatencyUs: latency, Layer: layer, Fields: fields}
+			if ok && (math.Float64bits(got.GateMean) != math.Float64bits(want.GateMean) ||
+				math.Float64bits(got.EntropyMean) != math.Float64bits(want.EntropyMean) ||
+				math.Float64bits(got.LatencyUs) != math.Float64bits(want.LatencyUs) || got.Layer != want.Layer || got.Fields != want.Fields) {
+				t.Fatalf("got %+v, want %+v", got, want)
+			}
+		})
 	}
 }
