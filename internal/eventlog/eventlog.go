@@ -156,6 +156,10 @@ func (s *Sink) Kinds() pipeline.KindMask {
 func (s *Sink) Write(_ context.Context, batch []pipeline.Event) error {
 	s.buf = s.buf[:0]
 	var sampled uint64
+	// One clock reading per batch, taken at its first line: a batch is
+	// formatted in well under the timestamp's millisecond, and the
+	// reading cost about 50 ns a line (2 % of the pipeline, perf).
+	var now time.Time
 	for i := range batch {
 		ev := &batch[i]
 		lvl := eventLevel(ev)
@@ -169,7 +173,10 @@ func (s *Sink) Write(_ context.Context, batch []pipeline.Event) error {
 				continue
 			}
 		}
-		s.format(ev, lvl)
+		if now.IsZero() {
+			now = s.opts.Now()
+		}
+		s.format(ev, lvl, now)
 		s.batchLines[lvl/10-1]++
 	}
 	s.publishCounts(sampled)
@@ -251,8 +258,7 @@ func safeMessage(k pipeline.Kind) bool {
 // plus producer; timestamps are RFC 3339 with milliseconds and zone. Lines
 // are built with append calls: retrieval and audit lines are formatted on
 // the sink's goroutine at their full rate.
-func (s *Sink) format(ev *pipeline.Event, lvl int) {
-	now := s.opts.Now()
+func (s *Sink) format(ev *pipeline.Event, lvl int, now time.Time) {
 	if s.json {
 		s.buf = s.formatJSON(s.buf, ev, lvl, now)
 	} else {

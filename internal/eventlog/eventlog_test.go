@@ -82,10 +82,38 @@ func TestTextLinesAndLevels(t *testing.T) {
 	if out.String() != want {
 		t.Fatalf("got %q\nwant %q", out.String(), want)
 	}
-	// Lines below the level are never formatted: the clock is read once
-	// per formatted line only.
+	// Lines below the level are never formatted, nor is the clock read
+	// for them.
 	if now != 1 {
 		t.Errorf("clock read %d times for 1 line", now)
+	}
+}
+
+// TestClockReadOncePerBatch: every line of a batch carries the one reading
+// taken at its first line; a batch with no line to write reads no clock.
+func TestClockReadOncePerBatch(t *testing.T) {
+	reads := 0
+	clock := func() time.Time { reads++; return fixed.Add(time.Duration(reads) * time.Second) }
+	s, out := newSink(t, Options{Level: "DEBUG", Now: clock})
+	for batch, want := range []int{1, 2} {
+		out.Reset()
+		if err := s.Write(context.Background(), pipelineMix(30)); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != 30 || reads != want {
+			t.Fatalf("batch %d: %d lines, %d clock reads in all", batch, len(lines), reads)
+		}
+		stamp := fixed.Add(time.Duration(want) * time.Second).Format("2006-01-02T15:04:05.000Z07:00")
+		for i, l := range lines {
+			if !strings.HasPrefix(l, `{"timestamp":"`+stamp+`"`) {
+				t.Fatalf("batch %d line %d: %q, want timestamp %s", batch, i, l, stamp)
+			}
+		}
+	}
+	s2, _ := newSink(t, Options{Level: "ERROR", Now: clock})
+	if err := s2.Write(context.Background(), pipelineMix(30)); err != nil || reads != 2 {
+		t.Fatalf("a batch with no line read the clock (%d reads, err %v)", reads, err)
 	}
 }
 
