@@ -117,7 +117,7 @@ e2e: build
 # machine (~1.5 min with a warm build cache): a markdown table to stdout and
 # to .e2e/perf-report.md (BENCHMARKS.md, "Side by side").
 # `make perf BASE=<git ref>`: that ref vs this working tree instead, interleaved (scripts/perf-compare.sh, .e2e/perf-compare.md).
-perf:
+perf: python-native
 	@mkdir -p .e2e
 ifneq ($(BASE),)
 	GO=$(GO) PYTHON=$(PYTHON) scripts/perf-compare.sh "$(BASE)" $(CURDIR)/.e2e/perf-compare.md

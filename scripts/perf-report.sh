@@ -9,8 +9,8 @@
 # It runs (about 3 minutes on the 2-vCPU development VM):
 #   - the Python emit cost with the agent draining the ring (`make bench-python`'s
 #     command, on free loopback ports),
-#   - go benchmarks Drain (internal/shm) and Pipeline (internal/agent), three
-#     of each interleaved (medians), ScrapeCompare96x8 (internal/metrics: the
+#   - go benchmarks Drain (internal/shm) and Pipeline (internal/agent), five
+#     of each interleaved and pinned to one CPU (medians), ScrapeCompare96x8 (internal/metrics: the
 #     agent's /metrics vs a plain client_golang registry holding the same
 #     series) and WriterDurable (internal/audit),
 #   - bin/agaobs-bench --json, scenarios idle,10k,100k,1m,audit (`make bench-agent`),
@@ -118,16 +118,23 @@ agent_pid=""
 rm -rf "$pyring"
 pyring=""
 
-# The pipeline and its baseline, the bare drain, interleaved (-count 3 each,
-# alternating), so a drifting machine moves both.
-step "go bench Drain and Pipeline, interleaved"
+# The pipeline and its baseline, the bare drain, interleaved (five of each,
+# alternating), so a drifting machine moves both. Both run pinned to the
+# same CPU (the last one, where taskset is there): unpinned, a one-core
+# benchmark migrating between this VM's vCPUs spread ±15 % run to run,
+# pinned ±3 % (BENCHMARKS.md, "Issue 19, fourth round").
+pin=()
+if command -v taskset >/dev/null && [[ $(nproc) -gt 1 ]]; then
+	pin=(taskset -c "$(($(nproc) - 1))")
+fi
+step "go bench Drain and Pipeline, interleaved${pin:+, pinned to CPU ${pin[2]}}"
 "$GO" test -c -o "$work/shm.test" ./internal/shm
 "$GO" test -c -o "$work/agent.test" ./internal/agent
 : >"$work/drain.txt"
 : >"$work/pipeline.txt"
-for i in 1 2 3; do
-	run drain "$work/drain.$i.txt" "$work/shm.test" -test.run '^$' -test.bench '^BenchmarkDrain$' -test.benchmem -test.benchtime 2s
-	run pipeline "$work/pipeline.$i.txt" "$work/agent.test" -test.run '^$' -test.bench '^BenchmarkPipeline$' -test.benchtime 4800000x
+for i in 1 2 3 4 5; do
+	run drain "$work/drain.$i.txt" "${pin[@]}" "$work/shm.test" -test.run '^$' -test.bench '^BenchmarkDrain$' -test.benchmem -test.benchtime 2s
+	run pipeline "$work/pipeline.$i.txt" "${pin[@]}" "$work/agent.test" -test.run '^$' -test.bench '^BenchmarkPipeline$' -test.benchtime 4800000x
 	cat "$work/drain.$i.txt" >>"$work/drain.txt"
 	cat "$work/pipeline.$i.txt" >>"$work/pipeline.txt"
 done
@@ -243,7 +250,7 @@ ns = gobench(read("drain.txt"), "BenchmarkDrain", "ns/op")
 allocs = gobench(read("drain.txt"), "BenchmarkDrain", "allocs/op")
 drain_eps = 1e9 / ns if ns else None
 if ns:
-    row("Consumer drain, 64-byte records from a pre-filled 4 MiB ring, one core (median of 3)", "≥ 50 M events/s, 0 allocs",
+    row("Consumer drain, 64-byte records from a pre-filled 4 MiB ring, one core (median of 5)", "≥ 50 M events/s, 0 allocs",
         f"**{1e3 / ns:.1f} M events/s** ({ns:.1f} ns/op, {allocs:.0f} allocs/op)", 1e3 / ns >= 50 and allocs == 0, DSRC)
 else:
     row("Consumer drain, one core", "≥ 50 M events/s", FAILED, False, DSRC)
@@ -255,7 +262,7 @@ eps = gobench(read("pipeline.txt"), "BenchmarkPipeline", "events/s")
 if eps and drain_eps:
     r = eps / drain_eps
     row("Full pipeline on one core (GOMAXPROCS=1): 8 pre-filled rings → consumer → decode → every sink of the default config "
-        "(counter, audit store, metrics, event log to a file, alert engine with anomaly detection, producer health, live view; OTLP off), median of 3 interleaved with the drain",
+        "(counter, audit store, metrics, event log to a file, alert engine with anomaly detection, producer health, live view; OTLP off), median of 5 interleaved with the drain, both pinned to one CPU",
         "≥ 10 M events/s, ≥ 0.15 × drain",
         f"**{eps / 1e6:.2f} M events/s** ({', '.join(f'{x / 1e6:.2f}' for x in eps_all)})", eps >= 10e6 and r >= 0.15, PSRC,
         baseline=f"drain {drain_eps / 1e6:.1f} M/s", ratio=fmt_ratio(r))
