@@ -261,8 +261,10 @@ const sinkLinger = 15 * time.Millisecond
 // called before the metrics registry is built in New.
 func (a *Agent) addSink(s pipeline.Sink, linger time.Duration) {
 	opts := pipeline.SinkOptions{QueueSize: a.cfg.SinkQueueSize, Linger: linger}
-	if f, ok := s.(interface{ Want(*pipeline.Event) bool }); ok {
-		opts.Filter = f.Want
+	if f, ok := s.(interface {
+		Filter() func(*pipeline.Event) bool
+	}); ok {
+		opts.Filter = f.Filter()
 	}
 	a.disp.Register(s, opts)
 	if c, ok := s.(selfmetrics.Collector); ok {

@@ -23,6 +23,19 @@ import (
 // has processed every event.
 func BenchmarkPipeline(b *testing.B) { benchPipeline(b, 3, config.Default()) }
 
+// BenchmarkPipelineOTLP is BenchmarkPipeline with OTLP off and on (every
+// signal, default sampling; the collector's address refuses connections,
+// so what the sink queues is dropped and counted): what OTLP adds per
+// event on the consumer's core (the span decision, the sink's filter).
+// -count interleaves the two.
+func BenchmarkPipelineOTLP(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		cfg := config.Default()
+		cfg.OTLPEnabled, cfg.OTLPEndpoint, cfg.OTLPInsecure = on, "127.0.0.1:1", true
+		b.Run(fmt.Sprintf("otlp=%v", on), func(b *testing.B) { benchPipeline(b, 3, cfg) })
+	}
+}
+
 // BenchmarkPipelineAnomaly is BenchmarkPipeline with forwards on 96
 // layers, with the anomaly detector off and on (issue #18: <= 5 % more
 // CPU per event); -count interleaves the two.

@@ -139,17 +139,22 @@ func (e *Exporter) Kinds() pipeline.KindMask {
 		pipeline.KindEvent.Mask() | pipeline.KindHello.Mask() | pipeline.KindLifecycle.Mask()
 }
 
-// Want is the sink's dispatch filter (pipeline.SinkOptions.Filter): an AGA
-// event only when it becomes a span (or is counted as capped) or an
+// Filter returns the sink's dispatch filter (pipeline.SinkOptions.Filter):
+// an AGA event only when it becomes a span (or is counted as capped) or an
 // event-log record. The span decision is made once, by the dispatcher
 // (Event.Span); most forwards are neither, and never reach this sink's
-// queue.
-func (e *Exporter) Want(ev *pipeline.Event) bool {
-	switch ev.Kind {
-	case pipeline.KindForward, pipeline.KindRetrieval, pipeline.KindAudit, pipeline.KindEvent:
-		return e.traceExp != nil && ev.Span != pipeline.SpanDropped || e.logs(ev)
+// queue. The dispatcher calls it for every event of the sink's kinds, so
+// it is a closure over the exporter's fixed settings: a method value
+// through an interface cost a second indirect call per event.
+func (e *Exporter) Filter() func(*pipeline.Event) bool {
+	traces, logs, level := e.traceExp != nil, e.records != nil, e.opts.LogLevel
+	return func(ev *pipeline.Event) bool {
+		switch ev.Kind {
+		case pipeline.KindForward, pipeline.KindRetrieval, pipeline.KindAudit, pipeline.KindEvent:
+			return traces && ev.Span != pipeline.SpanDropped || logs && ev.SeedLevel() >= level
+		}
+		return true
 	}
-	return true
 }
 
 // logs reports whether an event becomes an event-log record.

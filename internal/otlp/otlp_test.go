@@ -160,7 +160,7 @@ func deliver(t *testing.T, e *Exporter, keep pipeline.SpanKeepOptions, batch []p
 	}
 	d := pipeline.NewDispatcher(nil)
 	d.SetSpanKeeper(pipeline.NewSpanKeeper(keep))
-	d.Register(e, pipeline.SinkOptions{Filter: e.Want, QueueSize: 1 << 20})
+	d.Register(e, pipeline.SinkOptions{Filter: e.Filter(), QueueSize: 1 << 20})
 	d.Start()
 	for _, ev := range batch {
 		d.Add(ev)
@@ -168,6 +168,42 @@ func deliver(t *testing.T, e *Exporter, keep pipeline.SpanKeepOptions, batch []p
 	d.Flush()
 	d.Close()
 	return d.Stats()[0].Written
+}
+
+// TestFilterKeepsWhatWriteExports: the dispatch filter passes exactly the
+// AGA events Write turns into a span (any decision but dropped: capped ones
+// are counted) or a log record (logs, at the exporter's level), and every
+// other event, for each signal set and log level.
+func TestFilterKeepsWhatWriteExports(t *testing.T) {
+	c := startCollector(t)
+	p := testProducer("tp0", "m", "pod")
+	var evs []pipeline.Event
+	for _, span := range []pipeline.SpanReason{pipeline.SpanDropped, pipeline.SpanSampled, pipeline.SpanSlow, pipeline.SpanCapped, pipeline.SpanAudit} {
+		f := forward(p, 1, 10)
+		f.Span = span
+		evs = append(evs, f,
+			pipeline.Event{Kind: pipeline.KindRetrieval, Producer: p, Span: span, Retrieval: &pipeline.Retrieval{}},
+			pipeline.Event{Kind: pipeline.KindAudit, Producer: p, Span: span, Audit: &pipeline.Audit{Success: span == pipeline.SpanAudit}},
+			pipeline.Event{Kind: pipeline.KindEvent, Producer: p, Span: span, Other: &pipeline.Other{Name: "x"}},
+			pipeline.Event{Kind: pipeline.KindLifecycle, Producer: p, Span: span, Lifecycle: &pipeline.Lifecycle{Type: pipeline.ProducerForgotten}})
+	}
+	for _, signals := range [][]string{{SignalTraces}, {SignalLogs}, {SignalTraces, SignalLogs}} {
+		for _, level := range []pipeline.Level{pipeline.LevelDebug, pipeline.LevelInfo, pipeline.LevelWarning} {
+			e := newTestExporter(t, c, Options{Signals: signals, LogLevel: level})
+			filter := e.Filter()
+			for i := range evs {
+				ev := &evs[i]
+				want := true
+				switch ev.Kind {
+				case pipeline.KindForward, pipeline.KindRetrieval, pipeline.KindAudit, pipeline.KindEvent:
+					want = e.traceExp != nil && ev.Span != pipeline.SpanDropped || e.logs(ev)
+				}
+				if got := filter(ev); got != want {
+					t.Errorf("signals %v, level %v: %v with span %v: filter %v, want %v", signals, level, ev.Kind, ev.Span, got, want)
+				}
+			}
+		}
+	}
 }
 
 // run starts Run and returns a function that stops it and waits.

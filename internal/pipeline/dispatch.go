@@ -436,15 +436,7 @@ func (d *Dispatcher) Idle() {
 func (d *Dispatcher) publish(c *chunk, lo, hi int, now int64) {
 	evs := c.events[lo:hi]
 	if k := d.keeper; k != nil {
-		for i := range evs {
-			ev := &evs[i]
-			switch ev.Kind {
-			case KindAgent:
-				k.Observe(ev)
-			case KindForward, KindRetrieval, KindAudit:
-				ev.Span = k.Decide(ev)
-			}
-		}
+		k.Stamp(evs)
 	}
 	var count [numKinds]int32
 	for i := range evs {

@@ -61,7 +61,10 @@ func HeadSampled(id [16]byte, rate float64) bool {
 }
 
 // sampledLow is HeadSampled on the id's second half (0 < rate < 1).
-func sampledLow(lo uint64, rate float64) bool { return lo>>1 < uint64(rate*(1<<63)) }
+func sampledLow(lo uint64, rate float64) bool { return lo>>1 < sampleBound(rate) }
+
+// sampleBound is the bound sampledLow compares with: rate × 2^63.
+func sampleBound(rate float64) uint64 { return uint64(rate * (1 << 63)) }
 
 // SpanReason says why an event is kept as a span.
 type SpanReason uint8
@@ -111,11 +114,41 @@ type SpanKeeper struct {
 	// epoch and epochMix cache mix64(epoch+1) for the last ring seen:
 	// consecutive events come from the same ring.
 	epoch, epochMix uint64
+	// thresh is sampledLow's bound for SampleRate, computed once.
+	thresh uint64
 }
 
 // NewSpanKeeper returns a keeper.
 func NewSpanKeeper(o SpanKeepOptions) *SpanKeeper {
-	return &SpanKeeper{opts: o, firing: map[string]map[string]bool{}}
+	k := &SpanKeeper{opts: o, firing: map[string]map[string]bool{}}
+	if o.SampleRate > 0 && o.SampleRate < 1 {
+		k.thresh = sampleBound(o.SampleRate)
+	}
+	return k
+}
+
+// Stamp makes the decision for every forward, retrieval and audit event of
+// evs (Event.Span) and follows the alert transitions among them, in order:
+// Decide and Observe over a range, as the dispatcher calls them at Flush.
+func (k *SpanKeeper) Stamp(evs []Event) {
+	slowUs := k.opts.SlowUs
+	for i := range evs {
+		switch ev := &evs[i]; ev.Kind {
+		case KindForward:
+			// Most forwards are dropped: Decide's answer for a forward that
+			// is not slow or sampled while no latency alert fires, without
+			// the call (TestStampMatchesDecide).
+			if lat, ok := ev.Forward.Latency(); (!ok || slowUs <= 0 || lat < slowUs) && len(k.firing) == 0 && !k.sampled(ev) {
+				ev.Span = SpanDropped
+				continue
+			}
+			ev.Span = k.Decide(ev)
+		case KindAgent:
+			k.Observe(ev)
+		case KindRetrieval, KindAudit:
+			ev.Span = k.Decide(ev)
+		}
+	}
 }
 
 // Observe follows alert transitions (KindAgent events of type
@@ -202,5 +235,5 @@ func (k *SpanKeeper) sampled(ev *Event) bool {
 	if ev.Epoch != k.epoch || k.epochMix == 0 {
 		k.epoch, k.epochMix = ev.Epoch, mix64(ev.Epoch+1)
 	}
-	return sampledLow(traceLow(k.epochMix, ev.Seq), rate)
+	return traceLow(k.epochMix, ev.Seq)>>1 < k.thresh
 }

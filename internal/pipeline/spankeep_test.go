@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 )
@@ -105,6 +106,75 @@ func TestSpanKeeper(t *testing.T) {
 	}
 }
 
+// TestStampMatchesDecide: Stamp over ranges (its fast path for dropped
+// forwards included) decides what Decide and Observe decide event by
+// event, through slow, sampled, capped and alert-kept forwards, alerts
+// firing and resolving, retrievals and audits, at several sample rates.
+func TestStampMatchesDecide(t *testing.T) {
+	latency := func(m string) bool { return m == "latency_p99" }
+	prods := []*Producer{NewProducer("tp0", "k", 1, 1, "r", Identity{Producer: "tp0"}),
+		NewProducer("tp1", "k2", 2, 2, "r2", Identity{Producer: "tp1"}), nil}
+	for _, opts := range []SpanKeepOptions{
+		{SampleRate: 0.001, SlowUs: 1000, MaxPerSecond: 1000, LatencyMetric: latency},
+		{SampleRate: 0.3, SlowUs: 500, MaxPerSecond: 20, LatencyMetric: latency},
+		{SampleRate: 1, MaxPerSecond: 0, LatencyMetric: latency},
+		{SampleRate: 0, SlowUs: 0},
+	} {
+		rnd := rand.New(rand.NewPCG(uint64(opts.MaxPerSecond), 9))
+		var evs []Event
+		for seq := uint64(1); seq <= 20000; seq++ {
+			p := prods[rnd.IntN(len(prods))]
+			ev := fwd(prods[0], seq, int64(seq/300), float64(rnd.IntN(1500)))
+			ev.Producer, ev.Epoch = p, uint64(rnd.IntN(3))
+			switch r := rnd.IntN(100); {
+			case r < 2:
+				name := ""
+				if p != nil {
+					name = p.Name
+				}
+				state := "firing"
+				if rnd.IntN(2) == 0 {
+					state = "resolved"
+				}
+				ev = alert(name, "slo_latency_p99", "latency_p99", state)
+			case r < 8:
+				ev.Kind, ev.Forward, ev.Retrieval = KindRetrieval, Forward{}, &Retrieval{}
+			case r < 10:
+				ev.Kind, ev.Forward, ev.Audit = KindAudit, Forward{}, &Audit{}
+			case r < 20:
+				ev.Forward = Forward{}.WithGate(0.5) // no latency
+			}
+			evs = append(evs, *ev)
+		}
+		one, batch := NewSpanKeeper(opts), NewSpanKeeper(opts)
+		want := make([]SpanReason, len(evs))
+		for i := range evs {
+			ev := evs[i]
+			one.Observe(&ev)
+			if ev.Kind != KindAgent {
+				want[i] = one.Decide(&ev)
+			}
+		}
+		for lo := 0; lo < len(evs); {
+			hi := min(len(evs), lo+1+rnd.IntN(700))
+			batch.Stamp(evs[lo:hi])
+			lo = hi
+		}
+		kept := 0
+		for i := range evs {
+			if evs[i].Kind != KindAgent && evs[i].Span != want[i] {
+				t.Fatalf("%+v: event %d (%v): Stamp %v, Decide %v", opts, i, evs[i].Kind, evs[i].Span, want[i])
+			}
+			if want[i].Kept() {
+				kept++
+			}
+		}
+		if opts.SampleRate > 0 && kept == 0 {
+			t.Fatalf("%+v: nothing kept: the test exercises nothing", opts)
+		}
+	}
+}
+
 // recordingSink keeps what it is given.
 type recordingSink struct {
 	mu  sync.Mutex
@@ -167,5 +237,22 @@ func TestKeeperSamplingIsHeadSampled(t *testing.T) {
 		if got := k.Decide(ev) == SpanSampled; got != want {
 			t.Fatalf("epoch %d seq %d: keeper %v, HeadSampled %v", ev.Epoch, ev.Seq, got, want)
 		}
+	}
+}
+
+// BenchmarkSpanKeeperDecide: the dispatcher's span decision (Stamp) with
+// OTLP traces on (default sampling 0.001, cap 1000/s, slow at 1 ms), over
+// forwards of one ring.
+func BenchmarkSpanKeeperDecide(b *testing.B) {
+	k := NewSpanKeeper(SpanKeepOptions{SampleRate: 0.001, SlowUs: 1000, MaxPerSecond: 1000})
+	p := NewProducer("tp0", "tp0", 1, 1, "r", Identity{Producer: "tp0"})
+	evs := make([]Event, 1024)
+	for i := range evs {
+		evs[i] = Event{Kind: KindForward, Producer: p, Epoch: 0x1234, Seq: uint64(i + 1), TimeNs: int64(i) * 1000,
+			Forward: Forward{}.WithLatency(180).WithGate(0.5)}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(evs) {
+		k.Stamp(evs[:min(len(evs), b.N-i)])
 	}
 }
