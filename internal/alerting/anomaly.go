@@ -32,6 +32,16 @@ type means struct {
 	gateN, entN       uint64
 }
 
+// merge adds o's counts and sums to m's.
+func (m *means) merge(o *means) {
+	m.forwards += o.forwards
+	m.applied += o.applied
+	m.gateSum += o.gateSum
+	m.gateN += o.gateN
+	m.entSum += o.entSum
+	m.entN += o.entN
+}
+
 func (m *means) add(o *forwardObs) {
 	m.forwards++
 	if o.applied {

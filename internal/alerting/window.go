@@ -40,10 +40,7 @@ func latencyBucket(v float64) int {
 type slice struct {
 	start            int64 // unix seconds, aligned to the window's step
 	lat              [numLatencyBuckets]uint64
-	forwards         uint64
-	applied          uint64
-	gateSum, entSum  float64
-	gateN, entN      uint64
+	means            // forwards, applied, gate and entropy sums, as the anomaly minute keeps them
 	results          int64
 	injected         int64
 	consumed, drops  uint64 // hot ring deltas
@@ -53,20 +50,9 @@ type slice struct {
 
 // addForward counts a forward's observations.
 func (x *slice) addForward(o *forwardObs) {
-	x.forwards++
-	if o.applied {
-		x.applied++
-	}
+	x.means.add(o)
 	if o.hasLat {
 		x.lat[o.bucket]++
-	}
-	if o.hasGate {
-		x.gateSum += o.gate
-		x.gateN++
-	}
-	if o.hasEnt {
-		x.entSum += o.ent
-		x.entN++
 	}
 }
 
@@ -116,12 +102,7 @@ func (w *window) sum(now int64, d time.Duration) slice {
 		for b := range s.lat {
 			out.lat[b] += s.lat[b]
 		}
-		out.forwards += s.forwards
-		out.applied += s.applied
-		out.gateSum += s.gateSum
-		out.gateN += s.gateN
-		out.entSum += s.entSum
-		out.entN += s.entN
+		out.means.merge(&s.means)
 		out.results += s.results
 		out.injected += s.injected
 		out.consumed += s.consumed

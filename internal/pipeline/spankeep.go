@@ -131,21 +131,11 @@ func NewSpanKeeper(o SpanKeepOptions) *SpanKeeper {
 // evs (Event.Span) and follows the alert transitions among them, in order:
 // Decide and Observe over a range, as the dispatcher calls them at Flush.
 func (k *SpanKeeper) Stamp(evs []Event) {
-	slowUs := k.opts.SlowUs
 	for i := range evs {
 		switch ev := &evs[i]; ev.Kind {
-		case KindForward:
-			// Most forwards are dropped: Decide's answer for a forward that
-			// is not slow or sampled while no latency alert fires, without
-			// the call (TestStampMatchesDecide).
-			if lat, ok := ev.Forward.Latency(); (!ok || slowUs <= 0 || lat < slowUs) && len(k.firing) == 0 && !k.sampled(ev) {
-				ev.Span = SpanDropped
-				continue
-			}
-			ev.Span = k.Decide(ev)
 		case KindAgent:
 			k.Observe(ev)
-		case KindRetrieval, KindAudit:
+		case KindForward, KindRetrieval, KindAudit:
 			ev.Span = k.Decide(ev)
 		}
 	}
@@ -193,15 +183,7 @@ func (k *SpanKeeper) Decide(ev *Event) SpanReason {
 	r := SpanDropped
 	switch ev.Kind {
 	case KindForward:
-		lat, ok := ev.Forward.Latency()
-		switch {
-		case ok && k.opts.SlowUs > 0 && lat >= k.opts.SlowUs:
-			r = SpanSlow
-		case len(k.firing) > 0 && ev.Producer != nil && k.Firing(ev.Producer.Name):
-			r = SpanAlert
-		case k.sampled(ev):
-			r = SpanSampled
-		}
+		r = k.forwardReason(ev)
 	case KindRetrieval:
 		if k.sampled(ev) {
 			r = SpanSampled
@@ -209,6 +191,27 @@ func (k *SpanKeeper) Decide(ev *Event) SpanReason {
 	case KindAudit:
 		r = SpanAudit
 	}
+	return k.capped(ev, r)
+}
+
+// forwardReason is why a forward is kept, before the cap: slow, during a
+// firing latency alert of its producer, or head-sampled.
+func (k *SpanKeeper) forwardReason(ev *Event) SpanReason {
+	if lat, ok := ev.Forward.Latency(); ok && k.opts.SlowUs > 0 && lat >= k.opts.SlowUs {
+		return SpanSlow
+	}
+	if len(k.firing) > 0 && ev.Producer != nil && k.Firing(ev.Producer.Name) {
+		return SpanAlert
+	}
+	if k.sampled(ev) {
+		return SpanSampled
+	}
+	return SpanDropped
+}
+
+// capped counts a kept span against the per-second cap: SpanCapped once
+// the second's spans are used up.
+func (k *SpanKeeper) capped(ev *Event, r SpanReason) SpanReason {
 	if r == SpanDropped || k.opts.MaxPerSecond <= 0 {
 		return r
 	}

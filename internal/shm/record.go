@@ -75,11 +75,10 @@ func PutForward(b []byte, f *Forward) {
 	le.PutUint32(b[28:], f.Fields)
 }
 
-// DecodeForward decodes a FORWARD body.
-// ForwardValues is DecodeForward for the consumer's hot path: the fields
-// as separate values, which the caller stores one by one (a returned
-// struct is copied through the stack with stalled 16-byte moves); ok is
-// false where DecodeForward returns an error.
+// ForwardValues decodes a FORWARD body into separate values, which the
+// consumer's hot path stores one by one (a returned struct is copied
+// through the stack with stalled 16-byte moves); ok is false where the
+// body is not one (DecodeForward says why).
 func ForwardValues(b []byte) (gate, entropy, latency float64, layer int32, fields uint32, ok bool) {
 	if len(b) != ForwardBodyLen {
 		return 0, 0, 0, 0, 0, false
@@ -89,18 +88,13 @@ func ForwardValues(b []byte) (gate, entropy, latency float64, layer int32, field
 		math.Float64frombits(le.Uint64(b[16:])), int32(le.Uint32(b[24:])), le.Uint32(b[28:]), true
 }
 
+// DecodeForward decodes a FORWARD body.
 func DecodeForward(b []byte) (Forward, error) {
-	if len(b) != ForwardBodyLen {
+	gate, entropy, latency, layer, fields, ok := ForwardValues(b)
+	if !ok {
 		return Forward{}, fmt.Errorf("forward body is %d bytes, want %d: %w", len(b), ForwardBodyLen, ErrCorrupt)
 	}
-	le := binary.LittleEndian
-	return Forward{
-		GateMean:    math.Float64frombits(le.Uint64(b[0:])),
-		EntropyMean: math.Float64frombits(le.Uint64(b[8:])),
-		LatencyUs:   math.Float64frombits(le.Uint64(b[16:])),
-		Layer:       int32(le.Uint32(b[24:])),
-		Fields:      le.Uint32(b[28:]),
-	}, nil
+	return Forward{GateMean: gate, EntropyMean: entropy, LatencyUs: latency, Layer: layer, Fields: fields}, nil
 }
 
 // Retrieval field bits.
