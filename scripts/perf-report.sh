@@ -13,7 +13,8 @@
 #     of each interleaved and pinned to one CPU (medians), ScrapeCompare96x8 (internal/metrics: the
 #     agent's /metrics vs a plain client_golang registry holding the same
 #     series) and WriterDurable (internal/audit),
-#   - bin/agaobs-bench --json, scenarios idle,10k,100k,1m,audit (`make bench-agent`),
+#   - bin/agaobs-bench --json, scenarios idle,20,10k,100k,1m,audit (`make bench-agent`'s
+#     and a sparse producer, 20 events/s),
 #   - OTLP on vs off (about 5 more minutes): the test collector (tests/otelcol,
 #     `make otelcol`'s build) and agaobs-bench scenarios 100k,100k-otlp
 #     interleaved PERF_OTLP_REPS times (default 2) over PERF_OTLP_DURATION
@@ -142,9 +143,9 @@ step "go bench ScrapeCompare96x8 (agaobs vs a plain client_golang registry, same
 run scrape "$work/scrape.txt" "$GO" test -run '^$' -bench '^BenchmarkScrapeCompare96x8$' -benchtime 100x -count 3 ./internal/metrics
 step "go bench WriterDurable"
 run writer "$work/writer.txt" "$GO" test -run '^$' -bench '^BenchmarkWriterDurable$' -benchtime 300000x ./internal/audit
-step "agaobs-bench idle,10k,100k,1m,audit ($DURATION each)"
+step "agaobs-bench idle,20,10k,100k,1m,audit ($DURATION each)"
 run agent-bench "$work/agent.jsonl" "$work/agaobs-bench" --agent "$work/agaobs-agent" --duration "$DURATION" \
-	--scenarios idle,10k,100k,1m,audit --json
+	--scenarios idle,20,10k,100k,1m,audit --json
 fi
 
 if [[ $ONLY == "" || $ONLY == live ]]; then
@@ -358,13 +359,17 @@ if k10:
         all(num(sc[k], "event_to_metric_p99_ms") <= 5 for k in ("100k", "1m") if k in sc), BENCH + " `100k`,`1m`")
 
 # Footprint.
-for key, what in [("idle", "Footprint idle (2 producers connected, no events)"), ("10k", "Footprint at 10 k events/s (1 producer)"),
+for key, what in [("idle", "Footprint idle (2 producers connected, no events)"),
+                  ("20", "Footprint at 20 events/s (1 producer: sparse, the consumer sleeps on the doorbell between records)"),
+                  ("10k", "Footprint at 10 k events/s (1 producer)"),
                   ("100k", "Footprint at 100 k events/s (1 producer)"), ("1m", "Footprint at 1 M events/s (1 producer)")]:
     r = sc.get(key)
     if not r:
         row(what, "–", FAILED, False, BENCH + f" `{key}`")
         continue
     extra = f", {r['consumed']:,} consumed, {r['dropped']} dropped" if key != "idle" else ""
+    if key == "20":
+        extra += f", {r.get('context_switches_per_second', 0):.0f} context switches/s"
     ok = r["cpu_pct"] <= 1 if key == "idle" else None
     row(what, "≤ 1 % of a core" if key == "idle" else "–",
         f"**{r['cpu_pct']:.2f} %** CPU, **{r['rss_mib']:.1f} MiB** RSS{extra}, /metrics {r['scrape_ms']:.1f} ms", ok, BENCH + f" `{key}`")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -79,10 +80,22 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-// idleToSleep is how long the consumer polls without seeing data before it
-// arms the doorbell and sleeps: long enough that a steady producer never
-// pays for pokes, short enough that an idle agent stops waking up.
-const idleToSleep = 20 * time.Millisecond
+// The consumer waits for data on its poll timer while data comes, and on
+// the doorbell once it has made a pass that found nothing and either
+// idleToSleep passed without data or records are sparse: fewer expected in
+// one poll interval than sparsePerPoll, from an exponentially decaying
+// count over rateWindow (about 50 records/s at 3 ms). Polling costs a
+// wake-up per interval whether or not data came; at 20 events/s polling on
+// for 20 ms after each record cost 12 context switches per record, sleeping
+// after one empty pass about 2. The threshold stays where producers already
+// poked once per record before (gaps of 20 ms): a poke that wakes the agent
+// costs the producer's thread about 15 µs on this VM, against 0.5 µs for one
+// that does not (BENCHMARKS.md, "Issue 19, fifth round").
+const (
+	rateWindow    = 100 * time.Millisecond
+	sparsePerPoll = 0.15
+	idleToSleep   = 20 * time.Millisecond
+)
 
 // midPassFlush is how many events a pass decodes before it hands them to
 // the sinks and lets them run, rather than at the end of the pass. A pass
@@ -248,7 +261,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		timer = newRuntimeTimer()
 	}
 	defer timer.Close()
-	lastData := time.Now()
+	var lastData, lastPass time.Time // the last pass that found data, the last pass
+	var recent float64               // records in the last rateWindow, decayed exponentially
 	for {
 		if ctx.Err() != nil {
 			c.finalDrain()
@@ -272,12 +286,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		// Everything published was read. Wait for the next batch on the
+		// timer while data comes often, else on the doorbell.
 		if n > 0 {
-			// Everything published was read; wait for the next batch
-			// rather than spinning on an empty pass.
 			lastData = now
 		}
-		sleeping := now.Sub(lastData) >= idleToSleep
+		recent = recent*math.Exp(-float64(now.Sub(lastPass))/float64(rateWindow)) + float64(n)
+		lastPass = now
+		perPoll := recent * float64(t.PollInterval) / float64(rateWindow)
+		sleeping := n == 0 && (perPoll < sparsePerPoll || now.Sub(lastData) >= idleToSleep)
 		if sleeping {
 			if !c.armDoorbell() {
 				continue // a tail moved between the pass and the flags
