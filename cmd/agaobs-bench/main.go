@@ -159,6 +159,8 @@ func bench(args []string) error {
 	all := map[string]scenario{
 		"idle":         {"idle (2 producers connected, no events)", 2, 0, false, false, 0, nil},
 		"20":           {"20 events/s (1 producer): sparse, the consumer sleeps between records", 1, 20, false, false, 0, nil},
+		"40":           {"40 events/s (1 producer): sparse", 1, 40, false, false, 0, nil},
+		"100":          {"100 events/s (1 producer): the consumer polls", 1, 100, false, false, 0, nil},
 		"10k":          {"10 k events/s (1 producer)", 1, 10_000, false, false, 0, nil},
 		"100k":         {"100 k events/s (1 producer)", 1, 100_000, false, false, 0, nil},
 		"1m":           {"1 M events/s (1 producer, 4 MiB ring)", 1, 1_000_000, false, false, 0, nil},

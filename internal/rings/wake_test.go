@@ -57,10 +57,13 @@ func TestReaderWaitsInNetpoller(t *testing.T) {
 	}
 	defer r.Close()
 	for i := range 3 {
-		testutil.Eventually(t, 30*time.Second, func() bool {
-			s := readerStates()
+		var s []string
+		if !testutil.WaitFor(30*time.Second, func() bool {
+			s = readerStates()
 			return len(s) == 1 && s[0] == "IO wait"
-		}, "reader not parked in the netpoller (states %v)", readerStates())
+		}) {
+			t.Fatalf("reader not parked in the netpoller: goroutine states %v", s)
+		}
 		if _, err := unix.Write(wfd, []byte{1}); err != nil {
 			t.Fatal(err)
 		}
@@ -93,11 +96,14 @@ func TestReaderDisarmedUntilToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The second poke is read, then the reader waits an hour for a token.
-	testutil.Eventually(t, 30*time.Second, func() bool {
+	var s []string
+	if !testutil.WaitFor(30*time.Second, func() bool {
 		n, _ := unix.IoctlGetInt(rfd, unix.TIOCINQ) // FIONREAD
-		s := readerStates()
+		s = readerStates()
 		return n == 0 && len(s) == 1 && s[0] == "select"
-	}, "reader did not drain the poke and wait for its token (states %v)", readerStates())
+	}) {
+		t.Fatalf("reader did not drain the poke and wait for its token: goroutine states %v", s)
+	}
 	for range 1000 {
 		if _, err := unix.Write(wfd, []byte{1}); err != nil {
 			t.Fatal(err)
