@@ -457,19 +457,24 @@ func TestRecreatedRingConsumedFromStart(t *testing.T) {
 	}
 }
 
+// waitAsleep waits until the idle consumer sleeps on the doorbell: polling
+// makes a pass every few ms, a sleeping consumer one per housekeeping (1 s).
+func waitAsleep(t *testing.T, h *harness) {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		p0 := h.c.Passes()
+		time.Sleep(100 * time.Millisecond) // a measurement interval, not a wait for an event
+		return h.c.Passes()-p0 <= 1
+	}, "the idle consumer kept polling")
+}
+
 func TestIdleConsumerSleepsAndDoorbellWakes(t *testing.T) {
 	dir := t.TempDir()
 	h := startConsumer(t, dir, Tunables{IdleSleep: 10 * time.Second}, nil, true)
 	w, _ := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Identity: shm.Identity{Producer: "bell"}})
 	defer w.Close()
 	testutil.Eventually(t, 30*time.Second, func() bool { _, ok := ringInfo(h, "bell", "hot"); return ok }, "discovery")
-	// Idle: the consumer goes to sleep on the doorbell. Polling makes a
-	// pass every few ms, a sleeping consumer one per housekeeping (1 s).
-	testutil.Eventually(t, 30*time.Second, func() bool {
-		p0 := h.c.Passes()
-		time.Sleep(100 * time.Millisecond)
-		return h.c.Passes()-p0 <= 1
-	}, "the idle consumer kept polling")
+	waitAsleep(t, h)
 	p0, begin := h.c.Passes(), time.Now()
 	time.Sleep(time.Second) // a measurement interval: load only lowers the count
 	if idle, el := h.c.Passes()-p0, time.Since(begin); idle > 10 {

@@ -144,11 +144,7 @@ func TestSparseRecordsOnePassEach(t *testing.T) {
 	}
 	defer w.Close()
 	testutil.Eventually(t, 30*time.Second, func() bool { _, ok := ringInfo(h, "sparse", "hot"); return ok }, "discovery")
-	testutil.Eventually(t, 30*time.Second, func() bool {
-		p0 := h.c.Passes()
-		time.Sleep(100 * time.Millisecond)
-		return h.c.Passes()-p0 <= 1
-	}, "the idle consumer kept polling")
+	waitAsleep(t, h)
 	const records = 20
 	p0, begin := h.c.Passes(), time.Now()
 	for i := range records {
