@@ -147,11 +147,11 @@ func (e *Exporter) Kinds() pipeline.KindMask {
 // it is a closure over the exporter's fixed settings: a method value
 // through an interface cost a second indirect call per event.
 func (e *Exporter) Filter() func(*pipeline.Event) bool {
-	traces, logs, level := e.traceExp != nil, e.records != nil, e.opts.LogLevel
+	traces := e.traceExp != nil
 	return func(ev *pipeline.Event) bool {
 		switch ev.Kind {
 		case pipeline.KindForward, pipeline.KindRetrieval, pipeline.KindAudit, pipeline.KindEvent:
-			return traces && ev.Span != pipeline.SpanDropped || logs && ev.SeedLevel() >= level
+			return traces && ev.Span != pipeline.SpanDropped || e.logs(ev)
 		}
 		return true
 	}

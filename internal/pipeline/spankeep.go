@@ -57,11 +57,12 @@ func HeadSampled(id [16]byte, rate float64) bool {
 	case !(rate > 0):
 		return false
 	}
-	return sampledLow(binary.BigEndian.Uint64(id[8:]), rate)
+	return sampledLow(binary.BigEndian.Uint64(id[8:]), sampleBound(rate))
 }
 
-// sampledLow is HeadSampled on the id's second half (0 < rate < 1).
-func sampledLow(lo uint64, rate float64) bool { return lo>>1 < sampleBound(rate) }
+// sampledLow is HeadSampled on the id's second half, against
+// sampleBound(rate) (0 < rate < 1).
+func sampledLow(lo, bound uint64) bool { return lo>>1 < bound }
 
 // sampleBound is the bound sampledLow compares with: rate × 2^63.
 func sampleBound(rate float64) uint64 { return uint64(rate * (1 << 63)) }
@@ -238,5 +239,5 @@ func (k *SpanKeeper) sampled(ev *Event) bool {
 	if ev.Epoch != k.epoch || k.epochMix == 0 {
 		k.epoch, k.epochMix = ev.Epoch, mix64(ev.Epoch+1)
 	}
-	return traceLow(k.epochMix, ev.Seq)>>1 < k.thresh
+	return sampledLow(traceLow(k.epochMix, ev.Seq), k.thresh)
 }

@@ -274,6 +274,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		t := c.tun.Load()
 		n := c.pass()
+		// The arrival rate counts every pass, those over a backlog too.
+		if n > 0 {
+			lastData = now
+		}
+		recent = recent*math.Exp(-float64(now.Sub(lastPass))/float64(rateWindow)) + float64(n)
+		lastPass = now
 		if c.more {
 			// A ring has more than one pass's worth. Let the sink
 			// goroutines take their batches before the next pass: with
@@ -288,11 +294,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		// Everything published was read. Wait for the next batch on the
 		// timer while data comes often, else on the doorbell.
-		if n > 0 {
-			lastData = now
-		}
-		recent = recent*math.Exp(-float64(now.Sub(lastPass))/float64(rateWindow)) + float64(n)
-		lastPass = now
 		perPoll := recent * float64(t.PollInterval) / float64(rateWindow)
 		sleeping := n == 0 && (perPoll < sparsePerPoll || now.Sub(lastData) >= idleToSleep)
 		if sleeping {

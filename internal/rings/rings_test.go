@@ -3,6 +3,7 @@ package rings
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -457,15 +458,25 @@ func TestRecreatedRingConsumedFromStart(t *testing.T) {
 	}
 }
 
-// waitAsleep waits until the idle consumer sleeps on the doorbell: polling
-// makes a pass every few ms, a sleeping consumer one per housekeeping (1 s).
-func waitAsleep(t *testing.T, h *harness) {
+// waitAsleep waits until the consumer sleeps on the doorbell: it stores a
+// sleep generation into the ring's consumer_sleeping (docs/ring-format.md
+// §2, offset 0x208, little-endian) only then, and 0 when it wakes.
+func waitAsleep(t *testing.T, h *harness, producer string) {
 	t.Helper()
 	testutil.Eventually(t, 30*time.Second, func() bool {
-		p0 := h.c.Passes()
-		time.Sleep(100 * time.Millisecond) // a measurement interval, not a wait for an event
-		return h.c.Passes()-p0 <= 1
-	}, "the idle consumer kept polling")
+		ri, ok := ringInfo(h, producer, "hot")
+		if !ok {
+			return false
+		}
+		f, err := os.Open(ri.Path)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		var gen [4]byte
+		_, err = f.ReadAt(gen[:], 0x208)
+		return err == nil && binary.LittleEndian.Uint32(gen[:]) != 0
+	}, "the idle consumer kept polling (no sleep generation in %s's ring)", producer)
 }
 
 func TestIdleConsumerSleepsAndDoorbellWakes(t *testing.T) {
@@ -474,7 +485,7 @@ func TestIdleConsumerSleepsAndDoorbellWakes(t *testing.T) {
 	w, _ := shm.CreateWriter(dir, shm.WriterOptions{Class: shm.ClassHot, Capacity: 4096, Identity: shm.Identity{Producer: "bell"}})
 	defer w.Close()
 	testutil.Eventually(t, 30*time.Second, func() bool { _, ok := ringInfo(h, "bell", "hot"); return ok }, "discovery")
-	waitAsleep(t, h)
+	waitAsleep(t, h, "bell")
 	p0, begin := h.c.Passes(), time.Now()
 	time.Sleep(time.Second) // a measurement interval: load only lowers the count
 	if idle, el := h.c.Passes()-p0, time.Since(begin); idle > 10 {

@@ -101,6 +101,16 @@ func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, se
 		buf := make([]byte, 16<<10)
 		t := time.NewTimer(time.Hour)
 		defer t.Stop()
+		// pause waits d; false once Close was called.
+		pause := func(d time.Duration) bool {
+			t.Reset(d)
+			select {
+			case <-t.C:
+				return true
+			case <-r.done:
+				return false
+			}
+		}
 		var got [1]unix.EpollEvent
 		for {
 			// Parks until fd reports through the set, or Close.
@@ -122,13 +132,8 @@ func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, se
 			if err != nil || bad {
 				return // closed, or an error that would repeat
 			}
-			if settle > 0 {
-				t.Reset(settle)
-				select {
-				case <-t.C:
-				case <-r.done:
-					return
-				}
+			if settle > 0 && !pause(settle) {
+				return
 			}
 			gotData := false
 			for {
@@ -155,13 +160,8 @@ func startReader(fd int, wake signal, onData func([]byte), lim *rate.Limiter, se
 				}
 			}
 			if gotData {
-				if d := lim.Reserve().Delay(); d > 0 {
-					t.Reset(d)
-					select {
-					case <-t.C:
-					case <-r.done:
-						return
-					}
+				if d := lim.Reserve().Delay(); d > 0 && !pause(d) {
+					return
 				}
 				wake.notify()
 				r.wakes.Add(1)

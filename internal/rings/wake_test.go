@@ -144,7 +144,7 @@ func TestSparseRecordsOnePassEach(t *testing.T) {
 	}
 	defer w.Close()
 	testutil.Eventually(t, 30*time.Second, func() bool { _, ok := ringInfo(h, "sparse", "hot"); return ok }, "discovery")
-	waitAsleep(t, h)
+	waitAsleep(t, h, "sparse")
 	const records = 20
 	p0, begin := h.c.Passes(), time.Now()
 	for i := range records {
