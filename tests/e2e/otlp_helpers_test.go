@@ -110,6 +110,19 @@ func (c *otelCollector) stop(t *testing.T) {
 // lines returns the JSON lines of one of the exporter's files.
 func (c *otelCollector) lines(name string) [][]byte {
 	b, _ := os.ReadFile(filepath.Join(c.dir, name))
+	return completeLines(b)
+}
+
+// completeLines splits b into its non-blank lines, leaving out a last line
+// that has no newline yet. The exporter writes each line with one write(2),
+// but a read of a regular file can see that write half done (the file grows
+// a page at a time); the line is read whole on the next poll.
+func completeLines(b []byte) [][]byte {
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
 	var out [][]byte
 	for _, l := range bytes.Split(b, []byte("\n")) {
 		if len(bytes.TrimSpace(l)) > 0 {

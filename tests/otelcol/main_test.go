@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -247,19 +246,19 @@ func waitLines(t *testing.T, path string, n int) []string {
 	}
 }
 
+// readLines returns the newline-terminated lines of path. A last line
+// without its newline is left for the next poll: a read can see the
+// exporter's write(2) half done.
 func readLines(path string) []string {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
+	i := bytes.LastIndexByte(b, '\n')
+	if i < 0 {
+		return nil
 	}
-	return lines
+	return strings.Split(string(b[:i]), "\n")
 }
 
 // --- tests ------------------------------------------------------------------
@@ -586,5 +585,29 @@ func TestBinary(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("collector did not stop on SIGTERM")
+	}
+}
+
+// waitLines polls while the exporter appends; a half-written last line must
+// not count as a line.
+func TestReadLinesLeavesPartialLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.jsonl")
+	for _, tc := range []struct {
+		content string
+		want    []string
+	}{
+		{"", nil},
+		{`{"a":`, nil},
+		{"{\"a\":1}\n", []string{`{"a":1}`}},
+		{"{\"a\":1}\n{\"b\":", []string{`{"a":1}`}},
+		{"{\"a\":1}\n{\"b\":2}\n", []string{`{"a":1}`, `{"b":2}`}},
+	} {
+		if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := readLines(path)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
+			t.Errorf("readLines(%q) = %q, want %q", tc.content, got, tc.want)
+		}
 	}
 }
