@@ -94,7 +94,8 @@ func TestPythonAuditCannotForgeEventLogLines(t *testing.T) {
 			var b []byte
 			testutil.Eventually(t, time.Minute, func() bool {
 				b, _ = os.ReadFile(logFile)
-				return bytes.Contains(b, []byte("end-of-test"))
+				// Whole lines only: a read can see the sink's write half done.
+				return bytes.Contains(b, []byte("end-of-test")) && bytes.HasSuffix(b, []byte("\n"))
 			}, "the agent did not log the producer's events")
 			if !utf8.Valid(b) {
 				t.Fatalf("event log is not valid UTF-8:\n%q", b)
