@@ -133,11 +133,16 @@ step "go bench Drain and Pipeline, interleaved${pin:+, pinned to CPU ${pin[2]}}"
 "$GO" test -c -o "$work/agent.test" ./internal/agent
 : >"$work/drain.txt"
 : >"$work/pipeline.txt"
+: >"$work/floor.txt"
 for i in 1 2 3 4 5; do
 	run drain "$work/drain.$i.txt" "${pin[@]}" "$work/shm.test" -test.run '^$' -test.bench '^BenchmarkDrain$' -test.benchmem -test.benchtime 2s
 	run pipeline "$work/pipeline.$i.txt" "${pin[@]}" "$work/agent.test" -test.run '^$' -test.bench '^BenchmarkPipeline$' -test.benchtime 4800000x
+	# The floor: the same pipeline without the aggregating sinks, then
+	# without the event log too (what the goal leaves them, same run).
+	run pipeline-floor "$work/floor.$i.txt" "${pin[@]}" "$work/agent.test" -test.run '^$' -test.bench '^BenchmarkPipelineFloor$/^sinks=(log|none)$' -test.benchtime 2400000x
 	cat "$work/drain.$i.txt" >>"$work/drain.txt"
 	cat "$work/pipeline.$i.txt" >>"$work/pipeline.txt"
+	cat "$work/floor.$i.txt" >>"$work/floor.txt"
 done
 step "go bench ScrapeCompare96x8 (agaobs vs a plain client_golang registry, same series)"
 run scrape "$work/scrape.txt" "$GO" test -run '^$' -bench '^BenchmarkScrapeCompare96x8$' -benchtime 100x -count 3 ./internal/metrics
@@ -269,6 +274,21 @@ if eps and drain_eps:
         baseline=f"drain {drain_eps / 1e6:.1f} M/s", ratio=fmt_ratio(r))
 else:
     row("Full pipeline on one core, every default sink", "≥ 10 M events/s, ≥ 0.15 × drain", FAILED, False, PSRC)
+
+# The pipeline's floor, same run: what is left when the sinks that fold
+# every forward (metrics, alert engine, live view) are off, then the event
+# log too. No goal: it shows what the pipeline goal leaves those sinks.
+FSRC = "`go test -bench '^BenchmarkPipelineFloor$' ./internal/agent`"
+f_log = gobench(read("floor.txt"), "BenchmarkPipelineFloor/sinks=log", "events/s")
+f_none = gobench(read("floor.txt"), "BenchmarkPipelineFloor/sinks=none", "events/s")
+if f_log and f_none and drain_eps:
+    row("Pipeline floor, same setup (median of 5): without metrics, alert engine and live view; then without the event log too",
+        "– (what the pipeline goal leaves the sinks)",
+        f"event log on: **{f_log / 1e6:.2f} M events/s** ({1e9 / f_log:.0f} ns/event); consumer, counter, audit store and health only: "
+        f"**{f_none / 1e6:.2f} M events/s** ({1e9 / f_none:.0f} ns/event)", None, FSRC,
+        baseline=f"drain {drain_eps / 1e6:.1f} M/s", ratio=f"{f_log / drain_eps:.3f} ×; {f_none / drain_eps:.3f} ×")
+else:
+    row("Pipeline floor, without the aggregating sinks", "–", FAILED, None, FSRC)
 
 # /metrics scrape vs client_golang's own registry, same series.
 SSRC = "`go test -bench '^BenchmarkScrapeCompare96x8$' ./internal/metrics`"

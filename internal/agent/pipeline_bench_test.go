@@ -47,6 +47,31 @@ func BenchmarkPipelineAnomaly(b *testing.B) {
 	}
 }
 
+// BenchmarkPipelineFloor is BenchmarkPipeline with sinks taken away: all
+// of them (as BenchmarkPipeline), then without the per-forward aggregating
+// sinks (metrics, alert engine, live view), then without the event log
+// too (the consumer, counter, audit store and producer health). Its last
+// two rows are what any change to the aggregating sinks, or to the event
+// log, can reach at most on the same machine and day.
+func BenchmarkPipelineFloor(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		off  func(*config.Config)
+	}{
+		{"sinks=all", func(*config.Config) {}},
+		{"sinks=log", func(c *config.Config) {
+			c.PrometheusEnabled, c.AlertEnabled, c.AdminListenAddress = false, false, ""
+		}},
+		{"sinks=none", func(c *config.Config) {
+			c.PrometheusEnabled, c.AlertEnabled, c.AdminListenAddress, c.LogEnabled = false, false, "", false
+		}},
+	} {
+		cfg := config.Default()
+		tc.off(&cfg)
+		b.Run(tc.name, func(b *testing.B) { benchPipeline(b, 3, cfg) })
+	}
+}
+
 func benchPipeline(b *testing.B, layers int, cfg config.Config) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const rings8, perRing = 8, 150_000
@@ -139,7 +164,9 @@ func benchAgent(b *testing.B, cfg config.Config, dir string) *Agent {
 	cfg.LogFile, cfg.LogStderr = filepath.Join(dir, "events.log"), false
 	cfg.PrometheusHost, cfg.PrometheusPort = "127.0.0.1", 0
 	cfg.HealthHost, cfg.HealthPort = "127.0.0.1", 0
-	cfg.AdminListenAddress = "127.0.0.1:0"
+	if cfg.AdminListenAddress != "" { // "" turns the admin listener and the live view off
+		cfg.AdminListenAddress = "127.0.0.1:0"
+	}
 	cfg.GPUEnabled, cfg.BPFEnabled = false, false
 	a, err := New(cfg, Options{})
 	if err != nil {
@@ -148,12 +175,7 @@ func benchAgent(b *testing.B, cfg config.Config, dir string) *Agent {
 	return a
 }
 
-func counted(a *Agent) uint64 {
-	var n uint64
-	for _, kinds := range a.counter.Counts() {
-		for _, c := range kinds {
-			n += c
-		}
-	}
-	return n
-}
+// counted is polled every 200 µs while the timer runs: Total, not Counts,
+// whose maps made about 9 % of the bytes allocated in the timed part
+// (no change in events/s beyond the noise, measured).
+func counted(a *Agent) uint64 { return a.counter.Total() }

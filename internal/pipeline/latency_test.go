@@ -121,3 +121,30 @@ func BenchmarkCounterWrite(b *testing.B) {
 		_ = c.Write(context.Background(), batches[i/1024%len(batches)])
 	}
 }
+
+// TestCounterTotal: Total is the sum of Counts over producers and kinds.
+func TestCounterTotal(t *testing.T) {
+	c := NewCounter()
+	if n := c.Total(); n != 0 {
+		t.Fatalf("empty counter: Total %d", n)
+	}
+	a, b := &Producer{Name: "a"}, &Producer{Name: "b"}
+	batch := []Event{
+		{Kind: KindForward, Producer: a}, {Kind: KindRetrieval, Producer: a},
+		{Kind: KindForward, Producer: b}, {Kind: KindAudit, Producer: b}, {Kind: KindHello},
+	}
+	for range 3 {
+		if err := c.Write(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want uint64
+	for _, kinds := range c.Counts() {
+		for _, n := range kinds {
+			want += n
+		}
+	}
+	if got := c.Total(); got != want || got != 15 {
+		t.Fatalf("Total %d, Counts sum %d, want 15", got, want)
+	}
+}
