@@ -196,7 +196,7 @@ bench-go:
 	$(GO) test -run '^$$' -bench 'WriterDurable' -benchtime 300000x ./internal/audit
 
 bench-agent: build
-	bin/agaobs-bench --duration 10s --scenarios idle,20,10k,100k,1m,audit
+	bin/agaobs-bench --duration 10s --scenarios idle,wake,20,10k,100k,1m,audit
 
 # Python emit cost with a running agent draining the ring: the C fast path
 # (client_ns, added_ns) and the pure-Python path (pure_*), interleaved.

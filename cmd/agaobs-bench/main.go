@@ -8,6 +8,7 @@
 //	agaobs-bench [--agent bin/agaobs-agent] [--duration 10s] [--scenarios idle,10k,1m] [--json]
 //	agaobs-bench --collector bin/agaobs-testcol --scenarios 100k,100k-otlp,1m-otlp-slow   (OTLP on, against a real collector)
 //	agaobs-bench load --ring-dir DIR --rate N --duration D [--slow-every N] [--layers N]   (the producer side)
+//	agaobs-bench --scenarios wake   (the floor: a Go process that only wakes at the poll interval; `agaobs-bench wake` is that process)
 //	agaobs-bench live [--viewers 20] [--producers 8] [--layers 96] [--window 20s] [--pairs 3] [--json]   (the live view's cost)
 //	agaobs-bench anomaly [--seed 1] [--days 7] [--layers 96] [--per-kind 10] [--json] [-v]   (the anomaly detector's labelled replay)
 //	agaobs-bench anomaly-cost [--rate 100000] [--producers 8] [--layers 96] [--window 5s] [--pairs 24] [--null] [--json]   (its CPU cost in the agent)
@@ -51,6 +52,8 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "load":
 		err = load(os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "wake":
+		err = wakeLoop(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "live":
 		err = liveBench(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "anomaly":
@@ -173,6 +176,22 @@ func bench(args []string) error {
 	}
 	header := ""
 	for _, key := range strings.Split(*which, ",") {
+		if key == "wake" {
+			res, err := runWakeFloor(*dur)
+			if err != nil {
+				return fmt.Errorf("wake: %w", err)
+			}
+			res.Key = key
+			if *asJSON {
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+				continue
+			}
+			header = ""
+			fmt.Printf("\n| floor | CPU (%% of one core) | context switches/s |\n|---|---|---|\n| %s | %.2f | %.0f |\n", res.Name, res.CPUPct, res.SwitchesPerSec)
+			continue
+		}
 		sc, ok := all[key]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", key)
