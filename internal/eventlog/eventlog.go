@@ -308,7 +308,7 @@ func (s *Sink) formatJSON(b []byte, ev *pipeline.Event, lvl int, now time.Time) 
 		b = appendJSONString(b, []byte(eventType(ev)))
 	}
 	b = append(b, `,"event_source":"aga-core","event_timestamp":`...)
-	b = pyfmt.AppendFloat(b, float64(ev.TimeNs)/1e9)
+	b = pyfmt.AppendUnixSeconds(b, ev.TimeNs)
 	b = append(b, `,"data":`...)
 	b = s.appendData(b, ev)
 	b = append(b, `,"producer":`...)
